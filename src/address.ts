@@ -1,0 +1,119 @@
+// IP addresses as the slot file stores them (16 bytes, family apart from
+// scope) and as operators write them on the command line (HOST:PORT).
+import { isIPv4, isIPv6 } from 'node:net';
+
+export interface Endpoint {
+  host: string; // address without brackets, scope kept (fe80::1%eth0)
+  port: number;
+  family: 4 | 6;
+}
+
+/** `HOST:PORT` or `[ADDR]:PORT` with a literal IP; throws a one-line reason. */
+export function parseEndpoint(text: string, what = 'address'): Endpoint {
+  let host: string;
+  let portText: string;
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    if (close < 0 || text[close + 1] !== ':') throw new Error(`${what} ${JSON.stringify(text)}: expected [ADDR]:PORT`);
+    host = text.slice(1, close);
+    portText = text.slice(close + 2);
+  } else {
+    const colon = text.lastIndexOf(':');
+    if (colon < 0 || text.indexOf(':') !== colon) throw new Error(`${what} ${JSON.stringify(text)}: expected HOST:PORT (IPv6 as [ADDR]:PORT)`);
+    host = text.slice(0, colon);
+    portText = text.slice(colon + 1);
+  }
+  if (host === 'localhost') host = '127.0.0.1';
+  const bare = stripScope(host);
+  const family = isIPv4(bare) ? 4 : isIPv6(bare) ? 6 : 0;
+  if (family === 0 || (family === 4 && bare !== host)) throw new Error(`${what} ${JSON.stringify(text)}: ${JSON.stringify(host)} is not an IP address`);
+  if (!/^[0-9]{1,5}$/.test(portText) || +portText < 1 || +portText > 65535) throw new Error(`${what} ${JSON.stringify(text)}: port must be 1 to 65535`);
+  return { host, port: +portText, family };
+}
+
+export function stripScope(address: string): string {
+  const pct = address.indexOf('%');
+  return pct < 0 ? address : address.slice(0, pct);
+}
+
+/** `HOST:PORT`, IPv6 in brackets, the way every command prints a server. */
+export function formatEndpoint(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export function isMulticast(host: string): boolean {
+  const bare = stripScope(host);
+  if (isIPv4(bare)) {
+    const first = +bare.slice(0, bare.indexOf('.'));
+    return first >= 224 && first <= 239;
+  }
+  return /^ff/i.test(bare);
+}
+
+/**
+ * Writes an address's 16 bytes at `off` (IPv4 in the first 4, the rest zero;
+ * an IPv4-mapped IPv6 address counts as IPv4, since it is the same server) and
+ * returns its family, or 0 when `address` (scope already stripped) is not an IP.
+ */
+export function writeAddress(address: string, out: Uint8Array, off: number): 0 | 4 | 6 {
+  out.fill(0, off, off + 16);
+  if (isIPv4(address)) {
+    writeIPv4(address, out, off);
+    return 4;
+  }
+  if (!isIPv6(address)) return 0;
+  const lower = address.toLowerCase();
+  if (lower.startsWith('::ffff:') && isIPv4(lower.slice(7))) {
+    writeIPv4(lower.slice(7), out, off);
+    return 4;
+  }
+  let groups = lower;
+  const lastColon = groups.lastIndexOf(':');
+  if (groups.includes('.', lastColon)) {
+    // An embedded IPv4 tail (::1.2.3.4) stands for the last two groups.
+    const v4 = groups.slice(lastColon + 1).split('.').map(Number) as [number, number, number, number];
+    groups = `${groups.slice(0, lastColon + 1)}${((v4[0] << 8) | v4[1]).toString(16)}:${((v4[2] << 8) | v4[3]).toString(16)}`;
+  }
+  const [head, rest] = groups.split('::') as [string, string | undefined];
+  const left = head ? head.split(':') : [];
+  const right = rest ? rest.split(':') : [];
+  const words = [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right].map((g) => parseInt(g, 16));
+  for (let i = 0; i < 8; i++) {
+    out[off + 2 * i] = words[i]! >> 8;
+    out[off + 2 * i + 1] = words[i]! & 0xff;
+  }
+  return 6;
+}
+
+function writeIPv4(address: string, out: Uint8Array, off: number): void {
+  let part = 0;
+  let value = 0;
+  for (let i = 0; i < address.length; i++) {
+    const c = address.charCodeAt(i);
+    if (c === 46) {
+      out[off + part++] = value;
+      value = 0;
+    } else value = value * 10 + c - 48;
+  }
+  out[off + part] = value;
+}
+
+/** The text form of 16 stored bytes: dotted IPv4, or RFC 5952 IPv6. */
+export function readAddress(family: number, buf: Uint8Array, off: number): string {
+  if (family === 4) return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
+  const words: number[] = [];
+  for (let i = 0; i < 8; i++) words.push((buf[off + 2 * i]! << 8) | buf[off + 2 * i + 1]!);
+  // The longest run of two or more zero groups becomes '::' (RFC 5952).
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = words.map((w) => w.toString(16));
+  if (best < 0) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}

@@ -1,0 +1,156 @@
+// The listener: UDP sockets in, one slot write out per accepted datagram.
+// socket -> parseHeartbeat -> SlotTable.write, with nothing on the way that
+// allocates more as the table or the rate grows.
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { networkInterfaces } from 'node:os';
+import { formatEndpoint, isMulticast, stripScope, type Endpoint } from './address.ts';
+import { log, RateLimitedLog } from './log.ts';
+import { ACCEPTED, FULL, MALFORMED, SlotTable } from './slotfile.ts';
+import { MALFORMED as REASONS, newHeartbeat, parseHeartbeat } from './wire.ts';
+
+export const DEFAULT_GROUP = '239.0.0.1:27999';
+// The default buffer (~200 KiB) overflows within milliseconds at tens of
+// thousands of datagrams a second; the kernel caps this at net.core.rmem_max.
+const RECV_BUFFER = 8 << 20;
+
+export class ListenError extends Error {}
+
+export interface ListenOptions {
+  on: Endpoint[];
+  /** Where to join multicast groups: an address or an interface name. */
+  iface?: string;
+  table: SlotTable;
+}
+
+/** The address of interface `name` for `family`, or `name` itself when it is an address. */
+export function interfaceAddress(name: string, family: 4 | 6): string {
+  if (/^[0-9.]+$/.test(name) || name.includes(':')) return name;
+  const addrs = networkInterfaces()[name];
+  if (!addrs) throw new ListenError(`--interface ${name}: no such interface`);
+  if (family === 6) return `::%${name}`;
+  const v4 = addrs.find((a) => a.family === 'IPv4');
+  if (!v4) throw new ListenError(`--interface ${name}: has no IPv4 address`);
+  return v4.address;
+}
+
+export class Listener {
+  private readonly sockets: Socket[] = [];
+  private readonly hb = newHeartbeat();
+  private readonly limited = new RateLimitedLog();
+  readonly table: SlotTable;
+
+  private constructor(table: SlotTable) {
+    this.table = table;
+  }
+
+  /** Binds every `--on` address (joining groups); fails with one line when any can't be had. */
+  static async start(opts: ListenOptions): Promise<Listener> {
+    const listener = new Listener(opts.table);
+    try {
+      for (const ep of opts.on) listener.sockets.push(await listener.bind(ep, opts.iface));
+    } catch (err) {
+      await listener.close();
+      throw err;
+    }
+    return listener;
+  }
+
+  private bind(ep: Endpoint, iface: string | undefined): Promise<Socket> {
+    const where = formatEndpoint(ep.host, ep.port);
+    const group = isMulticast(ep.host);
+    // Only a group is shared: on a unicast port, SO_REUSEADDR would hide a second listener.
+    const socket = createSocket({ type: ep.family === 6 ? 'udp6' : 'udp4', reuseAddr: group });
+    return new Promise((resolve, reject) => {
+      socket.once('error', (err: NodeJS.ErrnoException) => {
+        closeQuietly(socket);
+        reject(new ListenError(`${where}: ${bindReason(err)}`));
+      });
+      socket.bind(ep.port, ep.host, () => {
+        try {
+          if (group) socket.addMembership(stripScope(ep.host), iface === undefined ? undefined : interfaceAddress(iface, ep.family));
+        } catch (err) {
+          closeQuietly(socket);
+          const on = iface === undefined ? '' : ` on ${iface}`;
+          reject(err instanceof ListenError ? err : new ListenError(`${where}: cannot join the group${on}: ${(err as Error).message} (is there a multicast route? see the README's troubleshooting)`));
+          return;
+        }
+        socket.removeAllListeners('error');
+        socket.on('error', (err) => log('error', 'socket error', { on: where, error: err.message }));
+        this.tuneBuffer(socket, where);
+        socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => this.receive(msg, rinfo.address));
+        log('info', 'listening', { on: where, group: group || undefined });
+        resolve(socket);
+      });
+    });
+  }
+
+  private tuneBuffer(socket: Socket, where: string): void {
+    try {
+      socket.setRecvBufferSize(RECV_BUFFER);
+    } catch {
+      // Refused outright: the size below says what we have.
+    }
+    const got = socket.getRecvBufferSize();
+    // Linux reports double what it grants; half the request means it was capped.
+    if (got < RECV_BUFFER) log('warn', 'receive buffer smaller than asked; raise net.core.rmem_max to avoid drops at high rates', { on: where, bytes: got, wanted: RECV_BUFFER });
+  }
+
+  /**
+   * The per-datagram path, also fed by the HTTP endpoint. `from` is the
+   * source address as the socket gives it (an IPv6 one may carry %scope).
+   * Returns 0 when stored, else the counter that was bumped.
+   */
+  receive(msg: Buffer, from: string): number {
+    const hb = this.hb;
+    const code = parseHeartbeat(msg, msg.length, hb);
+    if (code !== 0) {
+      this.table.count(MALFORMED);
+      this.limited.log('malformed', 'warn', 'malformed datagram dropped', () => ({ from, reason: REASONS[code] }));
+      return MALFORMED;
+    }
+    let address = from;
+    let scope = '';
+    const pct = from.indexOf('%');
+    if (pct >= 0) {
+      address = from.slice(0, pct);
+      scope = from.slice(pct + 1);
+    }
+    // A dual-stack socket shows IPv4 senders as ::ffff:a.b.c.d: the same server.
+    if (address.startsWith('::ffff:') && address.includes('.')) address = address.slice(7);
+    const table = this.table;
+    let slot = table.lookup(address, hb.port);
+    if (slot < 0) {
+      slot = table.claim(address, hb.port);
+      if (slot < 0) {
+        table.count(FULL);
+        this.limited.log('full', 'warn', 'table full: new server refused, no live server evicted (raise --max-servers)', () => ({ from: formatEndpoint(address, hb.port), slots: table.slots }));
+        return FULL;
+      }
+    }
+    table.write(slot, hb, scope);
+    table.count(ACCEPTED);
+    return 0;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.sockets.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    this.sockets.length = 0;
+  }
+}
+
+function closeQuietly(socket: Socket): void {
+  try {
+    socket.close();
+  } catch {
+    // Never bound: nothing to close.
+  }
+}
+
+function bindReason(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'EADDRINUSE': return 'address already in use (another listener on this port?)';
+    case 'EADDRNOTAVAIL': return 'address not available on this host';
+    case 'EACCES': return 'permission denied';
+    default: return err.message;
+  }
+}

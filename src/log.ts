@@ -1,0 +1,52 @@
+// Logs: one line per event on stderr, `level=... msg="..." key=value`, fit for
+// journald. Under journald (JOURNAL_STREAM set) lines carry a syslog priority
+// prefix instead of a timestamp, since the journal stamps them itself.
+export type Level = 'error' | 'warn' | 'info' | 'debug';
+export type Fields = Record<string, string | number | boolean | undefined>;
+
+const PRIORITY: Record<Level, number> = { error: 3, warn: 4, info: 6, debug: 7 };
+const underJournal = () => process.env.JOURNAL_STREAM !== undefined;
+
+/** Where lines go; tests swap it to capture them. */
+export const sink = { write: (line: string) => void process.stderr.write(line + '\n') };
+
+function quote(value: string | number | boolean): string {
+  const text = String(value);
+  return /^[^\s"=\\]+$/.test(text) ? text : JSON.stringify(text);
+}
+
+export function formatLine(level: Level, msg: string, fields: Fields = {}, journal = underJournal()): string {
+  let line = journal ? `<${PRIORITY[level]}>level=${level}` : `${new Date().toISOString()} level=${level}`;
+  line += ` msg=${quote(msg)}`;
+  for (const [key, value] of Object.entries(fields)) if (value !== undefined) line += ` ${key}=${quote(value)}`;
+  return line;
+}
+
+export function log(level: Level, msg: string, fields?: Fields): void {
+  sink.write(formatLine(level, msg, fields));
+}
+
+/** At most `burst` lines per cause in each `windowMs`; the next line says how many were held back. */
+export class RateLimitedLog {
+  private readonly causes = new Map<string, { windowStart: number; lines: number; suppressed: number }>();
+  constructor(private readonly burst = 5, private readonly windowMs = 10_000, private readonly now = () => Date.now()) {}
+
+  /** Logs unless `cause` is over its budget; `fields` is only called when the line is written. */
+  log(cause: string, level: Level, msg: string, fields: () => Fields): void {
+    const t = this.now();
+    let c = this.causes.get(cause);
+    if (!c) this.causes.set(cause, (c = { windowStart: t, lines: 0, suppressed: 0 }));
+    if (t - c.windowStart >= this.windowMs) {
+      c.windowStart = t;
+      c.lines = 0;
+    }
+    if (c.lines >= this.burst) {
+      c.suppressed++;
+      return;
+    }
+    c.lines++;
+    const suppressed = c.suppressed;
+    c.suppressed = 0;
+    log(level, msg, { ...fields(), suppressed: suppressed || undefined });
+  }
+}

@@ -1,0 +1,482 @@
+// The slot file: the listener's table as one fixed-size binary file that any
+// process (pick, status, a proxy's Lua or C) reads without locks. Layout, byte
+// by byte, in docs/slot-file.md; keep the two in step.
+import { closeSync, fstatSync, linkSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { readAddress, writeAddress } from './address.ts';
+import { bootId, monoNow } from './clock.ts';
+
+export const MAGIC = Buffer.from('HBEATSLT', 'latin1');
+export const FORMAT_VERSION = 1;
+export const HEADER_SIZE = 256;
+export const SLOT_SIZE = 128;
+export const MAX_SERVERS_LIMIT = 1_048_576;
+export const DEFAULT_MAX_SERVERS = 1024;
+/** A slot silent for longer may be reused (mod_heartmonitor's SEEN_TIMEOUT). */
+export const EVICT_AGE_MS = 30_000;
+
+/** The listener's totals, in header order. */
+export const COUNTER_NAMES = ['accepted', 'malformed', 'unsigned', 'badsig', 'replayed', 'full'] as const;
+export type CounterName = (typeof COUNTER_NAMES)[number];
+export const ACCEPTED = 0, MALFORMED = 1, UNSIGNED = 2, BADSIG = 3, REPLAYED = 4, FULL = 5;
+
+// Header fields.
+const H_VERSION = 8, H_HEADER_SIZE = 12, H_SLOT_SIZE = 16, H_SLOTS = 20, H_BOOT = 24, H_CREATED = 40, H_CRC = 60;
+// The counters record, rewritten as the listener runs: its own seq and crc.
+const C_OFF = 64, C_SEQ = 64, C_PID = 68, C_VALUES = 72, C_CRC = 124, C_LEN = 64;
+// Slot fields.
+const S_SEQ = 0, S_FAMILY = 4, S_STATE = 5, S_PORT = 6, S_READY = 8, S_BUSY = 12, S_PACKETS = 16,
+  S_SEEN_MONO = 24, S_SEEN_WALL = 32, S_LAST_TS = 40, S_ADDR = 48, S_SCOPE_LEN = 64, S_SCOPE = 65,
+  SCOPE_MAX = 31, S_CRC = 124;
+
+export class SlotFileError extends Error {}
+
+// CRC-32 (IEEE, as zlib, Go's hash/crc32 and Python's zlib.crc32 compute it),
+// over a range of a buffer without making a view of it.
+const CRC_TABLE = new Int32Array(256);
+for (let n = 0; n < 256; n++) {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  CRC_TABLE[n] = c;
+}
+export function crc32(buf: Uint8Array, start: number, end: number): number {
+  let c = -1;
+  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8);
+  return (c ^ -1) >>> 0;
+}
+
+function sealed(buf: Buffer, off: number, crcAt: number): boolean {
+  return buf.readUInt32LE(off + crcAt) === crc32(buf, off, off + crcAt);
+}
+function seal(buf: Buffer, off: number, crcAt: number): void {
+  buf.writeUInt32LE(crc32(buf, off, off + crcAt), off + crcAt);
+}
+
+// 64-bit counts as two 32-bit halves: exact up to 2^53 without BigInt.
+function readU64(buf: Buffer, off: number): number {
+  return buf.readUInt32LE(off) + buf.readUInt32LE(off + 4) * 0x1_0000_0000;
+}
+function writeU64(buf: Buffer, off: number, value: number): void {
+  buf.writeUInt32LE(value >>> 0, off);
+  buf.writeUInt32LE(Math.floor(value / 0x1_0000_0000), off + 4);
+}
+
+function fail(path: string, why: string): never {
+  throw new SlotFileError(`slot file ${path}: ${why}`);
+}
+
+function systemReason(path: string, err: NodeJS.ErrnoException, doing: string): never {
+  if (err.code === 'ENOENT') fail(path, doing === 'create' ? `directory ${dirname(path)} does not exist` : 'does not exist (is `hbeat listen` running with this --slots?)');
+  if (err.code === 'EACCES' || err.code === 'EPERM') fail(path, `permission denied (${doing})`);
+  if (err.code === 'EROFS') fail(path, 'read-only file system');
+  if (err.code === 'EISDIR') fail(path, 'is a directory');
+  fail(path, `${err.code ?? 'error'} (${doing}): ${err.message.split('\n')[0]}`);
+}
+
+/** Checks a header against the file's size; returns the slot count or throws. */
+function validateHeader(header: Buffer, got: number, fileSize: number, path: string): number {
+  if (got < HEADER_SIZE || !header.subarray(0, 8).equals(MAGIC)) fail(path, 'not an hbeat slot file (no magic number); refusing to touch it');
+  const version = header.readUInt32LE(H_VERSION);
+  if (version !== FORMAT_VERSION) fail(path, `format version ${version}, this hbeat reads version ${FORMAT_VERSION}; refusing to touch it`);
+  if (!sealed(header, 0, H_CRC)) fail(path, 'damaged header (checksum mismatch); refusing to touch it');
+  const headerSize = header.readUInt32LE(H_HEADER_SIZE);
+  const slotSize = header.readUInt32LE(H_SLOT_SIZE);
+  const slots = header.readUInt32LE(H_SLOTS);
+  if (headerSize !== HEADER_SIZE || slotSize !== SLOT_SIZE || slots < 1 || slots > MAX_SERVERS_LIMIT) {
+    fail(path, `another geometry (header ${headerSize} B, slots of ${slotSize} B, ${slots} slots); refusing to touch it`);
+  }
+  const want = HEADER_SIZE + slots * SLOT_SIZE;
+  if (fileSize !== want) fail(path, `${fileSize} bytes where its header says ${want} (${slots} slots): truncated or another geometry; refusing to touch it`);
+  if (!sealed(header, C_OFF, C_CRC - C_OFF)) fail(path, 'damaged counters (checksum mismatch); refusing to touch it');
+  return slots;
+}
+
+function readFully(fd: number, buf: Buffer, position: number): number {
+  let got = 0;
+  while (got < buf.length) {
+    const n = readSync(fd, buf, got, buf.length - got, position + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
+}
+
+function newHeader(slots: number, boot: Buffer): Buffer {
+  const h = Buffer.alloc(HEADER_SIZE);
+  MAGIC.copy(h, 0);
+  h.writeUInt32LE(FORMAT_VERSION, H_VERSION);
+  h.writeUInt32LE(HEADER_SIZE, H_HEADER_SIZE);
+  h.writeUInt32LE(SLOT_SIZE, H_SLOT_SIZE);
+  h.writeUInt32LE(slots, H_SLOTS);
+  boot.copy(h, H_BOOT);
+  h.writeDoubleLE(Date.now(), H_CREATED);
+  seal(h, 0, H_CRC);
+  seal(h, C_OFF, C_CRC - C_OFF);
+  return h;
+}
+
+/** One server as a reader sees it. */
+export interface ServerRecord {
+  slot: number;
+  address: string; // no scope: the identity is address + port
+  scope: string; // last IPv6 scope seen ('' for none)
+  host: string; // address%scope, what to connect to
+  port: number;
+  state: 'up' | 'drain';
+  ready: number;
+  busy: number;
+  packets: number;
+  /** Seconds since its last datagram; null when not seen since this boot. */
+  age: number | null;
+  seenWall: number; // Unix ms of the last datagram, for display only
+  lastTs: number; // sender's ts of the last accepted datagram, -1 none
+}
+
+/** Decodes one sealed slot; null for an empty or torn one. */
+function decodeSlot(buf: Buffer, off: number, slot: number, now: number, bootOk: boolean): ServerRecord | null | false {
+  if (buf.readUInt32LE(off + S_SEQ) === 0) return null;
+  if (!sealed(buf, off, S_CRC)) return false;
+  const family = buf[off + S_FAMILY]!;
+  const address = readAddress(family, buf, off + S_ADDR);
+  const scope = buf.toString('latin1', off + S_SCOPE, off + S_SCOPE + Math.min(buf[off + S_SCOPE_LEN]!, SCOPE_MAX));
+  const seen = buf.readDoubleLE(off + S_SEEN_MONO);
+  return {
+    slot,
+    address,
+    scope,
+    host: scope ? `${address}%${scope}` : address,
+    port: buf.readUInt16LE(off + S_PORT),
+    state: buf[off + S_STATE] === 1 ? 'drain' : 'up',
+    ready: buf.readUInt32LE(off + S_READY),
+    busy: buf.readUInt32LE(off + S_BUSY),
+    packets: readU64(buf, off + S_PACKETS),
+    age: bootOk && seen >= 0 ? Math.max(0, now - seen) / 1000 : null,
+    seenWall: buf.readDoubleLE(off + S_SEEN_WALL),
+    lastTs: buf.readDoubleLE(off + S_LAST_TS),
+  };
+}
+
+export interface Snapshot {
+  path: string;
+  slots: number;
+  created: number; // Unix ms
+  listenerPid: number;
+  /** False when the file was written before this boot: every age is then unknown. */
+  bootMatches: boolean;
+  counters: Record<CounterName, number>;
+  servers: ServerRecord[];
+  /** Slots still torn after retries, skipped. */
+  torn: number;
+}
+
+function readCounters(header: Buffer): Record<CounterName, number> {
+  const out = {} as Record<CounterName, number>;
+  COUNTER_NAMES.forEach((name, i) => (out[name] = readU64(header, C_VALUES + 8 * i)));
+  return out;
+}
+
+/** Decodes every used slot of `body` (the slot region); `reread` retries a torn one. */
+function decodeAll(body: Buffer, slots: number, bootOk: boolean, reread?: (slot: number) => Buffer): { servers: ServerRecord[]; torn: number } {
+  const now = monoNow();
+  const servers: ServerRecord[] = [];
+  let torn = 0;
+  for (let i = 0; i < slots; i++) {
+    let rec = decodeSlot(body, i * SLOT_SIZE, i, now, bootOk);
+    for (let tries = 0; rec === false && reread && tries < 3; tries++) rec = decodeSlot(reread(i), 0, i, now, bootOk);
+    if (rec === false) torn++;
+    else if (rec) servers.push(rec);
+  }
+  return { servers, torn };
+}
+
+/** Reads the whole table without locks, as `pick`, `status` and other processes do. */
+export function readSnapshot(path: string): Snapshot {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    systemReason(path, err as NodeJS.ErrnoException, 'read');
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) fail(path, 'not a regular file');
+    const header = Buffer.alloc(HEADER_SIZE);
+    const slots = validateHeader(header, readFully(fd, header, 0), st.size, path);
+    const body = Buffer.allocUnsafe(slots * SLOT_SIZE);
+    readFully(fd, body, HEADER_SIZE);
+    const one = Buffer.allocUnsafe(SLOT_SIZE);
+    const bootOk = header.subarray(H_BOOT, H_BOOT + 16).equals(bootId());
+    const { servers, torn } = decodeAll(body, slots, bootOk, (i) => (readFully(fd, one, HEADER_SIZE + i * SLOT_SIZE), one));
+    return {
+      path,
+      slots,
+      created: header.readDoubleLE(H_CREATED),
+      listenerPid: header.readUInt32LE(C_PID),
+      bootMatches: bootOk,
+      counters: readCounters(header),
+      servers,
+      torn,
+    };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The one field set the listener writes per datagram. */
+export interface SlotUpdate {
+  ready: number;
+  busy: number;
+  state: number; // 0 up, 1 drain
+  ts: number; // -1 when the datagram had none
+}
+
+/**
+ * The listener's side of the file: the only writer. It keeps a mirror of the
+ * slot region in memory, so one datagram is an in-place change of 128 bytes
+ * and one positional write, with no allocation that grows with the table.
+ */
+export class SlotTable {
+  readonly slots: number;
+  readonly counters = new Float64Array(COUNTER_NAMES.length);
+  private readonly header: Buffer;
+  private readonly mirror: Buffer;
+  // address (no scope) -> port -> slot: two lookups, no key string to build.
+  private readonly index = new Map<string, Map<number, number>>();
+  private readonly slotAddress: (string | undefined)[];
+  // Slots free for a new server: a stack, refilled by reclaim().
+  private readonly free: Int32Array;
+  private freeCount = 0;
+  // No slot in use can be evicted before this monotonic time, so a full table
+  // refuses a flood of new servers without scanning it for each datagram.
+  private nextReclaim = 0;
+  private countersDirty = false;
+  private flushTimer: NodeJS.Timeout | undefined;
+
+  private constructor(readonly path: string, private fd: number, header: Buffer, mirror: Buffer) {
+    this.header = header;
+    this.mirror = mirror;
+    this.slots = header.readUInt32LE(H_SLOTS);
+    this.slotAddress = new Array(this.slots);
+    this.free = new Int32Array(this.slots);
+    COUNTER_NAMES.forEach((_, i) => (this.counters[i] = readU64(header, C_VALUES + 8 * i)));
+  }
+
+  /**
+   * Opens the file, or creates it with `maxServers` slots. A file that is not
+   * a slot file, of another version or geometry is refused and left untouched.
+   */
+  static open(path: string, maxServers?: number): SlotTable {
+    let fd: number;
+    try {
+      fd = openSync(path, 'r+');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') systemReason(path, err as NodeJS.ErrnoException, 'open for writing');
+      fd = SlotTable.create(path, maxServers ?? DEFAULT_MAX_SERVERS);
+    }
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) fail(path, 'not a regular file');
+      const header = Buffer.alloc(HEADER_SIZE);
+      const slots = validateHeader(header, readFully(fd, header, 0), st.size, path);
+      if (maxServers !== undefined && maxServers !== slots) fail(path, `has ${slots} slots, not the ${maxServers} of --max-servers; refusing to touch it (remove it to start afresh)`);
+      const mirror = Buffer.alloc(slots * SLOT_SIZE);
+      readFully(fd, mirror, HEADER_SIZE);
+      const table = new SlotTable(path, fd, header, mirror);
+      table.adopt();
+      return table;
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+  }
+
+  // Made under a temporary name and linked into place, so no reader or
+  // listener ever sees a half-made file, and two creators cannot both win.
+  private static create(path: string, slots: number): number {
+    const tmp = `${path}.new-${process.pid}`;
+    let fd: number;
+    try {
+      fd = openSync(tmp, 'wx+', 0o644);
+    } catch (err) {
+      systemReason(path, err as NodeJS.ErrnoException, 'create');
+    }
+    try {
+      const header = newHeader(slots, bootId());
+      writeSync(fd, header, 0, HEADER_SIZE, 0);
+      // The slot region is a hole of zeros: unused slots (seq 0).
+      writeSync(fd, Buffer.alloc(1), 0, 1, HEADER_SIZE + slots * SLOT_SIZE - 1);
+      try {
+        linkSync(tmp, path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') systemReason(path, err as NodeJS.ErrnoException, 'create');
+      }
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    } finally {
+      unlinkSync(tmp);
+    }
+    closeSync(fd);
+    try {
+      return openSync(path, 'r+');
+    } catch (err) {
+      systemReason(path, err as NodeJS.ErrnoException, 'open for writing');
+    }
+  }
+
+  /** Takes over what an earlier listener left: its servers, and after a reboot, their staleness. */
+  private adopt(): void {
+    const boot = bootId();
+    const rebooted = !this.header.subarray(H_BOOT, H_BOOT + 16).equals(boot);
+    const m = this.mirror;
+    for (let slot = this.slots - 1; slot >= 0; slot--) {
+      const off = slot * SLOT_SIZE;
+      if (m.readUInt32LE(off + S_SEQ) === 0 || !sealed(m, off, S_CRC)) {
+        this.free[this.freeCount++] = slot;
+        continue;
+      }
+      if (rebooted) {
+        // Monotonic times of another boot mean nothing here: not seen since.
+        m.writeDoubleLE(-1, off + S_SEEN_MONO);
+        seal(m, off, S_CRC);
+      }
+      const address = readAddress(m[off + S_FAMILY]!, m, off + S_ADDR);
+      this.link(address, m.readUInt16LE(off + S_PORT), slot);
+    }
+    if (rebooted) {
+      // Slots first, header last: a crash in between still reads as all stale.
+      writeSync(this.fd, m, 0, m.length, HEADER_SIZE);
+      boot.copy(this.header, H_BOOT);
+      seal(this.header, 0, H_CRC);
+      writeSync(this.fd, this.header, 0, C_OFF, 0);
+    }
+    this.header.writeUInt32LE(process.pid, C_PID);
+    this.flushCounters();
+  }
+
+  private link(address: string, port: number, slot: number): void {
+    let ports = this.index.get(address);
+    if (!ports) this.index.set(address, (ports = new Map()));
+    ports.set(port, slot);
+    this.slotAddress[slot] = address;
+  }
+
+  /** The slot of a known server, or -1. */
+  lookup(address: string, port: number): number {
+    const ports = this.index.get(address);
+    if (ports === undefined) return -1;
+    const slot = ports.get(port);
+    return slot === undefined ? -1 : slot;
+  }
+
+  /** The `ts` last accepted from the server in `slot` (-1 none), for replay checks. */
+  lastTs(slot: number): number {
+    return this.mirror.readDoubleLE(slot * SLOT_SIZE + S_LAST_TS);
+  }
+
+  /**
+   * A slot for a new server: a free one, or one silent for over 30 s. -1 when
+   * every slot holds a live server: none is evicted, the caller counts `full`.
+   * Throws on an address that is not an IP (never the case for a socket's).
+   */
+  claim(address: string, port: number, now = monoNow()): number {
+    if (this.freeCount === 0 && now > this.nextReclaim) this.reclaim(now);
+    if (this.freeCount === 0) return -1;
+    const slot = this.free[this.freeCount - 1]!;
+    const off = slot * SLOT_SIZE;
+    const m = this.mirror;
+    const seq = m.readUInt32LE(off + S_SEQ);
+    const family = writeAddress(address, m, off + S_ADDR);
+    if (family === 0) throw new Error(`not an IP address: ${address}`);
+    this.freeCount--;
+    m.fill(0, off, off + S_ADDR);
+    m.fill(0, off + S_ADDR + 16, off + SLOT_SIZE);
+    // The sequence goes on across reuse, so a reader sees the slot changed.
+    m.writeUInt32LE(seq, off + S_SEQ);
+    m[off + S_FAMILY] = family;
+    m.writeUInt16LE(port, off + S_PORT);
+    m.writeDoubleLE(-1, off + S_LAST_TS);
+    this.link(address, port, slot);
+    return slot;
+  }
+
+  private reclaim(now: number): void {
+    const m = this.mirror;
+    let earliest = Infinity;
+    for (let slot = 0; slot < this.slots; slot++) {
+      const address = this.slotAddress[slot];
+      if (address === undefined) continue;
+      const seen = m.readDoubleLE(slot * SLOT_SIZE + S_SEEN_MONO);
+      if (seen >= 0 && now - seen <= EVICT_AGE_MS) {
+        if (seen < earliest) earliest = seen;
+        continue;
+      }
+      const ports = this.index.get(address)!;
+      ports.delete(m.readUInt16LE(slot * SLOT_SIZE + S_PORT));
+      if (ports.size === 0) this.index.delete(address);
+      this.slotAddress[slot] = undefined;
+      this.free[this.freeCount++] = slot;
+    }
+    this.nextReclaim = earliest + EVICT_AGE_MS;
+  }
+
+  /** The per-datagram update: the slot changed in place, then one positional write. */
+  write(slot: number, u: SlotUpdate, scope: string, now = monoNow(), wall = Date.now()): void {
+    const m = this.mirror;
+    const off = slot * SLOT_SIZE;
+    const seq = m.readUInt32LE(off + S_SEQ);
+    m.writeUInt32LE(seq === 0xffffffff ? 1 : seq + 1, off + S_SEQ);
+    m[off + S_STATE] = u.state;
+    m.writeUInt32LE(u.ready, off + S_READY);
+    m.writeUInt32LE(u.busy, off + S_BUSY);
+    const lo = m.readUInt32LE(off + S_PACKETS);
+    if (lo === 0xffffffff) {
+      m.writeUInt32LE(0, off + S_PACKETS);
+      m.writeUInt32LE(m.readUInt32LE(off + S_PACKETS + 4) + 1, off + S_PACKETS + 4);
+    } else m.writeUInt32LE(lo + 1, off + S_PACKETS);
+    m.writeDoubleLE(now, off + S_SEEN_MONO);
+    m.writeDoubleLE(wall, off + S_SEEN_WALL);
+    if (u.ts >= 0) m.writeDoubleLE(u.ts, off + S_LAST_TS);
+    const scopeLen = scope.length > SCOPE_MAX ? SCOPE_MAX : scope.length;
+    if (scopeLen !== 0 || m[off + S_SCOPE_LEN] !== 0) {
+      m[off + S_SCOPE_LEN] = scopeLen;
+      m.fill(0, off + S_SCOPE, off + S_SCOPE + SCOPE_MAX);
+      m.write(scope, off + S_SCOPE, scopeLen, 'latin1');
+    }
+    seal(m, off, S_CRC);
+    writeSync(this.fd, m, off, SLOT_SIZE, HEADER_SIZE + off);
+  }
+
+  /** Counts one event; the header is written soon after, not per datagram. */
+  count(counter: number): void {
+    this.counters[counter]!++;
+    if (this.countersDirty) return;
+    this.countersDirty = true;
+    this.flushTimer = setTimeout(() => this.flushCounters(), 100);
+    this.flushTimer.unref();
+  }
+
+  /** Writes the counters record: 64 bytes in one positional write. */
+  flushCounters(): void {
+    const h = this.header;
+    h.writeUInt32LE((h.readUInt32LE(C_SEQ) + 1) >>> 0, C_SEQ);
+    for (let i = 0; i < COUNTER_NAMES.length; i++) writeU64(h, C_VALUES + 8 * i, this.counters[i]!);
+    seal(h, C_OFF, C_CRC - C_OFF);
+    writeSync(this.fd, h, C_OFF, C_LEN, C_OFF);
+    this.countersDirty = false;
+    clearTimeout(this.flushTimer);
+  }
+
+  /** What a reader of the file would see, from memory: no file read. */
+  snapshot(): ServerRecord[] {
+    return decodeAll(this.mirror, this.slots, true).servers;
+  }
+
+  close(): void {
+    if (this.fd < 0) return;
+    this.header.writeUInt32LE(0, C_PID);
+    this.flushCounters();
+    closeSync(this.fd);
+    this.fd = -1;
+  }
+}

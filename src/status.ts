@@ -1,0 +1,53 @@
+// `hbeat status`: what the listener knows, as a table for people or JSON for
+// programs. Reads a snapshot, so it works while a listener runs and after.
+import { formatEndpoint } from './address.ts';
+import { COUNTER_NAMES, type CounterName, type ServerRecord } from './slotfile.ts';
+
+/** Seen this recently, a server counts as live (mod_lbmethod_heartbeat's LBM_HEARTBEAT_MAX_LASTSEEN). */
+export const LIVE_AGE_S = 10;
+
+export function isLive(s: { age: number | null }): boolean {
+  return s.age !== null && s.age < LIVE_AGE_S;
+}
+
+/** The object `pick --json` prints for a server. */
+export function serverJson(s: ServerRecord) {
+  return { host: s.host, port: s.port, ready: s.ready, busy: s.busy, age: s.age === null ? null : round3(s.age) };
+}
+
+/** The object `status --json` prints. */
+export function statusJson(servers: ServerRecord[], counters: Record<CounterName, number>) {
+  return {
+    servers: sortServers(servers).map((s) => ({ ...serverJson(s), state: s.state, packets: s.packets, live: isLive(s) })),
+    counters,
+  };
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+export function sortServers(servers: ServerRecord[]): ServerRecord[] {
+  return [...servers].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port));
+}
+
+export function formatAge(age: number | null): string {
+  if (age === null) return '-';
+  if (age < 60) return `${age.toFixed(1)}s`;
+  if (age < 3600) return `${Math.floor(age / 60)}m${Math.floor(age % 60)}s`;
+  return `${Math.floor(age / 3600)}h${Math.floor((age % 3600) / 60)}m`;
+}
+
+/** The table `status` prints: one row per server, then the counters. */
+export function statusTable(servers: ServerRecord[], counters: Record<CounterName, number>): string {
+  const rows = [['SERVER', 'STATE', 'READY', 'BUSY', 'AGE', 'PACKETS', 'LIVE']];
+  for (const s of sortServers(servers)) {
+    rows.push([formatEndpoint(s.host, s.port), s.state, String(s.ready), String(s.busy), formatAge(s.age), String(s.packets), isLive(s) ? 'yes' : 'no']);
+  }
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  // Text left, numbers right, so columns of figures line up.
+  const lines = rows.map((r) => r.map((cell, c) => (c === 0 || c === 1 || c === 6 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd());
+  const live = servers.filter(isLive).length;
+  lines.push('', `${servers.length} server${servers.length === 1 ? '' : 's'}, ${live} live; ` + COUNTER_NAMES.map((n) => `${n} ${counters[n]}`).join(', '));
+  return lines.join('\n');
+}
