@@ -1,0 +1,204 @@
+// Choosing a backend: mod_lbmethod_heartbeat's find_best_hb made exact, as a
+// pure function over a snapshot (slot file records or hb.dat lines alike).
+import { parseEndpoint, readAddress, stripScope, writeAddress } from './address.ts';
+
+/** What picking reads of a server; a slot file's ServerRecord is one. */
+export interface PickServer {
+  host: string;
+  address: string; // without scope
+  port: number;
+  ready: number;
+  busy: number;
+  /** Seconds since it was last heard from; null when unknown. */
+  age: number | null;
+  state: 'up' | 'drain';
+}
+
+export type Method = 'weighted' | 'two-choices';
+
+export interface PickOptions {
+  /** Seconds; only servers seen less than this ago are candidates. */
+  maxAge: number;
+  /** HOST:PORT ([ADDR]:PORT for IPv6, scope ignored); when given, only these are candidates. */
+  members?: readonly string[];
+  method: Method;
+  count: number;
+  /** No server twice: each pick leaves the pool, so at most all candidates come back. */
+  distinct: boolean;
+  /** Uniform in [0, 1). */
+  random: () => number;
+}
+
+/**
+ * `ready`, or a quarter of it when nothing is busy: Apache's slow start for a
+ * server that has probably just come up and would otherwise be flooded.
+ */
+export function weight(s: PickServer): number {
+  return s.busy === 0 ? Math.floor(s.ready / 4) : s.ready;
+}
+
+function isFresh(s: PickServer, maxAge: number): boolean {
+  return s.age !== null && s.age < maxAge;
+}
+
+const scratch = new Uint8Array(16);
+
+// The slot file's spelling of an address, so that ::1 and 0:0::1, or
+// ::ffff:127.0.0.1 and 127.0.0.1, name one server in --members as they do there.
+function canonical(address: string): string {
+  // Dotted IPv4 has one spelling (node:net refuses leading zeros): the common
+  // case of a large table costs no parsing.
+  if (!address.includes(':') && !address.includes('%')) return address;
+  const family = writeAddress(stripScope(address), scratch, 0);
+  return family === 0 ? address : readAddress(family, scratch, 0);
+}
+
+/** null when every server is a member; throws on a member that is not HOST:PORT. */
+function memberTest(members: readonly string[] | undefined): ((s: PickServer) => boolean) | null {
+  if (members === undefined) return null;
+  const portsByAddress = new Map<string, Set<number>>();
+  for (const text of members) {
+    const e = parseEndpoint(text, '--members entry');
+    const address = canonical(e.host);
+    const ports = portsByAddress.get(address) ?? new Set<number>();
+    portsByAddress.set(address, ports.add(e.port));
+  }
+  return (s) => portsByAddress.get(canonical(s.address))?.has(s.port) === true;
+}
+
+/**
+ * The candidates with weight over 0 in a Fenwick tree: an exact weighted draw
+ * and a removal (for --distinct) in O(log n) each, after an O(n) build. The
+ * sums are integers below 2^53 (2^20 slots of at most 2^32 ready), so every
+ * step is exact in doubles.
+ */
+class Pool<T extends PickServer> {
+  readonly items: T[] = [];
+  private readonly weights: number[] = [];
+  private readonly tree: Float64Array; // 1-based
+  private readonly top: number; // highest power of two <= items.length
+  total = 0;
+
+  constructor(servers: readonly T[], opts: PickOptions) {
+    const inMembers = memberTest(opts.members);
+    for (const s of servers) {
+      const w = weight(s);
+      if (w > 0 && s.state !== 'drain' && isFresh(s, opts.maxAge) && (inMembers === null || inMembers(s))) {
+        this.items.push(s);
+        this.weights.push(w);
+        this.total += w;
+      }
+    }
+    const n = this.items.length;
+    this.tree = new Float64Array(n + 1);
+    for (let i = 1; i <= n; i++) {
+      this.tree[i]! += this.weights[i - 1]!;
+      const parent = i + (i & -i);
+      if (parent <= n) this.tree[parent]! += this.tree[i]!;
+    }
+    this.top = n === 0 ? 0 : 2 ** Math.floor(Math.log2(n));
+  }
+
+  /**
+   * The index of the first item whose cumulative weight exceeds
+   * r = floor(random() * total): each item has exactly `weight` values of r.
+   * Apache's loop tests `c <= pick <= c + ready` over 0..total inclusive
+   * instead, so the later of two neighbours wins each shared bound, the last
+   * server gets one value more, and a server of ready 0 placed last still wins.
+   */
+  draw(random: () => number): number {
+    let rest = Math.floor(random() * this.total);
+    let pos = 0;
+    for (let step = this.top; step > 0; step >>= 1) {
+      const next = pos + step;
+      if (next < this.tree.length && this.tree[next]! <= rest) {
+        pos = next;
+        rest -= this.tree[next]!;
+      }
+    }
+    return pos;
+  }
+
+  remove(index: number): void {
+    const w = this.weights[index]!;
+    this.weights[index] = 0;
+    this.total -= w;
+    for (let i = index + 1; i < this.tree.length; i += i & -i) this.tree[i]! -= w;
+  }
+}
+
+/**
+ * `opts.count` picks (fewer with `distinct` when the candidates run out), in
+ * the order drawn; [] when no candidate has weight over 0.
+ */
+export function pick<T extends PickServer>(servers: readonly T[], opts: PickOptions): T[] {
+  const pool = new Pool(servers, opts);
+  const out: T[] = [];
+  for (let k = 0; k < opts.count && pool.total > 0; k++) {
+    let i = pool.draw(opts.random);
+    if (opts.method === 'two-choices') {
+      // The power of two choices: of two weighted draws (maybe the same server),
+      // the one with more room; the first on a tie.
+      const j = pool.draw(opts.random);
+      if (pool.items[j]!.ready > pool.items[i]!.ready) i = j;
+    }
+    out.push(pool.items[i]!);
+    if (opts.distinct) pool.remove(i);
+  }
+  return out;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** Why `pick` returned []: one line for stderr. */
+export function noneReason(servers: readonly PickServer[], opts: PickOptions): string {
+  const known = `${plural(servers.length, 'server')} known`;
+  const fresh = servers.filter((s) => isFresh(s, opts.maxAge));
+  if (fresh.length === 0) return `no live backend: ${known}, 0 seen in the last ${+opts.maxAge.toFixed(3)}s`;
+  const inMembers = memberTest(opts.members);
+  const members = inMembers === null ? fresh : fresh.filter(inMembers);
+  if (members.length === 0) return `no live backend: ${known}, ${fresh.length} live, none of --members is live`;
+  const usable = members.filter((s) => s.state !== 'drain' && weight(s) > 0).length;
+  const where = inMembers === null ? '' : ' in --members';
+  if (usable === 0) return `no live backend: ${known}, ${members.length} live${where} but all drained or at weight 0`;
+  return `${plural(usable, 'live backend')}${where} with weight over 0`;
+}
+
+/**
+ * A deterministic source for --seed: xoshiro128** seeded through splitmix32,
+ * each value built from two outputs so that it has all 53 bits of a double
+ * (a 32-bit value could not reach every r of a total over 2^32, and would
+ * bias smaller totals by up to total / 2^32).
+ */
+export function seededRandom(seed: number): () => number {
+  // Both halves of the seed count, so that seeds past 2^32 do not repeat those below.
+  let sm = (seed >>> 0) ^ Math.imul(Math.floor(seed / 0x1_0000_0000) >>> 0, 0x9e3779b9);
+  const next32 = (): number => {
+    sm = (sm + 0x9e3779b9) | 0;
+    let z = sm;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+    return (z ^ (z >>> 16)) >>> 0;
+  };
+  // splitmix32's mix is a bijection over distinct states, so at most one of
+  // these is 0 and xoshiro never starts in its all-zero fixed point.
+  let a = next32(), b = next32(), c = next32(), d = next32();
+  const xoshiro = (): number => {
+    const result = Math.imul(rotl(Math.imul(b, 5), 7), 9) >>> 0;
+    const t = b << 9;
+    c ^= a;
+    d ^= b;
+    b ^= c;
+    a ^= d;
+    c ^= t;
+    d = rotl(d, 11);
+    return result;
+  };
+  return () => ((xoshiro() >>> 5) * 0x400_0000 + (xoshiro() >>> 6)) / 0x20_0000_0000_0000;
+}
+
+function rotl(x: number, k: number): number {
+  return (x << k) | (x >>> (32 - k));
+}
