@@ -44,6 +44,8 @@ const commands: Record<string, Command> = {
       const { log } = await import('./log.ts');
       const on = ((v.on as string[] | undefined) ?? [DEFAULT_GROUP]).map((text) => usage(() => parseEndpoint(text, '--on')));
       const maxServers = v['max-servers'] === undefined ? undefined : integer(v['max-servers'] as string, '--max-servers', 1, MAX_SERVERS_LIMIT);
+      // Handlers first: a signal that comes during start-up still stops it cleanly.
+      const stopped = untilSignal();
       const table = SlotTable.open(slotsPath(v), maxServers);
       let listener;
       try {
@@ -53,7 +55,7 @@ const commands: Record<string, Command> = {
         throw err;
       }
       log('info', 'started', { slots: table.path, servers: table.slots, pid: process.pid });
-      const signal = await untilSignal();
+      const signal = await stopped;
       await listener.close();
       table.close();
       log('info', 'stopped', { signal });

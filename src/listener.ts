@@ -77,7 +77,7 @@ export class Listener {
         socket.removeAllListeners('error');
         socket.on('error', (err) => log('error', 'socket error', { on: where, error: err.message }));
         this.tuneBuffer(socket, where);
-        socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => this.receive(msg, rinfo.address));
+        socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => this.receive(msg, rinfo.address, rinfo.port));
         log('info', 'listening', { on: where, group: group || undefined });
         resolve(socket);
       });
@@ -98,14 +98,15 @@ export class Listener {
   /**
    * The per-datagram path, also fed by the HTTP endpoint. `from` is the
    * source address as the socket gives it (an IPv6 one may carry %scope).
-   * Returns 0 when stored, else the counter that was bumped.
+   * `fromPort` is only for the log. Returns 0 when stored, else the counter
+   * that was bumped.
    */
-  receive(msg: Buffer, from: string): number {
+  receive(msg: Buffer, from: string, fromPort = 0): number {
     const hb = this.hb;
     const code = parseHeartbeat(msg, msg.length, hb);
     if (code !== 0) {
       this.table.count(MALFORMED);
-      this.limited.log('malformed', 'warn', 'malformed datagram dropped', () => ({ from, reason: REASONS[code] }));
+      this.limited.log('malformed', 'warn', 'malformed datagram dropped', () => ({ from: fromPort ? formatEndpoint(from, fromPort) : from, reason: REASONS[code] }));
       return MALFORMED;
     }
     let address = from;

@@ -1,7 +1,7 @@
 // The slot file: the listener's table as one fixed-size binary file that any
 // process (pick, status, a proxy's Lua or C) reads without locks. Layout, byte
 // by byte, in docs/slot-file.md; keep the two in step.
-import { closeSync, fstatSync, linkSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, linkSync, openSync, readFileSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { readAddress, writeAddress } from './address.ts';
 import { bootId, monoNow } from './clock.ts';
@@ -29,7 +29,10 @@ const S_SEQ = 0, S_FAMILY = 4, S_STATE = 5, S_PORT = 6, S_READY = 8, S_BUSY = 12
   S_SEEN_MONO = 24, S_SEEN_WALL = 32, S_LAST_TS = 40, S_ADDR = 48, S_SCOPE_LEN = 64, S_SCOPE = 65,
   SCOPE_MAX = 31, S_CRC = 124;
 
-export class SlotFileError extends Error {}
+export class SlotFileError extends Error {
+  /** A checksum mismatch, which a concurrent write can cause: worth a re-read. */
+  torn = false;
+}
 
 // CRC-32 (IEEE, as zlib, Go's hash/crc32 and Python's zlib.crc32 compute it),
 // over a range of a buffer without making a view of it.
@@ -61,8 +64,10 @@ function writeU64(buf: Buffer, off: number, value: number): void {
   buf.writeUInt32LE(Math.floor(value / 0x1_0000_0000), off + 4);
 }
 
-function fail(path: string, why: string): never {
-  throw new SlotFileError(`slot file ${path}: ${why}`);
+function fail(path: string, why: string, torn = false): never {
+  const err = new SlotFileError(`slot file ${path}: ${why}`);
+  err.torn = torn;
+  throw err;
 }
 
 function systemReason(path: string, err: NodeJS.ErrnoException, doing: string): never {
@@ -78,7 +83,7 @@ function validateHeader(header: Buffer, got: number, fileSize: number, path: str
   if (got < HEADER_SIZE || !header.subarray(0, 8).equals(MAGIC)) fail(path, 'not an hbeat slot file (no magic number); refusing to touch it');
   const version = header.readUInt32LE(H_VERSION);
   if (version !== FORMAT_VERSION) fail(path, `format version ${version}, this hbeat reads version ${FORMAT_VERSION}; refusing to touch it`);
-  if (!sealed(header, 0, H_CRC)) fail(path, 'damaged header (checksum mismatch); refusing to touch it');
+  if (!sealed(header, 0, H_CRC)) fail(path, 'damaged header (checksum mismatch); refusing to touch it', true);
   const headerSize = header.readUInt32LE(H_HEADER_SIZE);
   const slotSize = header.readUInt32LE(H_SLOT_SIZE);
   const slots = header.readUInt32LE(H_SLOTS);
@@ -87,8 +92,22 @@ function validateHeader(header: Buffer, got: number, fileSize: number, path: str
   }
   const want = HEADER_SIZE + slots * SLOT_SIZE;
   if (fileSize !== want) fail(path, `${fileSize} bytes where its header says ${want} (${slots} slots): truncated or another geometry; refusing to touch it`);
-  if (!sealed(header, C_OFF, C_CRC - C_OFF)) fail(path, 'damaged counters (checksum mismatch); refusing to touch it');
+  if (!sealed(header, C_OFF, C_CRC - C_OFF)) fail(path, 'damaged counters (checksum mismatch); refusing to touch it', true);
   return slots;
+}
+
+/** Reads and validates the header, re-reading one that a concurrent write tore. */
+function readHeader(fd: number, path: string): { header: Buffer; slots: number } {
+  const st = fstatSync(fd);
+  if (!st.isFile()) fail(path, 'not a regular file');
+  const header = Buffer.alloc(HEADER_SIZE);
+  for (let tries = 0; ; tries++) {
+    try {
+      return { header, slots: validateHeader(header, readFully(fd, header, 0), st.size, path) };
+    } catch (err) {
+      if (!(err instanceof SlotFileError && err.torn) || tries === 3) throw err;
+    }
+  }
 }
 
 function readFully(fd: number, buf: Buffer, position: number): number {
@@ -113,6 +132,15 @@ function newHeader(slots: number, boot: Buffer): Buffer {
   seal(h, 0, H_CRC);
   seal(h, C_OFF, C_CRC - C_OFF);
   return h;
+}
+
+/** Whether `pid` is a live hbeat process (a pid reused by another program is not). */
+function isListener(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('hbeat');
+  } catch {
+    return false;
+  }
 }
 
 /** One server as a reader sees it. */
@@ -198,10 +226,7 @@ export function readSnapshot(path: string): Snapshot {
     systemReason(path, err as NodeJS.ErrnoException, 'read');
   }
   try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) fail(path, 'not a regular file');
-    const header = Buffer.alloc(HEADER_SIZE);
-    const slots = validateHeader(header, readFully(fd, header, 0), st.size, path);
+    const { header, slots } = readHeader(fd, path);
     const body = Buffer.allocUnsafe(slots * SLOT_SIZE);
     readFully(fd, body, HEADER_SIZE);
     const one = Buffer.allocUnsafe(SLOT_SIZE);
@@ -249,6 +274,7 @@ export class SlotTable {
   // No slot in use can be evicted before this monotonic time, so a full table
   // refuses a flood of new servers without scanning it for each datagram.
   private nextReclaim = 0;
+  private readonly addressScratch = Buffer.alloc(16);
   private countersDirty = false;
   private flushTimer: NodeJS.Timeout | undefined;
 
@@ -266,6 +292,9 @@ export class SlotTable {
    * a slot file, of another version or geometry is refused and left untouched.
    */
   static open(path: string, maxServers?: number): SlotTable {
+    if (maxServers !== undefined && !(Number.isInteger(maxServers) && maxServers >= 1 && maxServers <= MAX_SERVERS_LIMIT)) {
+      throw new RangeError(`max servers must be 1 to ${MAX_SERVERS_LIMIT}`);
+    }
     let fd: number;
     try {
       fd = openSync(path, 'r+');
@@ -274,10 +303,9 @@ export class SlotTable {
       fd = SlotTable.create(path, maxServers ?? DEFAULT_MAX_SERVERS);
     }
     try {
-      const st = fstatSync(fd);
-      if (!st.isFile()) fail(path, 'not a regular file');
-      const header = Buffer.alloc(HEADER_SIZE);
-      const slots = validateHeader(header, readFully(fd, header, 0), st.size, path);
+      const { header, slots } = readHeader(fd, path);
+      const owner = header.readUInt32LE(C_PID);
+      if (owner !== 0 && owner !== process.pid && isListener(owner)) fail(path, `in use by the listener with pid ${owner}: one listener per slot file`);
       if (maxServers !== undefined && maxServers !== slots) fail(path, `has ${slots} slots, not the ${maxServers} of --max-servers; refusing to touch it (remove it to start afresh)`);
       const mirror = Buffer.alloc(slots * SLOT_SIZE);
       readFully(fd, mirror, HEADER_SIZE);
@@ -296,7 +324,7 @@ export class SlotTable {
     const tmp = `${path}.new-${process.pid}`;
     let fd: number;
     try {
-      fd = openSync(tmp, 'wx+', 0o644);
+      fd = openSync(tmp, 'w+', 0o644);
     } catch (err) {
       systemReason(path, err as NodeJS.ErrnoException, 'create');
     }
@@ -380,44 +408,64 @@ export class SlotTable {
    * Throws on an address that is not an IP (never the case for a socket's).
    */
   claim(address: string, port: number, now = monoNow()): number {
-    if (this.freeCount === 0 && now > this.nextReclaim) this.reclaim(now);
-    if (this.freeCount === 0) return -1;
-    const slot = this.free[this.freeCount - 1]!;
-    const off = slot * SLOT_SIZE;
-    const m = this.mirror;
-    const seq = m.readUInt32LE(off + S_SEQ);
-    const family = writeAddress(address, m, off + S_ADDR);
+    const family = writeAddress(address, this.addressScratch, 0);
     if (family === 0) throw new Error(`not an IP address: ${address}`);
-    this.freeCount--;
-    m.fill(0, off, off + S_ADDR);
-    m.fill(0, off + S_ADDR + 16, off + SLOT_SIZE);
-    // The sequence goes on across reuse, so a reader sees the slot changed.
-    m.writeUInt32LE(seq, off + S_SEQ);
-    m[off + S_FAMILY] = family;
-    m.writeUInt16LE(port, off + S_PORT);
-    m.writeDoubleLE(-1, off + S_LAST_TS);
-    this.link(address, port, slot);
-    return slot;
+    for (;;) {
+      if (this.freeCount === 0) {
+        if (now <= this.nextReclaim) return -1;
+        this.reclaim(now);
+        if (this.freeCount === 0) return -1;
+      }
+      const slot = this.free[--this.freeCount]!;
+      if (this.slotAddress[slot] !== undefined) {
+        // Reclaimed while silent, but its server spoke again since: still its.
+        if (this.isLive(slot, now)) continue;
+        this.unlink(slot);
+      }
+      const off = slot * SLOT_SIZE;
+      const m = this.mirror;
+      const seq = m.readUInt32LE(off + S_SEQ);
+      m.fill(0, off, off + SLOT_SIZE);
+      // The sequence goes on across reuse, so a reader sees the slot changed.
+      m.writeUInt32LE(seq, off + S_SEQ);
+      m[off + S_FAMILY] = family;
+      m.writeUInt16LE(port, off + S_PORT);
+      m.writeDoubleLE(-1, off + S_LAST_TS);
+      this.addressScratch.copy(m, off + S_ADDR);
+      this.link(address, port, slot);
+      return slot;
+    }
   }
 
+  private isLive(slot: number, now: number): boolean {
+    const seen = this.mirror.readDoubleLE(slot * SLOT_SIZE + S_SEEN_MONO);
+    return seen >= 0 && now - seen <= EVICT_AGE_MS;
+  }
+
+  /**
+   * Offers every slot silent for over 30 s. Their servers stay linked until
+   * claim() takes the slot, so one that speaks again first keeps its slot.
+   */
   private reclaim(now: number): void {
-    const m = this.mirror;
     let earliest = Infinity;
     for (let slot = 0; slot < this.slots; slot++) {
-      const address = this.slotAddress[slot];
-      if (address === undefined) continue;
-      const seen = m.readDoubleLE(slot * SLOT_SIZE + S_SEEN_MONO);
-      if (seen >= 0 && now - seen <= EVICT_AGE_MS) {
-        if (seen < earliest) earliest = seen;
-        continue;
-      }
-      const ports = this.index.get(address)!;
-      ports.delete(m.readUInt16LE(slot * SLOT_SIZE + S_PORT));
-      if (ports.size === 0) this.index.delete(address);
-      this.slotAddress[slot] = undefined;
-      this.free[this.freeCount++] = slot;
+      if (this.slotAddress[slot] === undefined) continue;
+      if (this.isLive(slot, now)) earliest = Math.min(earliest, this.mirror.readDoubleLE(slot * SLOT_SIZE + S_SEEN_MONO));
+      else this.free[this.freeCount++] = slot;
     }
     this.nextReclaim = earliest + EVICT_AGE_MS;
+  }
+
+  private unlink(slot: number): void {
+    const address = this.slotAddress[slot]!;
+    const port = this.mirror.readUInt16LE(slot * SLOT_SIZE + S_PORT);
+    const ports = this.index.get(address);
+    // After a crash two slots may name one server; unlink only this slot's entry.
+    if (ports?.get(port) === slot) {
+      ports.delete(port);
+      if (ports.size === 0) this.index.delete(address);
+    }
+    this.slotAddress[slot] = undefined;
   }
 
   /** The per-datagram update: the slot changed in place, then one positional write. */
