@@ -8,6 +8,8 @@ declare const HBEAT_VERSION: string;
 
 /** Bad flags: exit 2 with the command's usage. */
 export class UsageError extends Error {}
+/** A failure at run time: exit 1 with this one line. */
+export class RuntimeError extends Error {}
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 interface Command {
@@ -59,6 +61,61 @@ const commands: Record<string, Command> = {
       await listener.close();
       table.close();
       log('info', 'stopped', { signal });
+      return 0;
+    },
+  },
+  pick: {
+    summary: 'choose a backend with room for work (for whatever routes requests)',
+    usage: `usage: hbeat pick [options]
+
+  ${SLOTS_HELP}
+  --hb-dat F                pick from Apache's hb.dat instead (its own age is
+                            added to each lastseen)
+  --max-age D               only servers seen less than D ago (default 10s)
+  --members H:P,...         only these servers
+  --method M                weighted (default): chosen with probability
+                            weight/total, weight = ready (ready/4 when busy is 0);
+                            two-choices: two weighted draws, the larger ready wins
+  --count N                 N independent picks, one a line (default 1)
+  --distinct                no server twice (at most all candidates)
+  --json                    one JSON object a line: host, port, ready, busy, age
+  --seed N                  a fixed random seed, for repeatable picks
+
+Prints HOST:PORT a line ([ADDR]:PORT for IPv6). Exit status 3 and one line on
+stderr when no live backend has weight over 0.`,
+    options: {
+      slots: { type: 'string' },
+      'hb-dat': { type: 'string' },
+      'max-age': { type: 'string' },
+      members: { type: 'string' },
+      method: { type: 'string' },
+      count: { type: 'string' },
+      distinct: { type: 'boolean' },
+      json: { type: 'boolean' },
+      seed: { type: 'string' },
+    },
+    async run(v) {
+      if (v.slots !== undefined && v['hb-dat'] !== undefined) throw new UsageError('--slots and --hb-dat are alternatives: give one');
+      const { pick, noneReason, seededRandom } = await import('./picker.ts');
+      const method = (v.method as string | undefined) ?? 'weighted';
+      if (method !== 'weighted' && method !== 'two-choices') throw new UsageError(`--method takes weighted or two-choices, not ${JSON.stringify(method)}`);
+      const opts = {
+        maxAge: v['max-age'] === undefined ? 10 : duration(v['max-age'] as string, '--max-age') / 1000,
+        members: v.members === undefined ? undefined : await memberList(v.members as string),
+        method: method as 'weighted' | 'two-choices',
+        count: v.count === undefined ? 1 : integer(v.count as string, '--count', 1, 1_000_000),
+        distinct: v.distinct === true,
+        random: v.seed === undefined ? Math.random : seededRandom(integer(v.seed as string, '--seed', 0, Number.MAX_SAFE_INTEGER)),
+      };
+      const servers = await readServers(v);
+      const chosen = pick(servers, opts);
+      if (chosen.length === 0) {
+        process.stderr.write(`hbeat pick: ${noneReason(servers, opts)}\n`);
+        return 3;
+      }
+      const { formatEndpoint } = await import('./address.ts');
+      const { serverJson } = await import('./status.ts');
+      process.stdout.write(chosen.map((s) => (v.json ? JSON.stringify(serverJson(s)) : formatEndpoint(s.host, s.port))).join('\n') + '\n');
       return 0;
     },
   },
@@ -120,7 +177,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const { SlotFileError } = await import('./slotfile.ts');
     const { ListenError } = await import('./listener.ts');
-    if (err instanceof SlotFileError || err instanceof ListenError) {
+    if (err instanceof SlotFileError || err instanceof ListenError || err instanceof RuntimeError) {
       process.stderr.write(`hbeat ${name}: ${err.message}\n`);
       return 1;
     }
@@ -145,6 +202,35 @@ function usage<T>(parse: () => T): T {
 export function integer(text: string, flag: string, min: number, max: number): number {
   if (!/^[0-9]+$/.test(text) || +text < min || +text > max) throw new UsageError(`${flag} takes a whole number from ${min} to ${max}, not ${JSON.stringify(text)}`);
   return +text;
+}
+
+/** `500ms`, `1.5s` or plain seconds, as milliseconds. */
+export function duration(text: string, flag: string): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s)?$/.exec(text);
+  if (!m) throw new UsageError(`${flag} takes a duration such as 10s, 500ms or 2 (seconds), not ${JSON.stringify(text)}`);
+  return m[2] === 'ms' ? +m[1]! : +m[1]! * 1000;
+}
+
+async function memberList(text: string): Promise<string[]> {
+  const { parseEndpoint } = await import('./address.ts');
+  const members = text.split(',').filter((m) => m !== '');
+  for (const m of members) usage(() => parseEndpoint(m, '--members entry'));
+  return members;
+}
+
+/** The servers `pick` chooses from: the slot file, or an hb.dat. */
+async function readServers(v: Values) {
+  if (typeof v['hb-dat'] === 'string') {
+    const { readHbDat } = await import('./hbdat.ts');
+    const path = v['hb-dat'];
+    try {
+      return readHbDat(path);
+    } catch (err) {
+      throw new RuntimeError(`hb.dat ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : (err as Error).message}`);
+    }
+  }
+  const { readSnapshot } = await import('./slotfile.ts');
+  return readSnapshot(slotsPath(v)).servers;
 }
 
 /** `--slots`, else $HBEAT_SLOTS, else $RUNTIME_DIRECTORY/hbeat.slots, else ./hbeat.slots. */

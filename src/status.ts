@@ -1,6 +1,7 @@
 // `hbeat status`: what the listener knows, as a table for people or JSON for
 // programs. Reads a snapshot, so it works while a listener runs and after.
 import { formatEndpoint } from './address.ts';
+import type { PickServer } from './picker.ts';
 import { COUNTER_NAMES, type CounterName, type ServerRecord } from './slotfile.ts';
 
 /** Seen this recently, a server counts as live (mod_lbmethod_heartbeat's LBM_HEARTBEAT_MAX_LASTSEEN). */
@@ -11,7 +12,7 @@ export function isLive(s: { age: number | null }): boolean {
 }
 
 /** The object `pick --json` prints for a server. */
-export function serverJson(s: ServerRecord) {
+export function serverJson(s: PickServer) {
   return { host: s.host, port: s.port, ready: s.ready, busy: s.busy, age: s.age === null ? null : round3(s.age) };
 }
 

@@ -65,11 +65,14 @@ const INT31_MAX = 2147483647;
 // The keys parseHeartbeat looks at; span holds, per key, where the value of
 // its last occurrence is: [start, end) in the buffer, start ABSENT or
 // IMPLICIT_ONE (a key without '=', whose value is "1").
-const K_V = 0, K_READY = 1, K_BUSY = 2, K_PORT = 3, K_STATE = 4, K_TS = 5, K_SIG = 6, KEY_COUNT = 7;
+// K_LASTSEEN is hb.dat's, not the wire's: one parser serves both formats.
+const K_V = 0, K_READY = 1, K_BUSY = 2, K_PORT = 3, K_STATE = 4, K_TS = 5, K_SIG = 6, K_LASTSEEN = 7, KEY_COUNT = 8;
 const ABSENT = -1, IMPLICIT_ONE = -2;
 const span = new Int32Array(KEY_COUNT * 2);
-// A decoded key longer than the longest known one ("ready", "state") is unknown.
-const keyBytes = new Uint8Array(5);
+// Where a final sig pair begins (its '&'), -1 for none: set by scanPairs.
+let signedLength = -1;
+// A decoded key longer than the longest known one ("lastseen") is unknown.
+const keyBytes = new Uint8Array(8);
 // Decoded value; decoding never lengthens, so a datagram's worth suffices.
 const valueBytes = new Uint8Array(MAX_DATAGRAM);
 
@@ -126,6 +129,9 @@ function keyId(buf: Uint8Array, start: number, end: number): number {
       if (lowerKey(0) === 0x72 && lowerKey(1) === 0x65 && lowerKey(2) === 0x61 && lowerKey(3) === 0x64 && lowerKey(4) === 0x79) return K_READY;
       if (lowerKey(0) === 0x73 && lowerKey(1) === 0x74 && lowerKey(2) === 0x61 && lowerKey(3) === 0x74 && lowerKey(4) === 0x65) return K_STATE;
       return -1;
+    case 8:
+      return lowerKey(0) === 0x6c && lowerKey(1) === 0x61 && lowerKey(2) === 0x73 && lowerKey(3) === 0x74
+        && lowerKey(4) === 0x73 && lowerKey(5) === 0x65 && lowerKey(6) === 0x65 && lowerKey(7) === 0x6e ? K_LASTSEEN : -1;
     default:
       return -1;
   }
@@ -167,20 +173,15 @@ function stateValue(buf: Uint8Array, k: number): number {
 }
 
 /**
- * Reads the first `len` bytes of buf as a heartbeat datagram. Returns 0 and
- * fills `out` when it is valid; otherwise returns a code > 0 whose text is
- * MALFORMED[code] and leaves `out` untouched. Never throws, never writes to buf.
+ * Splits buf[start, end) into pairs, recording in `span` where the last value
+ * of each known key is, and in `signedLength` where a final sig begins.
+ * Returns 0, or the code of a NUL byte or a misplaced sig.
  */
-export function parseHeartbeat(buf: Uint8Array, len: number, out: Heartbeat): number {
-  if (len > MAX_DATAGRAM) return MALFORMED_TOO_LONG;
-  // A length past the buffer (or nonsense) reads what there is rather than throwing.
-  let end = len >= 0 ? Math.min(len, buf.length) | 0 : 0;
-  // One trailing newline, as `echo ... | nc -u` sends; the scan below looks for NULs up to the new end.
-  if (end > 0 && buf[end - 1] === LF) end -= end > 1 && buf[end - 2] === CR ? 2 : 1;
-
+function scanPairs(buf: Uint8Array, start: number, end: number): number {
   for (let k = 0; k < KEY_COUNT; k++) span[2 * k] = ABSENT; // cheaper than fill() for so few
-  let seenPair = false, signedLength = -1, sigError = 0;
-  for (let pos = 0; pos <= end; pos++) {
+  let seenPair = false, sigError = 0;
+  signedLength = -1;
+  for (let pos = start; pos <= end; pos++) {
     const pairStart = pos;
     let eq = -1;
     for (let c = 0; pos < end && (c = buf[pos]) !== AMP; pos++) {
@@ -203,8 +204,22 @@ export function parseHeartbeat(buf: Uint8Array, len: number, out: Heartbeat): nu
     }
     seenPair = true;
   }
-  if (sigError !== 0) return sigError;
+  return sigError;
+}
 
+/**
+ * Reads the first `len` bytes of buf as a heartbeat datagram. Returns 0 and
+ * fills `out` when it is valid; otherwise returns a code > 0 whose text is
+ * MALFORMED[code] and leaves `out` untouched. Never throws, never writes to buf.
+ */
+export function parseHeartbeat(buf: Uint8Array, len: number, out: Heartbeat): number {
+  if (len > MAX_DATAGRAM) return MALFORMED_TOO_LONG;
+  // A length past the buffer (or nonsense) reads what there is rather than throwing.
+  let end = len >= 0 ? Math.min(len, buf.length) | 0 : 0;
+  // One trailing newline, as `echo ... | nc -u` sends; the scan below looks for NULs up to the new end.
+  if (end > 0 && buf[end - 1] === LF) end -= end > 1 && buf[end - 2] === CR ? 2 : 1;
+  const scanned = scanPairs(buf, 0, end);
+  if (scanned !== 0) return scanned;
   if (span[2 * K_V] === ABSENT) return MALFORMED_NO_V;
   if (span[2 * K_READY] === ABSENT) return MALFORMED_NO_READY;
   if (span[2 * K_BUSY] === ABSENT) return MALFORMED_NO_BUSY;
@@ -248,6 +263,25 @@ export function parseHeartbeat(buf: Uint8Array, len: number, out: Heartbeat): nu
   out.sigStart = sigStart;
   out.sigEnd = sigEnd;
   return 0;
+}
+
+/** The numbers of one hb.dat line, after its IP. */
+export interface HbDatFields { ready: number; busy: number; port: number; lastseen: number }
+
+/**
+ * Reads the query part of an hb.dat line (`&ready=75&busy=0&lastseen=1&port=80`)
+ * with the datagram's rules; port defaults to 80 as mod_lbmethod_heartbeat's
+ * does. Null when ready, busy or lastseen is missing or not a number, so the
+ * caller skips the line, as Apache skips what it cannot read.
+ */
+export function parseHbDatQuery(buf: Uint8Array, start: number, end: number): HbDatFields | null {
+  if (scanPairs(buf, start, end) !== 0) return null;
+  if (span[2 * K_READY] === ABSENT || span[2 * K_BUSY] === ABSENT || span[2 * K_LASTSEEN] === ABSENT) return null;
+  const ready = decimalValue(buf, K_READY, 0, INT31_MAX);
+  const busy = decimalValue(buf, K_BUSY, 0, INT31_MAX);
+  const lastseen = decimalValue(buf, K_LASTSEEN, 0, INT31_MAX);
+  const port = span[2 * K_PORT] === ABSENT ? 80 : decimalValue(buf, K_PORT, 1, 65535);
+  return ready < 0 || busy < 0 || lastseen < 0 || port < 0 ? null : { ready, busy, port, lastseen };
 }
 
 export interface HeartbeatFields { ready: number; busy: number; port?: number; state?: number; ts?: number }
