@@ -1,6 +1,7 @@
 // IP addresses as the slot file stores them (16 bytes, family apart from
 // scope) and as operators write them on the command line (HOST:PORT).
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
+import { networkInterfaces } from 'node:os';
 
 export interface Endpoint {
   host: string; // address without brackets, scope kept (fe80::1%eth0)
@@ -116,4 +117,33 @@ export function readAddress(family: number, buf: Uint8Array, off: number): strin
   const hex = words.map((w) => w.toString(16));
   if (best < 0) return hex.join(':');
   return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}
+
+/**
+ * The multicast interface argument for `iface` (an interface name or one of
+ * its addresses), as setMulticastInterface and addMembership take it: IPv4 an
+ * address of the interface, IPv6 the interface as a scope (`::%eth0`), since
+ * an IPv6 address without one selects no interface at all. Throws one line.
+ */
+export function multicastInterface(iface: string, family: 4 | 6): string {
+  const ifaceFamily = isIP(stripScope(iface));
+  const all = networkInterfaces();
+  if (ifaceFamily === 0) {
+    const addrs = all[iface];
+    if (!addrs) throw new Error(`--interface ${iface}: no such interface`);
+    if (family === 6) return `::%${iface}`;
+    const v4 = addrs.find((a) => a.family === 'IPv4');
+    if (!v4) throw new Error(`--interface ${iface}: has no IPv4 address`);
+    return v4.address;
+  }
+  if (ifaceFamily !== family) throw new Error(`--interface ${iface} is an IPv${ifaceFamily} address; IPv${family} groups need an IPv${family} one or an interface name`);
+  if (family === 4 || iface.includes('%')) return iface;
+  const want = Buffer.alloc(16), have = Buffer.alloc(16);
+  writeAddress(iface, want, 0);
+  for (const [name, addrs] of Object.entries(all)) {
+    for (const a of addrs ?? []) {
+      if (a.family === 'IPv6' && writeAddress(a.address, have, 0) === 6 && have.equals(want)) return `::%${name}`;
+    }
+  }
+  throw new Error(`--interface ${iface}: not an address of this host`);
 }

@@ -119,6 +119,69 @@ stderr when no live backend has weight over 0.`,
       return 0;
     },
   },
+  send: {
+    summary: 'announce this backend\'s load every second (on each backend)',
+    usage: `usage: hbeat send [options]
+
+  --to ADDR:PORT            where to send (repeatable); default 239.0.0.1:27999
+  --interval D              between datagrams, each wait jittered by up to ±10%
+                            (default 1s; 500ms, 2s or plain seconds)
+  --ready N --busy N        the load to announce: free and busy workers
+  --port N                  the advertised service port (adds &port=N; a
+                            listener assumes 80 without it)
+  --source ADDR             local address to send from
+  --interface ADDR|NAME     multicast out-interface
+  --ttl N                   multicast TTL, 0 to 255 (default 1: this link only)
+  --drain                   advertise state=drain: alive, but give it no new work
+  --once                    send one datagram and exit
+
+On SIGTERM or SIGINT it sends one last datagram with ready=0, so proxies stop
+choosing this backend at once, then exits 0.`,
+    options: {
+      to: { type: 'string', multiple: true },
+      interval: { type: 'string' },
+      ready: { type: 'string' },
+      busy: { type: 'string' },
+      port: { type: 'string' },
+      source: { type: 'string' },
+      interface: { type: 'string' },
+      ttl: { type: 'string' },
+      drain: { type: 'boolean' },
+      once: { type: 'boolean' },
+    },
+    async run(v) {
+      const { parseEndpoint } = await import('./address.ts');
+      const { DEFAULT_GROUP } = await import('./listener.ts');
+      const { Sender } = await import('./sender.ts');
+      const { log } = await import('./log.ts');
+      if (v.ready === undefined || v.busy === undefined) throw new UsageError('a load source is required: --ready N --busy N');
+      const load = { ready: integer(v.ready as string, '--ready', 0, 2147483647), busy: integer(v.busy as string, '--busy', 0, 2147483647) };
+      const opts = {
+        to: ((v.to as string[] | undefined) ?? [DEFAULT_GROUP]).map((text) => usage(() => parseEndpoint(text, '--to'))),
+        intervalMs: v.interval === undefined ? 1000 : duration(v.interval as string, '--interval'),
+        port: v.port === undefined ? undefined : integer(v.port as string, '--port', 1, 65535),
+        source: v.source as string | undefined,
+        iface: v.interface as string | undefined,
+        ttl: v.ttl === undefined ? 1 : integer(v.ttl as string, '--ttl', 0, 255),
+        drain: v.drain === true,
+        load: async () => load,
+      };
+      if (opts.intervalMs < 10) throw new UsageError('--interval must be at least 10ms');
+      if (v.once) {
+        const sender = await Sender.open(opts);
+        const result = await sender.sendOnce();
+        await sender.close();
+        return result.loadFailed || result.sendFailed > 0 ? 1 : 0;
+      }
+      const stopped = untilSignal();
+      const sender = await Sender.start(opts);
+      log('info', 'started', { to: (v.to as string[] | undefined)?.join(',') ?? DEFAULT_GROUP, interval_ms: opts.intervalMs, pid: process.pid });
+      const signal = await stopped;
+      await sender.stop();
+      log('info', 'stopped', { signal });
+      return 0;
+    },
+  },
   status: {
     summary: 'show what the listener knows',
     usage: `usage: hbeat status [options]
@@ -177,7 +240,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     const { SlotFileError } = await import('./slotfile.ts');
     const { ListenError } = await import('./listener.ts');
-    if (err instanceof SlotFileError || err instanceof ListenError || err instanceof RuntimeError) {
+    const { SendError } = await import('./sender.ts');
+    if (err instanceof SlotFileError || err instanceof ListenError || err instanceof SendError || err instanceof RuntimeError) {
       process.stderr.write(`hbeat ${name}: ${err.message}\n`);
       return 1;
     }

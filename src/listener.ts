@@ -2,8 +2,7 @@
 // socket -> parseHeartbeat -> SlotTable.write, with nothing on the way that
 // allocates more as the table or the rate grows.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { networkInterfaces } from 'node:os';
-import { formatEndpoint, isMulticast, stripScope, type Endpoint } from './address.ts';
+import { formatEndpoint, isMulticast, multicastInterface, stripScope, type Endpoint } from './address.ts';
 import { log, RateLimitedLog } from './log.ts';
 import { ACCEPTED, FULL, MALFORMED, SlotTable } from './slotfile.ts';
 import { MALFORMED as REASONS, newHeartbeat, parseHeartbeat } from './wire.ts';
@@ -20,17 +19,6 @@ export interface ListenOptions {
   /** Where to join multicast groups: an address or an interface name. */
   iface?: string;
   table: SlotTable;
-}
-
-/** The address of interface `name` for `family`, or `name` itself when it is an address. */
-export function interfaceAddress(name: string, family: 4 | 6): string {
-  if (/^[0-9.]+$/.test(name) || name.includes(':')) return name;
-  const addrs = networkInterfaces()[name];
-  if (!addrs) throw new ListenError(`--interface ${name}: no such interface`);
-  if (family === 6) return `::%${name}`;
-  const v4 = addrs.find((a) => a.family === 'IPv4');
-  if (!v4) throw new ListenError(`--interface ${name}: has no IPv4 address`);
-  return v4.address;
 }
 
 export class Listener {
@@ -67,11 +55,22 @@ export class Listener {
       });
       socket.bind(ep.port, ep.host, () => {
         try {
-          if (group) socket.addMembership(stripScope(ep.host), iface === undefined ? undefined : interfaceAddress(iface, ep.family));
+          if (group) {
+            let on: string | undefined;
+            try {
+              on = iface === undefined ? undefined : multicastInterface(iface, ep.family);
+            } catch (err) {
+              throw new ListenError((err as Error).message);
+            }
+            try {
+              socket.addMembership(stripScope(ep.host), on);
+            } catch (err) {
+              throw new ListenError(`${where}: cannot join the group${iface === undefined ? '' : ` on ${iface}`}: ${(err as Error).message} (is there a multicast route? see the README's troubleshooting)`);
+            }
+          }
         } catch (err) {
           closeQuietly(socket);
-          const on = iface === undefined ? '' : ` on ${iface}`;
-          reject(err instanceof ListenError ? err : new ListenError(`${where}: cannot join the group${on}: ${(err as Error).message} (is there a multicast route? see the README's troubleshooting)`));
+          reject(err);
           return;
         }
         socket.removeAllListeners('error');
