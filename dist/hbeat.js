@@ -1,0 +1,1924 @@
+#!/usr/bin/env node
+"use strict";
+var __defProp = Object.defineProperty;
+var __getOwnPropNames = Object.getOwnPropertyNames;
+var __esm = (fn, res, err) => function __init() {
+  if (err) throw err[0];
+  try {
+    return fn && (res = (0, fn[__getOwnPropNames(fn)[0]])(fn = 0)), res;
+  } catch (e) {
+    throw err = [e], e;
+  }
+};
+var __export = (target, all) => {
+  for (var name in all)
+    __defProp(target, name, { get: all[name], enumerable: true });
+};
+
+// src/address.ts
+var address_exports = {};
+__export(address_exports, {
+  formatEndpoint: () => formatEndpoint,
+  isMulticast: () => isMulticast,
+  multicastInterface: () => multicastInterface,
+  parseEndpoint: () => parseEndpoint,
+  readAddress: () => readAddress,
+  stripScope: () => stripScope,
+  writeAddress: () => writeAddress
+});
+function parseEndpoint(text, what = "address") {
+  let host;
+  let portText;
+  if (text.startsWith("[")) {
+    const close = text.indexOf("]");
+    if (close < 0 || text[close + 1] !== ":") throw new Error(`${what} ${JSON.stringify(text)}: expected [ADDR]:PORT`);
+    host = text.slice(1, close);
+    portText = text.slice(close + 2);
+  } else {
+    const colon = text.lastIndexOf(":");
+    if (colon < 0 || text.indexOf(":") !== colon) throw new Error(`${what} ${JSON.stringify(text)}: expected HOST:PORT (IPv6 as [ADDR]:PORT)`);
+    host = text.slice(0, colon);
+    portText = text.slice(colon + 1);
+  }
+  if (host === "localhost") host = "127.0.0.1";
+  const bare = stripScope(host);
+  const family = (0, import_node_net.isIPv4)(bare) ? 4 : (0, import_node_net.isIPv6)(bare) ? 6 : 0;
+  if (family === 0 || family === 4 && bare !== host) throw new Error(`${what} ${JSON.stringify(text)}: ${JSON.stringify(host)} is not an IP address`);
+  if (!/^[0-9]{1,5}$/.test(portText) || +portText < 1 || +portText > 65535) throw new Error(`${what} ${JSON.stringify(text)}: port must be 1 to 65535`);
+  return { host, port: +portText, family };
+}
+function stripScope(address) {
+  const pct = address.indexOf("%");
+  return pct < 0 ? address : address.slice(0, pct);
+}
+function formatEndpoint(host, port) {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+function isMulticast(host) {
+  const bare = stripScope(host);
+  if ((0, import_node_net.isIPv4)(bare)) {
+    const first = +bare.slice(0, bare.indexOf("."));
+    return first >= 224 && first <= 239;
+  }
+  return /^ff/i.test(bare);
+}
+function writeAddress(address, out2, off) {
+  out2.fill(0, off, off + 16);
+  if ((0, import_node_net.isIPv4)(address)) {
+    writeIPv4(address, out2, off);
+    return 4;
+  }
+  if (!(0, import_node_net.isIPv6)(address)) return 0;
+  const lower = address.toLowerCase();
+  if (lower.startsWith("::ffff:") && (0, import_node_net.isIPv4)(lower.slice(7))) {
+    writeIPv4(lower.slice(7), out2, off);
+    return 4;
+  }
+  let groups = lower;
+  const lastColon = groups.lastIndexOf(":");
+  if (groups.includes(".", lastColon)) {
+    const v4 = groups.slice(lastColon + 1).split(".").map(Number);
+    groups = `${groups.slice(0, lastColon + 1)}${(v4[0] << 8 | v4[1]).toString(16)}:${(v4[2] << 8 | v4[3]).toString(16)}`;
+  }
+  const [head, rest] = groups.split("::");
+  const left = head ? head.split(":") : [];
+  const right = rest ? rest.split(":") : [];
+  const words = [...left, ...Array(8 - left.length - right.length).fill("0"), ...right].map((g) => parseInt(g, 16));
+  for (let i = 0; i < 8; i++) {
+    out2[off + 2 * i] = words[i] >> 8;
+    out2[off + 2 * i + 1] = words[i] & 255;
+  }
+  return 6;
+}
+function writeIPv4(address, out2, off) {
+  let part = 0;
+  let value = 0;
+  for (let i = 0; i < address.length; i++) {
+    const c = address.charCodeAt(i);
+    if (c === 46) {
+      out2[off + part++] = value;
+      value = 0;
+    } else value = value * 10 + c - 48;
+  }
+  out2[off + part] = value;
+}
+function readAddress(family, buf, off) {
+  if (family === 4) return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
+  const words = [];
+  for (let i = 0; i < 8; i++) words.push(buf[off + 2 * i] << 8 | buf[off + 2 * i + 1]);
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = words.map((w) => w.toString(16));
+  if (best < 0) return hex.join(":");
+  return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLen).join(":")}`;
+}
+function multicastInterface(iface, family) {
+  const ifaceFamily = (0, import_node_net.isIP)(stripScope(iface));
+  const all = (0, import_node_os.networkInterfaces)();
+  if (ifaceFamily === 0) {
+    const addrs = all[iface];
+    if (!addrs) throw new Error(`--interface ${iface}: no such interface`);
+    if (family === 6) return `::%${iface}`;
+    const v4 = addrs.find((a) => a.family === "IPv4");
+    if (!v4) throw new Error(`--interface ${iface}: has no IPv4 address`);
+    return v4.address;
+  }
+  if (ifaceFamily !== family) throw new Error(`--interface ${iface} is an IPv${ifaceFamily} address; IPv${family} groups need an IPv${family} one or an interface name`);
+  if (family === 4 || iface.includes("%")) return iface;
+  const want = Buffer.alloc(16), have = Buffer.alloc(16);
+  writeAddress(iface, want, 0);
+  for (const [name, addrs] of Object.entries(all)) {
+    for (const a of addrs ?? []) {
+      if (a.family === "IPv6" && writeAddress(a.address, have, 0) === 6 && have.equals(want)) return `::%${name}`;
+    }
+  }
+  throw new Error(`--interface ${iface}: not an address of this host`);
+}
+var import_node_net, import_node_os;
+var init_address = __esm({
+  "src/address.ts"() {
+    "use strict";
+    import_node_net = require("node:net");
+    import_node_os = require("node:os");
+  }
+});
+
+// src/log.ts
+var log_exports = {};
+__export(log_exports, {
+  RateLimitedLog: () => RateLimitedLog,
+  formatLine: () => formatLine,
+  log: () => log,
+  sink: () => sink
+});
+function quote(value) {
+  const text = String(value);
+  return /^[^\s"=\\]+$/.test(text) ? text : JSON.stringify(text);
+}
+function formatLine(level, msg, fields = {}, journal = underJournal()) {
+  let line = journal ? `<${PRIORITY[level]}>level=${level}` : `${(/* @__PURE__ */ new Date()).toISOString()} level=${level}`;
+  line += ` msg=${quote(msg)}`;
+  for (const [key, value] of Object.entries(fields)) if (value !== void 0) line += ` ${key}=${quote(value)}`;
+  return line;
+}
+function log(level, msg, fields) {
+  sink.write(formatLine(level, msg, fields));
+}
+var PRIORITY, underJournal, sink, RateLimitedLog;
+var init_log = __esm({
+  "src/log.ts"() {
+    "use strict";
+    PRIORITY = { error: 3, warn: 4, info: 6, debug: 7 };
+    underJournal = () => process.env.JOURNAL_STREAM !== void 0;
+    sink = { write: (line) => void process.stderr.write(line + "\n") };
+    RateLimitedLog = class {
+      constructor(burst = 5, windowMs = 1e4, now = () => Date.now()) {
+        this.burst = burst;
+        this.windowMs = windowMs;
+        this.now = now;
+      }
+      burst;
+      windowMs;
+      now;
+      causes = /* @__PURE__ */ new Map();
+      /** Logs unless `cause` is over its budget; `fields` is only called when the line is written. */
+      log(cause, level, msg, fields) {
+        const t = this.now();
+        let c = this.causes.get(cause);
+        if (!c) this.causes.set(cause, c = { windowStart: t, lines: 0, suppressed: 0 });
+        if (t - c.windowStart >= this.windowMs) {
+          c.windowStart = t;
+          c.lines = 0;
+        }
+        if (c.lines >= this.burst) {
+          c.suppressed++;
+          return;
+        }
+        c.lines++;
+        const suppressed = c.suppressed;
+        c.suppressed = 0;
+        log(level, msg, { ...fields(), suppressed: suppressed || void 0 });
+      }
+    };
+  }
+});
+
+// src/clock.ts
+function monoNow() {
+  return offsetMs + import_node_perf_hooks.performance.now();
+}
+function bootId() {
+  const id = Buffer.alloc(16);
+  try {
+    const hex = (0, import_node_fs.readFileSync)("/proc/sys/kernel/random/boot_id", "latin1").replace(/[^0-9a-f]/g, "");
+    if (hex.length === 32) id.write(hex, "hex");
+  } catch {
+  }
+  return id;
+}
+var import_node_fs, import_node_perf_hooks, offsetMs;
+var init_clock = __esm({
+  "src/clock.ts"() {
+    "use strict";
+    import_node_fs = require("node:fs");
+    import_node_perf_hooks = require("node:perf_hooks");
+    offsetMs = Number(process.hrtime.bigint()) / 1e6 - import_node_perf_hooks.performance.now();
+  }
+});
+
+// src/slotfile.ts
+var slotfile_exports = {};
+__export(slotfile_exports, {
+  ACCEPTED: () => ACCEPTED,
+  BADSIG: () => BADSIG,
+  COUNTER_NAMES: () => COUNTER_NAMES,
+  DEFAULT_MAX_SERVERS: () => DEFAULT_MAX_SERVERS,
+  EVICT_AGE_MS: () => EVICT_AGE_MS,
+  FORMAT_VERSION: () => FORMAT_VERSION,
+  FULL: () => FULL,
+  HEADER_SIZE: () => HEADER_SIZE,
+  MAGIC: () => MAGIC,
+  MALFORMED: () => MALFORMED,
+  MAX_SERVERS_LIMIT: () => MAX_SERVERS_LIMIT,
+  REPLAYED: () => REPLAYED,
+  SLOT_SIZE: () => SLOT_SIZE,
+  SlotFileError: () => SlotFileError,
+  SlotTable: () => SlotTable,
+  UNSIGNED: () => UNSIGNED,
+  crc32: () => crc32,
+  readSnapshot: () => readSnapshot
+});
+function crc32(buf, start, end) {
+  let c = -1;
+  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ buf[i]) & 255] ^ c >>> 8;
+  return (c ^ -1) >>> 0;
+}
+function sealed(buf, off, crcAt) {
+  return buf.readUInt32LE(off + crcAt) === crc32(buf, off, off + crcAt);
+}
+function seal(buf, off, crcAt) {
+  buf.writeUInt32LE(crc32(buf, off, off + crcAt), off + crcAt);
+}
+function readU64(buf, off) {
+  return buf.readUInt32LE(off) + buf.readUInt32LE(off + 4) * 4294967296;
+}
+function writeU64(buf, off, value) {
+  buf.writeUInt32LE(value >>> 0, off);
+  buf.writeUInt32LE(Math.floor(value / 4294967296), off + 4);
+}
+function fail(path, why, torn = false) {
+  const err = new SlotFileError(`slot file ${path}: ${why}`);
+  err.torn = torn;
+  throw err;
+}
+function systemReason(path, err, doing) {
+  if (err.code === "ENOENT") fail(path, doing === "create" ? `directory ${(0, import_node_path.dirname)(path)} does not exist` : "does not exist (is `hbeat listen` running with this --slots?)");
+  if (err.code === "EACCES" || err.code === "EPERM") fail(path, `permission denied (${doing})`);
+  if (err.code === "EROFS") fail(path, "read-only file system");
+  if (err.code === "EISDIR") fail(path, "is a directory");
+  fail(path, `${err.code ?? "error"} (${doing}): ${err.message.split("\n")[0]}`);
+}
+function validateHeader(header, got, fileSize, path) {
+  if (got < HEADER_SIZE || !header.subarray(0, 8).equals(MAGIC)) fail(path, "not an hbeat slot file (no magic number); refusing to touch it");
+  const version = header.readUInt32LE(H_VERSION);
+  if (version !== FORMAT_VERSION) fail(path, `format version ${version}, this hbeat reads version ${FORMAT_VERSION}; refusing to touch it`);
+  if (!sealed(header, 0, H_CRC)) fail(path, "damaged header (checksum mismatch); refusing to touch it", true);
+  const headerSize = header.readUInt32LE(H_HEADER_SIZE);
+  const slotSize = header.readUInt32LE(H_SLOT_SIZE);
+  const slots = header.readUInt32LE(H_SLOTS);
+  if (headerSize !== HEADER_SIZE || slotSize !== SLOT_SIZE || slots < 1 || slots > MAX_SERVERS_LIMIT) {
+    fail(path, `another geometry (header ${headerSize} B, slots of ${slotSize} B, ${slots} slots); refusing to touch it`);
+  }
+  const want = HEADER_SIZE + slots * SLOT_SIZE;
+  if (fileSize !== want) fail(path, `${fileSize} bytes where its header says ${want} (${slots} slots): truncated or another geometry; refusing to touch it`);
+  if (!sealed(header, C_OFF, C_CRC - C_OFF)) fail(path, "damaged counters (checksum mismatch); refusing to touch it", true);
+  return slots;
+}
+function readHeader(fd, path) {
+  const st = (0, import_node_fs2.fstatSync)(fd);
+  if (!st.isFile()) fail(path, "not a regular file");
+  const header = Buffer.alloc(HEADER_SIZE);
+  for (let tries = 0; ; tries++) {
+    try {
+      return { header, slots: validateHeader(header, readFully(fd, header, 0), st.size, path) };
+    } catch (err) {
+      if (!(err instanceof SlotFileError && err.torn) || tries === 3) throw err;
+    }
+  }
+}
+function readFully(fd, buf, position) {
+  let got = 0;
+  while (got < buf.length) {
+    const n = (0, import_node_fs2.readSync)(fd, buf, got, buf.length - got, position + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
+}
+function newHeader(slots, boot) {
+  const h = Buffer.alloc(HEADER_SIZE);
+  MAGIC.copy(h, 0);
+  h.writeUInt32LE(FORMAT_VERSION, H_VERSION);
+  h.writeUInt32LE(HEADER_SIZE, H_HEADER_SIZE);
+  h.writeUInt32LE(SLOT_SIZE, H_SLOT_SIZE);
+  h.writeUInt32LE(slots, H_SLOTS);
+  boot.copy(h, H_BOOT);
+  h.writeDoubleLE(Date.now(), H_CREATED);
+  seal(h, 0, H_CRC);
+  seal(h, C_OFF, C_CRC - C_OFF);
+  return h;
+}
+function isListener(pid) {
+  try {
+    return (0, import_node_fs2.readFileSync)(`/proc/${pid}/cmdline`, "latin1").includes("hbeat");
+  } catch {
+    return false;
+  }
+}
+function decodeSlot(buf, off, slot, now, bootOk) {
+  if (buf.readUInt32LE(off + S_SEQ) === 0) return null;
+  if (!sealed(buf, off, S_CRC)) return false;
+  const family = buf[off + S_FAMILY];
+  const address = readAddress(family, buf, off + S_ADDR);
+  const scope = buf.toString("latin1", off + S_SCOPE, off + S_SCOPE + Math.min(buf[off + S_SCOPE_LEN], SCOPE_MAX));
+  const seen = buf.readDoubleLE(off + S_SEEN_MONO);
+  return {
+    slot,
+    address,
+    scope,
+    host: scope ? `${address}%${scope}` : address,
+    port: buf.readUInt16LE(off + S_PORT),
+    state: buf[off + S_STATE] === 1 ? "drain" : "up",
+    ready: buf.readUInt32LE(off + S_READY),
+    busy: buf.readUInt32LE(off + S_BUSY),
+    packets: readU64(buf, off + S_PACKETS),
+    age: bootOk && seen >= 0 ? Math.max(0, now - seen) / 1e3 : null,
+    seenWall: buf.readDoubleLE(off + S_SEEN_WALL),
+    lastTs: buf.readDoubleLE(off + S_LAST_TS)
+  };
+}
+function readCounters(header) {
+  const out2 = {};
+  COUNTER_NAMES.forEach((name, i) => out2[name] = readU64(header, C_VALUES + 8 * i));
+  return out2;
+}
+function decodeAll(body, slots, bootOk, reread) {
+  const now = monoNow();
+  const servers = [];
+  let torn = 0;
+  for (let i = 0; i < slots; i++) {
+    let rec = decodeSlot(body, i * SLOT_SIZE, i, now, bootOk);
+    for (let tries = 0; rec === false && reread && tries < 3; tries++) rec = decodeSlot(reread(i), 0, i, now, bootOk);
+    if (rec === false) torn++;
+    else if (rec) servers.push(rec);
+  }
+  return { servers, torn };
+}
+function readSnapshot(path) {
+  let fd;
+  try {
+    fd = (0, import_node_fs2.openSync)(path, "r");
+  } catch (err) {
+    systemReason(path, err, "read");
+  }
+  try {
+    const { header, slots } = readHeader(fd, path);
+    const body = Buffer.allocUnsafe(slots * SLOT_SIZE);
+    readFully(fd, body, HEADER_SIZE);
+    const one = Buffer.allocUnsafe(SLOT_SIZE);
+    const bootOk = header.subarray(H_BOOT, H_BOOT + 16).equals(bootId());
+    const { servers, torn } = decodeAll(body, slots, bootOk, (i) => (readFully(fd, one, HEADER_SIZE + i * SLOT_SIZE), one));
+    return {
+      path,
+      slots,
+      created: header.readDoubleLE(H_CREATED),
+      listenerPid: header.readUInt32LE(C_PID),
+      bootMatches: bootOk,
+      counters: readCounters(header),
+      servers,
+      torn
+    };
+  } finally {
+    (0, import_node_fs2.closeSync)(fd);
+  }
+}
+var import_node_fs2, import_node_path, MAGIC, FORMAT_VERSION, HEADER_SIZE, SLOT_SIZE, MAX_SERVERS_LIMIT, DEFAULT_MAX_SERVERS, EVICT_AGE_MS, COUNTER_NAMES, ACCEPTED, MALFORMED, UNSIGNED, BADSIG, REPLAYED, FULL, H_VERSION, H_HEADER_SIZE, H_SLOT_SIZE, H_SLOTS, H_BOOT, H_CREATED, H_CRC, C_OFF, C_SEQ, C_PID, C_VALUES, C_CRC, C_LEN, S_SEQ, S_FAMILY, S_STATE, S_PORT, S_READY, S_BUSY, S_PACKETS, S_SEEN_MONO, S_SEEN_WALL, S_LAST_TS, S_ADDR, S_SCOPE_LEN, S_SCOPE, SCOPE_MAX, S_CRC, SlotFileError, CRC_TABLE, SlotTable;
+var init_slotfile = __esm({
+  "src/slotfile.ts"() {
+    "use strict";
+    import_node_fs2 = require("node:fs");
+    import_node_path = require("node:path");
+    init_address();
+    init_clock();
+    MAGIC = Buffer.from("HBEATSLT", "latin1");
+    FORMAT_VERSION = 1;
+    HEADER_SIZE = 256;
+    SLOT_SIZE = 128;
+    MAX_SERVERS_LIMIT = 1048576;
+    DEFAULT_MAX_SERVERS = 1024;
+    EVICT_AGE_MS = 3e4;
+    COUNTER_NAMES = ["accepted", "malformed", "unsigned", "badsig", "replayed", "full"];
+    ACCEPTED = 0;
+    MALFORMED = 1;
+    UNSIGNED = 2;
+    BADSIG = 3;
+    REPLAYED = 4;
+    FULL = 5;
+    H_VERSION = 8;
+    H_HEADER_SIZE = 12;
+    H_SLOT_SIZE = 16;
+    H_SLOTS = 20;
+    H_BOOT = 24;
+    H_CREATED = 40;
+    H_CRC = 60;
+    C_OFF = 64;
+    C_SEQ = 64;
+    C_PID = 68;
+    C_VALUES = 72;
+    C_CRC = 124;
+    C_LEN = 64;
+    S_SEQ = 0;
+    S_FAMILY = 4;
+    S_STATE = 5;
+    S_PORT = 6;
+    S_READY = 8;
+    S_BUSY = 12;
+    S_PACKETS = 16;
+    S_SEEN_MONO = 24;
+    S_SEEN_WALL = 32;
+    S_LAST_TS = 40;
+    S_ADDR = 48;
+    S_SCOPE_LEN = 64;
+    S_SCOPE = 65;
+    SCOPE_MAX = 31;
+    S_CRC = 124;
+    SlotFileError = class extends Error {
+      /** A checksum mismatch, which a concurrent write can cause: worth a re-read. */
+      torn = false;
+    };
+    CRC_TABLE = new Int32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 3988292384 ^ c >>> 1 : c >>> 1;
+      CRC_TABLE[n] = c;
+    }
+    SlotTable = class _SlotTable {
+      constructor(path, fd, header, mirror) {
+        this.path = path;
+        this.fd = fd;
+        this.header = header;
+        this.mirror = mirror;
+        this.slots = header.readUInt32LE(H_SLOTS);
+        this.slotAddress = new Array(this.slots);
+        this.free = new Int32Array(this.slots);
+        COUNTER_NAMES.forEach((_, i) => this.counters[i] = readU64(header, C_VALUES + 8 * i));
+      }
+      path;
+      fd;
+      slots;
+      counters = new Float64Array(COUNTER_NAMES.length);
+      header;
+      mirror;
+      // address (no scope) -> port -> slot: two lookups, no key string to build.
+      index = /* @__PURE__ */ new Map();
+      slotAddress;
+      // Slots free for a new server: a stack, refilled by reclaim().
+      free;
+      freeCount = 0;
+      // No slot in use can be evicted before this monotonic time, so a full table
+      // refuses a flood of new servers without scanning it for each datagram.
+      nextReclaim = 0;
+      addressScratch = Buffer.alloc(16);
+      countersDirty = false;
+      flushTimer;
+      /**
+       * Opens the file, or creates it with `maxServers` slots. A file that is not
+       * a slot file, of another version or geometry is refused and left untouched.
+       */
+      static open(path, maxServers) {
+        if (maxServers !== void 0 && !(Number.isInteger(maxServers) && maxServers >= 1 && maxServers <= MAX_SERVERS_LIMIT)) {
+          throw new RangeError(`max servers must be 1 to ${MAX_SERVERS_LIMIT}`);
+        }
+        let fd;
+        try {
+          fd = (0, import_node_fs2.openSync)(path, "r+");
+        } catch (err) {
+          if (err.code !== "ENOENT") systemReason(path, err, "open for writing");
+          fd = _SlotTable.create(path, maxServers ?? DEFAULT_MAX_SERVERS);
+        }
+        try {
+          const { header, slots } = readHeader(fd, path);
+          const owner = header.readUInt32LE(C_PID);
+          if (owner !== 0 && owner !== process.pid && isListener(owner)) fail(path, `in use by the listener with pid ${owner}: one listener per slot file`);
+          if (maxServers !== void 0 && maxServers !== slots) fail(path, `has ${slots} slots, not the ${maxServers} of --max-servers; refusing to touch it (remove it to start afresh)`);
+          const mirror = Buffer.alloc(slots * SLOT_SIZE);
+          readFully(fd, mirror, HEADER_SIZE);
+          const table = new _SlotTable(path, fd, header, mirror);
+          table.adopt();
+          return table;
+        } catch (err) {
+          (0, import_node_fs2.closeSync)(fd);
+          throw err;
+        }
+      }
+      // Made under a temporary name and linked into place, so no reader or
+      // listener ever sees a half-made file, and two creators cannot both win.
+      static create(path, slots) {
+        const tmp = `${path}.new-${process.pid}`;
+        let fd;
+        try {
+          fd = (0, import_node_fs2.openSync)(tmp, "w+", 420);
+        } catch (err) {
+          systemReason(path, err, "create");
+        }
+        try {
+          const header = newHeader(slots, bootId());
+          (0, import_node_fs2.writeSync)(fd, header, 0, HEADER_SIZE, 0);
+          (0, import_node_fs2.writeSync)(fd, Buffer.alloc(1), 0, 1, HEADER_SIZE + slots * SLOT_SIZE - 1);
+          try {
+            (0, import_node_fs2.linkSync)(tmp, path);
+          } catch (err) {
+            if (err.code !== "EEXIST") systemReason(path, err, "create");
+          }
+        } catch (err) {
+          (0, import_node_fs2.closeSync)(fd);
+          throw err;
+        } finally {
+          (0, import_node_fs2.unlinkSync)(tmp);
+        }
+        (0, import_node_fs2.closeSync)(fd);
+        try {
+          return (0, import_node_fs2.openSync)(path, "r+");
+        } catch (err) {
+          systemReason(path, err, "open for writing");
+        }
+      }
+      /** Takes over what an earlier listener left: its servers, and after a reboot, their staleness. */
+      adopt() {
+        const boot = bootId();
+        const rebooted = !this.header.subarray(H_BOOT, H_BOOT + 16).equals(boot);
+        const m = this.mirror;
+        for (let slot = this.slots - 1; slot >= 0; slot--) {
+          const off = slot * SLOT_SIZE;
+          if (m.readUInt32LE(off + S_SEQ) === 0 || !sealed(m, off, S_CRC)) {
+            this.free[this.freeCount++] = slot;
+            continue;
+          }
+          if (rebooted) {
+            m.writeDoubleLE(-1, off + S_SEEN_MONO);
+            seal(m, off, S_CRC);
+          }
+          const address = readAddress(m[off + S_FAMILY], m, off + S_ADDR);
+          this.link(address, m.readUInt16LE(off + S_PORT), slot);
+        }
+        if (rebooted) {
+          (0, import_node_fs2.writeSync)(this.fd, m, 0, m.length, HEADER_SIZE);
+          boot.copy(this.header, H_BOOT);
+          seal(this.header, 0, H_CRC);
+          (0, import_node_fs2.writeSync)(this.fd, this.header, 0, C_OFF, 0);
+        }
+        this.header.writeUInt32LE(process.pid, C_PID);
+        this.flushCounters();
+      }
+      link(address, port, slot) {
+        let ports = this.index.get(address);
+        if (!ports) this.index.set(address, ports = /* @__PURE__ */ new Map());
+        ports.set(port, slot);
+        this.slotAddress[slot] = address;
+      }
+      /** The slot of a known server, or -1. */
+      lookup(address, port) {
+        const ports = this.index.get(address);
+        if (ports === void 0) return -1;
+        const slot = ports.get(port);
+        return slot === void 0 ? -1 : slot;
+      }
+      /** The `ts` last accepted from the server in `slot` (-1 none), for replay checks. */
+      lastTs(slot) {
+        return this.mirror.readDoubleLE(slot * SLOT_SIZE + S_LAST_TS);
+      }
+      /**
+       * A slot for a new server: a free one, or one silent for over 30 s. -1 when
+       * every slot holds a live server: none is evicted, the caller counts `full`.
+       * Throws on an address that is not an IP (never the case for a socket's).
+       */
+      claim(address, port, now = monoNow()) {
+        const family = writeAddress(address, this.addressScratch, 0);
+        if (family === 0) throw new Error(`not an IP address: ${address}`);
+        for (; ; ) {
+          if (this.freeCount === 0) {
+            if (now <= this.nextReclaim) return -1;
+            this.reclaim(now);
+            if (this.freeCount === 0) return -1;
+          }
+          const slot = this.free[--this.freeCount];
+          if (this.slotAddress[slot] !== void 0) {
+            if (this.isLive(slot, now)) continue;
+            this.unlink(slot);
+          }
+          const off = slot * SLOT_SIZE;
+          const m = this.mirror;
+          const seq = m.readUInt32LE(off + S_SEQ);
+          m.fill(0, off, off + SLOT_SIZE);
+          m.writeUInt32LE(seq, off + S_SEQ);
+          m[off + S_FAMILY] = family;
+          m.writeUInt16LE(port, off + S_PORT);
+          m.writeDoubleLE(-1, off + S_LAST_TS);
+          this.addressScratch.copy(m, off + S_ADDR);
+          this.link(address, port, slot);
+          return slot;
+        }
+      }
+      isLive(slot, now) {
+        const seen = this.mirror.readDoubleLE(slot * SLOT_SIZE + S_SEEN_MONO);
+        return seen >= 0 && now - seen <= EVICT_AGE_MS;
+      }
+      /**
+       * Offers every slot silent for over 30 s. Their servers stay linked until
+       * claim() takes the slot, so one that speaks again first keeps its slot.
+       */
+      reclaim(now) {
+        let earliest = Infinity;
+        for (let slot = 0; slot < this.slots; slot++) {
+          if (this.slotAddress[slot] === void 0) continue;
+          if (this.isLive(slot, now)) earliest = Math.min(earliest, this.mirror.readDoubleLE(slot * SLOT_SIZE + S_SEEN_MONO));
+          else this.free[this.freeCount++] = slot;
+        }
+        this.nextReclaim = earliest + EVICT_AGE_MS;
+      }
+      unlink(slot) {
+        const address = this.slotAddress[slot];
+        const port = this.mirror.readUInt16LE(slot * SLOT_SIZE + S_PORT);
+        const ports = this.index.get(address);
+        if (ports?.get(port) === slot) {
+          ports.delete(port);
+          if (ports.size === 0) this.index.delete(address);
+        }
+        this.slotAddress[slot] = void 0;
+      }
+      /** The per-datagram update: the slot changed in place, then one positional write. */
+      write(slot, u, scope, now = monoNow(), wall = Date.now()) {
+        const m = this.mirror;
+        const off = slot * SLOT_SIZE;
+        const seq = m.readUInt32LE(off + S_SEQ);
+        m.writeUInt32LE(seq === 4294967295 ? 1 : seq + 1, off + S_SEQ);
+        m[off + S_STATE] = u.state;
+        m.writeUInt32LE(u.ready, off + S_READY);
+        m.writeUInt32LE(u.busy, off + S_BUSY);
+        const lo = m.readUInt32LE(off + S_PACKETS);
+        if (lo === 4294967295) {
+          m.writeUInt32LE(0, off + S_PACKETS);
+          m.writeUInt32LE(m.readUInt32LE(off + S_PACKETS + 4) + 1, off + S_PACKETS + 4);
+        } else m.writeUInt32LE(lo + 1, off + S_PACKETS);
+        m.writeDoubleLE(now, off + S_SEEN_MONO);
+        m.writeDoubleLE(wall, off + S_SEEN_WALL);
+        if (u.ts >= 0) m.writeDoubleLE(u.ts, off + S_LAST_TS);
+        const scopeLen = scope.length > SCOPE_MAX ? SCOPE_MAX : scope.length;
+        if (scopeLen !== 0 || m[off + S_SCOPE_LEN] !== 0) {
+          m[off + S_SCOPE_LEN] = scopeLen;
+          m.fill(0, off + S_SCOPE, off + S_SCOPE + SCOPE_MAX);
+          m.write(scope, off + S_SCOPE, scopeLen, "latin1");
+        }
+        seal(m, off, S_CRC);
+        (0, import_node_fs2.writeSync)(this.fd, m, off, SLOT_SIZE, HEADER_SIZE + off);
+      }
+      /** Counts one event; the header is written soon after, not per datagram. */
+      count(counter) {
+        this.counters[counter]++;
+        if (this.countersDirty) return;
+        this.countersDirty = true;
+        this.flushTimer = setTimeout(() => this.flushCounters(), 100);
+        this.flushTimer.unref();
+      }
+      /** Writes the counters record: 64 bytes in one positional write. */
+      flushCounters() {
+        const h = this.header;
+        h.writeUInt32LE(h.readUInt32LE(C_SEQ) + 1 >>> 0, C_SEQ);
+        for (let i = 0; i < COUNTER_NAMES.length; i++) writeU64(h, C_VALUES + 8 * i, this.counters[i]);
+        seal(h, C_OFF, C_CRC - C_OFF);
+        (0, import_node_fs2.writeSync)(this.fd, h, C_OFF, C_LEN, C_OFF);
+        this.countersDirty = false;
+        clearTimeout(this.flushTimer);
+      }
+      /** What a reader of the file would see, from memory: no file read. */
+      snapshot() {
+        return decodeAll(this.mirror, this.slots, true).servers;
+      }
+      close() {
+        if (this.fd < 0) return;
+        this.header.writeUInt32LE(0, C_PID);
+        this.flushCounters();
+        (0, import_node_fs2.closeSync)(this.fd);
+        this.fd = -1;
+      }
+    };
+  }
+});
+
+// src/wire.ts
+function newHeartbeat() {
+  return { ready: 0, busy: 0, port: 80, state: STATE_UP, ts: -1, signedLength: -1, sigStart: -1, sigEnd: -1 };
+}
+function isHex(c) {
+  return c >= 48 && c <= 57 || (c | 32) >= 97 && (c | 32) <= 102;
+}
+function hexValue(c) {
+  return c <= 57 ? c - 48 : (c | 32) - 97 + 10;
+}
+function unescapeInto(buf, start, end, to) {
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    let c = buf[i];
+    if (c === PERCENT && i + 2 < end && isHex(buf[i + 1]) && isHex(buf[i + 2])) {
+      c = hexValue(buf[i + 1]) * 16 + hexValue(buf[i + 2]);
+      i += 2;
+    }
+    if (n === to.length) return -1;
+    to[n++] = c;
+  }
+  return n;
+}
+function lowerKey(i) {
+  const c = keyBytes[i];
+  return c >= 65 && c <= 90 ? c | 32 : c;
+}
+function keyId(buf, start, end) {
+  switch (unescapeInto(buf, start, end, keyBytes)) {
+    case 1:
+      return lowerKey(0) === 118 ? K_V : -1;
+    // v
+    case 2:
+      return lowerKey(0) === 116 && lowerKey(1) === 115 ? K_TS : -1;
+    case 3:
+      return lowerKey(0) === 115 && lowerKey(1) === 105 && lowerKey(2) === 103 ? K_SIG : -1;
+    case 4:
+      if (lowerKey(0) === 98 && lowerKey(1) === 117 && lowerKey(2) === 115 && lowerKey(3) === 121) return K_BUSY;
+      if (lowerKey(0) === 112 && lowerKey(1) === 111 && lowerKey(2) === 114 && lowerKey(3) === 116) return K_PORT;
+      return -1;
+    case 5:
+      if (lowerKey(0) === 114 && lowerKey(1) === 101 && lowerKey(2) === 97 && lowerKey(3) === 100 && lowerKey(4) === 121) return K_READY;
+      if (lowerKey(0) === 115 && lowerKey(1) === 116 && lowerKey(2) === 97 && lowerKey(3) === 116 && lowerKey(4) === 101) return K_STATE;
+      return -1;
+    case 8:
+      return lowerKey(0) === 108 && lowerKey(1) === 97 && lowerKey(2) === 115 && lowerKey(3) === 116 && lowerKey(4) === 115 && lowerKey(5) === 101 && lowerKey(6) === 101 && lowerKey(7) === 110 ? K_LASTSEEN : -1;
+    default:
+      return -1;
+  }
+}
+function decodeValue(buf, k) {
+  const start = span[2 * k];
+  if (start === IMPLICIT_ONE) {
+    valueBytes[0] = 49;
+    return 1;
+  }
+  return unescapeInto(buf, start, span[2 * k + 1], valueBytes);
+}
+function decimalValue(buf, k, min, max) {
+  const n = decodeValue(buf, k);
+  if (n === 0) return -1;
+  let v = 0;
+  for (let i = 0; i < n; i++) {
+    const c = valueBytes[i];
+    if (c < 48 || c > 57) return -1;
+    v = v * 10 + (c - 48);
+    if (v > max) return -1;
+  }
+  return v >= min ? v : -1;
+}
+function stateValue(buf, k) {
+  const n = decodeValue(buf, k);
+  const c0 = valueBytes[0] | 32, c1 = valueBytes[1] | 32;
+  if (n === 2 && c0 === 117 && c1 === 112) return STATE_UP;
+  if (n === 5 && c0 === 100 && c1 === 114 && (valueBytes[2] | 32) === 97 && (valueBytes[3] | 32) === 105 && (valueBytes[4] | 32) === 110) return STATE_DRAIN;
+  return -1;
+}
+function scanPairs(buf, start, end) {
+  for (let k = 0; k < KEY_COUNT; k++) span[2 * k] = ABSENT;
+  let seenPair = false, sigError = 0;
+  signedLength = -1;
+  for (let pos = start; pos <= end; pos++) {
+    const pairStart = pos;
+    let eq = -1;
+    for (let c = 0; pos < end && (c = buf[pos]) !== AMP; pos++) {
+      if (c === 0) return MALFORMED_NUL;
+      if (c === EQ && eq < 0) eq = pos;
+    }
+    if (pos === pairStart) continue;
+    const k = keyId(buf, pairStart, eq < 0 ? pos : eq);
+    if (k === K_SIG && sigError === 0) {
+      if (!seenPair) sigError = MALFORMED_SIG_FIRST;
+      else if (pos !== end) sigError = MALFORMED_SIG_NOT_LAST;
+      else signedLength = pairStart - 1;
+    }
+    if (k >= 0) {
+      span[2 * k] = eq < 0 ? IMPLICIT_ONE : eq + 1;
+      span[2 * k + 1] = pos;
+    }
+    seenPair = true;
+  }
+  return sigError;
+}
+function parseHeartbeat(buf, len, out2) {
+  if (len > MAX_DATAGRAM) return MALFORMED_TOO_LONG;
+  let end = len >= 0 ? Math.min(len, buf.length) | 0 : 0;
+  if (end > 0 && buf[end - 1] === LF) end -= end > 1 && buf[end - 2] === CR ? 2 : 1;
+  const scanned = scanPairs(buf, 0, end);
+  if (scanned !== 0) return scanned;
+  if (span[2 * K_V] === ABSENT) return MALFORMED_NO_V;
+  if (span[2 * K_READY] === ABSENT) return MALFORMED_NO_READY;
+  if (span[2 * K_BUSY] === ABSENT) return MALFORMED_NO_BUSY;
+  const ready = decimalValue(buf, K_READY, 0, INT31_MAX);
+  if (ready < 0) return MALFORMED_READY;
+  const busy = decimalValue(buf, K_BUSY, 0, INT31_MAX);
+  if (busy < 0) return MALFORMED_BUSY;
+  let port = 80;
+  if (span[2 * K_PORT] !== ABSENT) {
+    port = decimalValue(buf, K_PORT, 1, 65535);
+    if (port < 0) return MALFORMED_PORT;
+  }
+  let state = STATE_UP;
+  if (span[2 * K_STATE] !== ABSENT) {
+    state = stateValue(buf, K_STATE);
+    if (state < 0) return MALFORMED_STATE;
+  }
+  let ts = -1;
+  if (span[2 * K_TS] !== ABSENT) {
+    ts = decimalValue(buf, K_TS, 0, Number.MAX_SAFE_INTEGER);
+    if (ts < 0) return MALFORMED_TS;
+  }
+  let sigStart = -1, sigEnd = -1;
+  if (signedLength >= 0) {
+    sigStart = span[2 * K_SIG];
+    if (sigStart === IMPLICIT_ONE || end - sigStart !== 64) return MALFORMED_SIG;
+    for (let i = sigStart; i < end; i++) {
+      const c = buf[i];
+      if (!(c >= 48 && c <= 57 || c >= 97 && c <= 102)) return MALFORMED_SIG;
+    }
+    sigEnd = end;
+  }
+  out2.ready = ready;
+  out2.busy = busy;
+  out2.port = port;
+  out2.state = state;
+  out2.ts = ts;
+  out2.signedLength = signedLength;
+  out2.sigStart = sigStart;
+  out2.sigEnd = sigEnd;
+  return 0;
+}
+function parseHbDatQuery(buf, start, end) {
+  if (scanPairs(buf, start, end) !== 0) return null;
+  if (span[2 * K_READY] === ABSENT || span[2 * K_BUSY] === ABSENT || span[2 * K_LASTSEEN] === ABSENT) return null;
+  const ready = decimalValue(buf, K_READY, 0, INT31_MAX);
+  const busy = decimalValue(buf, K_BUSY, 0, INT31_MAX);
+  const lastseen = decimalValue(buf, K_LASTSEEN, 0, INT31_MAX);
+  const port = span[2 * K_PORT] === ABSENT ? 80 : decimalValue(buf, K_PORT, 1, 65535);
+  return ready < 0 || busy < 0 || lastseen < 0 || port < 0 ? null : { ready, busy, port, lastseen };
+}
+function checkInt(name, v, min, max) {
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new RangeError(`heartbeat ${name} must be an integer from ${min} to ${max}, not ${v}`);
+  }
+}
+function encodeHeartbeat(f) {
+  checkInt("ready", f.ready, 0, INT31_MAX);
+  checkInt("busy", f.busy, 0, INT31_MAX);
+  let s = `v=1&ready=${f.ready}&busy=${f.busy}`;
+  if (f.port !== void 0) {
+    checkInt("port", f.port, 1, 65535);
+    s += `&port=${f.port}`;
+  }
+  if (f.state !== void 0 && f.state !== STATE_UP) {
+    if (f.state !== STATE_DRAIN) throw new RangeError(`heartbeat state must be STATE_UP or STATE_DRAIN, not ${f.state}`);
+    s += "&state=drain";
+  }
+  if (f.ts !== void 0 && f.ts !== -1) {
+    checkInt("ts", f.ts, 0, Number.MAX_SAFE_INTEGER);
+    s += `&ts=${f.ts}`;
+  }
+  return s;
+}
+var MAX_DATAGRAM, STATE_UP, STATE_DRAIN, MALFORMED_TOO_LONG, MALFORMED_NUL, MALFORMED_SIG_FIRST, MALFORMED_SIG_NOT_LAST, MALFORMED_NO_V, MALFORMED_NO_READY, MALFORMED_NO_BUSY, MALFORMED_READY, MALFORMED_BUSY, MALFORMED_PORT, MALFORMED_STATE, MALFORMED_TS, MALFORMED_SIG, MALFORMED2, INT31_MAX, K_V, K_READY, K_BUSY, K_PORT, K_STATE, K_TS, K_SIG, K_LASTSEEN, KEY_COUNT, ABSENT, IMPLICIT_ONE, span, signedLength, keyBytes, valueBytes, AMP, EQ, PERCENT, LF, CR;
+var init_wire = __esm({
+  "src/wire.ts"() {
+    "use strict";
+    MAX_DATAGRAM = 1e3;
+    STATE_UP = 0;
+    STATE_DRAIN = 1;
+    MALFORMED_TOO_LONG = 1;
+    MALFORMED_NUL = 2;
+    MALFORMED_SIG_FIRST = 3;
+    MALFORMED_SIG_NOT_LAST = 4;
+    MALFORMED_NO_V = 5;
+    MALFORMED_NO_READY = 6;
+    MALFORMED_NO_BUSY = 7;
+    MALFORMED_READY = 8;
+    MALFORMED_BUSY = 9;
+    MALFORMED_PORT = 10;
+    MALFORMED_STATE = 11;
+    MALFORMED_TS = 12;
+    MALFORMED_SIG = 13;
+    MALFORMED2 = Object.freeze([
+      "",
+      `over ${MAX_DATAGRAM} bytes`,
+      "NUL byte",
+      "sig must not be the first pair",
+      "sig must come last",
+      "missing v",
+      "missing ready",
+      "missing busy",
+      "ready is not an integer from 0 to 2147483647",
+      "busy is not an integer from 0 to 2147483647",
+      "port is not an integer from 1 to 65535",
+      "state is not up or drain",
+      `ts is not an integer from 0 to ${Number.MAX_SAFE_INTEGER}`,
+      "sig is not 64 lower-case hex digits"
+    ]);
+    INT31_MAX = 2147483647;
+    K_V = 0;
+    K_READY = 1;
+    K_BUSY = 2;
+    K_PORT = 3;
+    K_STATE = 4;
+    K_TS = 5;
+    K_SIG = 6;
+    K_LASTSEEN = 7;
+    KEY_COUNT = 8;
+    ABSENT = -1;
+    IMPLICIT_ONE = -2;
+    span = new Int32Array(KEY_COUNT * 2);
+    signedLength = -1;
+    keyBytes = new Uint8Array(8);
+    valueBytes = new Uint8Array(MAX_DATAGRAM);
+    AMP = 38;
+    EQ = 61;
+    PERCENT = 37;
+    LF = 10;
+    CR = 13;
+  }
+});
+
+// src/listener.ts
+var listener_exports = {};
+__export(listener_exports, {
+  DEFAULT_GROUP: () => DEFAULT_GROUP,
+  ListenError: () => ListenError,
+  Listener: () => Listener
+});
+function closeQuietly(socket) {
+  try {
+    socket.close();
+  } catch {
+  }
+}
+function bindReason(err) {
+  switch (err.code) {
+    case "EADDRINUSE":
+      return "address already in use (another listener on this port?)";
+    case "EADDRNOTAVAIL":
+      return "address not available on this host";
+    case "EACCES":
+      return "permission denied";
+    default:
+      return err.message;
+  }
+}
+var import_node_dgram, DEFAULT_GROUP, RECV_BUFFER, ListenError, Listener;
+var init_listener = __esm({
+  "src/listener.ts"() {
+    "use strict";
+    import_node_dgram = require("node:dgram");
+    init_address();
+    init_log();
+    init_slotfile();
+    init_wire();
+    DEFAULT_GROUP = "239.0.0.1:27999";
+    RECV_BUFFER = 8 << 20;
+    ListenError = class extends Error {
+    };
+    Listener = class _Listener {
+      sockets = [];
+      hb = newHeartbeat();
+      limited = new RateLimitedLog();
+      table;
+      constructor(table) {
+        this.table = table;
+      }
+      /** Binds every `--on` address (joining groups); fails with one line when any can't be had. */
+      static async start(opts) {
+        const listener = new _Listener(opts.table);
+        try {
+          for (const ep of opts.on) listener.sockets.push(await listener.bind(ep, opts.iface));
+        } catch (err) {
+          await listener.close();
+          throw err;
+        }
+        return listener;
+      }
+      bind(ep, iface) {
+        const where = formatEndpoint(ep.host, ep.port);
+        const group = isMulticast(ep.host);
+        const socket = (0, import_node_dgram.createSocket)({ type: ep.family === 6 ? "udp6" : "udp4", reuseAddr: group });
+        return new Promise((resolve, reject) => {
+          socket.once("error", (err) => {
+            closeQuietly(socket);
+            reject(new ListenError(`${where}: ${bindReason(err)}`));
+          });
+          socket.bind(ep.port, ep.host, () => {
+            try {
+              if (group) {
+                let on;
+                try {
+                  on = iface === void 0 ? void 0 : multicastInterface(iface, ep.family);
+                } catch (err) {
+                  throw new ListenError(err.message);
+                }
+                try {
+                  socket.addMembership(stripScope(ep.host), on);
+                } catch (err) {
+                  throw new ListenError(`${where}: cannot join the group${iface === void 0 ? "" : ` on ${iface}`}: ${err.message} (is there a multicast route? see the README's troubleshooting)`);
+                }
+              }
+            } catch (err) {
+              closeQuietly(socket);
+              reject(err);
+              return;
+            }
+            socket.removeAllListeners("error");
+            socket.on("error", (err) => log("error", "socket error", { on: where, error: err.message }));
+            this.tuneBuffer(socket, where);
+            socket.on("message", (msg, rinfo) => this.receive(msg, rinfo.address, rinfo.port));
+            log("info", "listening", { on: where, group: group || void 0 });
+            resolve(socket);
+          });
+        });
+      }
+      tuneBuffer(socket, where) {
+        try {
+          socket.setRecvBufferSize(RECV_BUFFER);
+        } catch {
+        }
+        const got = socket.getRecvBufferSize();
+        if (got < RECV_BUFFER) log("warn", "receive buffer smaller than asked; raise net.core.rmem_max to avoid drops at high rates", { on: where, bytes: got, wanted: RECV_BUFFER });
+      }
+      /**
+       * The per-datagram path, also fed by the HTTP endpoint. `from` is the
+       * source address as the socket gives it (an IPv6 one may carry %scope).
+       * `fromPort` is only for the log. Returns 0 when stored, else the counter
+       * that was bumped.
+       */
+      receive(msg, from, fromPort = 0) {
+        const hb = this.hb;
+        const code = parseHeartbeat(msg, msg.length, hb);
+        if (code !== 0) {
+          this.table.count(MALFORMED);
+          this.limited.log("malformed", "warn", "malformed datagram dropped", () => ({ from: fromPort ? formatEndpoint(from, fromPort) : from, reason: MALFORMED2[code] }));
+          return MALFORMED;
+        }
+        let address = from;
+        let scope = "";
+        const pct = from.indexOf("%");
+        if (pct >= 0) {
+          address = from.slice(0, pct);
+          scope = from.slice(pct + 1);
+        }
+        if (address.startsWith("::ffff:") && address.includes(".")) address = address.slice(7);
+        const table = this.table;
+        let slot = table.lookup(address, hb.port);
+        if (slot < 0) {
+          slot = table.claim(address, hb.port);
+          if (slot < 0) {
+            table.count(FULL);
+            this.limited.log("full", "warn", "table full: new server refused, no live server evicted (raise --max-servers)", () => ({ from: formatEndpoint(address, hb.port), slots: table.slots }));
+            return FULL;
+          }
+        }
+        table.write(slot, hb, scope);
+        table.count(ACCEPTED);
+        return 0;
+      }
+      async close() {
+        await Promise.all(this.sockets.map((s) => new Promise((r) => s.close(() => r()))));
+        this.sockets.length = 0;
+      }
+    };
+  }
+});
+
+// src/picker.ts
+var picker_exports = {};
+__export(picker_exports, {
+  noneReason: () => noneReason,
+  pick: () => pick,
+  seededRandom: () => seededRandom,
+  weight: () => weight
+});
+function weight(s) {
+  return s.busy === 0 ? Math.floor(s.ready / 4) : s.ready;
+}
+function isFresh(s, maxAge) {
+  return s.age !== null && s.age < maxAge;
+}
+function canonical(address) {
+  if (!address.includes(":") && !address.includes("%")) return address;
+  const family = writeAddress(stripScope(address), scratch, 0);
+  return family === 0 ? address : readAddress(family, scratch, 0);
+}
+function memberTest(members) {
+  if (members === void 0) return null;
+  const portsByAddress = /* @__PURE__ */ new Map();
+  for (const text of members) {
+    const e = parseEndpoint(text, "--members entry");
+    const address = canonical(e.host);
+    const ports = portsByAddress.get(address) ?? /* @__PURE__ */ new Set();
+    portsByAddress.set(address, ports.add(e.port));
+  }
+  return (s) => portsByAddress.get(canonical(s.address))?.has(s.port) === true;
+}
+function pick(servers, opts) {
+  const pool = new Pool(servers, opts);
+  const out2 = [];
+  for (let k = 0; k < opts.count && pool.total > 0; k++) {
+    let i = pool.draw(opts.random);
+    if (opts.method === "two-choices") {
+      const j = pool.draw(opts.random);
+      if (pool.items[j].ready > pool.items[i].ready) i = j;
+    }
+    out2.push(pool.items[i]);
+    if (opts.distinct) pool.remove(i);
+  }
+  return out2;
+}
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+function noneReason(servers, opts) {
+  const known = `${plural(servers.length, "server")} known`;
+  const fresh = servers.filter((s) => isFresh(s, opts.maxAge));
+  if (fresh.length === 0) return `no live backend: ${known}, 0 seen in the last ${+opts.maxAge.toFixed(3)}s`;
+  const inMembers = memberTest(opts.members);
+  const members = inMembers === null ? fresh : fresh.filter(inMembers);
+  if (members.length === 0) return `no live backend: ${known}, ${fresh.length} live, none of --members is live`;
+  const usable = members.filter((s) => s.state !== "drain" && weight(s) > 0).length;
+  const where = inMembers === null ? "" : " in --members";
+  if (usable === 0) return `no live backend: ${known}, ${members.length} live${where} but all drained or at weight 0`;
+  return `${plural(usable, "live backend")}${where} with weight over 0`;
+}
+function seededRandom(seed) {
+  let sm = seed >>> 0 ^ Math.imul(Math.floor(seed / 4294967296) >>> 0, 2654435769);
+  const next32 = () => {
+    sm = sm + 2654435769 | 0;
+    let z = sm;
+    z = Math.imul(z ^ z >>> 16, 2246822507);
+    z = Math.imul(z ^ z >>> 13, 3266489909);
+    return (z ^ z >>> 16) >>> 0;
+  };
+  let a = next32(), b = next32(), c = next32(), d = next32();
+  const xoshiro = () => {
+    const result = Math.imul(rotl(Math.imul(b, 5), 7), 9) >>> 0;
+    const t = b << 9;
+    c ^= a;
+    d ^= b;
+    b ^= c;
+    a ^= d;
+    c ^= t;
+    d = rotl(d, 11);
+    return result;
+  };
+  return () => ((xoshiro() >>> 5) * 67108864 + (xoshiro() >>> 6)) / 9007199254740992;
+}
+function rotl(x, k) {
+  return x << k | x >>> 32 - k;
+}
+var scratch, Pool;
+var init_picker = __esm({
+  "src/picker.ts"() {
+    "use strict";
+    init_address();
+    scratch = new Uint8Array(16);
+    Pool = class {
+      items = [];
+      weights = [];
+      tree;
+      // 1-based
+      top;
+      // highest power of two <= items.length
+      total = 0;
+      constructor(servers, opts) {
+        const inMembers = memberTest(opts.members);
+        for (const s of servers) {
+          const w = weight(s);
+          if (w > 0 && s.state !== "drain" && isFresh(s, opts.maxAge) && (inMembers === null || inMembers(s))) {
+            this.items.push(s);
+            this.weights.push(w);
+            this.total += w;
+          }
+        }
+        const n = this.items.length;
+        this.tree = new Float64Array(n + 1);
+        for (let i = 1; i <= n; i++) {
+          this.tree[i] += this.weights[i - 1];
+          const parent = i + (i & -i);
+          if (parent <= n) this.tree[parent] += this.tree[i];
+        }
+        this.top = n === 0 ? 0 : 2 ** Math.floor(Math.log2(n));
+      }
+      /**
+       * The index of the first item whose cumulative weight exceeds
+       * r = floor(random() * total): each item has exactly `weight` values of r.
+       * Apache's loop tests `c <= pick <= c + ready` over 0..total inclusive
+       * instead, so the later of two neighbours wins each shared bound, the last
+       * server gets one value more, and a server of ready 0 placed last still wins.
+       */
+      draw(random) {
+        let rest = Math.floor(random() * this.total);
+        let pos = 0;
+        for (let step = this.top; step > 0; step >>= 1) {
+          const next = pos + step;
+          if (next < this.tree.length && this.tree[next] <= rest) {
+            pos = next;
+            rest -= this.tree[next];
+          }
+        }
+        return pos;
+      }
+      remove(index) {
+        const w = this.weights[index];
+        this.weights[index] = 0;
+        this.total -= w;
+        for (let i = index + 1; i < this.tree.length; i += i & -i) this.tree[i] -= w;
+      }
+    };
+  }
+});
+
+// src/status.ts
+var status_exports = {};
+__export(status_exports, {
+  LIVE_AGE_S: () => LIVE_AGE_S,
+  formatAge: () => formatAge,
+  isLive: () => isLive,
+  serverJson: () => serverJson,
+  sortServers: () => sortServers,
+  statusJson: () => statusJson,
+  statusTable: () => statusTable
+});
+function isLive(s) {
+  return s.age !== null && s.age < LIVE_AGE_S;
+}
+function serverJson(s) {
+  return { host: s.host, port: s.port, ready: s.ready, busy: s.busy, age: s.age === null ? null : round3(s.age) };
+}
+function statusJson(servers, counters) {
+  return {
+    servers: sortServers(servers).map((s) => ({ ...serverJson(s), state: s.state, packets: s.packets, live: isLive(s) })),
+    counters
+  };
+}
+function round3(x) {
+  return Math.round(x * 1e3) / 1e3;
+}
+function sortServers(servers) {
+  return [...servers].sort((a, b) => a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port);
+}
+function formatAge(age) {
+  if (age === null) return "-";
+  if (age < 60) return `${age.toFixed(1)}s`;
+  if (age < 3600) return `${Math.floor(age / 60)}m${Math.floor(age % 60)}s`;
+  return `${Math.floor(age / 3600)}h${Math.floor(age % 3600 / 60)}m`;
+}
+function statusTable(servers, counters) {
+  const rows = [["SERVER", "STATE", "READY", "BUSY", "AGE", "PACKETS", "LIVE"]];
+  for (const s of sortServers(servers)) {
+    rows.push([formatEndpoint(s.host, s.port), s.state, String(s.ready), String(s.busy), formatAge(s.age), String(s.packets), isLive(s) ? "yes" : "no"]);
+  }
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const lines = rows.map((r) => r.map((cell, c) => c === 0 || c === 1 || c === 6 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join("  ").trimEnd());
+  const live = servers.filter(isLive).length;
+  lines.push("", `${servers.length} server${servers.length === 1 ? "" : "s"}, ${live} live; ` + COUNTER_NAMES.map((n) => `${n} ${counters[n]}`).join(", "));
+  return lines.join("\n");
+}
+var LIVE_AGE_S;
+var init_status = __esm({
+  "src/status.ts"() {
+    "use strict";
+    init_address();
+    init_slotfile();
+    LIVE_AGE_S = 10;
+  }
+});
+
+// src/sender.ts
+var sender_exports = {};
+__export(sender_exports, {
+  SendError: () => SendError,
+  Sender: () => Sender,
+  jitter: () => jitter
+});
+function jitter(intervalMs, random) {
+  return intervalMs * (0.9 + 0.2 * random());
+}
+function send(t, datagram) {
+  return new Promise((resolve, reject) => {
+    t.socket.send(datagram, t.ep.port, t.ep.host, (err) => err ? reject(err) : resolve());
+  }).then(
+    () => {
+      t.outage.ok();
+      return true;
+    },
+    (err) => {
+      t.outage.fail(err);
+      return false;
+    }
+  );
+}
+function openSocket(family, multicast, opts) {
+  const socket = (0, import_node_dgram2.createSocket)(family === 6 ? "udp6" : "udp4");
+  return new Promise((resolve, reject) => {
+    socket.once("error", (err) => {
+      socket.close();
+      reject(new SendError(opts.source === void 0 ? `cannot open an IPv${family} socket: ${reason(err)}` : `--source ${opts.source}: ${reason(err)}`));
+    });
+    socket.bind(0, opts.source, () => {
+      socket.removeAllListeners("error");
+      socket.on("error", (err) => log("error", "socket error", { error: err.message }));
+      try {
+        if (multicast) configure(socket, family, opts);
+      } catch (err) {
+        socket.close();
+        reject(err instanceof SendError ? err : new SendError(message(err)));
+        return;
+      }
+      resolve(socket);
+    });
+  });
+}
+function configure(socket, family, opts) {
+  try {
+    socket.setMulticastTTL(opts.ttl);
+  } catch (err) {
+    throw new SendError(`--ttl ${opts.ttl}: ${reason(err)}`);
+  }
+  socket.setMulticastLoopback(true);
+  if (opts.iface === void 0) return;
+  let out2;
+  try {
+    out2 = multicastInterface(opts.iface, family);
+  } catch (err) {
+    throw new SendError(message(err));
+  }
+  try {
+    socket.setMulticastInterface(out2);
+  } catch (err) {
+    throw new SendError(`--interface ${opts.iface}: ${reason(err)}`);
+  }
+}
+function reason(err) {
+  return err.code === "EADDRNOTAVAIL" ? "not an address of this host" : message(err);
+}
+function message(err) {
+  return err instanceof Error ? err.message : String(err);
+}
+var import_node_dgram2, import_node_net2, import_node_perf_hooks2, SendError, Outage, Sender;
+var init_sender = __esm({
+  "src/sender.ts"() {
+    "use strict";
+    import_node_dgram2 = require("node:dgram");
+    import_node_net2 = require("node:net");
+    import_node_perf_hooks2 = require("node:perf_hooks");
+    init_address();
+    init_log();
+    init_wire();
+    SendError = class extends Error {
+    };
+    Outage = class {
+      constructor(failed, recovered, fields = {}) {
+        this.failed = failed;
+        this.recovered = recovered;
+        this.fields = fields;
+      }
+      failed;
+      recovered;
+      fields;
+      failures = 0;
+      fail(err) {
+        if (this.failures++ === 0) log("warn", this.failed, { ...this.fields, error: message(err) });
+      }
+      ok() {
+        if (this.failures > 0) log("info", this.recovered, { ...this.fields, failures: this.failures });
+        this.failures = 0;
+      }
+    };
+    Sender = class _Sender {
+      constructor(opts) {
+        this.opts = opts;
+        this.random = opts.random ?? Math.random;
+      }
+      opts;
+      sockets = [];
+      targets = [];
+      random;
+      loadOutage = new Outage("load source failed; announcing ready=0 until it answers", "load source answers again");
+      /** busy and state of the last datagram, repeated by stop()'s ready=0. */
+      last = { ready: 0, busy: 0 };
+      timer;
+      round = Promise.resolve();
+      asking;
+      stopping = false;
+      stopped;
+      closed = false;
+      /** Opens the sockets and starts announcing, the first datagram at once. */
+      static async start(opts) {
+        const sender = await _Sender.open(opts);
+        sender.loop();
+        return sender;
+      }
+      /** Opens the sockets without announcing (for sendOnce, then close). Rejects with a SendError. */
+      static async open(opts) {
+        if (opts.to.length === 0) throw new SendError("no target to send to");
+        if (!(opts.intervalMs > 0)) throw new SendError(`the interval must be over 0 ms, not ${opts.intervalMs}`);
+        try {
+          encodeHeartbeat({ ready: 0, busy: 0, port: opts.port });
+        } catch (err) {
+          throw new SendError(message(err));
+        }
+        const sourceFamily = opts.source === void 0 ? 0 : (0, import_node_net2.isIP)(stripScope(opts.source));
+        if (opts.source !== void 0 && sourceFamily === 0) throw new SendError(`--source ${opts.source}: not an IP address`);
+        for (const ep of opts.to) {
+          if (sourceFamily !== 0 && ep.family !== sourceFamily) {
+            throw new SendError(`--to ${formatEndpoint(ep.host, ep.port)} is IPv${ep.family} but --source ${opts.source} is IPv${sourceFamily}`);
+          }
+        }
+        const sender = new _Sender(opts);
+        try {
+          for (const family of new Set(opts.to.map((ep) => ep.family))) {
+            const socket = await openSocket(family, opts.to.some((ep) => ep.family === family && isMulticast(ep.host)), opts);
+            sender.sockets.push(socket);
+            for (const ep of opts.to) {
+              if (ep.family === family) {
+                sender.targets.push({ ep, socket, outage: new Outage("cannot send; retrying every interval", "sending again", { to: formatEndpoint(ep.host, ep.port) }) });
+              }
+            }
+          }
+        } catch (err) {
+          await sender.close();
+          throw err;
+        }
+        return sender;
+      }
+      /** One round: ask the load source, send one datagram to every target. Never rejects. */
+      async sendOnce() {
+        let text;
+        let loadFailed = false;
+        try {
+          const load = await this.ask();
+          text = this.encode(load);
+          this.loadOutage.ok();
+        } catch (err) {
+          if (this.stopping) return { loadFailed: true, sendFailed: 0 };
+          this.loadOutage.fail(err);
+          loadFailed = true;
+          text = this.encode({ ready: 0, busy: 0 });
+        }
+        return { loadFailed, sendFailed: await this.sendAll(text) };
+      }
+      /** Stops announcing, sends ready=0 (the last busy and state kept) to every target, closes. */
+      stop() {
+        return this.stopped ??= this.halt();
+      }
+      async halt() {
+        if (this.closed) return;
+        this.stopping = true;
+        clearTimeout(this.timer);
+        this.asking?.abort(new Error("stopping"));
+        await this.round;
+        await this.sendAll(this.encode({ ...this.last, ready: 0 }));
+        await this.close();
+      }
+      /** Closes the sockets without a last datagram. */
+      async close() {
+        this.stopping = true;
+        clearTimeout(this.timer);
+        this.asking?.abort(new Error("closing"));
+        if (this.closed) return;
+        this.closed = true;
+        await Promise.all(this.sockets.map((s) => new Promise((resolve) => s.close(() => resolve()))));
+      }
+      loop() {
+        const began = import_node_perf_hooks2.performance.now();
+        this.round = this.sendOnce().then(() => {
+          if (this.stopping) return;
+          const wait = jitter(this.opts.intervalMs, this.random) - (import_node_perf_hooks2.performance.now() - began);
+          this.timer = setTimeout(() => this.loop(), Math.max(0, wait));
+        });
+      }
+      /** The load source's answer; rejects when it fails or has not answered within one interval. */
+      ask() {
+        const ac = this.asking = new AbortController();
+        const ms = this.opts.intervalMs;
+        return new Promise((resolve, reject) => {
+          const timer = setTimeout(() => ac.abort(new Error(`no answer within ${ms} ms`)), ms);
+          ac.signal.addEventListener("abort", () => {
+            clearTimeout(timer);
+            reject(ac.signal.reason);
+          }, { once: true });
+          new Promise((answer) => answer(this.opts.load(ac.signal))).then(resolve, reject).finally(() => clearTimeout(timer));
+        });
+      }
+      /** The datagram for `load`; throws a RangeError for numbers the wire cannot carry (a source's bug). */
+      encode(load) {
+        const state = this.opts.drain ? STATE_DRAIN : load.state ?? STATE_UP;
+        const text = encodeHeartbeat({ ready: load.ready, busy: load.busy, port: this.opts.port, state });
+        this.last = { ready: load.ready, busy: load.busy, state };
+        return text;
+      }
+      /** Sends to every target at once; resolves to how many failed. */
+      async sendAll(text) {
+        const datagram = Buffer.from(text, "latin1");
+        const sent = await Promise.all(this.targets.map((t) => send(t, datagram)));
+        return sent.filter((ok) => !ok).length;
+      }
+    };
+  }
+});
+
+// src/hbdat.ts
+var hbdat_exports = {};
+__export(hbdat_exports, {
+  HB_DAT_SEEN_TIMEOUT_S: () => HB_DAT_SEEN_TIMEOUT_S,
+  formatHbDat: () => formatHbDat,
+  readHbDat: () => readHbDat,
+  writeHbDat: () => writeHbDat
+});
+function formatHbDat(servers) {
+  let text = "";
+  for (const s of servers) {
+    if (s.age === null || s.state === "drain") continue;
+    const lastseen = Math.floor(s.age);
+    if (lastseen > HB_DAT_SEEN_TIMEOUT_S) continue;
+    text += `${s.host} &ready=${s.ready}&busy=${s.busy}&lastseen=${lastseen}&port=${s.port}
+`;
+  }
+  return text;
+}
+function writeHbDat(path, servers) {
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    (0, import_node_fs3.writeFileSync)(tmp, formatHbDat(servers), { mode: 420 });
+    (0, import_node_fs3.renameSync)(tmp, path);
+  } catch (err) {
+    try {
+      (0, import_node_fs3.unlinkSync)(tmp);
+    } catch {
+    }
+    throw err;
+  }
+}
+function readHbDat(path, nowMs = Date.now()) {
+  const data = (0, import_node_fs3.readFileSync)(path);
+  const fileAge = Math.max(0, nowMs - (0, import_node_fs3.statSync)(path).mtimeMs) / 1e3;
+  const servers = [];
+  for (let start = 0; start < data.length; ) {
+    const next = data.indexOf(10, start);
+    const lineEnd = next < 0 ? data.length : next;
+    const end = data[lineEnd - 1] === 13 ? lineEnd - 1 : lineEnd;
+    const space = data.indexOf(32, start);
+    if (data[start] !== 35 && space > start && space < end) {
+      const fields = parseHbDatQuery(data, space + 1, end);
+      const host = data.toString("latin1", start, space);
+      if (fields && (0, import_node_net3.isIP)(stripScope(host))) servers.push({ host, address: stripScope(host), port: fields.port, ready: fields.ready, busy: fields.busy, age: fields.lastseen + fileAge, state: "up" });
+    }
+    start = lineEnd + 1;
+  }
+  return servers;
+}
+var import_node_net3, import_node_fs3, HB_DAT_SEEN_TIMEOUT_S;
+var init_hbdat = __esm({
+  "src/hbdat.ts"() {
+    "use strict";
+    import_node_net3 = require("node:net");
+    import_node_fs3 = require("node:fs");
+    init_address();
+    init_wire();
+    HB_DAT_SEEN_TIMEOUT_S = 30;
+  }
+});
+
+// src/cli.ts
+var import_node_util = require("node:util");
+var import_node_path2 = require("node:path");
+var UsageError = class extends Error {
+};
+var RuntimeError = class extends Error {
+};
+var SLOTS_HELP = `--slots F                 the slot file; else $HBEAT_SLOTS, else hbeat.slots in
+                            $RUNTIME_DIRECTORY, else in the current directory`;
+var commands = {
+  listen: {
+    summary: "collect heartbeats into the slot file (on each proxy)",
+    usage: `usage: hbeat listen [options]
+
+  --on ADDR:PORT            where to listen (repeatable); default 239.0.0.1:27999.
+                            A multicast address is joined, a unicast one bound.
+                            IPv6 as [ADDR]:PORT
+  --interface ADDR|NAME     where to join multicast groups
+  ${SLOTS_HELP}
+  --max-servers N           slots in a new file, 1 to 1048576 (default 1024)`,
+    options: {
+      on: { type: "string", multiple: true },
+      interface: { type: "string" },
+      slots: { type: "string" },
+      "max-servers": { type: "string" }
+    },
+    async run(v) {
+      const { parseEndpoint: parseEndpoint2 } = await Promise.resolve().then(() => (init_address(), address_exports));
+      const { Listener: Listener2, DEFAULT_GROUP: DEFAULT_GROUP2 } = await Promise.resolve().then(() => (init_listener(), listener_exports));
+      const { SlotTable: SlotTable3, MAX_SERVERS_LIMIT: MAX_SERVERS_LIMIT2 } = await Promise.resolve().then(() => (init_slotfile(), slotfile_exports));
+      const { log: log2 } = await Promise.resolve().then(() => (init_log(), log_exports));
+      const on = (v.on ?? [DEFAULT_GROUP2]).map((text) => usage(() => parseEndpoint2(text, "--on")));
+      const maxServers = v["max-servers"] === void 0 ? void 0 : integer(v["max-servers"], "--max-servers", 1, MAX_SERVERS_LIMIT2);
+      const stopped = untilSignal();
+      const table = SlotTable3.open(slotsPath(v), maxServers);
+      let listener;
+      try {
+        listener = await Listener2.start({ on, iface: v.interface, table });
+      } catch (err) {
+        table.close();
+        throw err;
+      }
+      log2("info", "started", { slots: table.path, servers: table.slots, pid: process.pid });
+      const signal = await stopped;
+      await listener.close();
+      table.close();
+      log2("info", "stopped", { signal });
+      return 0;
+    }
+  },
+  pick: {
+    summary: "choose a backend with room for work (for whatever routes requests)",
+    usage: `usage: hbeat pick [options]
+
+  ${SLOTS_HELP}
+  --hb-dat F                pick from Apache's hb.dat instead (its own age is
+                            added to each lastseen)
+  --max-age D               only servers seen less than D ago (default 10s)
+  --members H:P,...         only these servers
+  --method M                weighted (default): chosen with probability
+                            weight/total, weight = ready (ready/4 when busy is 0);
+                            two-choices: two weighted draws, the larger ready wins
+  --count N                 N independent picks, one a line (default 1)
+  --distinct                no server twice (at most all candidates)
+  --json                    one JSON object a line: host, port, ready, busy, age
+  --seed N                  a fixed random seed, for repeatable picks
+
+Prints HOST:PORT a line ([ADDR]:PORT for IPv6). Exit status 3 and one line on
+stderr when no live backend has weight over 0.`,
+    options: {
+      slots: { type: "string" },
+      "hb-dat": { type: "string" },
+      "max-age": { type: "string" },
+      members: { type: "string" },
+      method: { type: "string" },
+      count: { type: "string" },
+      distinct: { type: "boolean" },
+      json: { type: "boolean" },
+      seed: { type: "string" }
+    },
+    async run(v) {
+      if (v.slots !== void 0 && v["hb-dat"] !== void 0) throw new UsageError("--slots and --hb-dat are alternatives: give one");
+      const { pick: pick2, noneReason: noneReason2, seededRandom: seededRandom2 } = await Promise.resolve().then(() => (init_picker(), picker_exports));
+      const method = v.method ?? "weighted";
+      if (method !== "weighted" && method !== "two-choices") throw new UsageError(`--method takes weighted or two-choices, not ${JSON.stringify(method)}`);
+      const opts = {
+        maxAge: v["max-age"] === void 0 ? 10 : duration(v["max-age"], "--max-age") / 1e3,
+        members: v.members === void 0 ? void 0 : await memberList(v.members),
+        method,
+        count: v.count === void 0 ? 1 : integer(v.count, "--count", 1, 1e6),
+        distinct: v.distinct === true,
+        random: v.seed === void 0 ? Math.random : seededRandom2(integer(v.seed, "--seed", 0, Number.MAX_SAFE_INTEGER))
+      };
+      const servers = await readServers(v);
+      const chosen = pick2(servers, opts);
+      if (chosen.length === 0) {
+        process.stderr.write(`hbeat pick: ${noneReason2(servers, opts)}
+`);
+        return 3;
+      }
+      const { formatEndpoint: formatEndpoint2 } = await Promise.resolve().then(() => (init_address(), address_exports));
+      const { serverJson: serverJson2 } = await Promise.resolve().then(() => (init_status(), status_exports));
+      process.stdout.write(chosen.map((s) => v.json ? JSON.stringify(serverJson2(s)) : formatEndpoint2(s.host, s.port)).join("\n") + "\n");
+      return 0;
+    }
+  },
+  send: {
+    summary: "announce this backend's load every second (on each backend)",
+    usage: `usage: hbeat send [options]
+
+  --to ADDR:PORT            where to send (repeatable); default 239.0.0.1:27999
+  --interval D              between datagrams, each wait jittered by up to \xB110%
+                            (default 1s; 500ms, 2s or plain seconds)
+  --ready N --busy N        the load to announce: free and busy workers
+  --port N                  the advertised service port (adds &port=N; a
+                            listener assumes 80 without it)
+  --source ADDR             local address to send from
+  --interface ADDR|NAME     multicast out-interface
+  --ttl N                   multicast TTL, 0 to 255 (default 1: this link only)
+  --drain                   advertise state=drain: alive, but give it no new work
+  --once                    send one datagram and exit
+
+On SIGTERM or SIGINT it sends one last datagram with ready=0, so proxies stop
+choosing this backend at once, then exits 0.`,
+    options: {
+      to: { type: "string", multiple: true },
+      interval: { type: "string" },
+      ready: { type: "string" },
+      busy: { type: "string" },
+      port: { type: "string" },
+      source: { type: "string" },
+      interface: { type: "string" },
+      ttl: { type: "string" },
+      drain: { type: "boolean" },
+      once: { type: "boolean" }
+    },
+    async run(v) {
+      const { parseEndpoint: parseEndpoint2 } = await Promise.resolve().then(() => (init_address(), address_exports));
+      const { DEFAULT_GROUP: DEFAULT_GROUP2 } = await Promise.resolve().then(() => (init_listener(), listener_exports));
+      const { Sender: Sender2 } = await Promise.resolve().then(() => (init_sender(), sender_exports));
+      const { log: log2 } = await Promise.resolve().then(() => (init_log(), log_exports));
+      if (v.ready === void 0 || v.busy === void 0) throw new UsageError("a load source is required: --ready N --busy N");
+      const load = { ready: integer(v.ready, "--ready", 0, 2147483647), busy: integer(v.busy, "--busy", 0, 2147483647) };
+      const opts = {
+        to: (v.to ?? [DEFAULT_GROUP2]).map((text) => usage(() => parseEndpoint2(text, "--to"))),
+        intervalMs: v.interval === void 0 ? 1e3 : duration(v.interval, "--interval"),
+        port: v.port === void 0 ? void 0 : integer(v.port, "--port", 1, 65535),
+        source: v.source,
+        iface: v.interface,
+        ttl: v.ttl === void 0 ? 1 : integer(v.ttl, "--ttl", 0, 255),
+        drain: v.drain === true,
+        load: async () => load
+      };
+      if (opts.intervalMs < 10) throw new UsageError("--interval must be at least 10ms");
+      if (v.once) {
+        const sender2 = await Sender2.open(opts);
+        const result = await sender2.sendOnce();
+        await sender2.close();
+        return result.loadFailed || result.sendFailed > 0 ? 1 : 0;
+      }
+      const stopped = untilSignal();
+      const sender = await Sender2.start(opts);
+      log2("info", "started", { to: v.to?.join(",") ?? DEFAULT_GROUP2, interval_ms: opts.intervalMs, pid: process.pid });
+      const signal = await stopped;
+      await sender.stop();
+      log2("info", "stopped", { signal });
+      return 0;
+    }
+  },
+  status: {
+    summary: "show what the listener knows",
+    usage: `usage: hbeat status [options]
+
+  ${SLOTS_HELP}
+  --json                    one JSON object: servers and counters`,
+    options: {
+      slots: { type: "string" },
+      json: { type: "boolean" }
+    },
+    async run(v) {
+      const { readSnapshot: readSnapshot2 } = await Promise.resolve().then(() => (init_slotfile(), slotfile_exports));
+      const { statusJson: statusJson2, statusTable: statusTable2 } = await Promise.resolve().then(() => (init_status(), status_exports));
+      const snap = readSnapshot2(slotsPath(v));
+      process.stdout.write(v.json ? JSON.stringify(statusJson2(snap.servers, snap.counters)) + "\n" : statusTable2(snap.servers, snap.counters) + "\n");
+      return 0;
+    }
+  }
+};
+var TOP_USAGE = `usage: hbeat COMMAND [options]
+
+Heartbeat load balancing in one file: backends announce their free workers,
+proxies collect the announcements and pick a backend with room for work.
+Speaks Apache's mod_heartbeat wire format and writes its hb.dat.
+
+commands:
+${Object.entries(commands).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`).join("\n")}
+
+hbeat COMMAND --help shows a command's options; hbeat --version its version.
+Exit status: 0 done, 1 runtime failure, 2 usage error, 3 pick found no live backend.`;
+async function main(argv) {
+  const [name, ...rest] = argv;
+  if (name === "--version" || name === "-V") return out(`hbeat ${"0.1.0"}`);
+  if (name === "--help" || name === "-h" || name === "help") return out(TOP_USAGE);
+  const command = name === void 0 ? void 0 : commands[name];
+  if (!command) {
+    process.stderr.write(`hbeat: ${name === void 0 ? "no command given" : `unknown command ${JSON.stringify(name)}`}
+${TOP_USAGE}
+`);
+    return 2;
+  }
+  try {
+    let values;
+    try {
+      values = (0, import_node_util.parseArgs)({ args: rest, options: { ...command.options, help: { type: "boolean", short: "h" } }, strict: true, allowPositionals: false }).values;
+    } catch (err) {
+      throw new UsageError(err.message.replace(/\. To specify[^]*/, ""));
+    }
+    if (values.help) return out(command.usage);
+    return await command.run(values);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`hbeat ${name}: ${err.message}
+${command.usage}
+`);
+      return 2;
+    }
+    const { SlotFileError: SlotFileError2 } = await Promise.resolve().then(() => (init_slotfile(), slotfile_exports));
+    const { ListenError: ListenError2 } = await Promise.resolve().then(() => (init_listener(), listener_exports));
+    const { SendError: SendError2 } = await Promise.resolve().then(() => (init_sender(), sender_exports));
+    if (err instanceof SlotFileError2 || err instanceof ListenError2 || err instanceof SendError2 || err instanceof RuntimeError) {
+      process.stderr.write(`hbeat ${name}: ${err.message}
+`);
+      return 1;
+    }
+    throw err;
+  }
+}
+function out(text) {
+  process.stdout.write(text + "\n");
+  return 0;
+}
+function usage(parse) {
+  try {
+    return parse();
+  } catch (err) {
+    throw new UsageError(err.message);
+  }
+}
+function integer(text, flag, min, max) {
+  if (!/^[0-9]+$/.test(text) || +text < min || +text > max) throw new UsageError(`${flag} takes a whole number from ${min} to ${max}, not ${JSON.stringify(text)}`);
+  return +text;
+}
+function duration(text, flag) {
+  const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s)?$/.exec(text);
+  if (!m) throw new UsageError(`${flag} takes a duration such as 10s, 500ms or 2 (seconds), not ${JSON.stringify(text)}`);
+  return m[2] === "ms" ? +m[1] : +m[1] * 1e3;
+}
+async function memberList(text) {
+  const { parseEndpoint: parseEndpoint2 } = await Promise.resolve().then(() => (init_address(), address_exports));
+  const members = text.split(",").filter((m) => m !== "");
+  for (const m of members) usage(() => parseEndpoint2(m, "--members entry"));
+  return members;
+}
+async function readServers(v) {
+  if (typeof v["hb-dat"] === "string") {
+    const { readHbDat: readHbDat2 } = await Promise.resolve().then(() => (init_hbdat(), hbdat_exports));
+    const path = v["hb-dat"];
+    try {
+      return readHbDat2(path);
+    } catch (err) {
+      throw new RuntimeError(`hb.dat ${path}: ${err.code === "ENOENT" ? "does not exist" : err.message}`);
+    }
+  }
+  const { readSnapshot: readSnapshot2 } = await Promise.resolve().then(() => (init_slotfile(), slotfile_exports));
+  return readSnapshot2(slotsPath(v)).servers;
+}
+function slotsPath(v, env = process.env) {
+  if (typeof v.slots === "string") return v.slots;
+  if (env.HBEAT_SLOTS) return env.HBEAT_SLOTS;
+  const runtime = env.RUNTIME_DIRECTORY?.split(":")[0];
+  return runtime ? (0, import_node_path2.join)(runtime, "hbeat.slots") : "hbeat.slots";
+}
+function untilSignal() {
+  return new Promise((resolve) => {
+    const done = (signal) => {
+      process.off("SIGTERM", done);
+      process.off("SIGINT", done);
+      resolve(signal);
+    };
+    process.on("SIGTERM", done);
+    process.on("SIGINT", done);
+  });
+}
+
+// src/main.ts
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    process.stderr.write(`hbeat: internal error: ${err.stack ?? err.message}
+`);
+    process.exitCode = 1;
+  }
+);
