@@ -348,27 +348,14 @@ function isListener(pid) {
     return false;
   }
 }
-function decodeSlot(buf, off, slot, now, bootOk) {
+function decodeSlot(ctx, off, slot) {
+  const buf = ctx.buf;
   if (buf.readUInt32LE(off + S_SEQ) === 0) return null;
-  if (!sealed(buf, off, S_CRC)) return false;
-  const family = buf[off + S_FAMILY];
-  const address = readAddress(family, buf, off + S_ADDR);
-  const scope = buf.toString("latin1", off + S_SCOPE, off + S_SCOPE + Math.min(buf[off + S_SCOPE_LEN], SCOPE_MAX));
-  const seen = buf.readDoubleLE(off + S_SEEN_MONO);
-  return {
-    slot,
-    address,
-    scope,
-    host: scope ? `${address}%${scope}` : address,
-    port: buf.readUInt16LE(off + S_PORT),
-    state: buf[off + S_STATE] === 1 ? "drain" : "up",
-    ready: buf.readUInt32LE(off + S_READY),
-    busy: buf.readUInt32LE(off + S_BUSY),
-    packets: readU64(buf, off + S_PACKETS),
-    age: bootOk && seen >= 0 ? Math.max(0, now - seen) / 1e3 : null,
-    seenWall: buf.readDoubleLE(off + S_SEEN_WALL),
-    lastTs: buf.readDoubleLE(off + S_LAST_TS)
-  };
+  if (buf.readUInt32LE(off + S_CRC) !== bulkCrc(buf, off, off + S_CRC)) return false;
+  return new SlotRecord(ctx, off, slot);
+}
+function readContext(buf, now, bootOk) {
+  return { buf, view: new DataView(buf.buffer, buf.byteOffset, buf.length), now, bootOk };
 }
 function readCounters(header) {
   const out2 = {};
@@ -377,11 +364,12 @@ function readCounters(header) {
 }
 function decodeAll(body, slots, bootOk, reread) {
   const now = monoNow();
+  const ctx = readContext(body, now, bootOk);
   const servers = [];
   let torn = 0;
   for (let i = 0; i < slots; i++) {
-    let rec = decodeSlot(body, i * SLOT_SIZE, i, now, bootOk);
-    for (let tries = 0; rec === false && reread && tries < 3; tries++) rec = decodeSlot(reread(i), 0, i, now, bootOk);
+    let rec = decodeSlot(ctx, i * SLOT_SIZE, i);
+    for (let tries = 0; rec === false && reread && tries < 3; tries++) rec = decodeSlot(readContext(reread(i), now, bootOk), 0, i);
     if (rec === false) torn++;
     else if (rec) servers.push(rec);
   }
@@ -398,9 +386,12 @@ function readSnapshot(path) {
     const { header, slots } = readHeader(fd, path);
     const body = Buffer.allocUnsafe(slots * SLOT_SIZE);
     readFully(fd, body, HEADER_SIZE);
-    const one = Buffer.allocUnsafe(SLOT_SIZE);
     const bootOk = header.subarray(H_BOOT, H_BOOT + 16).equals(bootId());
-    const { servers, torn } = decodeAll(body, slots, bootOk, (i) => (readFully(fd, one, HEADER_SIZE + i * SLOT_SIZE), one));
+    const { servers, torn } = decodeAll(body, slots, bootOk, (i) => {
+      const one = Buffer.allocUnsafe(SLOT_SIZE);
+      readFully(fd, one, HEADER_SIZE + i * SLOT_SIZE);
+      return one;
+    });
     return {
       path,
       slots,
@@ -415,12 +406,13 @@ function readSnapshot(path) {
     (0, import_node_fs2.closeSync)(fd);
   }
 }
-var import_node_fs2, import_node_path, MAGIC, FORMAT_VERSION, HEADER_SIZE, SLOT_SIZE, MAX_SERVERS_LIMIT, DEFAULT_MAX_SERVERS, EVICT_AGE_MS, COUNTER_NAMES, ACCEPTED, MALFORMED, UNSIGNED, BADSIG, REPLAYED, FULL, H_VERSION, H_HEADER_SIZE, H_SLOT_SIZE, H_SLOTS, H_BOOT, H_CREATED, H_CRC, C_OFF, C_SEQ, C_PID, C_VALUES, C_CRC, C_LEN, S_SEQ, S_FAMILY, S_STATE, S_PORT, S_READY, S_BUSY, S_PACKETS, S_SEEN_MONO, S_SEEN_WALL, S_LAST_TS, S_ADDR, S_SCOPE_LEN, S_SCOPE, SCOPE_MAX, S_CRC, SlotFileError, CRC_TABLE, SlotTable;
+var import_node_fs2, import_node_path, import_node_zlib, MAGIC, FORMAT_VERSION, HEADER_SIZE, SLOT_SIZE, MAX_SERVERS_LIMIT, DEFAULT_MAX_SERVERS, EVICT_AGE_MS, COUNTER_NAMES, ACCEPTED, MALFORMED, UNSIGNED, BADSIG, REPLAYED, FULL, H_VERSION, H_HEADER_SIZE, H_SLOT_SIZE, H_SLOTS, H_BOOT, H_CREATED, H_CRC, C_OFF, C_SEQ, C_PID, C_VALUES, C_CRC, C_LEN, S_SEQ, S_FAMILY, S_STATE, S_PORT, S_READY, S_BUSY, S_PACKETS, S_SEEN_MONO, S_SEEN_WALL, S_LAST_TS, S_ADDR, S_SCOPE_LEN, S_SCOPE, SCOPE_MAX, S_CRC, SlotFileError, CRC_TABLE, SlotRecord, bulkCrc, SlotTable;
 var init_slotfile = __esm({
   "src/slotfile.ts"() {
     "use strict";
     import_node_fs2 = require("node:fs");
     import_node_path = require("node:path");
+    import_node_zlib = require("node:zlib");
     init_address();
     init_clock();
     MAGIC = Buffer.from("HBEATSLT", "latin1");
@@ -475,6 +467,53 @@ var init_slotfile = __esm({
       for (let k = 0; k < 8; k++) c = c & 1 ? 3988292384 ^ c >>> 1 : c >>> 1;
       CRC_TABLE[n] = c;
     }
+    SlotRecord = class {
+      constructor(ctx, off, slot) {
+        this.ctx = ctx;
+        this.off = off;
+        this.slot = slot;
+      }
+      ctx;
+      off;
+      slot;
+      get port() {
+        return this.ctx.view.getUint16(this.off + S_PORT, true);
+      }
+      get state() {
+        return this.ctx.buf[this.off + S_STATE] === 1 ? "drain" : "up";
+      }
+      get ready() {
+        return this.ctx.view.getUint32(this.off + S_READY, true);
+      }
+      get busy() {
+        return this.ctx.view.getUint32(this.off + S_BUSY, true);
+      }
+      get packets() {
+        return readU64(this.ctx.buf, this.off + S_PACKETS);
+      }
+      get age() {
+        const seen = this.ctx.view.getFloat64(this.off + S_SEEN_MONO, true);
+        return this.ctx.bootOk && seen >= 0 ? Math.max(0, this.ctx.now - seen) / 1e3 : null;
+      }
+      get seenWall() {
+        return this.ctx.view.getFloat64(this.off + S_SEEN_WALL, true);
+      }
+      get lastTs() {
+        return this.ctx.view.getFloat64(this.off + S_LAST_TS, true);
+      }
+      get address() {
+        return readAddress(this.ctx.buf[this.off + S_FAMILY], this.ctx.buf, this.off + S_ADDR);
+      }
+      get scope() {
+        const len = Math.min(this.ctx.buf[this.off + S_SCOPE_LEN], SCOPE_MAX);
+        return len === 0 ? "" : this.ctx.buf.toString("latin1", this.off + S_SCOPE, this.off + S_SCOPE + len);
+      }
+      get host() {
+        const scope = this.scope;
+        return scope ? `${this.address}%${scope}` : this.address;
+      }
+    };
+    bulkCrc = import_node_zlib.crc32 ? (buf, start, end) => (0, import_node_zlib.crc32)(buf.subarray(start, end)) : crc32;
     SlotTable = class _SlotTable {
       constructor(path, fd, header, mirror) {
         this.path = path;
@@ -713,9 +752,9 @@ var init_slotfile = __esm({
         this.countersDirty = false;
         clearTimeout(this.flushTimer);
       }
-      /** What a reader of the file would see, from memory: no file read. */
+      /** What a reader of the file would see, from memory: no file read (a copy, since the mirror changes). */
       snapshot() {
-        return decodeAll(this.mirror, this.slots, true).servers;
+        return decodeAll(Buffer.from(this.mirror), this.slots, true).servers;
       }
       close() {
         if (this.fd < 0) return;
@@ -725,6 +764,22 @@ var init_slotfile = __esm({
         this.fd = -1;
       }
     };
+  }
+});
+
+// src/trust.ts
+var TRUST_REASONS;
+var init_trust = __esm({
+  "src/trust.ts"() {
+    "use strict";
+    TRUST_REASONS = Object.freeze([
+      "",
+      "no sig",
+      "no ts",
+      "sig does not match",
+      "ts too far from this host's clock (--max-skew)",
+      "ts not newer than the last one accepted from this server"
+    ]);
   }
 });
 
@@ -788,7 +843,7 @@ function decodeValue(buf, k) {
 }
 function decimalValue(buf, k, min, max) {
   const n = decodeValue(buf, k);
-  if (n === 0) return -1;
+  if (n <= 0) return -1;
   let v = 0;
   for (let i = 0; i < n; i++) {
     const c = valueBytes[i];
@@ -978,6 +1033,14 @@ __export(listener_exports, {
   ListenError: () => ListenError,
   Listener: () => Listener
 });
+function groupInterface(ep, iface) {
+  if (iface !== void 0) return multicastInterface(iface, ep.family);
+  if (ep.family !== 6) return void 0;
+  const pct = ep.host.indexOf("%");
+  if (pct >= 0) return `::${ep.host.slice(pct)}`;
+  if (/^ff[0-9a-f][12]:/i.test(ep.host)) throw new Error("a link-local group needs an interface: --interface NAME, or [ADDR%NAME]:PORT");
+  return void 0;
+}
 function closeQuietly(socket) {
   try {
     socket.close();
@@ -996,7 +1059,7 @@ function bindReason(err) {
       return err.message;
   }
 }
-var import_node_dgram, DEFAULT_GROUP, RECV_BUFFER, ListenError, Listener;
+var import_node_dgram, DEFAULT_GROUP, RECV_BUFFER, ListenError, DROPPED_AS, DROPPED_MSG, Listener;
 var init_listener = __esm({
   "src/listener.ts"() {
     "use strict";
@@ -1004,22 +1067,31 @@ var init_listener = __esm({
     init_address();
     init_log();
     init_slotfile();
+    init_trust();
     init_wire();
     DEFAULT_GROUP = "239.0.0.1:27999";
     RECV_BUFFER = 8 << 20;
     ListenError = class extends Error {
+    };
+    DROPPED_AS = [ACCEPTED, UNSIGNED, UNSIGNED, BADSIG, REPLAYED, REPLAYED];
+    DROPPED_MSG = {
+      [UNSIGNED]: "unsigned datagram dropped",
+      [BADSIG]: "badly signed datagram dropped",
+      [REPLAYED]: "replayed datagram dropped"
     };
     Listener = class _Listener {
       sockets = [];
       hb = newHeartbeat();
       limited = new RateLimitedLog();
       table;
-      constructor(table) {
+      verifier;
+      constructor(table, verifier) {
         this.table = table;
+        this.verifier = verifier;
       }
       /** Binds every `--on` address (joining groups); fails with one line when any can't be had. */
       static async start(opts) {
-        const listener = new _Listener(opts.table);
+        const listener = new _Listener(opts.table, opts.verifier);
         try {
           for (const ep of opts.on) listener.sockets.push(await listener.bind(ep, opts.iface));
         } catch (err) {
@@ -1031,31 +1103,31 @@ var init_listener = __esm({
       bind(ep, iface) {
         const where = formatEndpoint(ep.host, ep.port);
         const group = isMulticast(ep.host);
+        let on;
+        let host = ep.host;
+        if (group) {
+          try {
+            on = groupInterface(ep, iface);
+          } catch (err) {
+            return Promise.reject(new ListenError(`${where}: ${err.message}`));
+          }
+          if (on !== void 0 && ep.family === 6) host = stripScope(ep.host) + on.slice(on.indexOf("%"));
+        }
         const socket = (0, import_node_dgram.createSocket)({ type: ep.family === 6 ? "udp6" : "udp4", reuseAddr: group });
         return new Promise((resolve, reject) => {
           socket.once("error", (err) => {
             closeQuietly(socket);
             reject(new ListenError(`${where}: ${bindReason(err)}`));
           });
-          socket.bind(ep.port, ep.host, () => {
-            try {
-              if (group) {
-                let on;
-                try {
-                  on = iface === void 0 ? void 0 : multicastInterface(iface, ep.family);
-                } catch (err) {
-                  throw new ListenError(err.message);
-                }
-                try {
-                  socket.addMembership(stripScope(ep.host), on);
-                } catch (err) {
-                  throw new ListenError(`${where}: cannot join the group${iface === void 0 ? "" : ` on ${iface}`}: ${err.message} (is there a multicast route? see the README's troubleshooting)`);
-                }
+          socket.bind(ep.port, host, () => {
+            if (group) {
+              try {
+                socket.addMembership(stripScope(ep.host), on);
+              } catch (err) {
+                closeQuietly(socket);
+                reject(new ListenError(`${where}: cannot join the group${iface === void 0 ? "" : ` on ${iface}`}: ${err.message} (is there a multicast route? see the README's troubleshooting)`));
+                return;
               }
-            } catch (err) {
-              closeQuietly(socket);
-              reject(err);
-              return;
             }
             socket.removeAllListeners("error");
             socket.on("error", (err) => log("error", "socket error", { on: where, error: err.message }));
@@ -1098,6 +1170,15 @@ var init_listener = __esm({
         if (address.startsWith("::ffff:") && address.includes(".")) address = address.slice(7);
         const table = this.table;
         let slot = table.lookup(address, hb.port);
+        if (this.verifier !== void 0) {
+          const why = this.verifier.check(msg, hb, slot < 0 ? -1 : table.lastTs(slot));
+          if (why !== 0) {
+            const counter = DROPPED_AS[why];
+            table.count(counter);
+            this.limited.log(DROPPED_MSG[counter], "warn", DROPPED_MSG[counter], () => ({ from: fromPort ? formatEndpoint(from, fromPort) : from, reason: TRUST_REASONS[why] }));
+            return counter;
+          }
+        }
         if (slot < 0) {
           slot = table.claim(address, hb.port);
           if (slot < 0) {
@@ -1276,8 +1357,8 @@ __export(status_exports, {
   statusJson: () => statusJson,
   statusTable: () => statusTable
 });
-function isLive(s) {
-  return s.age !== null && s.age < LIVE_AGE_S;
+function isLive(s, liveAge = LIVE_AGE_S) {
+  return s.age !== null && s.age < liveAge;
 }
 function serverJson(s) {
   return { host: s.host, port: s.port, ready: s.ready, busy: s.busy, age: s.age === null ? null : round3(s.age) };
@@ -1300,15 +1381,20 @@ function formatAge(age) {
   if (age < 3600) return `${Math.floor(age / 60)}m${Math.floor(age % 60)}s`;
   return `${Math.floor(age / 3600)}h${Math.floor(age % 3600 / 60)}m`;
 }
-function statusTable(servers, counters) {
+function statusTable(servers, counters, opts = {}) {
+  const live = (s) => isLive(s, opts.liveAge);
+  const sorted = sortServers(servers);
   const rows = [["SERVER", "STATE", "READY", "BUSY", "AGE", "PACKETS", "LIVE"]];
-  for (const s of sortServers(servers)) {
-    rows.push([formatEndpoint(s.host, s.port), s.state, String(s.ready), String(s.busy), formatAge(s.age), String(s.packets), isLive(s) ? "yes" : "no"]);
+  for (const s of sorted) {
+    rows.push([formatEndpoint(s.host, s.port), s.state, String(s.ready), String(s.busy), formatAge(s.age), String(s.packets), live(s) ? "yes" : "no"]);
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   const lines = rows.map((r) => r.map((cell, c) => c === 0 || c === 1 || c === 6 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join("  ").trimEnd());
-  const live = servers.filter(isLive).length;
-  lines.push("", `${servers.length} server${servers.length === 1 ? "" : "s"}, ${live} live; ` + COUNTER_NAMES.map((n) => `${n} ${counters[n]}`).join(", "));
+  if (opts.notLive) {
+    for (let i = 0; i < sorted.length; i++) if (!live(sorted[i])) lines[i + 1] = opts.notLive(lines[i + 1]);
+  }
+  const liveCount = servers.filter(live).length;
+  lines.push("", `${servers.length} server${servers.length === 1 ? "" : "s"}, ${liveCount} live; ` + COUNTER_NAMES.map((n) => `${n} ${counters[n]}`).join(", "));
   return lines.join("\n");
 }
 var LIVE_AGE_S;
@@ -1559,7 +1645,9 @@ var init_sender = __esm({
 var hbdat_exports = {};
 __export(hbdat_exports, {
   HB_DAT_SEEN_TIMEOUT_S: () => HB_DAT_SEEN_TIMEOUT_S,
+  HbDatWriter: () => HbDatWriter,
   formatHbDat: () => formatHbDat,
+  hbDatReason: () => hbDatReason,
   readHbDat: () => readHbDat,
   writeHbDat: () => writeHbDat
 });
@@ -1577,7 +1665,8 @@ function formatHbDat(servers) {
 function writeHbDat(path, servers) {
   const tmp = `${path}.tmp-${process.pid}`;
   try {
-    (0, import_node_fs3.writeFileSync)(tmp, formatHbDat(servers), { mode: 420 });
+    (0, import_node_fs3.writeFileSync)(tmp, formatHbDat(servers));
+    (0, import_node_fs3.chmodSync)(tmp, 420);
     (0, import_node_fs3.renameSync)(tmp, path);
   } catch (err) {
     try {
@@ -1585,6 +1674,24 @@ function writeHbDat(path, servers) {
     } catch {
     }
     throw err;
+  }
+}
+function hbDatReason(path, err) {
+  const e = err;
+  switch (e.code) {
+    case "ENOENT":
+      return `directory ${(0, import_node_path2.dirname)(path)} does not exist`;
+    case "EACCES":
+    case "EPERM":
+      return `permission denied in ${(0, import_node_path2.dirname)(path)}`;
+    case "EROFS":
+      return "read-only file system";
+    case "EISDIR":
+      return "is a directory";
+    case "ENOSPC":
+      return "no space left on device";
+    default:
+      return e.code ? `${e.code}: ${e.message.split("\n")[0]}` : String(e.message ?? e);
   }
 }
 function readHbDat(path, nowMs = Date.now()) {
@@ -1605,21 +1712,64 @@ function readHbDat(path, nowMs = Date.now()) {
   }
   return servers;
 }
-var import_node_net3, import_node_fs3, HB_DAT_SEEN_TIMEOUT_S;
+var import_node_net3, import_node_fs3, import_node_path2, HB_DAT_SEEN_TIMEOUT_S, HbDatWriter;
 var init_hbdat = __esm({
   "src/hbdat.ts"() {
     "use strict";
     import_node_net3 = require("node:net");
     import_node_fs3 = require("node:fs");
+    import_node_path2 = require("node:path");
     init_address();
+    init_log();
     init_wire();
     HB_DAT_SEEN_TIMEOUT_S = 30;
+    HbDatWriter = class _HbDatWriter {
+      constructor(path, servers) {
+        this.path = path;
+        this.servers = servers;
+      }
+      path;
+      servers;
+      limited = new RateLimitedLog(1, 6e4);
+      failing = false;
+      timer;
+      /** Writes the file at once (throwing, for a one-line exit, when it cannot), then every intervalMs. */
+      static start(path, intervalMs, servers) {
+        const writer = new _HbDatWriter(path, servers);
+        writeHbDat(path, servers());
+        writer.timer = setInterval(() => writer.write(), intervalMs);
+        writer.timer.unref();
+        return writer;
+      }
+      /** One write; false when it failed (logged). */
+      write() {
+        try {
+          writeHbDat(this.path, this.servers());
+        } catch (err) {
+          this.failing = true;
+          this.limited.log("write", "error", "cannot write hb.dat; trying again at the next interval", () => ({ path: this.path, error: hbDatReason(this.path, err) }));
+          return false;
+        }
+        if (this.failing) {
+          this.failing = false;
+          log("info", "hb.dat written again", { path: this.path });
+        }
+        return true;
+      }
+      /** A last write, so the file is as fresh as it can be; then no more. */
+      stop() {
+        if (this.timer === void 0) return;
+        clearInterval(this.timer);
+        this.timer = void 0;
+        this.write();
+      }
+    };
   }
 });
 
 // src/cli.ts
 var import_node_util = require("node:util");
-var import_node_path2 = require("node:path");
+var import_node_path3 = require("node:path");
 var UsageError = class extends Error {
 };
 var RuntimeError = class extends Error {
@@ -1897,7 +2047,7 @@ function slotsPath(v, env = process.env) {
   if (typeof v.slots === "string") return v.slots;
   if (env.HBEAT_SLOTS) return env.HBEAT_SLOTS;
   const runtime = env.RUNTIME_DIRECTORY?.split(":")[0];
-  return runtime ? (0, import_node_path2.join)(runtime, "hbeat.slots") : "hbeat.slots";
+  return runtime ? (0, import_node_path3.join)(runtime, "hbeat.slots") : "hbeat.slots";
 }
 function untilSignal() {
   return new Promise((resolve) => {

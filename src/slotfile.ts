@@ -3,6 +3,7 @@
 // by byte, in docs/slot-file.md; keep the two in step.
 import { closeSync, fstatSync, linkSync, openSync, readFileSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { crc32 as zlibCrc32 } from 'node:zlib';
 import { readAddress, writeAddress } from './address.ts';
 import { bootId, monoNow } from './clock.ts';
 
@@ -160,28 +161,74 @@ export interface ServerRecord {
   lastTs: number; // sender's ts of the last accepted datagram, -1 none
 }
 
-/** Decodes one sealed slot; null for an empty or torn one. */
-function decodeSlot(buf: Buffer, off: number, slot: number, now: number, bootOk: boolean): ServerRecord | null | false {
+/** What every record of one read shares: the bytes, and the time they were read at. */
+interface ReadContext {
+  buf: Buffer;
+  view: DataView; // over buf: DataView reads are cheaper than Buffer's, for a short-lived `pick`
+  now: number;
+  bootOk: boolean;
+}
+
+/**
+ * One server as a reader sees it: a window on the bytes read, decoded field
+ * by field when asked, so that `pick` over thousands of servers makes one
+ * small object each. The bytes must not change afterwards.
+ */
+class SlotRecord implements ServerRecord {
+  constructor(private readonly ctx: ReadContext, private readonly off: number, readonly slot: number) {}
+
+  get port(): number {
+    return this.ctx.view.getUint16(this.off + S_PORT, true);
+  }
+  get state(): 'up' | 'drain' {
+    return this.ctx.buf[this.off + S_STATE] === 1 ? 'drain' : 'up';
+  }
+  get ready(): number {
+    return this.ctx.view.getUint32(this.off + S_READY, true);
+  }
+  get busy(): number {
+    return this.ctx.view.getUint32(this.off + S_BUSY, true);
+  }
+  get packets(): number {
+    return readU64(this.ctx.buf, this.off + S_PACKETS);
+  }
+  get age(): number | null {
+    const seen = this.ctx.view.getFloat64(this.off + S_SEEN_MONO, true);
+    return this.ctx.bootOk && seen >= 0 ? Math.max(0, this.ctx.now - seen) / 1000 : null;
+  }
+  get seenWall(): number {
+    return this.ctx.view.getFloat64(this.off + S_SEEN_WALL, true);
+  }
+  get lastTs(): number {
+    return this.ctx.view.getFloat64(this.off + S_LAST_TS, true);
+  }
+  get address(): string {
+    return readAddress(this.ctx.buf[this.off + S_FAMILY]!, this.ctx.buf, this.off + S_ADDR);
+  }
+  get scope(): string {
+    const len = Math.min(this.ctx.buf[this.off + S_SCOPE_LEN]!, SCOPE_MAX);
+    return len === 0 ? '' : this.ctx.buf.toString('latin1', this.off + S_SCOPE, this.off + S_SCOPE + len);
+  }
+  get host(): string {
+    const scope = this.scope;
+    return scope ? `${this.address}%${scope}` : this.address;
+  }
+}
+
+// Readers check thousands of slots at once: zlib's native CRC-32 where this
+// Node has it (20.15+), the same function as crc32() above.
+const bulkCrc: (buf: Buffer, start: number, end: number) => number = zlibCrc32 ? (buf, start, end) => zlibCrc32(buf.subarray(start, end)) : crc32;
+
+/** One slot as a reader finds it: null when empty, false when torn. */
+function decodeSlot(ctx: ReadContext, off: number, slot: number): ServerRecord | null | false {
+  const buf = ctx.buf;
   if (buf.readUInt32LE(off + S_SEQ) === 0) return null;
-  if (!sealed(buf, off, S_CRC)) return false;
-  const family = buf[off + S_FAMILY]!;
-  const address = readAddress(family, buf, off + S_ADDR);
-  const scope = buf.toString('latin1', off + S_SCOPE, off + S_SCOPE + Math.min(buf[off + S_SCOPE_LEN]!, SCOPE_MAX));
-  const seen = buf.readDoubleLE(off + S_SEEN_MONO);
-  return {
-    slot,
-    address,
-    scope,
-    host: scope ? `${address}%${scope}` : address,
-    port: buf.readUInt16LE(off + S_PORT),
-    state: buf[off + S_STATE] === 1 ? 'drain' : 'up',
-    ready: buf.readUInt32LE(off + S_READY),
-    busy: buf.readUInt32LE(off + S_BUSY),
-    packets: readU64(buf, off + S_PACKETS),
-    age: bootOk && seen >= 0 ? Math.max(0, now - seen) / 1000 : null,
-    seenWall: buf.readDoubleLE(off + S_SEEN_WALL),
-    lastTs: buf.readDoubleLE(off + S_LAST_TS),
-  };
+  if (buf.readUInt32LE(off + S_CRC) !== bulkCrc(buf, off, off + S_CRC)) return false;
+  return new SlotRecord(ctx, off, slot);
+}
+
+function readContext(buf: Buffer, now: number, bootOk: boolean): ReadContext {
+  return { buf, view: new DataView(buf.buffer, buf.byteOffset, buf.length), now, bootOk };
 }
 
 export interface Snapshot {
@@ -206,11 +253,13 @@ function readCounters(header: Buffer): Record<CounterName, number> {
 /** Decodes every used slot of `body` (the slot region); `reread` retries a torn one. */
 function decodeAll(body: Buffer, slots: number, bootOk: boolean, reread?: (slot: number) => Buffer): { servers: ServerRecord[]; torn: number } {
   const now = monoNow();
+  const ctx = readContext(body, now, bootOk);
   const servers: ServerRecord[] = [];
   let torn = 0;
   for (let i = 0; i < slots; i++) {
-    let rec = decodeSlot(body, i * SLOT_SIZE, i, now, bootOk);
-    for (let tries = 0; rec === false && reread && tries < 3; tries++) rec = decodeSlot(reread(i), 0, i, now, bootOk);
+    let rec = decodeSlot(ctx, i * SLOT_SIZE, i);
+    // A re-read slot gets a buffer of its own, since its record keeps it.
+    for (let tries = 0; rec === false && reread && tries < 3; tries++) rec = decodeSlot(readContext(reread(i), now, bootOk), 0, i);
     if (rec === false) torn++;
     else if (rec) servers.push(rec);
   }
@@ -229,9 +278,12 @@ export function readSnapshot(path: string): Snapshot {
     const { header, slots } = readHeader(fd, path);
     const body = Buffer.allocUnsafe(slots * SLOT_SIZE);
     readFully(fd, body, HEADER_SIZE);
-    const one = Buffer.allocUnsafe(SLOT_SIZE);
     const bootOk = header.subarray(H_BOOT, H_BOOT + 16).equals(bootId());
-    const { servers, torn } = decodeAll(body, slots, bootOk, (i) => (readFully(fd, one, HEADER_SIZE + i * SLOT_SIZE), one));
+    const { servers, torn } = decodeAll(body, slots, bootOk, (i) => {
+      const one = Buffer.allocUnsafe(SLOT_SIZE);
+      readFully(fd, one, HEADER_SIZE + i * SLOT_SIZE);
+      return one;
+    });
     return {
       path,
       slots,
@@ -515,9 +567,9 @@ export class SlotTable {
     clearTimeout(this.flushTimer);
   }
 
-  /** What a reader of the file would see, from memory: no file read. */
+  /** What a reader of the file would see, from memory: no file read (a copy, since the mirror changes). */
   snapshot(): ServerRecord[] {
-    return decodeAll(this.mirror, this.slots, true).servers;
+    return decodeAll(Buffer.from(this.mirror), this.slots, true).servers;
   }
 
   close(): void {
