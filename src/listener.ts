@@ -4,7 +4,8 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { formatEndpoint, isMulticast, multicastInterface, stripScope, type Endpoint } from './address.ts';
 import { log, RateLimitedLog } from './log.ts';
-import { ACCEPTED, FULL, MALFORMED, SlotTable } from './slotfile.ts';
+import { ACCEPTED, BADSIG, FULL, MALFORMED, REPLAYED, SlotTable, UNSIGNED } from './slotfile.ts';
+import { TRUST_REASONS, type Verifier } from './trust.ts';
 import { MALFORMED as REASONS, newHeartbeat, parseHeartbeat } from './wire.ts';
 
 export const DEFAULT_GROUP = '239.0.0.1:27999';
@@ -19,21 +20,33 @@ export interface ListenOptions {
   /** Where to join multicast groups: an address or an interface name. */
   iface?: string;
   table: SlotTable;
+  /** With a key: drop unsigned, badly signed and replayed datagrams. */
+  verifier?: Verifier;
 }
+
+// Verifier.check's reasons (TRUST_REASONS) -> the counter each one bumps, and its log line.
+const DROPPED_AS = [ACCEPTED, UNSIGNED, UNSIGNED, BADSIG, REPLAYED, REPLAYED];
+const DROPPED_MSG: Record<number, string> = {
+  [UNSIGNED]: 'unsigned datagram dropped',
+  [BADSIG]: 'badly signed datagram dropped',
+  [REPLAYED]: 'replayed datagram dropped',
+};
 
 export class Listener {
   private readonly sockets: Socket[] = [];
   private readonly hb = newHeartbeat();
   private readonly limited = new RateLimitedLog();
   readonly table: SlotTable;
+  private readonly verifier: Verifier | undefined;
 
-  private constructor(table: SlotTable) {
+  private constructor(table: SlotTable, verifier: Verifier | undefined) {
     this.table = table;
+    this.verifier = verifier;
   }
 
   /** Binds every `--on` address (joining groups); fails with one line when any can't be had. */
   static async start(opts: ListenOptions): Promise<Listener> {
-    const listener = new Listener(opts.table);
+    const listener = new Listener(opts.table, opts.verifier);
     try {
       for (const ep of opts.on) listener.sockets.push(await listener.bind(ep, opts.iface));
     } catch (err) {
@@ -46,6 +59,18 @@ export class Listener {
   private bind(ep: Endpoint, iface: string | undefined): Promise<Socket> {
     const where = formatEndpoint(ep.host, ep.port);
     const group = isMulticast(ep.host);
+    let on: string | undefined;
+    let host = ep.host;
+    if (group) {
+      try {
+        on = groupInterface(ep, iface);
+      } catch (err) {
+        return Promise.reject(new ListenError((err as Error).message));
+      }
+      // Bound to the group itself (not ::), so that it hears no other group on
+      // this port; Linux binds ff01::/ff02:: groups only with a scope: the joining interface's.
+      if (on !== undefined && ep.family === 6) host = stripScope(ep.host) + on.slice(on.indexOf('%'));
+    }
     // Only a group is shared: on a unicast port, SO_REUSEADDR would hide a second listener.
     const socket = createSocket({ type: ep.family === 6 ? 'udp6' : 'udp4', reuseAddr: group });
     return new Promise((resolve, reject) => {
@@ -53,25 +78,15 @@ export class Listener {
         closeQuietly(socket);
         reject(new ListenError(`${where}: ${bindReason(err)}`));
       });
-      socket.bind(ep.port, ep.host, () => {
-        try {
-          if (group) {
-            let on: string | undefined;
-            try {
-              on = iface === undefined ? undefined : multicastInterface(iface, ep.family);
-            } catch (err) {
-              throw new ListenError((err as Error).message);
-            }
-            try {
-              socket.addMembership(stripScope(ep.host), on);
-            } catch (err) {
-              throw new ListenError(`${where}: cannot join the group${iface === undefined ? '' : ` on ${iface}`}: ${(err as Error).message} (is there a multicast route? see the README's troubleshooting)`);
-            }
+      socket.bind(ep.port, host, () => {
+        if (group) {
+          try {
+            socket.addMembership(stripScope(ep.host), on);
+          } catch (err) {
+            closeQuietly(socket);
+            reject(new ListenError(`${where}: cannot join the group${iface === undefined ? '' : ` on ${iface}`}: ${(err as Error).message} (is there a multicast route? see the README's troubleshooting)`));
+            return;
           }
-        } catch (err) {
-          closeQuietly(socket);
-          reject(err);
-          return;
         }
         socket.removeAllListeners('error');
         socket.on('error', (err) => log('error', 'socket error', { on: where, error: err.message }));
@@ -119,6 +134,16 @@ export class Listener {
     if (address.startsWith('::ffff:') && address.includes('.')) address = address.slice(7);
     const table = this.table;
     let slot = table.lookup(address, hb.port);
+    // Before claim(): a forged or replayed datagram must not take a slot.
+    if (this.verifier !== undefined) {
+      const why = this.verifier.check(msg, hb, slot < 0 ? -1 : table.lastTs(slot));
+      if (why !== 0) {
+        const counter = DROPPED_AS[why]!;
+        table.count(counter);
+        this.limited.log(DROPPED_MSG[counter]!, 'warn', DROPPED_MSG[counter]!, () => ({ from: fromPort ? formatEndpoint(from, fromPort) : from, reason: TRUST_REASONS[why] }));
+        return counter;
+      }
+    }
     if (slot < 0) {
       slot = table.claim(address, hb.port);
       if (slot < 0) {
@@ -136,6 +161,21 @@ export class Listener {
     await Promise.all(this.sockets.map((s) => new Promise<void>((r) => s.close(() => r()))));
     this.sockets.length = 0;
   }
+}
+
+/**
+ * The interface to join ep's group on, as addMembership takes it: from
+ * --interface, else an IPv6 group's own scope ([ff02::1%eth0]:PORT), else
+ * undefined (the kernel's choice, by route). Throws for an IPv6 group whose
+ * scope is a link or a host (ff02::, ff01::) given no interface.
+ */
+function groupInterface(ep: Endpoint, iface: string | undefined): string | undefined {
+  if (iface !== undefined) return multicastInterface(iface, ep.family);
+  if (ep.family !== 6) return undefined;
+  const pct = ep.host.indexOf('%');
+  if (pct >= 0) return `::${ep.host.slice(pct)}`;
+  if (/^ff[0-9a-f][12]:/i.test(ep.host)) throw new Error(`${formatEndpoint(ep.host, ep.port)}: a link-local group needs an interface: --interface NAME, or [ADDR%NAME]:PORT`);
+  return undefined;
 }
 
 function closeQuietly(socket: Socket): void {

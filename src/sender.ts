@@ -9,6 +9,7 @@ import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { formatEndpoint, isMulticast, multicastInterface, stripScope, type Endpoint } from './address.ts';
 import { log, type Fields } from './log.ts';
+import { Signer } from './trust.ts';
 import { encodeHeartbeat, STATE_DRAIN, STATE_UP } from './wire.ts';
 
 /** One reading of the backend's load; `state` STATE_DRAIN announces drain. */
@@ -40,6 +41,8 @@ export interface SendOptions {
   load: LoadSource;
   /** For the jitter; Math.random by default. */
   random?: () => number;
+  /** HMAC key (from --key-file): every datagram gets &ts= and &sig=. */
+  key?: Buffer;
 }
 
 /** What one round did, so that `--once` can choose its exit status. */
@@ -78,6 +81,7 @@ export class Sender {
   private readonly sockets: Socket[] = [];
   private readonly targets: Target[] = [];
   private readonly random: () => number;
+  private readonly signer: Signer | undefined;
   private readonly loadOutage = new Outage('load source failed; announcing ready=0 until it answers', 'load source answers again');
   /** busy and state of the last datagram, repeated by stop()'s ready=0. */
   private last: Load = { ready: 0, busy: 0 };
@@ -90,6 +94,7 @@ export class Sender {
 
   private constructor(private readonly opts: SendOptions) {
     this.random = opts.random ?? Math.random;
+    this.signer = opts.key === undefined ? undefined : new Signer(opts.key);
   }
 
   /** Opens the sockets and starts announcing, the first datagram at once. */
@@ -207,9 +212,10 @@ export class Sender {
   /** The datagram for `load`; throws a RangeError for numbers the wire cannot carry (a source's bug). */
   private encode(load: Load): string {
     const state = this.opts.drain ? STATE_DRAIN : load.state ?? STATE_UP;
-    const text = encodeHeartbeat({ ready: load.ready, busy: load.busy, port: this.opts.port, state });
+    const signer = this.signer;
+    const text = encodeHeartbeat({ ready: load.ready, busy: load.busy, port: this.opts.port, state, ts: signer?.nextTs() });
     this.last = { ready: load.ready, busy: load.busy, state };
-    return text;
+    return signer === undefined ? text : signer.sign(text);
   }
 
   /** Sends to every target at once; resolves to how many failed. */
