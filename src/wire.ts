@@ -150,7 +150,8 @@ function decodeValue(buf: Uint8Array, k: number): number {
 /** Key k's value as a decimal integer from min to max, or -1 if it is not one. */
 function decimalValue(buf: Uint8Array, k: number, min: number, max: number): number {
   const n = decodeValue(buf, k);
-  if (n === 0) return -1;
+  // -1: longer than valueBytes, so no number in range.
+  if (n <= 0) return -1;
   let v = 0;
   for (let i = 0; i < n; i++) {
     const c = valueBytes[i];
@@ -282,6 +283,32 @@ export function parseHbDatQuery(buf: Uint8Array, start: number, end: number): Hb
   const lastseen = decimalValue(buf, K_LASTSEEN, 0, INT31_MAX);
   const port = span[2 * K_PORT] === ABSENT ? 80 : decimalValue(buf, K_PORT, 1, 65535);
   return ready < 0 || busy < 0 || lastseen < 0 || port < 0 ? null : { ready, busy, port, lastseen };
+}
+
+/** A load as a program reports it: `ready=N&busy=N[&state=up|drain]`. */
+export interface LoadFields { ready: number; busy: number; state: number }
+
+/**
+ * Reads buf[start, end) as a load query (what a `send --exec` command
+ * prints) with the datagram's rules: ready and busy required, state optional
+ * (STATE_UP when absent), every other key ignored. Returns 0 and fills `out`,
+ * or a code whose text is MALFORMED[code], leaving `out` untouched.
+ */
+export function parseLoadQuery(buf: Uint8Array, start: number, end: number, out: LoadFields): number {
+  const scanned = scanPairs(buf, start, end);
+  if (scanned !== 0) return scanned;
+  if (span[2 * K_READY] === ABSENT) return MALFORMED_NO_READY;
+  if (span[2 * K_BUSY] === ABSENT) return MALFORMED_NO_BUSY;
+  const ready = decimalValue(buf, K_READY, 0, INT31_MAX);
+  if (ready < 0) return MALFORMED_READY;
+  const busy = decimalValue(buf, K_BUSY, 0, INT31_MAX);
+  if (busy < 0) return MALFORMED_BUSY;
+  const state = span[2 * K_STATE] === ABSENT ? STATE_UP : stateValue(buf, K_STATE);
+  if (state < 0) return MALFORMED_STATE;
+  out.ready = ready;
+  out.busy = busy;
+  out.state = state;
+  return 0;
 }
 
 export interface HeartbeatFields { ready: number; busy: number; port?: number; state?: number; ts?: number }
