@@ -1,8 +1,10 @@
 // Apache's flat file, hb.dat, as mod_heartmonitor writes it and
 // mod_lbmethod_heartbeat reads it: `IP &ready=N&busy=N&lastseen=S&port=P`.
 import { isIP } from 'node:net';
-import { readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { stripScope } from './address.ts';
+import { log, RateLimitedLog } from './log.ts';
 import type { PickServer } from './picker.ts';
 import type { ServerRecord } from './slotfile.ts';
 import { parseHbDatQuery } from './wire.ts';
@@ -30,7 +32,9 @@ export function formatHbDat(servers: readonly ServerRecord[]): string {
 export function writeHbDat(path: string, servers: readonly ServerRecord[]): void {
   const tmp = `${path}.tmp-${process.pid}`;
   try {
-    writeFileSync(tmp, formatHbDat(servers), { mode: 0o644 });
+    writeFileSync(tmp, formatHbDat(servers));
+    // Apache reads it as its own user: readable by others whatever the umask.
+    chmodSync(tmp, 0o644);
     renameSync(tmp, path);
   } catch (err) {
     try {
@@ -39,6 +43,68 @@ export function writeHbDat(path: string, servers: readonly ServerRecord[]): void
       // Never made.
     }
     throw err;
+  }
+}
+
+/** What went wrong writing hb.dat, in a few words. */
+export function hbDatReason(path: string, err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  switch (e.code) {
+    case 'ENOENT': return `directory ${dirname(path)} does not exist`;
+    case 'EACCES': case 'EPERM': return `permission denied in ${dirname(path)}`;
+    case 'EROFS': return 'read-only file system';
+    case 'EISDIR': return 'is a directory';
+    case 'ENOSPC': return 'no space left on device';
+    default: return e.code ? `${e.code}: ${e.message.split('\n')[0]}` : String(e.message ?? e);
+  }
+}
+
+/**
+ * `listen --hb-dat`: rewrites the file every interval from `servers()`. A
+ * failed write is logged (rate-limited) and tried again at the next interval;
+ * the listener goes on. Stopping writes once more and leaves the file, as
+ * mod_heartmonitor does: a restart must not leave Apache without backends
+ * (an empty or missing file makes it answer 503 to everything), and a crash
+ * leaves the file too, so readers must judge its age anyway.
+ */
+export class HbDatWriter {
+  private readonly limited = new RateLimitedLog(1, 60_000);
+  private failing = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  private constructor(readonly path: string, private readonly servers: () => readonly ServerRecord[]) {}
+
+  /** Writes the file at once (throwing, for a one-line exit, when it cannot), then every intervalMs. */
+  static start(path: string, intervalMs: number, servers: () => readonly ServerRecord[]): HbDatWriter {
+    const writer = new HbDatWriter(path, servers);
+    writeHbDat(path, servers());
+    writer.timer = setInterval(() => writer.write(), intervalMs);
+    writer.timer.unref();
+    return writer;
+  }
+
+  /** One write; false when it failed (logged). */
+  write(): boolean {
+    try {
+      writeHbDat(this.path, this.servers());
+    } catch (err) {
+      this.failing = true;
+      this.limited.log('write', 'error', 'cannot write hb.dat; trying again at the next interval', () => ({ path: this.path, error: hbDatReason(this.path, err) }));
+      return false;
+    }
+    if (this.failing) {
+      this.failing = false;
+      log('info', 'hb.dat written again', { path: this.path });
+    }
+    return true;
+  }
+
+  /** A last write, so the file is as fresh as it can be; then no more. */
+  stop(): void {
+    if (this.timer === undefined) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.write();
   }
 }
 
