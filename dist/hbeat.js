@@ -166,7 +166,8 @@ __export(log_exports, {
 });
 function quote(value) {
   const text = String(value);
-  return /^[^\s"=\\]+$/.test(text) ? text : JSON.stringify(text);
+  if (/^[^\s"=\\\x00-\x1f\x7f-\x9f]+$/.test(text)) return text;
+  return JSON.stringify(text).replace(/[\x7f-\x9f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 function formatLine(level, msg, fields = {}, journal = underJournal()) {
   let line = journal ? `<${PRIORITY[level]}>level=${level}` : `${(/* @__PURE__ */ new Date()).toISOString()} level=${level}`;
@@ -291,29 +292,29 @@ function systemReason(path, err, doing) {
   if (err.code === "EISDIR") fail(path, "is a directory");
   fail(path, `${err.code ?? "error"} (${doing}): ${err.message.split("\n")[0]}`);
 }
-function validateHeader(header, got, fileSize, path) {
-  if (got < HEADER_SIZE || !header.subarray(0, 8).equals(MAGIC)) fail(path, "not an hbeat slot file (no magic number); refusing to touch it");
-  const version = header.readUInt32LE(H_VERSION);
+function validateHeader(header2, got, fileSize, path) {
+  if (got < HEADER_SIZE || !header2.subarray(0, 8).equals(MAGIC)) fail(path, "not an hbeat slot file (no magic number); refusing to touch it");
+  const version = header2.readUInt32LE(H_VERSION);
   if (version !== FORMAT_VERSION) fail(path, `format version ${version}, this hbeat reads version ${FORMAT_VERSION}; refusing to touch it`);
-  if (!sealed(header, 0, H_CRC)) fail(path, "damaged header (checksum mismatch); refusing to touch it", true);
-  const headerSize = header.readUInt32LE(H_HEADER_SIZE);
-  const slotSize = header.readUInt32LE(H_SLOT_SIZE);
-  const slots = header.readUInt32LE(H_SLOTS);
+  if (!sealed(header2, 0, H_CRC)) fail(path, "damaged header (checksum mismatch); refusing to touch it", true);
+  const headerSize = header2.readUInt32LE(H_HEADER_SIZE);
+  const slotSize = header2.readUInt32LE(H_SLOT_SIZE);
+  const slots = header2.readUInt32LE(H_SLOTS);
   if (headerSize !== HEADER_SIZE || slotSize !== SLOT_SIZE || slots < 1 || slots > MAX_SERVERS_LIMIT) {
     fail(path, `another geometry (header ${headerSize} B, slots of ${slotSize} B, ${slots} slots); refusing to touch it`);
   }
   const want = HEADER_SIZE + slots * SLOT_SIZE;
   if (fileSize !== want) fail(path, `${fileSize} bytes where its header says ${want} (${slots} slots): truncated or another geometry; refusing to touch it`);
-  if (!sealed(header, C_OFF, C_CRC - C_OFF)) fail(path, "damaged counters (checksum mismatch); refusing to touch it", true);
+  if (!sealed(header2, C_OFF, C_CRC - C_OFF)) fail(path, "damaged counters (checksum mismatch); refusing to touch it", true);
   return slots;
 }
 function readHeader(fd, path) {
   const st = (0, import_node_fs2.fstatSync)(fd);
   if (!st.isFile()) fail(path, "not a regular file");
-  const header = Buffer.alloc(HEADER_SIZE);
+  const header2 = Buffer.alloc(HEADER_SIZE);
   for (let tries = 0; ; tries++) {
     try {
-      return { header, slots: validateHeader(header, readFully(fd, header, 0), st.size, path) };
+      return { header: header2, slots: validateHeader(header2, readFully(fd, header2, 0), st.size, path) };
     } catch (err) {
       if (!(err instanceof SlotFileError && err.torn) || tries === 3) throw err;
     }
@@ -357,9 +358,9 @@ function decodeSlot(ctx, off, slot) {
 function readContext(buf, now, bootOk) {
   return { buf, view: new DataView(buf.buffer, buf.byteOffset, buf.length), now, bootOk };
 }
-function readCounters(header) {
+function readCounters(header2) {
   const out2 = {};
-  COUNTER_NAMES.forEach((name, i) => out2[name] = readU64(header, C_VALUES + 8 * i));
+  COUNTER_NAMES.forEach((name, i) => out2[name] = readU64(header2, C_VALUES + 8 * i));
   return out2;
 }
 function decodeAll(body, slots, bootOk, reread) {
@@ -383,10 +384,10 @@ function readSnapshot(path) {
     systemReason(path, err, "read");
   }
   try {
-    const { header, slots } = readHeader(fd, path);
+    const { header: header2, slots } = readHeader(fd, path);
     const body = Buffer.allocUnsafe(slots * SLOT_SIZE);
     readFully(fd, body, HEADER_SIZE);
-    const bootOk = header.subarray(H_BOOT, H_BOOT + 16).equals(bootId());
+    const bootOk = header2.subarray(H_BOOT, H_BOOT + 16).equals(bootId());
     const { servers, torn } = decodeAll(body, slots, bootOk, (i) => {
       const one = Buffer.allocUnsafe(SLOT_SIZE);
       readFully(fd, one, HEADER_SIZE + i * SLOT_SIZE);
@@ -395,10 +396,10 @@ function readSnapshot(path) {
     return {
       path,
       slots,
-      created: header.readDoubleLE(H_CREATED),
-      listenerPid: header.readUInt32LE(C_PID),
+      created: header2.readDoubleLE(H_CREATED),
+      listenerPid: header2.readUInt32LE(C_PID),
       bootMatches: bootOk,
-      counters: readCounters(header),
+      counters: readCounters(header2),
       servers,
       torn
     };
@@ -515,15 +516,15 @@ var init_slotfile = __esm({
     };
     bulkCrc = import_node_zlib.crc32 ? (buf, start, end) => (0, import_node_zlib.crc32)(buf.subarray(start, end)) : crc32;
     SlotTable = class _SlotTable {
-      constructor(path, fd, header, mirror) {
+      constructor(path, fd, header2, mirror) {
         this.path = path;
         this.fd = fd;
-        this.header = header;
+        this.header = header2;
         this.mirror = mirror;
-        this.slots = header.readUInt32LE(H_SLOTS);
+        this.slots = header2.readUInt32LE(H_SLOTS);
         this.slotAddress = new Array(this.slots);
         this.free = new Int32Array(this.slots);
-        COUNTER_NAMES.forEach((_, i) => this.counters[i] = readU64(header, C_VALUES + 8 * i));
+        COUNTER_NAMES.forEach((_, i) => this.counters[i] = readU64(header2, C_VALUES + 8 * i));
       }
       path;
       fd;
@@ -559,13 +560,13 @@ var init_slotfile = __esm({
           fd = _SlotTable.create(path, maxServers ?? DEFAULT_MAX_SERVERS);
         }
         try {
-          const { header, slots } = readHeader(fd, path);
-          const owner = header.readUInt32LE(C_PID);
+          const { header: header2, slots } = readHeader(fd, path);
+          const owner = header2.readUInt32LE(C_PID);
           if (owner !== 0 && owner !== process.pid && isListener(owner)) fail(path, `in use by the listener with pid ${owner}: one listener per slot file`);
           if (maxServers !== void 0 && maxServers !== slots) fail(path, `has ${slots} slots, not the ${maxServers} of --max-servers; refusing to touch it (remove it to start afresh)`);
           const mirror = Buffer.alloc(slots * SLOT_SIZE);
           readFully(fd, mirror, HEADER_SIZE);
-          const table = new _SlotTable(path, fd, header, mirror);
+          const table = new _SlotTable(path, fd, header2, mirror);
           table.adopt();
           return table;
         } catch (err) {
@@ -584,8 +585,8 @@ var init_slotfile = __esm({
           systemReason(path, err, "create");
         }
         try {
-          const header = newHeader(slots, bootId());
-          (0, import_node_fs2.writeSync)(fd, header, 0, HEADER_SIZE, 0);
+          const header2 = newHeader(slots, bootId());
+          (0, import_node_fs2.writeSync)(fd, header2, 0, HEADER_SIZE, 0);
           (0, import_node_fs2.writeSync)(fd, Buffer.alloc(1), 0, 1, HEADER_SIZE + slots * SLOT_SIZE - 1);
           try {
             (0, import_node_fs2.linkSync)(tmp, path);
@@ -768,10 +769,110 @@ var init_slotfile = __esm({
 });
 
 // src/trust.ts
-var TRUST_REASONS;
+var trust_exports = {};
+__export(trust_exports, {
+  BAD_SIG: () => BAD_SIG,
+  DEFAULT_MAX_SKEW_MS: () => DEFAULT_MAX_SKEW_MS,
+  KeyError: () => KeyError,
+  MIN_KEY_BYTES: () => MIN_KEY_BYTES,
+  NOT_NEWER: () => NOT_NEWER,
+  NO_SIG: () => NO_SIG,
+  NO_TS: () => NO_TS,
+  SKEWED: () => SKEWED,
+  Signer: () => Signer,
+  TRUST_OK: () => TRUST_OK,
+  TRUST_REASONS: () => TRUST_REASONS,
+  Verifier: () => Verifier,
+  loadKey: () => loadKey,
+  parseKey: () => parseKey,
+  replayCheck: () => replayCheck,
+  sign: () => sign
+});
+function parseKey(data) {
+  const text = data.toString("latin1");
+  const hex = /^[ \t\r\n]*([0-9A-Fa-f]+)[ \t\r\n]*$/.exec(text)?.[1];
+  if (hex !== void 0) {
+    if (hex.length % 2 !== 0) throw new KeyError(`holds ${hex.length} hex digits, an odd number`);
+    if (hex.length < 2 * MIN_KEY_BYTES) throw new KeyError(`holds ${hex.length} hex digits; a key needs at least ${2 * MIN_KEY_BYTES} (${MIN_KEY_BYTES} bytes)`);
+    return Buffer.from(hex, "hex");
+  }
+  if (text.trim() === "") throw new KeyError("is empty");
+  if (data.length < MIN_KEY_BYTES) throw new KeyError(`holds ${data.length} bytes; a key needs at least ${MIN_KEY_BYTES} raw bytes or ${2 * MIN_KEY_BYTES} hex digits`);
+  return data;
+}
+function loadKey(path) {
+  let fd;
+  try {
+    fd = (0, import_node_fs3.openSync)(path, "r");
+  } catch (err) {
+    const code = err.code;
+    throw new KeyError(`key file ${path}: ${code === "ENOENT" ? "does not exist" : code === "EACCES" ? "permission denied" : err.message}`);
+  }
+  try {
+    const st = (0, import_node_fs3.fstatSync)(fd);
+    if (!st.isFile()) throw new KeyError(`key file ${path}: not a regular file`);
+    const mode = st.mode & 511;
+    if (mode & 63) {
+      throw new KeyError(`key file ${path}: mode ${mode.toString(8).padStart(4, "0")} lets group or others at it; refusing it (chmod 600 ${path})`);
+    }
+    try {
+      return parseKey((0, import_node_fs3.readFileSync)(fd));
+    } catch (err) {
+      if (err instanceof KeyError) throw new KeyError(`key file ${path}: ${err.message}`);
+      throw new KeyError(`key file ${path}: ${err.message}`);
+    }
+  } finally {
+    (0, import_node_fs3.closeSync)(fd);
+  }
+}
+function sign(text, key) {
+  return `${text}&sig=${(0, import_node_crypto.createHmac)("sha256", key).update(text, "latin1").digest("hex")}`;
+}
+function replayCheck(ts, lastTs, now, skewMs) {
+  if (ts > now + skewMs || ts < now - skewMs) return SKEWED;
+  return ts > lastTs ? TRUST_OK : NOT_NEWER;
+}
+function hexValue(c) {
+  return c <= 57 ? c - 48 : c - 97 + 10;
+}
+var import_node_crypto, import_node_fs3, MIN_KEY_BYTES, DEFAULT_MAX_SKEW_MS, SIG_BYTES, KeyError, Signer, TRUST_OK, NO_SIG, NO_TS, BAD_SIG, SKEWED, NOT_NEWER, TRUST_REASONS, Verifier;
 var init_trust = __esm({
   "src/trust.ts"() {
     "use strict";
+    import_node_crypto = require("node:crypto");
+    import_node_fs3 = require("node:fs");
+    MIN_KEY_BYTES = 16;
+    DEFAULT_MAX_SKEW_MS = 3e4;
+    SIG_BYTES = 32;
+    KeyError = class extends Error {
+    };
+    Signer = class {
+      constructor(key, now = Date.now) {
+        this.now = now;
+        this.key = (0, import_node_crypto.createSecretKey)(key);
+      }
+      now;
+      key;
+      last = -1;
+      /**
+       * The wall clock in ms, but always past the last one given, so that two
+       * datagrams within one millisecond (a round, then the ready=0 of a stop)
+       * are not taken for a replay by a listener.
+       */
+      nextTs() {
+        this.last = Math.max(Math.floor(this.now()), this.last + 1);
+        return this.last;
+      }
+      sign(text) {
+        return sign(text, this.key);
+      }
+    };
+    TRUST_OK = 0;
+    NO_SIG = 1;
+    NO_TS = 2;
+    BAD_SIG = 3;
+    SKEWED = 4;
+    NOT_NEWER = 5;
     TRUST_REASONS = Object.freeze([
       "",
       "no sig",
@@ -780,6 +881,32 @@ var init_trust = __esm({
       "ts too far from this host's clock (--max-skew)",
       "ts not newer than the last one accepted from this server"
     ]);
+    Verifier = class {
+      constructor(key, maxSkewMs = DEFAULT_MAX_SKEW_MS, now = Date.now) {
+        this.maxSkewMs = maxSkewMs;
+        this.now = now;
+        this.key = (0, import_node_crypto.createSecretKey)(key);
+      }
+      maxSkewMs;
+      now;
+      key;
+      // The received sig, decoded here rather than into a new buffer per datagram.
+      claimed = Buffer.alloc(SIG_BYTES);
+      /**
+       * TRUST_OK, or why the datagram in buf (parsed into hb by parseHeartbeat)
+       * must be dropped. lastTs is the last ts accepted from its server, -1 for
+       * none (a new server).
+       */
+      check(buf, hb, lastTs) {
+        if (hb.signedLength < 0) return NO_SIG;
+        if (hb.ts < 0) return NO_TS;
+        const claimed = this.claimed;
+        for (let i = 0, at3 = hb.sigStart; i < SIG_BYTES; i++, at3 += 2) claimed[i] = hexValue(buf[at3]) << 4 | hexValue(buf[at3 + 1]);
+        const digest = (0, import_node_crypto.createHmac)("sha256", this.key).update(buf.subarray(0, hb.signedLength)).digest();
+        if (!(0, import_node_crypto.timingSafeEqual)(digest, claimed)) return BAD_SIG;
+        return replayCheck(hb.ts, lastTs, this.now(), this.maxSkewMs);
+      }
+    };
   }
 });
 
@@ -790,7 +917,7 @@ function newHeartbeat() {
 function isHex(c) {
   return c >= 48 && c <= 57 || (c | 32) >= 97 && (c | 32) <= 102;
 }
-function hexValue(c) {
+function hexValue2(c) {
   return c <= 57 ? c - 48 : (c | 32) - 97 + 10;
 }
 function unescapeInto(buf, start, end, to) {
@@ -798,7 +925,7 @@ function unescapeInto(buf, start, end, to) {
   for (let i = start; i < end; i++) {
     let c = buf[i];
     if (c === PERCENT && i + 2 < end && isHex(buf[i + 1]) && isHex(buf[i + 2])) {
-      c = hexValue(buf[i + 1]) * 16 + hexValue(buf[i + 2]);
+      c = hexValue2(buf[i + 1]) * 16 + hexValue2(buf[i + 2]);
       i += 2;
     }
     if (n === to.length) return -1;
@@ -943,6 +1070,22 @@ function parseHbDatQuery(buf, start, end) {
   const port = span[2 * K_PORT] === ABSENT ? 80 : decimalValue(buf, K_PORT, 1, 65535);
   return ready < 0 || busy < 0 || lastseen < 0 || port < 0 ? null : { ready, busy, port, lastseen };
 }
+function parseLoadQuery(buf, start, end, out2) {
+  const scanned = scanPairs(buf, start, end);
+  if (scanned !== 0) return scanned;
+  if (span[2 * K_READY] === ABSENT) return MALFORMED_NO_READY;
+  if (span[2 * K_BUSY] === ABSENT) return MALFORMED_NO_BUSY;
+  const ready = decimalValue(buf, K_READY, 0, INT31_MAX);
+  if (ready < 0) return MALFORMED_READY;
+  const busy = decimalValue(buf, K_BUSY, 0, INT31_MAX);
+  if (busy < 0) return MALFORMED_BUSY;
+  const state = span[2 * K_STATE] === ABSENT ? STATE_UP : stateValue(buf, K_STATE);
+  if (state < 0) return MALFORMED_STATE;
+  out2.ready = ready;
+  out2.busy = busy;
+  out2.state = state;
+  return 0;
+}
 function checkInt(name, v, min, max) {
   if (!Number.isInteger(v) || v < min || v > max) {
     throw new RangeError(`heartbeat ${name} must be an integer from ${min} to ${max}, not ${v}`);
@@ -1038,7 +1181,7 @@ function groupInterface(ep, iface) {
   if (ep.family !== 6) return void 0;
   const pct = ep.host.indexOf("%");
   if (pct >= 0) return `::${ep.host.slice(pct)}`;
-  if (/^ff[0-9a-f][12]:/i.test(ep.host)) throw new Error("a link-local group needs an interface: --interface NAME, or [ADDR%NAME]:PORT");
+  if (/^ff[0-9a-f][12]:/i.test(ep.host)) throw new Error(`${formatEndpoint(ep.host, ep.port)}: a link-local group needs an interface: --interface NAME, or [ADDR%NAME]:PORT`);
   return void 0;
 }
 function closeQuietly(socket) {
@@ -1109,7 +1252,7 @@ var init_listener = __esm({
           try {
             on = groupInterface(ep, iface);
           } catch (err) {
-            return Promise.reject(new ListenError(`${where}: ${err.message}`));
+            return Promise.reject(new ListenError(err.message));
           }
           if (on !== void 0 && ep.family === 6) host = stripScope(ep.host) + on.slice(on.indexOf("%"));
         }
@@ -1363,10 +1506,10 @@ function isLive(s, liveAge = LIVE_AGE_S) {
 function serverJson(s) {
   return { host: s.host, port: s.port, ready: s.ready, busy: s.busy, age: s.age === null ? null : round3(s.age) };
 }
-function statusJson(servers, counters) {
+function statusJson(servers, counters2) {
   return {
     servers: sortServers(servers).map((s) => ({ ...serverJson(s), state: s.state, packets: s.packets, live: isLive(s) })),
-    counters
+    counters: counters2
   };
 }
 function round3(x) {
@@ -1381,7 +1524,7 @@ function formatAge(age) {
   if (age < 3600) return `${Math.floor(age / 60)}m${Math.floor(age % 60)}s`;
   return `${Math.floor(age / 3600)}h${Math.floor(age % 3600 / 60)}m`;
 }
-function statusTable(servers, counters, opts = {}) {
+function statusTable(servers, counters2, opts = {}) {
   const live = (s) => isLive(s, opts.liveAge);
   const sorted = sortServers(servers);
   const rows = [["SERVER", "STATE", "READY", "BUSY", "AGE", "PACKETS", "LIVE"]];
@@ -1394,7 +1537,7 @@ function statusTable(servers, counters, opts = {}) {
     for (let i = 0; i < sorted.length; i++) if (!live(sorted[i])) lines[i + 1] = opts.notLive(lines[i + 1]);
   }
   const liveCount = servers.filter(live).length;
-  lines.push("", `${servers.length} server${servers.length === 1 ? "" : "s"}, ${liveCount} live; ` + COUNTER_NAMES.map((n) => `${n} ${counters[n]}`).join(", "));
+  lines.push("", `${servers.length} server${servers.length === 1 ? "" : "s"}, ${liveCount} live; ` + COUNTER_NAMES.map((n) => `${n} ${counters2[n]}`).join(", "));
   return lines.join("\n");
 }
 var LIVE_AGE_S;
@@ -1487,6 +1630,7 @@ var init_sender = __esm({
     import_node_perf_hooks2 = require("node:perf_hooks");
     init_address();
     init_log();
+    init_trust();
     init_wire();
     SendError = class extends Error {
     };
@@ -1512,11 +1656,13 @@ var init_sender = __esm({
       constructor(opts) {
         this.opts = opts;
         this.random = opts.random ?? Math.random;
+        this.signer = opts.key === void 0 ? void 0 : new Signer(opts.key);
       }
       opts;
       sockets = [];
       targets = [];
       random;
+      signer;
       loadOutage = new Outage("load source failed; announcing ready=0 until it answers", "load source answers again");
       /** busy and state of the last datagram, repeated by stop()'s ready=0. */
       last = { ready: 0, busy: 0 };
@@ -1627,15 +1773,416 @@ var init_sender = __esm({
       /** The datagram for `load`; throws a RangeError for numbers the wire cannot carry (a source's bug). */
       encode(load) {
         const state = this.opts.drain ? STATE_DRAIN : load.state ?? STATE_UP;
-        const text = encodeHeartbeat({ ready: load.ready, busy: load.busy, port: this.opts.port, state });
+        const signer = this.signer;
+        const text = encodeHeartbeat({ ready: load.ready, busy: load.busy, port: this.opts.port, state, ts: signer?.nextTs() });
         this.last = { ready: load.ready, busy: load.busy, state };
-        return text;
+        return signer === void 0 ? text : signer.sign(text);
       }
       /** Sends to every target at once; resolves to how many failed. */
       async sendAll(text) {
         const datagram = Buffer.from(text, "latin1");
         const sent = await Promise.all(this.targets.map((t) => send(t, datagram)));
         return sent.filter((ok) => !ok).length;
+      }
+    };
+  }
+});
+
+// src/screen.ts
+function isTerminal(out2, env = process.env) {
+  return out2.isTTY === true && env.TERM !== "dumb";
+}
+function dimmer(terminal, env = process.env) {
+  return terminal && !env.NO_COLOR ? (text) => DIM + text + UNDIM : (text) => text;
+}
+function fit(lines, rows = 0, columns = 0) {
+  if (rows < 2) return lines;
+  const budget = rows - 1;
+  let used = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const width = lines[i].replace(ANSI, "").length;
+    const height = columns > 0 ? Math.max(1, Math.ceil(width / columns)) : 1;
+    if (used + height > budget || used + height === budget && i < lines.length - 1) {
+      return [...lines.slice(0, i), `... ${lines.length - i} more line${lines.length - i === 1 ? "" : "s"}: enlarge the terminal`];
+    }
+    used += height;
+  }
+  return lines;
+}
+function stopSignal(out2) {
+  const ac = new AbortController();
+  const onSignal = (name) => ac.abort(name);
+  const onError = () => ac.abort("output");
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  out2.on("error", onError);
+  return {
+    signal: ac.signal,
+    dispose() {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      out2.off("error", onError);
+    }
+  };
+}
+async function every(intervalMs, signal, tick) {
+  const start = performance.now();
+  for (let n = 0; !signal.aborted; ) {
+    try {
+      await (0, import_promises.setTimeout)(Math.max(0, start + n * intervalMs - performance.now()), void 0, { signal });
+    } catch {
+      return;
+    }
+    if (tick(n) === false) return;
+    n = Math.max(n + 1, Math.floor((performance.now() - start) / intervalMs));
+  }
+}
+var import_promises, HOME, CLEAR_SCREEN, CLEAR_LINE, CLEAR_BELOW, HIDE_CURSOR, SHOW_CURSOR, DIM, UNDIM, ANSI, Screen;
+var init_screen = __esm({
+  "src/screen.ts"() {
+    "use strict";
+    import_promises = require("node:timers/promises");
+    HOME = "\x1B[H";
+    CLEAR_SCREEN = "\x1B[2J";
+    CLEAR_LINE = "\x1B[K";
+    CLEAR_BELOW = "\x1B[J";
+    HIDE_CURSOR = "\x1B[?25l";
+    SHOW_CURSOR = "\x1B[?25h";
+    DIM = "\x1B[2m";
+    UNDIM = "\x1B[22m";
+    ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
+    Screen = class {
+      /** `redraw`: replace frames in place (see isTerminal); else print them in turn. */
+      constructor(out2, redraw) {
+        this.out = out2;
+        this.redraw = redraw;
+        if (redraw) process.once("exit", this.restore);
+      }
+      out;
+      redraw;
+      frames = 0;
+      restore = () => this.out.write(SHOW_CURSOR);
+      show(frame) {
+        if (!this.redraw) {
+          this.out.write((this.frames++ === 0 ? "" : "\n") + frame + "\n");
+          return;
+        }
+        const start = this.frames++ === 0 ? HIDE_CURSOR + HOME + CLEAR_SCREEN : HOME;
+        this.out.write(start + fit(frame.split("\n"), this.out.rows, this.out.columns).map((l) => l + CLEAR_LINE).join("\n") + "\n" + CLEAR_BELOW);
+      }
+      /** Shows the cursor again; the last frame stays on the screen. */
+      close() {
+        if (!this.redraw) return;
+        process.off("exit", this.restore);
+        this.restore();
+      }
+    };
+  }
+});
+
+// src/watch.ts
+var watch_exports = {};
+__export(watch_exports, {
+  watchStatus: () => watchStatus
+});
+async function watchStatus(opts) {
+  const out2 = opts.out ?? process.stdout;
+  const first = readSnapshot(opts.slots);
+  const screen = new Screen(out2, !opts.json && isTerminal(out2));
+  const notLive = screen.redraw ? dimmer(true) : void 0;
+  const stop = stopSignal(out2);
+  const period = opts.intervalMs < 1e3 ? `${opts.intervalMs}ms` : `${+(opts.intervalMs / 1e3).toFixed(3)}s`;
+  try {
+    await every(opts.intervalMs, stop.signal, (n) => {
+      let snap;
+      try {
+        snap = n === 0 ? first : readSnapshot(opts.slots);
+      } catch (err) {
+        if (!(err instanceof SlotFileError)) throw err;
+        if (screen.redraw) screen.show(`${header(opts.slots, period, "unreadable")}
+
+${err.message}`);
+        else process.stderr.write(`hbeat status: ${err.message}
+`);
+        return;
+      }
+      if (opts.json) out2.write(JSON.stringify(statusJson(snap.servers, snap.counters)) + "\n");
+      else {
+        const table = statusTable(snap.servers, snap.counters, { notLive });
+        screen.show(screen.redraw ? `${header(opts.slots, period, listenerState(snap.listenerPid))}
+
+${table}` : table);
+      }
+    });
+  } finally {
+    stop.dispose();
+    screen.close();
+  }
+  return 0;
+}
+function header(slots, period, state) {
+  return `hbeat status --watch: ${slots} (${state}), every ${period}, ${(/* @__PURE__ */ new Date()).toTimeString().slice(0, 8)}; Ctrl-C quits`;
+}
+function listenerState(pid) {
+  if (pid > 0) {
+    try {
+      process.kill(pid, 0);
+      return `listener pid ${pid}`;
+    } catch (err) {
+      if (err.code === "EPERM") return `listener pid ${pid}`;
+    }
+  }
+  return "no listener running";
+}
+var init_watch = __esm({
+  "src/watch.ts"() {
+    "use strict";
+    init_slotfile();
+    init_screen();
+    init_status();
+  }
+});
+
+// src/demo.ts
+var demo_exports = {};
+__export(demo_exports, {
+  DEFAULT_DURATION_MS: () => DEFAULT_DURATION_MS,
+  DemoError: () => DemoError,
+  runDemo: () => runDemo
+});
+function at(capacity, busy) {
+  const b = Math.max(0, Math.round(busy));
+  return { ready: capacity - b, busy: b };
+}
+async function runDemo(opts) {
+  const out2 = opts.out ?? process.stdout;
+  let dir;
+  try {
+    dir = (0, import_node_fs4.mkdtempSync)((0, import_node_path2.join)((0, import_node_os2.tmpdir)(), "hbeat-demo-"));
+  } catch (err) {
+    throw new DemoError(`cannot make a temporary directory in ${(0, import_node_os2.tmpdir)()} (set TMPDIR to a writable one): ${err.message.replace(/^[A-Z]+: /, "").replace(/, mkdtemp .*/, "")}`);
+  }
+  const screen = new Screen(out2, isTerminal(out2));
+  const stop = stopSignal(out2);
+  const errors = [];
+  const write = sink.write;
+  sink.write = (line) => void (/(^|[\s>])level=error /.test(line) && errors.push(line));
+  let table;
+  let listener;
+  const senders = [];
+  try {
+    table = SlotTable.open((0, import_node_path2.join)(dir, "hbeat.slots"), 16);
+    const on = await listenOnFreePort(table);
+    listener = on.listener;
+    const began = import_node_perf_hooks3.performance.now();
+    const clock = () => {
+      const t = (import_node_perf_hooks3.performance.now() - began) / 1e3;
+      return { t, f: Math.min(1, t * 1e3 / opts.durationMs) };
+    };
+    const names = await startBackends(on.endpoint, clock, senders);
+    const view = new View(screen, on.endpoint, names, opts.durationMs);
+    const ticks = Math.ceil(opts.durationMs / TICK_MS);
+    const plainEvery = Math.max(2, Math.round(ticks / 5));
+    await every(TICK_MS, stop.signal, (n) => {
+      const t = Math.min(n * TICK_MS, opts.durationMs) / 1e3;
+      const f = t * 1e3 / opts.durationMs;
+      for (const i of BY_EVENT_TIME) {
+        const role = ROLES[i];
+        if (f >= role.event.at && !view.happened(i)) {
+          view.event(t, i, role.event.says);
+          if (role.dies) void senders[i]?.close();
+        }
+      }
+      view.tick(t, table.snapshot(), counters(table));
+      if (screen.redraw || n >= ticks || n > 0 && n % plainEvery === 0) view.draw(t);
+      return n < ticks;
+    });
+    return 0;
+  } finally {
+    stop.dispose();
+    screen.close();
+    await Promise.all(senders.map((s) => s?.close()));
+    await listener?.close();
+    table?.close();
+    (0, import_node_fs4.rmSync)(dir, { recursive: true, force: true });
+    sink.write = write;
+    for (const line of errors) write(line);
+  }
+}
+function counters(table) {
+  const out2 = {};
+  COUNTER_NAMES.forEach((name, i) => out2[name] = table.counters[i]);
+  return out2;
+}
+async function listenOnFreePort(table) {
+  for (let tries = 1; ; tries++) {
+    const endpoint = parseEndpoint(`127.0.0.1:${await freePort()}`);
+    try {
+      return { listener: await Listener.start({ on: [endpoint], table }), endpoint };
+    } catch (err) {
+      if (!(err instanceof ListenError) || tries === 5) throw err;
+    }
+  }
+}
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = (0, import_node_dgram3.createSocket)("udp4");
+    s.once("error", reject);
+    s.bind(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+async function startBackends(to, clock, senders) {
+  const start = (i, source, port) => Sender.start({
+    to: [to],
+    intervalMs: INTERVAL_MS,
+    port,
+    source,
+    ttl: 1,
+    drain: false,
+    load: async () => {
+      const { t, f } = clock();
+      return ROLES[i].load(t, f);
+    }
+  });
+  let loopbackRange = true;
+  try {
+    senders.push(await start(0, "127.0.0.2", 8080));
+  } catch (err) {
+    if (!(err instanceof SendError)) throw err;
+    loopbackRange = false;
+  }
+  const names = [];
+  for (let i = 0; i < ROLES.length; i++) {
+    const source = loopbackRange ? `127.0.0.${2 + i}` : "127.0.0.1";
+    const port = loopbackRange ? 8080 : 8081 + i;
+    if (i > 0 || !loopbackRange) senders[i] = await start(i, loopbackRange ? source : void 0, port);
+    names.push(formatEndpoint(source, port));
+  }
+  return names;
+}
+var import_node_dgram3, import_node_fs4, import_node_os2, import_node_path2, import_node_perf_hooks3, DEFAULT_DURATION_MS, INTERVAL_MS, MAX_AGE_S, TICK_MS, PICKS_PER_TICK, BAR, wave, DRAIN_AT, DIE_AT, WORK_AT, ROLES, BY_EVENT_TIME, DemoError, View;
+var init_demo = __esm({
+  "src/demo.ts"() {
+    "use strict";
+    import_node_dgram3 = require("node:dgram");
+    import_node_fs4 = require("node:fs");
+    import_node_os2 = require("node:os");
+    import_node_path2 = require("node:path");
+    import_node_perf_hooks3 = require("node:perf_hooks");
+    init_address();
+    init_listener();
+    init_log();
+    init_picker();
+    init_screen();
+    init_sender();
+    init_slotfile();
+    init_status();
+    init_wire();
+    DEFAULT_DURATION_MS = 15e3;
+    INTERVAL_MS = 250;
+    MAX_AGE_S = 2.5;
+    TICK_MS = 500;
+    PICKS_PER_TICK = 100;
+    BAR = 20;
+    wave = (t, period) => Math.sin(2 * Math.PI * t / period);
+    DRAIN_AT = 0.35;
+    DIE_AT = 0.5;
+    WORK_AT = 0.2;
+    ROLES = [
+      // Steady: 100 workers, a third of them busy, give or take.
+      { load: (t) => at(100, 35 + 10 * wave(t, 4)) },
+      // Filling up: busier and busier, so its share of the picks shrinks.
+      { load: (_, f) => at(100, 20 + 70 * f) },
+      // Drains: still announcing, but state=drain, finishing what it has.
+      {
+        load: (t, f) => f < DRAIN_AT ? at(60, 30 + 5 * wave(t, 3)) : { ...at(60, 30 * (1 - (f - DRAIN_AT) / (1 - DRAIN_AT))), state: STATE_DRAIN },
+        event: { at: DRAIN_AT, says: "drains: state=drain, no new picks" }
+      },
+      // Dies: stops announcing without a word, as a crashed host does.
+      { load: (t) => at(100, 40 + 8 * wave(t, 5)), event: { at: DIE_AT, says: "dies: stops announcing" }, dies: true },
+      // Just started: nothing busy, so Apache's slow start weighs it ready/4, until work arrives.
+      { load: (t, f) => f < WORK_AT ? at(40, 0) : at(40, 5 + 3 * wave(t, 2)), event: { at: WORK_AT, says: "takes work; until now busy 0, so weight ready/4" } }
+    ];
+    BY_EVENT_TIME = ROLES.flatMap((r, i) => r.event ? [i] : []).sort((a, b) => ROLES[a].event.at - ROLES[b].event.at);
+    DemoError = class extends Error {
+    };
+    View = class {
+      constructor(screen, listener, names, durationMs) {
+        this.screen = screen;
+        this.listener = listener;
+        this.names = names;
+        this.durationMs = durationMs;
+        this.dim = dimmer(screen.redraw);
+      }
+      screen;
+      listener;
+      names;
+      durationMs;
+      picks = /* @__PURE__ */ new Map();
+      lastPicks = /* @__PURE__ */ new Map();
+      totalPicks = 0;
+      servers = [];
+      counters = {};
+      events = [];
+      done = /* @__PURE__ */ new Set();
+      wasLive = /* @__PURE__ */ new Set();
+      dim;
+      happened(role) {
+        return this.done.has(role);
+      }
+      event(t, role, says) {
+        this.done.add(role);
+        this.events.push(`${`t=${t.toFixed(1)}s`.padEnd(8)} ${this.names[role]} ${says}`);
+      }
+      /** One tick: a new snapshot, PICKS_PER_TICK picks from it, and the deaths it shows. */
+      tick(t, servers, counters2) {
+        this.servers = servers;
+        this.counters = counters2;
+        for (const s of servers) {
+          const name = formatEndpoint(s.host, s.port);
+          if (isLive(s, MAX_AGE_S)) this.wasLive.add(name);
+          else if (this.wasLive.delete(name)) this.events.push(`${`t=${t.toFixed(1)}s`.padEnd(8)} ${name} silent for ${MAX_AGE_S}s: not live, no more picks`);
+        }
+        this.lastPicks.clear();
+        for (const s of pick(servers, { maxAge: MAX_AGE_S, method: "weighted", count: PICKS_PER_TICK, distinct: false, random: Math.random })) {
+          const name = formatEndpoint(s.host, s.port);
+          this.lastPicks.set(name, (this.lastPicks.get(name) ?? 0) + 1);
+          this.picks.set(name, (this.picks.get(name) ?? 0) + 1);
+          this.totalPicks++;
+        }
+      }
+      draw(t) {
+        const lines = [
+          `hbeat demo, t=${t.toFixed(1)}s of ${+(this.durationMs / 1e3).toFixed(1)}s${this.screen.redraw ? " (Ctrl-C stops)" : ""}`,
+          `${this.names.length} backends announce their load every ${INTERVAL_MS}ms to a listener on ${formatEndpoint(this.listener.host, this.listener.port)}.`,
+          `Time runs 4x fast: live means heard from in the last ${MAX_AGE_S}s (10s in production).`,
+          "",
+          statusTable(this.servers, this.counters, { liveAge: MAX_AGE_S, notLive: this.dim }),
+          "",
+          `${PICKS_PER_TICK} picks every ${TICK_MS / 1e3}s, each backend with probability weight / total:`,
+          "weight = ready (ready/4 while busy is 0); 0 when draining or not live",
+          "",
+          this.pickTable(),
+          "",
+          "what happened:",
+          ...this.events.length === 0 ? ["  nothing yet"] : this.events.map((e) => `  ${e}`)
+        ];
+        this.screen.show(lines.join("\n"));
+      }
+      pickTable() {
+        const weights = new Map(this.servers.map((s) => [formatEndpoint(s.host, s.port), isLive(s, MAX_AGE_S) && s.state !== "drain" ? weight(s) : 0]));
+        const rows = [["SERVER", "WEIGHT", "PICKS", "SHARE", "LAST 100", ""]];
+        for (const name of [...this.names].sort()) {
+          const total = this.picks.get(name) ?? 0;
+          const last = this.lastPicks.get(name) ?? 0;
+          const share = this.totalPicks === 0 ? 0 : total / this.totalPicks;
+          rows.push([name, String(weights.get(name) ?? 0), String(total), `${(100 * share).toFixed(1)}%`, String(last), "#".repeat(Math.round(BAR * last / PICKS_PER_TICK))]);
+        }
+        const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+        return rows.map((r) => r.map((cell, c) => c === 0 || c === 5 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join("  ").trimEnd()).join("\n");
       }
     };
   }
@@ -1665,12 +2212,12 @@ function formatHbDat(servers) {
 function writeHbDat(path, servers) {
   const tmp = `${path}.tmp-${process.pid}`;
   try {
-    (0, import_node_fs3.writeFileSync)(tmp, formatHbDat(servers));
-    (0, import_node_fs3.chmodSync)(tmp, 420);
-    (0, import_node_fs3.renameSync)(tmp, path);
+    (0, import_node_fs5.writeFileSync)(tmp, formatHbDat(servers));
+    (0, import_node_fs5.chmodSync)(tmp, 420);
+    (0, import_node_fs5.renameSync)(tmp, path);
   } catch (err) {
     try {
-      (0, import_node_fs3.unlinkSync)(tmp);
+      (0, import_node_fs5.unlinkSync)(tmp);
     } catch {
     }
     throw err;
@@ -1680,10 +2227,10 @@ function hbDatReason(path, err) {
   const e = err;
   switch (e.code) {
     case "ENOENT":
-      return `directory ${(0, import_node_path2.dirname)(path)} does not exist`;
+      return `directory ${(0, import_node_path3.dirname)(path)} does not exist`;
     case "EACCES":
     case "EPERM":
-      return `permission denied in ${(0, import_node_path2.dirname)(path)}`;
+      return `permission denied in ${(0, import_node_path3.dirname)(path)}`;
     case "EROFS":
       return "read-only file system";
     case "EISDIR":
@@ -1695,8 +2242,8 @@ function hbDatReason(path, err) {
   }
 }
 function readHbDat(path, nowMs = Date.now()) {
-  const data = (0, import_node_fs3.readFileSync)(path);
-  const fileAge = Math.max(0, nowMs - (0, import_node_fs3.statSync)(path).mtimeMs) / 1e3;
+  const data = (0, import_node_fs5.readFileSync)(path);
+  const fileAge = Math.max(0, nowMs - (0, import_node_fs5.statSync)(path).mtimeMs) / 1e3;
   const servers = [];
   for (let start = 0; start < data.length; ) {
     const next = data.indexOf(10, start);
@@ -1712,13 +2259,13 @@ function readHbDat(path, nowMs = Date.now()) {
   }
   return servers;
 }
-var import_node_net3, import_node_fs3, import_node_path2, HB_DAT_SEEN_TIMEOUT_S, HbDatWriter;
+var import_node_net3, import_node_fs5, import_node_path3, HB_DAT_SEEN_TIMEOUT_S, HbDatWriter;
 var init_hbdat = __esm({
   "src/hbdat.ts"() {
     "use strict";
     import_node_net3 = require("node:net");
-    import_node_fs3 = require("node:fs");
-    import_node_path2 = require("node:path");
+    import_node_fs5 = require("node:fs");
+    import_node_path3 = require("node:path");
     init_address();
     init_log();
     init_wire();
@@ -1767,205 +2314,523 @@ var init_hbdat = __esm({
   }
 });
 
-// src/cli.ts
-var import_node_util = require("node:util");
-var import_node_path3 = require("node:path");
-var UsageError = class extends Error {
-};
-var RuntimeError = class extends Error {
-};
-var SLOTS_HELP = `--slots F                 the slot file; else $HBEAT_SLOTS, else hbeat.slots in
-                            $RUNTIME_DIRECTORY, else in the current directory`;
-var commands = {
-  listen: {
-    summary: "collect heartbeats into the slot file (on each proxy)",
-    usage: `usage: hbeat listen [options]
-
-  --on ADDR:PORT            where to listen (repeatable); default 239.0.0.1:27999.
-                            A multicast address is joined, a unicast one bound.
-                            IPv6 as [ADDR]:PORT
-  --interface ADDR|NAME     where to join multicast groups
-  ${SLOTS_HELP}
-  --max-servers N           slots in a new file, 1 to 1048576 (default 1024)`,
-    options: {
-      on: { type: "string", multiple: true },
-      interface: { type: "string" },
-      slots: { type: "string" },
-      "max-servers": { type: "string" }
-    },
-    async run(v) {
-      const { parseEndpoint: parseEndpoint2 } = await Promise.resolve().then(() => (init_address(), address_exports));
-      const { Listener: Listener2, DEFAULT_GROUP: DEFAULT_GROUP2 } = await Promise.resolve().then(() => (init_listener(), listener_exports));
-      const { SlotTable: SlotTable3, MAX_SERVERS_LIMIT: MAX_SERVERS_LIMIT2 } = await Promise.resolve().then(() => (init_slotfile(), slotfile_exports));
-      const { log: log2 } = await Promise.resolve().then(() => (init_log(), log_exports));
-      const on = (v.on ?? [DEFAULT_GROUP2]).map((text) => usage(() => parseEndpoint2(text, "--on")));
-      const maxServers = v["max-servers"] === void 0 ? void 0 : integer(v["max-servers"], "--max-servers", 1, MAX_SERVERS_LIMIT2);
-      const stopped = untilSignal();
-      const table = SlotTable3.open(slotsPath(v), maxServers);
-      let listener;
-      try {
-        listener = await Listener2.start({ on, iface: v.interface, table });
-      } catch (err) {
-        table.close();
-        throw err;
-      }
-      log2("info", "started", { slots: table.path, servers: table.slots, pid: process.pid });
-      const signal = await stopped;
-      await listener.close();
-      table.close();
-      log2("info", "stopped", { signal });
-      return 0;
-    }
-  },
-  pick: {
-    summary: "choose a backend with room for work (for whatever routes requests)",
-    usage: `usage: hbeat pick [options]
-
-  ${SLOTS_HELP}
-  --hb-dat F                pick from Apache's hb.dat instead (its own age is
-                            added to each lastseen)
-  --max-age D               only servers seen less than D ago (default 10s)
-  --members H:P,...         only these servers
-  --method M                weighted (default): chosen with probability
-                            weight/total, weight = ready (ready/4 when busy is 0);
-                            two-choices: two weighted draws, the larger ready wins
-  --count N                 N independent picks, one a line (default 1)
-  --distinct                no server twice (at most all candidates)
-  --json                    one JSON object a line: host, port, ready, busy, age
-  --seed N                  a fixed random seed, for repeatable picks
-
-Prints HOST:PORT a line ([ADDR]:PORT for IPv6). Exit status 3 and one line on
-stderr when no live backend has weight over 0.`,
-    options: {
-      slots: { type: "string" },
-      "hb-dat": { type: "string" },
-      "max-age": { type: "string" },
-      members: { type: "string" },
-      method: { type: "string" },
-      count: { type: "string" },
-      distinct: { type: "boolean" },
-      json: { type: "boolean" },
-      seed: { type: "string" }
-    },
-    async run(v) {
-      if (v.slots !== void 0 && v["hb-dat"] !== void 0) throw new UsageError("--slots and --hb-dat are alternatives: give one");
-      const { pick: pick2, noneReason: noneReason2, seededRandom: seededRandom2 } = await Promise.resolve().then(() => (init_picker(), picker_exports));
-      const method = v.method ?? "weighted";
-      if (method !== "weighted" && method !== "two-choices") throw new UsageError(`--method takes weighted or two-choices, not ${JSON.stringify(method)}`);
-      const opts = {
-        maxAge: v["max-age"] === void 0 ? 10 : duration(v["max-age"], "--max-age") / 1e3,
-        members: v.members === void 0 ? void 0 : await memberList(v.members),
-        method,
-        count: v.count === void 0 ? 1 : integer(v.count, "--count", 1, 1e6),
-        distinct: v.distinct === true,
-        random: v.seed === void 0 ? Math.random : seededRandom2(integer(v.seed, "--seed", 0, Number.MAX_SAFE_INTEGER))
-      };
-      const servers = await readServers(v);
-      const chosen = pick2(servers, opts);
-      if (chosen.length === 0) {
-        process.stderr.write(`hbeat pick: ${noneReason2(servers, opts)}
-`);
-        return 3;
-      }
-      const { formatEndpoint: formatEndpoint2 } = await Promise.resolve().then(() => (init_address(), address_exports));
-      const { serverJson: serverJson2 } = await Promise.resolve().then(() => (init_status(), status_exports));
-      process.stdout.write(chosen.map((s) => v.json ? JSON.stringify(serverJson2(s)) : formatEndpoint2(s.host, s.port)).join("\n") + "\n");
-      return 0;
-    }
-  },
-  send: {
-    summary: "announce this backend's load every second (on each backend)",
-    usage: `usage: hbeat send [options]
-
-  --to ADDR:PORT            where to send (repeatable); default 239.0.0.1:27999
-  --interval D              between datagrams, each wait jittered by up to \xB110%
-                            (default 1s; 500ms, 2s or plain seconds)
-  --ready N --busy N        the load to announce: free and busy workers
-  --port N                  the advertised service port (adds &port=N; a
-                            listener assumes 80 without it)
-  --source ADDR             local address to send from
-  --interface ADDR|NAME     multicast out-interface
-  --ttl N                   multicast TTL, 0 to 255 (default 1: this link only)
-  --drain                   advertise state=drain: alive, but give it no new work
-  --once                    send one datagram and exit
-
-On SIGTERM or SIGINT it sends one last datagram with ready=0, so proxies stop
-choosing this backend at once, then exits 0.`,
-    options: {
-      to: { type: "string", multiple: true },
-      interval: { type: "string" },
-      ready: { type: "string" },
-      busy: { type: "string" },
-      port: { type: "string" },
-      source: { type: "string" },
-      interface: { type: "string" },
-      ttl: { type: "string" },
-      drain: { type: "boolean" },
-      once: { type: "boolean" }
-    },
-    async run(v) {
-      const { parseEndpoint: parseEndpoint2 } = await Promise.resolve().then(() => (init_address(), address_exports));
-      const { DEFAULT_GROUP: DEFAULT_GROUP2 } = await Promise.resolve().then(() => (init_listener(), listener_exports));
-      const { Sender: Sender2 } = await Promise.resolve().then(() => (init_sender(), sender_exports));
-      const { log: log2 } = await Promise.resolve().then(() => (init_log(), log_exports));
-      if (v.ready === void 0 || v.busy === void 0) throw new UsageError("a load source is required: --ready N --busy N");
-      const load = { ready: integer(v.ready, "--ready", 0, 2147483647), busy: integer(v.busy, "--busy", 0, 2147483647) };
-      const opts = {
-        to: (v.to ?? [DEFAULT_GROUP2]).map((text) => usage(() => parseEndpoint2(text, "--to"))),
-        intervalMs: v.interval === void 0 ? 1e3 : duration(v.interval, "--interval"),
-        port: v.port === void 0 ? void 0 : integer(v.port, "--port", 1, 65535),
-        source: v.source,
-        iface: v.interface,
-        ttl: v.ttl === void 0 ? 1 : integer(v.ttl, "--ttl", 0, 255),
-        drain: v.drain === true,
-        load: async () => load
-      };
-      if (opts.intervalMs < 10) throw new UsageError("--interval must be at least 10ms");
-      if (v.once) {
-        const sender2 = await Sender2.open(opts);
-        const result = await sender2.sendOnce();
-        await sender2.close();
-        return result.loadFailed || result.sendFailed > 0 ? 1 : 0;
-      }
-      const stopped = untilSignal();
-      const sender = await Sender2.start(opts);
-      log2("info", "started", { to: v.to?.join(",") ?? DEFAULT_GROUP2, interval_ms: opts.intervalMs, pid: process.pid });
-      const signal = await stopped;
-      await sender.stop();
-      log2("info", "stopped", { signal });
-      return 0;
-    }
-  },
-  status: {
-    summary: "show what the listener knows",
-    usage: `usage: hbeat status [options]
-
-  ${SLOTS_HELP}
-  --json                    one JSON object: servers and counters`,
-    options: {
-      slots: { type: "string" },
-      json: { type: "boolean" }
-    },
-    async run(v) {
-      const { readSnapshot: readSnapshot2 } = await Promise.resolve().then(() => (init_slotfile(), slotfile_exports));
-      const { statusJson: statusJson2, statusTable: statusTable2 } = await Promise.resolve().then(() => (init_status(), status_exports));
-      const snap = readSnapshot2(slotsPath(v));
-      process.stdout.write(v.json ? JSON.stringify(statusJson2(snap.servers, snap.counters)) + "\n" : statusTable2(snap.servers, snap.counters) + "\n");
-      return 0;
-    }
+// src/load.ts
+var load_exports = {};
+__export(load_exports, {
+  CapacityError: () => CapacityError,
+  connectionsSource: () => connectionsSource,
+  countEstablished: () => countEstablished,
+  execSource: () => execSource,
+  parseApacheStatus: () => parseApacheStatus,
+  parseExecOutput: () => parseExecOutput,
+  parseNginxStatus: () => parseNginxStatus,
+  parseStatusUrl: () => parseStatusUrl,
+  statusLoad: () => statusLoad,
+  statusUrlSource: () => statusUrlSource,
+  withCapacity: () => withCapacity
+});
+function withCapacity(busy, capacity) {
+  return { ready: Math.max(capacity - busy, 0), busy };
+}
+function field(body, key) {
+  const m = new RegExp(`^${key}:[ \\t]*([0-9]{1,10})[ \\t]*\\r?$`, "m").exec(body);
+  return m && +m[1] <= INT31_MAX2 ? +m[1] : void 0;
+}
+function parseApacheStatus(body) {
+  const busy = field(body, "BusyWorkers");
+  const idle = field(body, "IdleWorkers");
+  if (busy === void 0 || idle === void 0) return null;
+  return { ready: Math.min(idle + 1, INT31_MAX2), busy: Math.max(busy - 1, 0) };
+}
+function parseNginxStatus(body) {
+  if (field(body, "Active connections") === void 0) return null;
+  const m = /^Reading:[ \t]*([0-9]{1,10})[ \t]+Writing:[ \t]*([0-9]{1,10})[ \t]+Waiting:[ \t]*[0-9]{1,10}[ \t]*\r?$/m.exec(body);
+  return m ? Math.min(Math.max(+m[1] + +m[2] - 1, 0), INT31_MAX2) : null;
+}
+function statusLoad(body, capacity) {
+  const apache = parseApacheStatus(body);
+  if (apache) return apache;
+  const busy = parseNginxStatus(body);
+  if (busy === null) {
+    throw new Error("neither Apache mod_status ?auto nor nginx stub_status (an Apache server-status URL needs ?auto)");
   }
-};
-var TOP_USAGE = `usage: hbeat COMMAND [options]
+  if (capacity === void 0) throw new CapacityError("nginx stub_status counts no free workers: give --capacity N");
+  return withCapacity(busy, capacity);
+}
+function parseStatusUrl(text) {
+  let url;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new Error(`--status-url takes an http:// or https:// URL, not ${JSON.stringify(text)}`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(`--status-url takes an http:// or https:// URL, not ${url.protocol}`);
+  return url;
+}
+function shown(url) {
+  if (url.password === "") return url.href;
+  const copy = new URL(url.href);
+  copy.password = "***";
+  return copy.href;
+}
+function at2(where, err) {
+  const text = `${where}: ${(err instanceof Error ? err.message : String(err)).split("\n")[0]}`;
+  return err instanceof CapacityError ? new CapacityError(text) : new Error(text);
+}
+function bounded(timeoutMs, signal, start) {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    let cancel;
+    const finish = () => {
+      if (settled) return false;
+      settled = true;
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+      return true;
+    };
+    const fail2 = (err) => {
+      if (!finish()) return;
+      cancel?.();
+      reject(err);
+    };
+    const onAbort = () => fail2(signal.reason instanceof Error ? signal.reason : new Error("aborted"));
+    const timer = setTimeout(() => fail2(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    signal.addEventListener("abort", onAbort, { once: true });
+    cancel = start((v) => finish() && resolve(v), fail2);
+    if (signal.aborted) onAbort();
+  });
+}
+function fetchBody(url, timeoutMs, signal) {
+  const get = url.protocol === "https:" ? import_node_https.request : import_node_http.request;
+  return bounded(timeoutMs, signal, (resolve, reject) => {
+    const req = get(url, { agent: false, headers: { connection: "close", "user-agent": "hbeat" } });
+    req.on("error", reject);
+    req.on("response", (res) => {
+      if (res.statusCode === void 0 || res.statusCode < 200 || res.statusCode > 299) {
+        reject(new Error(`HTTP ${res.statusCode} ${res.statusMessage ?? ""}`.trim()));
+        return;
+      }
+      const chunks = [];
+      let size = 0;
+      res.on("data", (chunk) => {
+        size += chunk.length;
+        if (size > MAX_BODY) reject(new Error(`body over ${MAX_BODY} bytes`));
+        else chunks.push(chunk);
+      });
+      res.on("error", reject);
+      res.on("end", () => resolve(Buffer.concat(chunks).toString("latin1")));
+    });
+    req.end();
+    return () => req.destroy();
+  });
+}
+function statusUrlSource(url, opts) {
+  const where = shown(url);
+  return async (signal) => {
+    try {
+      return statusLoad(await fetchBody(url, opts.timeoutMs, signal), opts.capacity);
+    } catch (err) {
+      throw at2(where, err);
+    }
+  };
+}
+function countEstablished(table, port) {
+  const suffix = ":" + port.toString(16).toUpperCase().padStart(4, "0");
+  let n = 0;
+  for (const line of table.split("\n")) {
+    const f = line.trim().split(/\s+/);
+    if (f[3] === "01" && f[1].endsWith(suffix)) n++;
+  }
+  return n;
+}
+async function procTable(path, signal, optional) {
+  try {
+    return await (0, import_promises2.readFile)(path, { encoding: "latin1", signal });
+  } catch (err) {
+    if (optional && err.code === "ENOENT") return "";
+    throw at2(path, err);
+  }
+}
+function connectionsSource(port, capacity) {
+  return async (signal) => {
+    const [v4, v6] = await Promise.all([procTable("/proc/net/tcp", signal, false), procTable("/proc/net/tcp6", signal, true)]);
+    return withCapacity(countEstablished(v4, port) + countEstablished(v6, port), capacity);
+  };
+}
+function parseExecOutput(output) {
+  const text = output.toString("latin1").trim();
+  if (text === "") throw new Error("printed nothing");
+  if (text.includes("\n")) throw new Error("printed more than one line");
+  const out2 = newHeartbeat();
+  const code = parseLoadQuery(Buffer.from(text, "latin1"), 0, text.length, out2);
+  if (code !== 0) throw new Error(`printed ${JSON.stringify(text.length > 80 ? text.slice(0, 80) + "..." : text)}: ${MALFORMED2[code]}`);
+  return { ready: out2.ready, busy: out2.busy, state: out2.state };
+}
+function lastLine(stderr) {
+  const line = stderr.toString("latin1").trim().split("\n").at(-1).trim();
+  return line.length > 200 ? line.slice(0, 200) + "..." : line;
+}
+function runCommand(command, timeoutMs, signal) {
+  return bounded(timeoutMs, signal, (resolve, reject) => {
+    const child = (0, import_node_child_process.spawn)("/bin/sh", ["-c", command], { detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    const out2 = [];
+    const err = [];
+    let outSize = 0, errSize = 0;
+    child.on("error", reject);
+    child.stdout.on("data", (chunk) => {
+      outSize += chunk.length;
+      if (outSize > MAX_OUTPUT) reject(new Error(`printed over ${MAX_OUTPUT} bytes`));
+      else out2.push(chunk);
+    });
+    child.stderr.on("data", (chunk) => {
+      if ((errSize += chunk.length) <= MAX_OUTPUT) err.push(chunk);
+    });
+    child.on("close", (code, sig) => {
+      if (code === 0) return resolve(Buffer.concat(out2));
+      const said = lastLine(Buffer.concat(err));
+      reject(new Error(`${sig ? `killed by ${sig}` : `exited with status ${code}`}${said ? `: ${said}` : ""}`));
+    });
+    return () => {
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {
+      }
+    };
+  });
+}
+function execSource(command, timeoutMs) {
+  return async (signal) => {
+    try {
+      return parseExecOutput(await runCommand(command, timeoutMs, signal));
+    } catch (err) {
+      throw at2("--exec", err);
+    }
+  };
+}
+var import_node_child_process, import_promises2, import_node_http, import_node_https, INT31_MAX2, MAX_BODY, MAX_OUTPUT, CapacityError;
+var init_load = __esm({
+  "src/load.ts"() {
+    "use strict";
+    import_node_child_process = require("node:child_process");
+    import_promises2 = require("node:fs/promises");
+    import_node_http = require("node:http");
+    import_node_https = require("node:https");
+    init_wire();
+    INT31_MAX2 = 2147483647;
+    MAX_BODY = 1 << 20;
+    MAX_OUTPUT = 64 << 10;
+    CapacityError = class extends Error {
+    };
+  }
+});
 
-Heartbeat load balancing in one file: backends announce their free workers,
-proxies collect the announcements and pick a backend with room for work.
-Speaks Apache's mod_heartbeat wire format and writes its hb.dat.
+// src/http.ts
+var http_exports = {};
+__export(http_exports, {
+  DEFAULT_TIMEOUTS: () => DEFAULT_TIMEOUTS,
+  HttpServer: () => HttpServer,
+  MAX_PICK_COUNT: () => MAX_PICK_COUNT,
+  PickView: () => PickView,
+  metricsText: () => metricsText,
+  pickOptions: () => pickOptions
+});
+function ages(servers, now) {
+  for (const s of servers) s.age = now > s.seen ? (now - s.seen) / 1e3 : 0;
+  return servers;
+}
+function pickOptions(query) {
+  const params = new URLSearchParams(query);
+  for (const key of params.keys()) if (!PICK_PARAMS.has(key)) throw new BadRequest(`unknown parameter ${JSON.stringify(key)} (known: ${[...PICK_PARAMS].join(", ")})`);
+  const last = (key) => params.getAll(key).at(-1);
+  const checked = (parse) => {
+    try {
+      return parse();
+    } catch (err) {
+      throw new BadRequest(err.message);
+    }
+  };
+  const method = last("method") ?? "weighted";
+  if (method !== "weighted" && method !== "two-choices") throw new BadRequest(`method takes weighted or two-choices, not ${JSON.stringify(method)}`);
+  const distinct = last("distinct");
+  if (distinct !== void 0 && !["", "1", "true", "0", "false"].includes(distinct)) throw new BadRequest(`distinct takes 1, true, 0 or false, not ${JSON.stringify(distinct)}`);
+  const members = params.has("members") ? params.getAll("members").join(",").split(",").filter((m) => m !== "") : void 0;
+  for (const m of members ?? []) checked(() => parseEndpoint(m, "members entry"));
+  const count = last("count"), seed = last("seed"), maxAge = last("max-age");
+  return {
+    maxAge: maxAge === void 0 ? DEFAULT_MAX_AGE_S : checked(() => duration(maxAge, "max-age")) / 1e3,
+    members,
+    method,
+    count: count === void 0 ? 1 : checked(() => integer(count, "count", 1, MAX_PICK_COUNT)),
+    distinct: distinct === "" || distinct === "1" || distinct === "true",
+    random: seed === void 0 ? Math.random : seededRandom(checked(() => integer(seed, "seed", 0, Number.MAX_SAFE_INTEGER)))
+  };
+}
+function reply(res, status, type, body) {
+  res.writeHead(status, { "Content-Type": type, "Content-Length": Buffer.byteLength(body), "Cache-Control": "no-store" });
+  res.end(body);
+}
+function listenReason(err) {
+  switch (err.code) {
+    case "EADDRINUSE":
+      return "address already in use";
+    case "EADDRNOTAVAIL":
+      return "address not available on this host";
+    case "EACCES":
+      return "permission denied (a port below 1024 needs privileges)";
+    default:
+      return err.message;
+  }
+}
+function label(value) {
+  return value.replace(/[\\"\n]/g, (c) => c === "\n" ? "\\n" : `\\${c}`);
+}
+function metricsText(servers, counters2) {
+  const sorted = sortServers(servers);
+  const labels = sorted.map((s) => `{server="${label(formatEndpoint(s.host, s.port))}",state="${s.state}"}`);
+  let out2 = "";
+  const family = (name, type, help, value) => {
+    out2 += `# HELP ${name} ${help}
+# TYPE ${name} ${type}
+`;
+    sorted.forEach((s, i) => {
+      const v = value(s);
+      if (v !== null) out2 += `${name}${labels[i]} ${v}
+`;
+    });
+  };
+  family("hbeat_server_ready", "gauge", "Free workers the server last announced.", (s) => s.ready);
+  family("hbeat_server_busy", "gauge", "Busy workers the server last announced.", (s) => s.busy);
+  family("hbeat_server_age_seconds", "gauge", "Seconds since the server's last accepted heartbeat (absent when not heard from since boot).", (s) => s.age);
+  family("hbeat_server_live", "gauge", "Whether the server was heard from in the last 10 s (1) or not (0).", (s) => isLive(s) ? 1 : 0);
+  family("hbeat_server_packets_total", "counter", "Heartbeats accepted from the server.", (s) => s.packets);
+  out2 += "# HELP hbeat_datagrams_total Heartbeats received, by what became of them.\n# TYPE hbeat_datagrams_total counter\n";
+  for (const name of COUNTER_NAMES) out2 += `hbeat_datagrams_total{result="${name}"} ${counters2[name]}
+`;
+  out2 += `# HELP hbeat_servers Servers in the table.
+# TYPE hbeat_servers gauge
+hbeat_servers ${servers.length}
+`;
+  return out2;
+}
+var import_node_http2, DEFAULT_TIMEOUTS, MAX_PICK_COUNT, DEFAULT_MAX_AGE_S, PICK_PARAMS, OVERSIZED, reasonScratch, BadRequest, PickView, DEFAULT_PICK, TEXT, HttpServer;
+var init_http = __esm({
+  "src/http.ts"() {
+    "use strict";
+    import_node_http2 = require("node:http");
+    init_address();
+    init_cli();
+    init_clock();
+    init_listener();
+    init_log();
+    init_picker();
+    init_slotfile();
+    init_status();
+    init_wire();
+    DEFAULT_TIMEOUTS = { headers: 1e4, request: 2e4, keepAlive: 5e3, idle: 3e4, check: 1e3 };
+    MAX_PICK_COUNT = 1e4;
+    DEFAULT_MAX_AGE_S = 10;
+    PICK_PARAMS = /* @__PURE__ */ new Set(["count", "distinct", "members", "method", "seed", "max-age"]);
+    OVERSIZED = Buffer.alloc(MAX_DATAGRAM + 1);
+    reasonScratch = newHeartbeat();
+    BadRequest = class extends Error {
+    };
+    PickView = class {
+      constructor(table, refreshMs = 100) {
+        this.table = table;
+        this.refreshMs = refreshMs;
+      }
+      table;
+      refreshMs;
+      all = [];
+      candidates = [];
+      version = -1;
+      builtAt = -Infinity;
+      /** The servers that could be picked (up, weight over 0), ages as of `now`. */
+      candidatesAt(now) {
+        this.refresh(now);
+        return ages(this.candidates, now);
+      }
+      /** Every server, ages as of `now`: to say why none could be picked. */
+      allAt(now) {
+        this.refresh(now);
+        return ages(this.all, now);
+      }
+      refresh(now) {
+        const version = this.table.counters[ACCEPTED];
+        if (version === this.version || now - this.builtAt < this.refreshMs) return;
+        const all = [];
+        for (const s of this.table.snapshot()) {
+          if (s.age === null) continue;
+          all.push({ host: s.host, address: s.address, port: s.port, ready: s.ready, busy: s.busy, state: s.state, age: s.age, seen: now - s.age * 1e3 });
+        }
+        this.all = all;
+        this.candidates = all.filter((s) => s.state === "up" && weight(s) > 0);
+        this.version = version;
+        this.builtAt = now;
+      }
+    };
+    DEFAULT_PICK = { maxAge: DEFAULT_MAX_AGE_S, method: "weighted", count: 1, distinct: false, random: Math.random };
+    TEXT = "text/plain; charset=utf-8";
+    HttpServer = class _HttpServer {
+      constructor(server, listener, refreshMs) {
+        this.server = server;
+        this.listener = listener;
+        this.table = listener.table;
+        this.view = new PickView(this.table, refreshMs);
+      }
+      server;
+      listener;
+      view;
+      table;
+      /** Listens on `opts.on` only; a port in use or an address not of this host is a ListenError. */
+      static async start(opts) {
+        const t = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
+        const server = (0, import_node_http2.createServer)({
+          headersTimeout: t.headers,
+          requestTimeout: t.request,
+          keepAliveTimeout: t.keepAlive,
+          connectionsCheckingInterval: t.check
+        });
+        server.timeout = t.idle;
+        const http = new _HttpServer(server, opts.listener, opts.refreshMs ?? 100);
+        server.on("request", (req, res) => http.handle(req, res));
+        const where = formatEndpoint(opts.on.host, opts.on.port);
+        await new Promise((resolve, reject) => {
+          server.once("error", (err) => reject(new ListenError(`--http ${where}: ${listenReason(err)}`)));
+          server.listen({ host: opts.on.host, port: opts.on.port, ipv6Only: opts.on.family === 6 }, () => resolve());
+        });
+        server.removeAllListeners("error");
+        server.on("error", (err) => log("error", "http server error", { error: err.message }));
+        log("info", "http listening", { on: formatEndpoint(http.address.host, http.address.port) });
+        return http;
+      }
+      /** Where it listens (the actual port when asked for 0). */
+      get address() {
+        const a = this.server.address();
+        return { host: a.address, port: a.port };
+      }
+      /** Stops listening and drops every connection, idle or not. */
+      close() {
+        return new Promise((resolve) => {
+          this.server.close(() => resolve());
+          this.server.closeAllConnections();
+        });
+      }
+      handle(req, res) {
+        const url = req.url ?? "/";
+        const q = url.indexOf("?");
+        const path = q < 0 ? url : url.slice(0, q);
+        try {
+          switch (path) {
+            case "/":
+            case "/heartbeat":
+              if (req.method !== "POST") return this.notAllowed(req, res, "POST");
+              return this.heartbeat(req, res);
+            case "/status":
+            case "/metrics":
+            case "/pick":
+              req.resume();
+              if (req.method !== "GET" && req.method !== "HEAD") return this.notAllowed(req, res, "GET, HEAD");
+              if (path === "/status") return this.status(res);
+              if (path === "/metrics") return this.metrics(res);
+              return this.pick(req, res, q < 0 ? "" : url.slice(q + 1));
+            default:
+              req.resume();
+              return reply(res, 404, TEXT, `no such path: ${path}; try /status, /metrics, /pick or POST /heartbeat
+`);
+          }
+        } catch (err) {
+          log("error", "http request failed", { path, error: err.message });
+          if (!res.headersSent) reply(res, 500, TEXT, "internal error\n");
+          else res.destroy();
+        }
+      }
+      notAllowed(req, res, allow) {
+        req.resume();
+        res.setHeader("Allow", allow);
+        reply(res, 405, TEXT, `${req.method} not allowed here; allowed: ${allow}
+`);
+      }
+      /** As mod_heartmonitor's handler: the server is the client's address plus the advertised port. */
+      heartbeat(req, res) {
+        const from = req.socket.remoteAddress;
+        const fromPort = req.socket.remotePort ?? 0;
+        if (from === void 0) return void req.destroy();
+        const tooLarge = () => {
+          this.listener.receive(OVERSIZED, from, fromPort);
+          res.setHeader("Connection", "close");
+          reply(res, 413, TEXT, `malformed heartbeat: ${MALFORMED2[MALFORMED_TOO_LONG]}
+`);
+        };
+        const declared = Number(req.headers["content-length"]);
+        if (declared > MAX_DATAGRAM) return tooLarge();
+        const chunks = [];
+        let size = 0;
+        const onData = (chunk) => {
+          chunks.push(chunk);
+          size += chunk.length;
+          if (size > MAX_DATAGRAM) {
+            req.off("data", onData);
+            req.off("end", onEnd);
+            req.pause();
+            tooLarge();
+          }
+        };
+        const onEnd = () => {
+          const body = Buffer.concat(chunks, size);
+          const code = this.listener.receive(body, from, fromPort);
+          if (code === 0) return reply(res, 200, "text/plain", "OK");
+          if (code === MALFORMED) return reply(res, 400, TEXT, `malformed heartbeat: ${MALFORMED2[parseHeartbeat(body, body.length, reasonScratch)]}
+`);
+          if (code === FULL) return reply(res, 503, TEXT, "table full: new server refused (raise --max-servers)\n");
+          reply(res, 403, TEXT, `heartbeat refused: ${COUNTER_NAMES[code]}
+`);
+        };
+        req.on("data", onData);
+        req.on("end", onEnd);
+      }
+      counters() {
+        const out2 = {};
+        COUNTER_NAMES.forEach((name, i) => out2[name] = this.table.counters[i]);
+        return out2;
+      }
+      status(res) {
+        reply(res, 200, "application/json", JSON.stringify(statusJson(this.table.snapshot(), this.counters())) + "\n");
+      }
+      metrics(res) {
+        reply(res, 200, "text/plain; version=0.0.4; charset=utf-8", metricsText(this.table.snapshot(), this.counters()));
+      }
+      pick(req, res, query) {
+        let opts;
+        try {
+          opts = query === "" ? DEFAULT_PICK : pickOptions(query);
+        } catch (err) {
+          if (!(err instanceof BadRequest)) throw err;
+          return reply(res, 400, TEXT, `${err.message}
+`);
+        }
+        const now = monoNow();
+        const chosen = pick(this.view.candidatesAt(now), opts);
+        if (chosen.length === 0) {
+          res.setHeader("Retry-After", "1");
+          return reply(res, 503, TEXT, `${noneReason(this.view.allAt(now), opts)}
+`);
+        }
+        const accept = req.headers.accept;
+        if (accept !== void 0 && /application\/(x-nd)?json/.test(accept)) {
+          let body2 = "";
+          for (const s of chosen) body2 += JSON.stringify(serverJson(s)) + "\n";
+          return reply(res, 200, "application/x-ndjson", body2);
+        }
+        let body = "";
+        for (const s of chosen) body += formatEndpoint(s.host, s.port) + "\n";
+        reply(res, 200, TEXT, body);
+      }
+    };
+  }
+});
 
-commands:
-${Object.entries(commands).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`).join("\n")}
-
-hbeat COMMAND --help shows a command's options; hbeat --version its version.
-Exit status: 0 done, 1 runtime failure, 2 usage error, 3 pick found no live backend.`;
+// src/cli.ts
 async function main(argv) {
   const [name, ...rest] = argv;
   if (name === "--version" || name === "-V") return out(`hbeat ${"0.1.0"}`);
@@ -2047,7 +2912,7 @@ function slotsPath(v, env = process.env) {
   if (typeof v.slots === "string") return v.slots;
   if (env.HBEAT_SLOTS) return env.HBEAT_SLOTS;
   const runtime = env.RUNTIME_DIRECTORY?.split(":")[0];
-  return runtime ? (0, import_node_path3.join)(runtime, "hbeat.slots") : "hbeat.slots";
+  return runtime ? (0, import_node_path4.join)(runtime, "hbeat.slots") : "hbeat.slots";
 }
 function untilSignal() {
   return new Promise((resolve) => {
@@ -2060,8 +2925,397 @@ function untilSignal() {
     process.on("SIGINT", done);
   });
 }
+async function loadSource(v, intervalMs) {
+  const given = [v.ready !== void 0 || v.busy !== void 0, v["status-url"] !== void 0, v.connections !== void 0, v.exec !== void 0];
+  if (given.filter(Boolean).length !== 1) {
+    throw new UsageError("give exactly one load source: --ready N --busy N, --status-url URL, --connections PORT --capacity N, or --exec CMD");
+  }
+  const capacity = v.capacity === void 0 ? void 0 : integer(v.capacity, "--capacity", 1, 2147483647);
+  if (capacity !== void 0 && v["status-url"] === void 0 && v.connections === void 0) {
+    throw new UsageError("--capacity goes with --connections or --status-url");
+  }
+  if (v.ready !== void 0 || v.busy !== void 0) {
+    if (v.ready === void 0 || v.busy === void 0) throw new UsageError("--ready and --busy go together");
+    const load = { ready: integer(v.ready, "--ready", 0, 2147483647), busy: integer(v.busy, "--busy", 0, 2147483647) };
+    return async () => load;
+  }
+  const { CapacityError: CapacityError2, connectionsSource: connectionsSource2, execSource: execSource2, parseStatusUrl: parseStatusUrl2, statusUrlSource: statusUrlSource2 } = await Promise.resolve().then(() => (init_load(), load_exports));
+  const timeoutMs = Math.round(intervalMs * 0.8);
+  if (typeof v["status-url"] === "string") {
+    const url = usage(() => parseStatusUrl2(v["status-url"]));
+    const source = statusUrlSource2(url, { capacity, timeoutMs });
+    if (capacity === void 0) {
+      try {
+        await source(new AbortController().signal);
+      } catch (err) {
+        if (err instanceof CapacityError2) throw new UsageError(err.message);
+      }
+    }
+    return source;
+  }
+  if (typeof v.connections === "string") {
+    const port = integer(v.connections, "--connections", 1, 65535);
+    if (capacity === void 0) throw new UsageError("--connections needs --capacity N: the workers the server has");
+    return connectionsSource2(port, capacity);
+  }
+  if (v.exec === "") throw new UsageError("--exec needs a command");
+  return execSource2(v.exec, timeoutMs);
+}
+async function feedOptions(v) {
+  if (v["hb-dat-interval"] !== void 0 && v["hb-dat"] === void 0) throw new UsageError("--hb-dat-interval needs --hb-dat");
+  const feeds = {};
+  if (typeof v["hb-dat"] === "string") {
+    const intervalMs = v["hb-dat-interval"] === void 0 ? 5e3 : duration(v["hb-dat-interval"], "--hb-dat-interval");
+    if (intervalMs < 100) throw new UsageError("--hb-dat-interval must be at least 100ms");
+    feeds.hbDat = { path: v["hb-dat"], intervalMs };
+  }
+  if (typeof v.http === "string") {
+    const { parseEndpoint: parseEndpoint2 } = await Promise.resolve().then(() => (init_address(), address_exports));
+    const text = v.http;
+    feeds.http = usage(() => parseEndpoint2(text, "--http"));
+  }
+  return feeds;
+}
+async function startFeeds(feeds, listener) {
+  let writer;
+  if (feeds.hbDat) {
+    const { HbDatWriter: HbDatWriter2, hbDatReason: hbDatReason2 } = await Promise.resolve().then(() => (init_hbdat(), hbdat_exports));
+    const { path, intervalMs } = feeds.hbDat;
+    try {
+      writer = HbDatWriter2.start(path, intervalMs, () => listener.table.snapshot());
+    } catch (err) {
+      throw new RuntimeError(`--hb-dat ${path}: ${hbDatReason2(path, err)}`);
+    }
+  }
+  let http;
+  if (feeds.http) {
+    const { HttpServer: HttpServer2 } = await Promise.resolve().then(() => (init_http(), http_exports));
+    try {
+      http = await HttpServer2.start({ on: feeds.http, listener });
+    } catch (err) {
+      writer?.stop();
+      throw err;
+    }
+  }
+  return async () => {
+    await http?.close();
+    writer?.stop();
+  };
+}
+async function readKey(path) {
+  const { loadKey: loadKey2 } = await Promise.resolve().then(() => (init_trust(), trust_exports));
+  try {
+    return loadKey2(path);
+  } catch (err) {
+    throw new RuntimeError(err.message);
+  }
+}
+async function verifierOption(v) {
+  if (v["key-file"] === void 0) {
+    if (v["max-skew"] !== void 0) throw new UsageError("--max-skew goes with --key-file");
+    return void 0;
+  }
+  const { Verifier: Verifier2, DEFAULT_MAX_SKEW_MS: DEFAULT_MAX_SKEW_MS2 } = await Promise.resolve().then(() => (init_trust(), trust_exports));
+  const skew = v["max-skew"] === void 0 ? DEFAULT_MAX_SKEW_MS2 : duration(v["max-skew"], "--max-skew");
+  if (!(skew > 0)) throw new UsageError("--max-skew must be more than 0");
+  return new Verifier2(await readKey(v["key-file"]), skew);
+}
+var import_node_util, import_node_path4, UsageError, RuntimeError, SLOTS_HELP, commands, TOP_USAGE;
+var init_cli = __esm({
+  "src/cli.ts"() {
+    "use strict";
+    import_node_util = require("node:util");
+    import_node_path4 = require("node:path");
+    UsageError = class extends Error {
+    };
+    RuntimeError = class extends Error {
+    };
+    SLOTS_HELP = `--slots F                 the slot file; else $HBEAT_SLOTS, else hbeat.slots in
+                            $RUNTIME_DIRECTORY, else in the current directory`;
+    commands = {
+      listen: {
+        summary: "collect heartbeats into the slot file (on each proxy)",
+        usage: `usage: hbeat listen [options]
+
+  --on ADDR:PORT            where to listen (repeatable); default 239.0.0.1:27999.
+                            A multicast address is joined, a unicast one bound.
+                            IPv6 as [ADDR]:PORT
+  --interface ADDR|NAME     where to join multicast groups
+  ${SLOTS_HELP}
+  --max-servers N           slots in a new file, 1 to 1048576 (default 1024)
+  --hb-dat F                also write Apache's hb.dat (for mod_lbmethod_heartbeat's
+                            HeartbeatStorage), atomically
+  --hb-dat-interval D       how often (default 5s)
+  --http ADDR:PORT          serve HTTP there: POST / or /heartbeat a heartbeat
+                            (as mod_heartmonitor's handler), GET /status (JSON),
+                            /metrics (Prometheus), /pick?count=&distinct=&members=
+                            &method=&seed=&max-age= (HOST:PORT lines; JSON lines
+                            with Accept: application/json; 503 when none is live)
+  --key-file F              accept only datagrams signed with the key in F (hex,
+                            or 16+ raw bytes; no access for group or others):
+                            unsigned, badly signed and replayed ones are dropped
+                            and counted
+  --max-skew D              with --key-file: drop a ts further than D from this
+                            host's clock (default 30s)`,
+        options: {
+          on: { type: "string", multiple: true },
+          interface: { type: "string" },
+          slots: { type: "string" },
+          "max-servers": { type: "string" },
+          "hb-dat": { type: "string" },
+          "hb-dat-interval": { type: "string" },
+          http: { type: "string" },
+          "key-file": { type: "string" },
+          "max-skew": { type: "string" }
+        },
+        async run(v) {
+          const { parseEndpoint: parseEndpoint2 } = await Promise.resolve().then(() => (init_address(), address_exports));
+          const { Listener: Listener2, DEFAULT_GROUP: DEFAULT_GROUP2 } = await Promise.resolve().then(() => (init_listener(), listener_exports));
+          const { SlotTable: SlotTable3, MAX_SERVERS_LIMIT: MAX_SERVERS_LIMIT2 } = await Promise.resolve().then(() => (init_slotfile(), slotfile_exports));
+          const { log: log2 } = await Promise.resolve().then(() => (init_log(), log_exports));
+          const on = (v.on ?? [DEFAULT_GROUP2]).map((text) => usage(() => parseEndpoint2(text, "--on")));
+          const maxServers = v["max-servers"] === void 0 ? void 0 : integer(v["max-servers"], "--max-servers", 1, MAX_SERVERS_LIMIT2);
+          const feeds = await feedOptions(v);
+          const verifier = await verifierOption(v);
+          const stopped = untilSignal();
+          const table = SlotTable3.open(slotsPath(v), maxServers);
+          let listener;
+          let stopFeeds;
+          try {
+            listener = await Listener2.start({ on, iface: v.interface, table, verifier });
+            stopFeeds = await startFeeds(feeds, listener);
+          } catch (err) {
+            await listener?.close();
+            table.close();
+            throw err;
+          }
+          log2("info", "started", { slots: table.path, servers: table.slots, pid: process.pid });
+          const signal = await stopped;
+          await stopFeeds();
+          await listener.close();
+          table.close();
+          log2("info", "stopped", { signal });
+          return 0;
+        }
+      },
+      pick: {
+        summary: "choose a backend with room for work (for whatever routes requests)",
+        usage: `usage: hbeat pick [options]
+
+  ${SLOTS_HELP}
+  --hb-dat F                pick from Apache's hb.dat instead (its own age is
+                            added to each lastseen)
+  --max-age D               only servers seen less than D ago (default 10s)
+  --members H:P,...         only these servers
+  --method M                weighted (default): chosen with probability
+                            weight/total, weight = ready (ready/4 when busy is 0);
+                            two-choices: two weighted draws, the larger ready wins
+  --count N                 N independent picks, one a line (default 1)
+  --distinct                no server twice (at most all candidates)
+  --json                    one JSON object a line: host, port, ready, busy, age
+  --seed N                  a fixed random seed, for repeatable picks
+
+Prints HOST:PORT a line ([ADDR]:PORT for IPv6). Exit status 3 and one line on
+stderr when no live backend has weight over 0.`,
+        options: {
+          slots: { type: "string" },
+          "hb-dat": { type: "string" },
+          "max-age": { type: "string" },
+          members: { type: "string" },
+          method: { type: "string" },
+          count: { type: "string" },
+          distinct: { type: "boolean" },
+          json: { type: "boolean" },
+          seed: { type: "string" }
+        },
+        async run(v) {
+          if (v.slots !== void 0 && v["hb-dat"] !== void 0) throw new UsageError("--slots and --hb-dat are alternatives: give one");
+          const { pick: pick2, noneReason: noneReason2, seededRandom: seededRandom2 } = await Promise.resolve().then(() => (init_picker(), picker_exports));
+          const method = v.method ?? "weighted";
+          if (method !== "weighted" && method !== "two-choices") throw new UsageError(`--method takes weighted or two-choices, not ${JSON.stringify(method)}`);
+          const opts = {
+            maxAge: v["max-age"] === void 0 ? 10 : duration(v["max-age"], "--max-age") / 1e3,
+            members: v.members === void 0 ? void 0 : await memberList(v.members),
+            method,
+            count: v.count === void 0 ? 1 : integer(v.count, "--count", 1, 1e6),
+            distinct: v.distinct === true,
+            random: v.seed === void 0 ? Math.random : seededRandom2(integer(v.seed, "--seed", 0, Number.MAX_SAFE_INTEGER))
+          };
+          const servers = await readServers(v);
+          const chosen = pick2(servers, opts);
+          if (chosen.length === 0) {
+            process.stderr.write(`hbeat pick: ${noneReason2(servers, opts)}
+`);
+            return 3;
+          }
+          const { formatEndpoint: formatEndpoint2 } = await Promise.resolve().then(() => (init_address(), address_exports));
+          const { serverJson: serverJson2 } = await Promise.resolve().then(() => (init_status(), status_exports));
+          process.stdout.write(chosen.map((s) => v.json ? JSON.stringify(serverJson2(s)) : formatEndpoint2(s.host, s.port)).join("\n") + "\n");
+          return 0;
+        }
+      },
+      send: {
+        summary: "announce this backend's load every second (on each backend)",
+        usage: `usage: hbeat send [options]
+
+  --to ADDR:PORT            where to send (repeatable); default 239.0.0.1:27999
+  --interval D              between datagrams, each wait jittered by up to \xB110%
+                            (default 1s; 500ms, 2s or plain seconds)
+load source, exactly one of:
+  --ready N --busy N        fixed numbers: free and busy workers
+  --status-url URL          read the server's status page every interval:
+                            Apache mod_status (URL ending in ?auto): ready =
+                            IdleWorkers + 1, busy = BusyWorkers - 1 (its own
+                            request is not load), what mod_heartbeat sends;
+                            nginx stub_status: busy = Reading + Writing - 1,
+                            ready = --capacity N minus busy
+  --connections PORT        busy = established TCP connections to local PORT
+                            (IPv4 and IPv6), ready = --capacity N minus busy
+  --capacity N              workers the server has (with --connections, or
+                            --status-url of an nginx)
+  --exec CMD                run CMD with /bin/sh -c every interval; it prints
+                            one line, ready=N&busy=N (optionally &state=drain)
+  A source that fails (refused, no answer within 80% of the interval, a page
+  or output it cannot read) makes that datagram say ready=0, until it recovers.
+
+  --port N                  the advertised service port (adds &port=N; a
+                            listener assumes 80 without it)
+  --source ADDR             local address to send from
+  --interface ADDR|NAME     multicast out-interface
+  --ttl N                   multicast TTL, 0 to 255 (default 1: this link only)
+  --drain                   advertise state=drain: alive, but give it no new work
+  --key-file F              sign every datagram with the key in F (hex, or 16+ raw
+                            bytes; no access for group or others): adds &ts= and
+                            &sig=, an HMAC-SHA256 that Apache ignores
+  --once                    send one datagram and exit
+
+On SIGTERM or SIGINT it sends one last datagram with ready=0, so proxies stop
+choosing this backend at once, then exits 0.`,
+        options: {
+          to: { type: "string", multiple: true },
+          interval: { type: "string" },
+          ready: { type: "string" },
+          busy: { type: "string" },
+          "status-url": { type: "string" },
+          connections: { type: "string" },
+          capacity: { type: "string" },
+          exec: { type: "string" },
+          port: { type: "string" },
+          source: { type: "string" },
+          interface: { type: "string" },
+          ttl: { type: "string" },
+          drain: { type: "boolean" },
+          "key-file": { type: "string" },
+          once: { type: "boolean" }
+        },
+        async run(v) {
+          const { parseEndpoint: parseEndpoint2 } = await Promise.resolve().then(() => (init_address(), address_exports));
+          const { DEFAULT_GROUP: DEFAULT_GROUP2 } = await Promise.resolve().then(() => (init_listener(), listener_exports));
+          const { Sender: Sender2 } = await Promise.resolve().then(() => (init_sender(), sender_exports));
+          const { log: log2 } = await Promise.resolve().then(() => (init_log(), log_exports));
+          const intervalMs = v.interval === void 0 ? 1e3 : duration(v.interval, "--interval");
+          if (intervalMs < 10) throw new UsageError("--interval must be at least 10ms");
+          const opts = {
+            to: (v.to ?? [DEFAULT_GROUP2]).map((text) => usage(() => parseEndpoint2(text, "--to"))),
+            intervalMs,
+            port: v.port === void 0 ? void 0 : integer(v.port, "--port", 1, 65535),
+            source: v.source,
+            iface: v.interface,
+            ttl: v.ttl === void 0 ? 1 : integer(v.ttl, "--ttl", 0, 255),
+            drain: v.drain === true,
+            key: v["key-file"] === void 0 ? void 0 : await readKey(v["key-file"]),
+            // Last: it may ask the server once, which only flags that parse are worth.
+            load: await loadSource(v, intervalMs)
+          };
+          if (v.once) {
+            const sender2 = await Sender2.open(opts);
+            const result = await sender2.sendOnce();
+            await sender2.close();
+            return result.loadFailed || result.sendFailed > 0 ? 1 : 0;
+          }
+          const stopped = untilSignal();
+          const sender = await Sender2.start(opts);
+          log2("info", "started", { to: v.to?.join(",") ?? DEFAULT_GROUP2, interval_ms: opts.intervalMs, pid: process.pid });
+          const signal = await stopped;
+          await sender.stop();
+          log2("info", "stopped", { signal });
+          return 0;
+        }
+      },
+      status: {
+        summary: "show what the listener knows",
+        usage: `usage: hbeat status [options]
+
+  ${SLOTS_HELP}
+  --json                    one JSON object: servers and counters
+  --watch                   again every --interval until Ctrl-C: in place on a
+                            terminal (servers not live dimmed), else one
+                            snapshot per refresh after a blank line; with
+                            --json one object a line
+  --interval D              between refreshes of --watch (default 1s)`,
+        options: {
+          slots: { type: "string" },
+          json: { type: "boolean" },
+          watch: { type: "boolean" },
+          interval: { type: "string" }
+        },
+        async run(v) {
+          if (v.interval !== void 0 && !v.watch) throw new UsageError("--interval goes with --watch");
+          if (v.watch) {
+            const intervalMs = v.interval === void 0 ? 1e3 : duration(v.interval, "--interval");
+            if (intervalMs < 100) throw new UsageError("--interval must be at least 100ms");
+            const { watchStatus: watchStatus2 } = await Promise.resolve().then(() => (init_watch(), watch_exports));
+            return watchStatus2({ slots: slotsPath(v), json: v.json === true, intervalMs });
+          }
+          const { readSnapshot: readSnapshot2 } = await Promise.resolve().then(() => (init_slotfile(), slotfile_exports));
+          const { statusJson: statusJson2, statusTable: statusTable2 } = await Promise.resolve().then(() => (init_status(), status_exports));
+          const snap = readSnapshot2(slotsPath(v));
+          process.stdout.write(v.json ? JSON.stringify(statusJson2(snap.servers, snap.counters)) + "\n" : statusTable2(snap.servers, snap.counters) + "\n");
+          return 0;
+        }
+      },
+      demo: {
+        summary: "see it work: a listener and five backends on loopback, live",
+        usage: `usage: hbeat demo [options]
+
+  --duration D              how long it runs (default 15s; 3s, 90s or plain seconds)
+
+A listener on 127.0.0.1 (unicast: nothing leaves this host) and five simulated
+backends announcing from 127.0.0.2-6 every 250ms; one drains part-way, one
+dies. Shows the status table and a tally of weighted picks, live on a
+terminal, a few snapshots otherwise. Needs no root and no set-up: its slot
+file lives in a temporary directory that it removes.`,
+        options: {
+          duration: { type: "string" }
+        },
+        async run(v) {
+          const { runDemo: runDemo2, DemoError: DemoError2, DEFAULT_DURATION_MS: DEFAULT_DURATION_MS2 } = await Promise.resolve().then(() => (init_demo(), demo_exports));
+          const durationMs = v.duration === void 0 ? DEFAULT_DURATION_MS2 : duration(v.duration, "--duration");
+          if (durationMs < 1e3) throw new UsageError("--duration must be at least 1s");
+          try {
+            return await runDemo2({ durationMs });
+          } catch (err) {
+            throw err instanceof DemoError2 ? new RuntimeError(err.message) : err;
+          }
+        }
+      }
+    };
+    TOP_USAGE = `usage: hbeat COMMAND [options]
+
+Heartbeat load balancing in one file: backends announce their free workers,
+proxies collect the announcements and pick a backend with room for work.
+Speaks Apache's mod_heartbeat wire format and writes its hb.dat.
+
+commands:
+${Object.entries(commands).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`).join("\n")}
+
+hbeat COMMAND --help shows a command's options; hbeat --version its version.
+Exit status: 0 done, 1 runtime failure, 2 usage error, 3 pick found no live backend.`;
+  }
+});
 
 // src/main.ts
+init_cli();
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

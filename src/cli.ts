@@ -3,6 +3,10 @@
 // short-lived `pick` does not load the listener, HTTP or crypto code.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { join } from 'node:path';
+import type { Endpoint } from './address.ts';
+import type { HbDatWriter } from './hbdat.ts';
+import type { HttpServer } from './http.ts';
+import type { Listener } from './listener.ts';
 
 declare const HBEAT_VERSION: string;
 
@@ -32,12 +36,31 @@ const commands: Record<string, Command> = {
                             IPv6 as [ADDR]:PORT
   --interface ADDR|NAME     where to join multicast groups
   ${SLOTS_HELP}
-  --max-servers N           slots in a new file, 1 to 1048576 (default 1024)`,
+  --max-servers N           slots in a new file, 1 to 1048576 (default 1024)
+  --hb-dat F                also write Apache's hb.dat (for mod_lbmethod_heartbeat's
+                            HeartbeatStorage), atomically
+  --hb-dat-interval D       how often (default 5s)
+  --http ADDR:PORT          serve HTTP there: POST / or /heartbeat a heartbeat
+                            (as mod_heartmonitor's handler), GET /status (JSON),
+                            /metrics (Prometheus), /pick?count=&distinct=&members=
+                            &method=&seed=&max-age= (HOST:PORT lines; JSON lines
+                            with Accept: application/json; 503 when none is live)
+  --key-file F              accept only datagrams signed with the key in F (hex,
+                            or 16+ raw bytes; no access for group or others):
+                            unsigned, badly signed and replayed ones are dropped
+                            and counted
+  --max-skew D              with --key-file: drop a ts further than D from this
+                            host's clock (default 30s)`,
     options: {
       on: { type: 'string', multiple: true },
       interface: { type: 'string' },
       slots: { type: 'string' },
       'max-servers': { type: 'string' },
+      'hb-dat': { type: 'string' },
+      'hb-dat-interval': { type: 'string' },
+      http: { type: 'string' },
+      'key-file': { type: 'string' },
+      'max-skew': { type: 'string' },
     },
     async run(v) {
       const { parseEndpoint } = await import('./address.ts');
@@ -46,18 +69,24 @@ const commands: Record<string, Command> = {
       const { log } = await import('./log.ts');
       const on = ((v.on as string[] | undefined) ?? [DEFAULT_GROUP]).map((text) => usage(() => parseEndpoint(text, '--on')));
       const maxServers = v['max-servers'] === undefined ? undefined : integer(v['max-servers'] as string, '--max-servers', 1, MAX_SERVERS_LIMIT);
+      const feeds = await feedOptions(v);
+      const verifier = await verifierOption(v);
       // Handlers first: a signal that comes during start-up still stops it cleanly.
       const stopped = untilSignal();
       const table = SlotTable.open(slotsPath(v), maxServers);
       let listener;
+      let stopFeeds;
       try {
-        listener = await Listener.start({ on, iface: v.interface as string | undefined, table });
+        listener = await Listener.start({ on, iface: v.interface as string | undefined, table, verifier });
+        stopFeeds = await startFeeds(feeds, listener);
       } catch (err) {
+        await listener?.close();
         table.close();
         throw err;
       }
       log('info', 'started', { slots: table.path, servers: table.slots, pid: process.pid });
       const signal = await stopped;
+      await stopFeeds();
       await listener.close();
       table.close();
       log('info', 'stopped', { signal });
@@ -126,13 +155,32 @@ stderr when no live backend has weight over 0.`,
   --to ADDR:PORT            where to send (repeatable); default 239.0.0.1:27999
   --interval D              between datagrams, each wait jittered by up to ±10%
                             (default 1s; 500ms, 2s or plain seconds)
-  --ready N --busy N        the load to announce: free and busy workers
+load source, exactly one of:
+  --ready N --busy N        fixed numbers: free and busy workers
+  --status-url URL          read the server's status page every interval:
+                            Apache mod_status (URL ending in ?auto): ready =
+                            IdleWorkers + 1, busy = BusyWorkers - 1 (its own
+                            request is not load), what mod_heartbeat sends;
+                            nginx stub_status: busy = Reading + Writing - 1,
+                            ready = --capacity N minus busy
+  --connections PORT        busy = established TCP connections to local PORT
+                            (IPv4 and IPv6), ready = --capacity N minus busy
+  --capacity N              workers the server has (with --connections, or
+                            --status-url of an nginx)
+  --exec CMD                run CMD with /bin/sh -c every interval; it prints
+                            one line, ready=N&busy=N (optionally &state=drain)
+  A source that fails (refused, no answer within 80% of the interval, a page
+  or output it cannot read) makes that datagram say ready=0, until it recovers.
+
   --port N                  the advertised service port (adds &port=N; a
                             listener assumes 80 without it)
   --source ADDR             local address to send from
   --interface ADDR|NAME     multicast out-interface
   --ttl N                   multicast TTL, 0 to 255 (default 1: this link only)
   --drain                   advertise state=drain: alive, but give it no new work
+  --key-file F              sign every datagram with the key in F (hex, or 16+ raw
+                            bytes; no access for group or others): adds &ts= and
+                            &sig=, an HMAC-SHA256 that Apache ignores
   --once                    send one datagram and exit
 
 On SIGTERM or SIGINT it sends one last datagram with ready=0, so proxies stop
@@ -142,11 +190,16 @@ choosing this backend at once, then exits 0.`,
       interval: { type: 'string' },
       ready: { type: 'string' },
       busy: { type: 'string' },
+      'status-url': { type: 'string' },
+      connections: { type: 'string' },
+      capacity: { type: 'string' },
+      exec: { type: 'string' },
       port: { type: 'string' },
       source: { type: 'string' },
       interface: { type: 'string' },
       ttl: { type: 'string' },
       drain: { type: 'boolean' },
+      'key-file': { type: 'string' },
       once: { type: 'boolean' },
     },
     async run(v) {
@@ -154,19 +207,20 @@ choosing this backend at once, then exits 0.`,
       const { DEFAULT_GROUP } = await import('./listener.ts');
       const { Sender } = await import('./sender.ts');
       const { log } = await import('./log.ts');
-      if (v.ready === undefined || v.busy === undefined) throw new UsageError('a load source is required: --ready N --busy N');
-      const load = { ready: integer(v.ready as string, '--ready', 0, 2147483647), busy: integer(v.busy as string, '--busy', 0, 2147483647) };
+      const intervalMs = v.interval === undefined ? 1000 : duration(v.interval as string, '--interval');
+      if (intervalMs < 10) throw new UsageError('--interval must be at least 10ms');
       const opts = {
         to: ((v.to as string[] | undefined) ?? [DEFAULT_GROUP]).map((text) => usage(() => parseEndpoint(text, '--to'))),
-        intervalMs: v.interval === undefined ? 1000 : duration(v.interval as string, '--interval'),
+        intervalMs,
         port: v.port === undefined ? undefined : integer(v.port as string, '--port', 1, 65535),
         source: v.source as string | undefined,
         iface: v.interface as string | undefined,
         ttl: v.ttl === undefined ? 1 : integer(v.ttl as string, '--ttl', 0, 255),
         drain: v.drain === true,
-        load: async () => load,
+        key: v['key-file'] === undefined ? undefined : await readKey(v['key-file'] as string),
+        // Last: it may ask the server once, which only flags that parse are worth.
+        load: await loadSource(v, intervalMs),
       };
-      if (opts.intervalMs < 10) throw new UsageError('--interval must be at least 10ms');
       if (v.once) {
         const sender = await Sender.open(opts);
         const result = await sender.sendOnce();
@@ -187,17 +241,56 @@ choosing this backend at once, then exits 0.`,
     usage: `usage: hbeat status [options]
 
   ${SLOTS_HELP}
-  --json                    one JSON object: servers and counters`,
+  --json                    one JSON object: servers and counters
+  --watch                   again every --interval until Ctrl-C: in place on a
+                            terminal (servers not live dimmed), else one
+                            snapshot per refresh after a blank line; with
+                            --json one object a line
+  --interval D              between refreshes of --watch (default 1s)`,
     options: {
       slots: { type: 'string' },
       json: { type: 'boolean' },
+      watch: { type: 'boolean' },
+      interval: { type: 'string' },
     },
     async run(v) {
+      if (v.interval !== undefined && !v.watch) throw new UsageError('--interval goes with --watch');
+      if (v.watch) {
+        const intervalMs = v.interval === undefined ? 1000 : duration(v.interval as string, '--interval');
+        if (intervalMs < 100) throw new UsageError('--interval must be at least 100ms');
+        const { watchStatus } = await import('./watch.ts');
+        return watchStatus({ slots: slotsPath(v), json: v.json === true, intervalMs });
+      }
       const { readSnapshot } = await import('./slotfile.ts');
       const { statusJson, statusTable } = await import('./status.ts');
       const snap = readSnapshot(slotsPath(v));
       process.stdout.write(v.json ? JSON.stringify(statusJson(snap.servers, snap.counters)) + '\n' : statusTable(snap.servers, snap.counters) + '\n');
       return 0;
+    },
+  },
+  demo: {
+    summary: 'see it work: a listener and five backends on loopback, live',
+    usage: `usage: hbeat demo [options]
+
+  --duration D              how long it runs (default 15s; 3s, 90s or plain seconds)
+
+A listener on 127.0.0.1 (unicast: nothing leaves this host) and five simulated
+backends announcing from 127.0.0.2-6 every 250ms; one drains part-way, one
+dies. Shows the status table and a tally of weighted picks, live on a
+terminal, a few snapshots otherwise. Needs no root and no set-up: its slot
+file lives in a temporary directory that it removes.`,
+    options: {
+      duration: { type: 'string' },
+    },
+    async run(v) {
+      const { runDemo, DemoError, DEFAULT_DURATION_MS } = await import('./demo.ts');
+      const durationMs = v.duration === undefined ? DEFAULT_DURATION_MS : duration(v.duration as string, '--duration');
+      if (durationMs < 1000) throw new UsageError('--duration must be at least 1s');
+      try {
+        return await runDemo({ durationMs });
+      } catch (err) {
+        throw err instanceof DemoError ? new RuntimeError(err.message) : err;
+      }
     },
   },
 };
@@ -316,4 +409,118 @@ function untilSignal(): Promise<string> {
     process.on('SIGTERM', done);
     process.on('SIGINT', done);
   });
+}
+
+/** send's load source: exactly one of --ready/--busy, --status-url, --connections, --exec. */
+async function loadSource(v: Values, intervalMs: number): Promise<import('./sender.ts').LoadSource> {
+  const given = [v.ready !== undefined || v.busy !== undefined, v['status-url'] !== undefined, v.connections !== undefined, v.exec !== undefined];
+  if (given.filter(Boolean).length !== 1) {
+    throw new UsageError('give exactly one load source: --ready N --busy N, --status-url URL, --connections PORT --capacity N, or --exec CMD');
+  }
+  const capacity = v.capacity === undefined ? undefined : integer(v.capacity as string, '--capacity', 1, 2147483647);
+  if (capacity !== undefined && v['status-url'] === undefined && v.connections === undefined) {
+    throw new UsageError('--capacity goes with --connections or --status-url');
+  }
+  if (v.ready !== undefined || v.busy !== undefined) {
+    if (v.ready === undefined || v.busy === undefined) throw new UsageError('--ready and --busy go together');
+    const load = { ready: integer(v.ready as string, '--ready', 0, 2147483647), busy: integer(v.busy as string, '--busy', 0, 2147483647) };
+    return async () => load;
+  }
+  const { CapacityError, connectionsSource, execSource, parseStatusUrl, statusUrlSource } = await import('./load.ts');
+  // Most of an interval, so that a source that hangs still lets this round's
+  // ready=0 go out before the next round is due (each wait is at least 90% of it).
+  const timeoutMs = Math.round(intervalMs * 0.8);
+  if (typeof v['status-url'] === 'string') {
+    const url = usage(() => parseStatusUrl(v['status-url'] as string));
+    const source = statusUrlSource(url, { capacity, timeoutMs });
+    if (capacity === undefined) {
+      // Only the body tells nginx from Apache. When the server answers now,
+      // a missing --capacity is a usage error; later, each round logs it.
+      try {
+        await source(new AbortController().signal);
+      } catch (err) {
+        if (err instanceof CapacityError) throw new UsageError(err.message);
+      }
+    }
+    return source;
+  }
+  if (typeof v.connections === 'string') {
+    const port = integer(v.connections, '--connections', 1, 65535);
+    if (capacity === undefined) throw new UsageError('--connections needs --capacity N: the workers the server has');
+    return connectionsSource(port, capacity);
+  }
+  if (v.exec === '') throw new UsageError('--exec needs a command');
+  return execSource(v.exec as string, timeoutMs);
+}
+
+interface Feeds {
+  hbDat?: { path: string; intervalMs: number };
+  http?: Endpoint;
+}
+
+/** listen's --hb-dat, --hb-dat-interval and --http, checked before anything starts. */
+async function feedOptions(v: Values): Promise<Feeds> {
+  if (v['hb-dat-interval'] !== undefined && v['hb-dat'] === undefined) throw new UsageError('--hb-dat-interval needs --hb-dat');
+  const feeds: Feeds = {};
+  if (typeof v['hb-dat'] === 'string') {
+    const intervalMs = v['hb-dat-interval'] === undefined ? 5000 : duration(v['hb-dat-interval'] as string, '--hb-dat-interval');
+    if (intervalMs < 100) throw new UsageError('--hb-dat-interval must be at least 100ms');
+    feeds.hbDat = { path: v['hb-dat'], intervalMs };
+  }
+  if (typeof v.http === 'string') {
+    const { parseEndpoint } = await import('./address.ts');
+    const text = v.http;
+    feeds.http = usage(() => parseEndpoint(text, '--http'));
+  }
+  return feeds;
+}
+
+/** Starts what feeds proxies from the listener's table: hb.dat and HTTP. Resolves to what stops them. */
+async function startFeeds(feeds: Feeds, listener: Listener): Promise<() => Promise<void>> {
+  let writer: HbDatWriter | undefined;
+  if (feeds.hbDat) {
+    const { HbDatWriter, hbDatReason } = await import('./hbdat.ts');
+    const { path, intervalMs } = feeds.hbDat;
+    try {
+      writer = HbDatWriter.start(path, intervalMs, () => listener.table.snapshot());
+    } catch (err) {
+      throw new RuntimeError(`--hb-dat ${path}: ${hbDatReason(path, err)}`);
+    }
+  }
+  let http: HttpServer | undefined;
+  if (feeds.http) {
+    const { HttpServer } = await import('./http.ts');
+    try {
+      http = await HttpServer.start({ on: feeds.http, listener });
+    } catch (err) {
+      writer?.stop();
+      throw err;
+    }
+  }
+  return async () => {
+    await http?.close();
+    writer?.stop();
+  };
+}
+
+/** The key in --key-file; a file that cannot serve is a RuntimeError (exit 1, one line). */
+async function readKey(path: string): Promise<Buffer> {
+  const { loadKey } = await import('./trust.ts');
+  try {
+    return loadKey(path);
+  } catch (err) {
+    throw new RuntimeError((err as Error).message);
+  }
+}
+
+/** listen's --key-file and --max-skew as the listener's Verifier; undefined without a key. */
+async function verifierOption(v: Values): Promise<import('./trust.ts').Verifier | undefined> {
+  if (v['key-file'] === undefined) {
+    if (v['max-skew'] !== undefined) throw new UsageError('--max-skew goes with --key-file');
+    return undefined;
+  }
+  const { Verifier, DEFAULT_MAX_SKEW_MS } = await import('./trust.ts');
+  const skew = v['max-skew'] === undefined ? DEFAULT_MAX_SKEW_MS : duration(v['max-skew'] as string, '--max-skew');
+  if (!(skew > 0)) throw new UsageError('--max-skew must be more than 0');
+  return new Verifier(await readKey(v['key-file'] as string), skew);
 }

@@ -12,7 +12,11 @@ export const sink = { write: (line: string) => void process.stderr.write(line + 
 
 function quote(value: string | number | boolean): string {
   const text = String(value);
-  return /^[^\s"=\\]+$/.test(text) ? text : JSON.stringify(text);
+  if (/^[^\s"=\\\x00-\x1f\x7f-\x9f]+$/.test(text)) return text;
+  // JSON escapes quotes, backslashes and C0 controls; escape DEL, C1 and the
+  // Unicode line separators too, so that no value (an HTTP path, say) can end
+  // the line or steer the terminal that shows it.
+  return JSON.stringify(text).replace(/[\x7f-\x9f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 export function formatLine(level: Level, msg: string, fields: Fields = {}, journal = underJournal()): string {

@@ -7,8 +7,8 @@ import { COUNTER_NAMES, type CounterName, type ServerRecord } from './slotfile.t
 /** Seen this recently, a server counts as live (mod_lbmethod_heartbeat's LBM_HEARTBEAT_MAX_LASTSEEN). */
 export const LIVE_AGE_S = 10;
 
-export function isLive(s: { age: number | null }): boolean {
-  return s.age !== null && s.age < LIVE_AGE_S;
+export function isLive(s: { age: number | null }, liveAge = LIVE_AGE_S): boolean {
+  return s.age !== null && s.age < liveAge;
 }
 
 /** The object `pick --json` prints for a server. */
@@ -39,16 +39,26 @@ export function formatAge(age: number | null): string {
   return `${Math.floor(age / 3600)}h${Math.floor((age % 3600) / 60)}m`;
 }
 
+export interface TableOptions {
+  /** Seconds within which a server counts as live (LIVE_AGE_S by default; the demo runs faster). */
+  liveAge?: number;
+  /** Styles the row of a server that is not live (a terminal dims it). */
+  notLive?: (row: string) => string;
+}
+
 /** The table `status` prints: one row per server, then the counters. */
-export function statusTable(servers: ServerRecord[], counters: Record<CounterName, number>): string {
+export function statusTable(servers: ServerRecord[], counters: Record<CounterName, number>, opts: TableOptions = {}): string {
+  const live = (s: ServerRecord) => isLive(s, opts.liveAge);
+  const sorted = sortServers(servers);
   const rows = [['SERVER', 'STATE', 'READY', 'BUSY', 'AGE', 'PACKETS', 'LIVE']];
-  for (const s of sortServers(servers)) {
-    rows.push([formatEndpoint(s.host, s.port), s.state, String(s.ready), String(s.busy), formatAge(s.age), String(s.packets), isLive(s) ? 'yes' : 'no']);
+  for (const s of sorted) {
+    rows.push([formatEndpoint(s.host, s.port), s.state, String(s.ready), String(s.busy), formatAge(s.age), String(s.packets), live(s) ? 'yes' : 'no']);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   // Text left, numbers right, so columns of figures line up.
   const lines = rows.map((r) => r.map((cell, c) => (c === 0 || c === 1 || c === 6 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd());
-  const live = servers.filter(isLive).length;
-  lines.push('', `${servers.length} server${servers.length === 1 ? '' : 's'}, ${live} live; ` + COUNTER_NAMES.map((n) => `${n} ${counters[n]}`).join(', '));
+  if (opts.notLive) for (let i = 0; i < sorted.length; i++) if (!live(sorted[i]!)) lines[i + 1] = opts.notLive(lines[i + 1]!);
+  const liveCount = servers.filter(live).length;
+  lines.push('', `${servers.length} server${servers.length === 1 ? '' : 's'}, ${liveCount} live; ` + COUNTER_NAMES.map((n) => `${n} ${counters[n]}`).join(', '));
   return lines.join('\n');
 }
