@@ -2,6 +2,7 @@
 // Each command's module is imported only when that command runs, so that a
 // short-lived `pick` does not load the listener, HTTP or crypto code.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { StatusView } from './status.ts';
 import { join } from 'node:path';
 import type { Endpoint } from './address.ts';
 import type { HbDatWriter } from './hbdat.ts';
@@ -124,7 +125,6 @@ stderr when no live backend has weight over 0.`,
       seed: { type: 'string' },
     },
     async run(v) {
-      if (v.slots !== undefined && v['hb-dat'] !== undefined) throw new UsageError('--slots and --hb-dat are alternatives: give one');
       const { pick, noneReason, seededRandom } = await import('./picker.ts');
       const method = (v.method as string | undefined) ?? 'weighted';
       if (method !== 'weighted' && method !== 'two-choices') throw new UsageError(`--method takes weighted or two-choices, not ${JSON.stringify(method)}`);
@@ -136,7 +136,7 @@ stderr when no live backend has weight over 0.`,
         distinct: v.distinct === true,
         random: v.seed === undefined ? Math.random : seededRandom(integer(v.seed as string, '--seed', 0, Number.MAX_SAFE_INTEGER)),
       };
-      const servers = await readServers(v);
+      const servers = (await statusSource(v)).read().servers;
       const chosen = pick(servers, opts);
       if (chosen.length === 0) {
         process.stderr.write(`hbeat pick: ${noneReason(servers, opts)}\n`);
@@ -241,6 +241,8 @@ choosing this backend at once, then exits 0.`,
     usage: `usage: hbeat status [options]
 
   ${SLOTS_HELP}
+  --hb-dat F                show Apache's hb.dat instead (its own age is added
+                            to each lastseen; it has no packets or counters)
   --json                    one JSON object: servers and counters
   --watch                   again every --interval until Ctrl-C: in place on a
                             terminal (servers not live dimmed), else one
@@ -249,21 +251,22 @@ choosing this backend at once, then exits 0.`,
   --interval D              between refreshes of --watch (default 1s)`,
     options: {
       slots: { type: 'string' },
+      'hb-dat': { type: 'string' },
       json: { type: 'boolean' },
       watch: { type: 'boolean' },
       interval: { type: 'string' },
     },
     async run(v) {
       if (v.interval !== undefined && !v.watch) throw new UsageError('--interval goes with --watch');
+      const source = await statusSource(v);
       if (v.watch) {
         const intervalMs = v.interval === undefined ? 1000 : duration(v.interval as string, '--interval');
         if (intervalMs < 100) throw new UsageError('--interval must be at least 100ms');
         const { watchStatus } = await import('./watch.ts');
-        return watchStatus({ slots: slotsPath(v), json: v.json === true, intervalMs });
+        return watchStatus({ ...source, json: v.json === true, intervalMs });
       }
-      const { readSnapshot } = await import('./slotfile.ts');
       const { statusJson, statusTable } = await import('./status.ts');
-      const snap = readSnapshot(slotsPath(v));
+      const snap = source.read();
       process.stdout.write(v.json ? JSON.stringify(statusJson(snap.servers, snap.counters)) + '\n' : statusTable(snap.servers, snap.counters) + '\n');
       return 0;
     },
@@ -375,19 +378,24 @@ async function memberList(text: string): Promise<string[]> {
   return members;
 }
 
-/** The servers `pick` chooses from: the slot file, or an hb.dat. */
-async function readServers(v: Values) {
+/** What `pick` and `status` read: the slot file, or an hb.dat (`--hb-dat`). */
+async function statusSource(v: Values): Promise<{ label: string; read: () => StatusView }> {
+  if (v.slots !== undefined && v['hb-dat'] !== undefined) throw new UsageError('--slots and --hb-dat are alternatives: give one');
   if (typeof v['hb-dat'] === 'string') {
     const { readHbDat } = await import('./hbdat.ts');
     const path = v['hb-dat'];
-    try {
-      return readHbDat(path);
-    } catch (err) {
-      throw new RuntimeError(`hb.dat ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : (err as Error).message}`);
-    }
+    const read = () => {
+      try {
+        return { servers: readHbDat(path), counters: null };
+      } catch (err) {
+        throw new RuntimeError(`hb.dat ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : (err as Error).message}`);
+      }
+    };
+    return { label: path, read };
   }
   const { readSnapshot } = await import('./slotfile.ts');
-  return readSnapshot(slotsPath(v)).servers;
+  const path = slotsPath(v);
+  return { label: path, read: () => readSnapshot(path) };
 }
 
 /** `--slots`, else $HBEAT_SLOTS, else $RUNTIME_DIRECTORY/hbeat.slots, else ./hbeat.slots. */

@@ -2,7 +2,21 @@
 // programs. Reads a snapshot, so it works while a listener runs and after.
 import { formatEndpoint } from './address.ts';
 import type { PickServer } from './picker.ts';
-import { COUNTER_NAMES, type CounterName, type ServerRecord } from './slotfile.ts';
+import { COUNTER_NAMES, type CounterName } from './slotfile.ts';
+
+/** A server as `status` shows it: packets are known from a slot file, not from an hb.dat. */
+export interface StatusServer extends PickServer {
+  packets?: number;
+}
+/** The listener's totals; null when reading an hb.dat, which keeps none. */
+export type Counters = Record<CounterName, number> | null;
+
+/** What `status` reads each time: the servers, the counters, and who writes them. */
+export interface StatusView {
+  servers: StatusServer[];
+  counters: Counters;
+  listenerPid?: number;
+}
 
 /** Seen this recently, a server counts as live (mod_lbmethod_heartbeat's LBM_HEARTBEAT_MAX_LASTSEEN). */
 export const LIVE_AGE_S = 10;
@@ -17,9 +31,9 @@ export function serverJson(s: PickServer) {
 }
 
 /** The object `status --json` prints. */
-export function statusJson(servers: ServerRecord[], counters: Record<CounterName, number>) {
+export function statusJson(servers: StatusServer[], counters: Counters) {
   return {
-    servers: sortServers(servers).map((s) => ({ ...serverJson(s), state: s.state, packets: s.packets, live: isLive(s) })),
+    servers: sortServers(servers).map((s) => ({ ...serverJson(s), state: s.state, packets: s.packets ?? null, live: isLive(s) })),
     counters,
   };
 }
@@ -28,7 +42,7 @@ function round3(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
 
-export function sortServers(servers: ServerRecord[]): ServerRecord[] {
+export function sortServers<T extends StatusServer>(servers: T[]): T[] {
   return [...servers].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port));
 }
 
@@ -47,18 +61,19 @@ export interface TableOptions {
 }
 
 /** The table `status` prints: one row per server, then the counters. */
-export function statusTable(servers: ServerRecord[], counters: Record<CounterName, number>, opts: TableOptions = {}): string {
-  const live = (s: ServerRecord) => isLive(s, opts.liveAge);
+export function statusTable(servers: StatusServer[], counters: Counters, opts: TableOptions = {}): string {
+  const live = (s: StatusServer) => isLive(s, opts.liveAge);
   const sorted = sortServers(servers);
   const rows = [['SERVER', 'STATE', 'READY', 'BUSY', 'AGE', 'PACKETS', 'LIVE']];
   for (const s of sorted) {
-    rows.push([formatEndpoint(s.host, s.port), s.state, String(s.ready), String(s.busy), formatAge(s.age), String(s.packets), live(s) ? 'yes' : 'no']);
+    rows.push([formatEndpoint(s.host, s.port), s.state, String(s.ready), String(s.busy), formatAge(s.age), s.packets === undefined ? '-' : String(s.packets), live(s) ? 'yes' : 'no']);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   // Text left, numbers right, so columns of figures line up.
   const lines = rows.map((r) => r.map((cell, c) => (c === 0 || c === 1 || c === 6 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd());
   if (opts.notLive) for (let i = 0; i < sorted.length; i++) if (!live(sorted[i]!)) lines[i + 1] = opts.notLive(lines[i + 1]!);
   const liveCount = servers.filter(live).length;
-  lines.push('', `${servers.length} server${servers.length === 1 ? '' : 's'}, ${liveCount} live; ` + COUNTER_NAMES.map((n) => `${n} ${counters[n]}`).join(', '));
+  const totals = counters ? COUNTER_NAMES.map((n) => `${n} ${counters[n]}`).join(', ') : 'no counters in an hb.dat';
+  lines.push('', `${servers.length} server${servers.length === 1 ? '' : 's'}, ${liveCount} live; ${totals}`);
   return lines.join('\n');
 }

@@ -208,6 +208,29 @@ function scanPairs(buf: Uint8Array, start: number, end: number): number {
   return sigError;
 }
 
+// ready and busy of the last scan, once scannedLoad() has found them valid.
+const scanned = { ready: 0, busy: 0 };
+
+/** Checks the last scan's ready and busy into `scanned`: 0, or the code of what is wrong. */
+function scannedLoad(buf: Uint8Array): number {
+  if (span[2 * K_READY] === ABSENT) return MALFORMED_NO_READY;
+  if (span[2 * K_BUSY] === ABSENT) return MALFORMED_NO_BUSY;
+  scanned.ready = decimalValue(buf, K_READY, 0, INT31_MAX);
+  if (scanned.ready < 0) return MALFORMED_READY;
+  scanned.busy = decimalValue(buf, K_BUSY, 0, INT31_MAX);
+  return scanned.busy < 0 ? MALFORMED_BUSY : 0;
+}
+
+/** The last scan's port: 80 when absent (as mod_heartmonitor assumes), -1 when invalid. */
+function scannedPort(buf: Uint8Array): number {
+  return span[2 * K_PORT] === ABSENT ? 80 : decimalValue(buf, K_PORT, 1, 65535);
+}
+
+/** The last scan's state: STATE_UP when absent, -1 when invalid. */
+function scannedState(buf: Uint8Array): number {
+  return span[2 * K_STATE] === ABSENT ? STATE_UP : stateValue(buf, K_STATE);
+}
+
 /**
  * Reads the first `len` bytes of buf as a heartbeat datagram. Returns 0 and
  * fills `out` when it is valid; otherwise returns a code > 0 whose text is
@@ -219,25 +242,15 @@ export function parseHeartbeat(buf: Uint8Array, len: number, out: Heartbeat): nu
   let end = len >= 0 ? Math.min(len, buf.length) | 0 : 0;
   // One trailing newline, as `echo ... | nc -u` sends; the scan below looks for NULs up to the new end.
   if (end > 0 && buf[end - 1] === LF) end -= end > 1 && buf[end - 2] === CR ? 2 : 1;
-  const scanned = scanPairs(buf, 0, end);
-  if (scanned !== 0) return scanned;
+  const split = scanPairs(buf, 0, end);
+  if (split !== 0) return split;
   if (span[2 * K_V] === ABSENT) return MALFORMED_NO_V;
-  if (span[2 * K_READY] === ABSENT) return MALFORMED_NO_READY;
-  if (span[2 * K_BUSY] === ABSENT) return MALFORMED_NO_BUSY;
-  const ready = decimalValue(buf, K_READY, 0, INT31_MAX);
-  if (ready < 0) return MALFORMED_READY;
-  const busy = decimalValue(buf, K_BUSY, 0, INT31_MAX);
-  if (busy < 0) return MALFORMED_BUSY;
-  let port = 80;
-  if (span[2 * K_PORT] !== ABSENT) {
-    port = decimalValue(buf, K_PORT, 1, 65535);
-    if (port < 0) return MALFORMED_PORT;
-  }
-  let state = STATE_UP;
-  if (span[2 * K_STATE] !== ABSENT) {
-    state = stateValue(buf, K_STATE);
-    if (state < 0) return MALFORMED_STATE;
-  }
+  const load = scannedLoad(buf);
+  if (load !== 0) return load;
+  const port = scannedPort(buf);
+  if (port < 0) return MALFORMED_PORT;
+  const state = scannedState(buf);
+  if (state < 0) return MALFORMED_STATE;
   let ts = -1;
   if (span[2 * K_TS] !== ABSENT) {
     ts = decimalValue(buf, K_TS, 0, Number.MAX_SAFE_INTEGER);
@@ -255,8 +268,8 @@ export function parseHeartbeat(buf: Uint8Array, len: number, out: Heartbeat): nu
     sigEnd = end;
   }
 
-  out.ready = ready;
-  out.busy = busy;
+  out.ready = scanned.ready;
+  out.busy = scanned.busy;
   out.port = port;
   out.state = state;
   out.ts = ts;
@@ -276,13 +289,10 @@ export interface HbDatFields { ready: number; busy: number; port: number; lastse
  * caller skips the line, as Apache skips what it cannot read.
  */
 export function parseHbDatQuery(buf: Uint8Array, start: number, end: number): HbDatFields | null {
-  if (scanPairs(buf, start, end) !== 0) return null;
-  if (span[2 * K_READY] === ABSENT || span[2 * K_BUSY] === ABSENT || span[2 * K_LASTSEEN] === ABSENT) return null;
-  const ready = decimalValue(buf, K_READY, 0, INT31_MAX);
-  const busy = decimalValue(buf, K_BUSY, 0, INT31_MAX);
+  if (scanPairs(buf, start, end) !== 0 || scannedLoad(buf) !== 0 || span[2 * K_LASTSEEN] === ABSENT) return null;
   const lastseen = decimalValue(buf, K_LASTSEEN, 0, INT31_MAX);
-  const port = span[2 * K_PORT] === ABSENT ? 80 : decimalValue(buf, K_PORT, 1, 65535);
-  return ready < 0 || busy < 0 || lastseen < 0 || port < 0 ? null : { ready, busy, port, lastseen };
+  const port = scannedPort(buf);
+  return lastseen < 0 || port < 0 ? null : { ready: scanned.ready, busy: scanned.busy, port, lastseen };
 }
 
 /** A load as a program reports it: `ready=N&busy=N[&state=up|drain]`. */
@@ -295,18 +305,14 @@ export interface LoadFields { ready: number; busy: number; state: number }
  * or a code whose text is MALFORMED[code], leaving `out` untouched.
  */
 export function parseLoadQuery(buf: Uint8Array, start: number, end: number, out: LoadFields): number {
-  const scanned = scanPairs(buf, start, end);
-  if (scanned !== 0) return scanned;
-  if (span[2 * K_READY] === ABSENT) return MALFORMED_NO_READY;
-  if (span[2 * K_BUSY] === ABSENT) return MALFORMED_NO_BUSY;
-  const ready = decimalValue(buf, K_READY, 0, INT31_MAX);
-  if (ready < 0) return MALFORMED_READY;
-  const busy = decimalValue(buf, K_BUSY, 0, INT31_MAX);
-  if (busy < 0) return MALFORMED_BUSY;
-  const state = span[2 * K_STATE] === ABSENT ? STATE_UP : stateValue(buf, K_STATE);
+  const split = scanPairs(buf, start, end);
+  if (split !== 0) return split;
+  const load = scannedLoad(buf);
+  if (load !== 0) return load;
+  const state = scannedState(buf);
   if (state < 0) return MALFORMED_STATE;
-  out.ready = ready;
-  out.busy = busy;
+  out.ready = scanned.ready;
+  out.busy = scanned.busy;
   out.state = state;
   return 0;
 }

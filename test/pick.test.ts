@@ -88,6 +88,20 @@ test('pick --hb-dat reads Apache\'s flat file, adds the file\'s own age, skips w
   assert.deepEqual([...seen.keys()].sort(), ['127.0.0.2:8080', '127.0.0.3:80']);
   assert.ok(seen.get('127.0.0.3:80').age >= 4);
 
+  // status reads the same file: no packets or counters there.
+  const status = await hbeat(['status', '--hb-dat', hbdat, '--json']);
+  assert.equal(status.code, 0, status.stderr);
+  const json = JSON.parse(status.stdout);
+  assert.equal(json.counters, null);
+  assert.deepEqual(json.servers.map((s: Record<string, unknown>) => [s.host, s.port, s.ready, s.packets, s.live]), [
+    ['127.0.0.2', 8080, 75, null, true],
+    ['127.0.0.3', 80, 9, null, true],
+    ['127.0.0.4', 80, 90, null, false],
+  ]);
+  const table = await hbeat(['status', '--hb-dat', hbdat]);
+  assert.match(table.stdout, /^127\.0\.0\.4:80\s+up\s+90\s+2\s+\S+s\s+-\s+no$/m);
+  assert.match(table.stdout, /3 servers, 2 live; no counters in an hb\.dat/);
+
   // The writer died eight seconds ago: lastseen 1 + 8 is still live, 4 + 8 is not.
   const past = Date.now() / 1000 - 8;
   utimesSync(hbdat, past, past);
@@ -100,6 +114,12 @@ test('pick --hb-dat reads Apache\'s flat file, adds the file\'s own age, skips w
   const missing = await hbeat(['pick', '--hb-dat', join(tmp.dir, 'nope')]);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /^hbeat pick: hb\.dat .*nope: does not exist\n$/);
+});
+
+test('status --slots with --hb-dat is a usage error', async () => {
+  const r = await hbeat(['status', '--slots', 'a', '--hb-dat', 'b']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /usage: hbeat status/);
 });
 
 test('pick rejects bad flags with exit 2 and the usage', async () => {
