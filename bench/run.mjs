@@ -1,0 +1,324 @@
+// The listener benchmark (`npm run bench`): 10,000 source addresses on
+// loopback drive the built dist/hbeat.js listener, writing a slot file on
+// tmpfs, and a bare Node dgram receiver that only counts, in the same run.
+// For each it prints the CPU time per datagram at a fixed rate and the highest
+// paced rate with zero loss, then the ratios listener/bare. It prints figures
+// against the targets; it asserts nothing.
+//
+// Both receivers run side by side on two ports and the sender alternates
+// between them, round by round, so that other work on the machine weighs on
+// both alike; the CPU figures are medians over the rounds.
+//
+// Runs only inside the private network namespace of test/netns-run, which
+// exports HBEAT_NETNS=1: all of 127/8 is local there and nothing leaves it.
+// `--hbeat FILE` benchmarks another build instead of dist/hbeat.js, to weigh a
+// change: npm run bench -- --hbeat /tmp/candidate.js
+import { execFile, execFileSync, fork, spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
+import { dirname, join, resolve as resolvePath } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+let args;
+try {
+  args = parseArgs({ options: { hbeat: { type: 'string' } } }).values;
+} catch (err) {
+  console.error(`bench: ${err.message}\nusage: node bench/run.mjs [--hbeat FILE]`);
+  process.exit(2);
+}
+const HBEAT = resolvePath(args.hbeat ?? join(HERE, '..', 'dist', 'hbeat.js'));
+const HOST = '127.0.0.1';
+const ADDRESSES = 10_000;
+const MAX_SERVERS = 16_384;
+const WARM_RATE = 20_000, WARM_ROUNDS = 2;
+const FIXED_RATE = 50_000, FIXED_SECONDS = 3, CPU_ROUNDS = 5;
+const STEP_SECONDS = 3;
+const RATES = [25_000, 50_000, 75_000, 100_000, 125_000, 150_000, 200_000, 250_000, 300_000];
+// A step the sender ran this much slower than asked says nothing about higher rates.
+const SENDER_SLACK = 0.97;
+const TARGET_RATE = 100_000, TARGET_CPU_RATIO = 1.6;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const execFileP = promisify(execFile);
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'latin1' })) || 100;
+
+// Every child, so that any way out of the bench ends them (by pid) first.
+const children = new Set();
+const slotFile = `/dev/shm/hbeat-bench-${process.pid}.slots`;
+
+function track(child) {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+  rmSync(slotFile, { force: true });
+});
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+
+/** A process's CPU time so far, in µs: [user, system]. */
+function cpuMicros(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return [(Number(f[11]) * 1e6) / CLK_TCK, (Number(f[12]) * 1e6) / CLK_TCK];
+}
+
+/** CPU time used so far, in clock ticks: [by anyone, by this bench and its reaped children, all there was]. */
+function cpuTicks() {
+  const cpu = readFileSync('/proc/stat', 'latin1').split('\n')[0].split(/\s+/).slice(1).map(Number);
+  const self = readFileSync('/proc/self/stat', 'latin1');
+  const f = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number);
+  // user + nice + system (interrupts and steal apart: the bench's own packets count there)
+  return [cpu[0] + cpu[1] + cpu[2], f[11] + f[12] + f[13] + f[14], cpu.reduce((a, b) => a + b, 0)];
+}
+
+function rssKiB(pid) {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1] ?? NaN);
+}
+
+/** The namespace's UDP receive-buffer drops (RcvbufErrors), to tell where loss happened. */
+function udpRcvbufErrors() {
+  const lines = readFileSync('/proc/net/snmp', 'latin1').split('\n').filter((l) => l.startsWith('Udp:'));
+  const names = lines[0].split(/\s+/), values = lines[1].split(/\s+/);
+  return Number(values[names.indexOf('RcvbufErrors')]);
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createSocket('udp4');
+    s.once('error', reject);
+    s.bind(0, HOST, () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** The next IPC message from a child, or its death as an error. */
+function nextMessage(child, what) {
+  return new Promise((resolve, reject) => {
+    const onExit = (code, signal) => reject(new Error(`${what} exited (${signal ?? code})`));
+    child.once('exit', onExit);
+    child.once('message', (m) => {
+      child.off('exit', onExit);
+      resolve(m);
+    });
+  });
+}
+
+// Children being ended on purpose, whose exit is no news.
+const stopping = new WeakSet();
+
+async function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  stopping.add(child);
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  if ((await Promise.race([exited.then(() => true), sleep(5000)])) !== true) child.kill('SIGKILL');
+  await exited;
+}
+
+async function startSender() {
+  const child = track(fork(join(HERE, 'sender.mjs'), [HOST, String(ADDRESSES)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  const ready = await nextMessage(child, 'sender');
+  return {
+    ...ready,
+    child,
+    /** Sends `count` datagrams to `port` at `rate`/s; resolves to {sent, errors, ms, cpuUs}. */
+    run: (port, rate, count) => {
+      const done = nextMessage(child, 'sender');
+      child.send({ port, rate, count });
+      return done;
+    },
+  };
+}
+
+async function startListener() {
+  const port = await freePort();
+  rmSync(slotFile, { force: true });
+  const child = track(spawn(process.execPath, [HBEAT, 'listen', '--on', `${HOST}:${port}`, '--slots', slotFile, '--max-servers', String(MAX_SERVERS)], { stdio: ['ignore', 'ignore', 'pipe'] }));
+  const lines = [];
+  await new Promise((resolve, reject) => {
+    let partial = '';
+    const onExit = (code, signal) => reject(new Error(`listener exited (${signal ?? code}) before it started:\n${lines.join('\n')}${partial}`));
+    child.once('exit', onExit);
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk) => {
+      const parts = (partial + chunk).split('\n');
+      partial = parts.pop();
+      for (const line of parts) {
+        lines.push(line);
+        if (/ level=(warn|error) /.test(line)) console.log(`  listener says: ${line}`);
+        if (/ msg=started( |$)/.test(line)) {
+          child.off('exit', onExit);
+          child.once('exit', (code, signal) => {
+            if (!stopping.has(child)) console.log(`  listener exited (${signal ?? code}) during the bench:\n${lines.slice(-5).join('\n')}`);
+          });
+          resolve();
+        }
+      }
+    });
+  });
+  const status = async () => JSON.parse((await execFileP(process.execPath, [HBEAT, 'status', '--slots', slotFile, '--json'], { maxBuffer: 64 << 20 })).stdout);
+  return { name: 'listener', port, child, status, count: async () => (await status()).counters.accepted };
+}
+
+async function startBare() {
+  const port = await freePort();
+  const child = track(fork(join(HERE, 'bare-receiver.mjs'), [HOST, String(port)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  const { rcvbuf } = await nextMessage(child, 'bare receiver');
+  return {
+    name: 'bare',
+    port,
+    child,
+    rcvbuf,
+    count: async () => {
+      const reply = nextMessage(child, 'bare receiver');
+      child.send('count');
+      return (await reply).count;
+    },
+  };
+}
+
+/** The receiver's count once it stops moving: the sender is done and the backlog drained. */
+async function settledCount(rx) {
+  await sleep(300);
+  let last = await rx.count();
+  for (let i = 0; i < 25; i++) {
+    await sleep(200);
+    const now = await rx.count();
+    if (now === last) return now;
+    last = now;
+  }
+  return last;
+}
+
+const fmt = (x, digits = 0) => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const mib = (kib) => `${fmt(kib / 1024, 1)} MiB`;
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+/** Sends `count` to `rx` at `rate`/s: what arrived, what the sender achieved, the receiver's CPU. */
+async function paced(rx, sender, rate, count) {
+  const before = await rx.count();
+  const drops0 = udpRcvbufErrors();
+  const cpu0 = cpuMicros(rx.child.pid);
+  const s = await sender.run(rx.port, rate, count);
+  const got = (await settledCount(rx)) - before;
+  const cpu1 = cpuMicros(rx.child.pid);
+  return {
+    ...s,
+    got,
+    lost: s.sent - got,
+    drops: udpRcvbufErrors() - drops0,
+    achieved: s.sent / (s.ms / 1000),
+    userUs: (cpu1[0] - cpu0[0]) / got,
+    sysUs: (cpu1[1] - cpu0[1]) / got,
+  };
+}
+
+/** One rate step with one retry on loss: the machine is shared, and one stolen slice can drop a burst. */
+async function step(rx, sender, rate) {
+  const first = await paced(rx, sender, rate, rate * STEP_SECONDS);
+  if (first.lost === 0) return { ...first, note: '' };
+  const again = await paced(rx, sender, rate, rate * STEP_SECONDS);
+  return { ...again, note: again.lost === 0 ? ` (first try lost ${fmt(first.lost)})` : ` (first try lost ${fmt(first.lost)} too)` };
+}
+
+async function main() {
+  if (process.env.HBEAT_NETNS !== '1') {
+    console.error('bench: the listener benchmark runs only inside a private network namespace: npm run bench (or sh test/netns-run node bench/run.mjs)');
+    process.exitCode = 2;
+    return;
+  }
+  if (!existsSync(HBEAT)) {
+    console.error(args.hbeat ? `bench: ${HBEAT}: no such file` : `bench: ${HBEAT} is missing: run node build.mjs first (npm run bench does)`);
+    process.exitCode = 2;
+    return;
+  }
+  const ticks0 = cpuTicks();
+  console.log(`hbeat listener benchmark — Node ${process.version}, ${availableParallelism()} CPUs, load average ${loadavg()[0].toFixed(2)} at start`);
+  const sender = await startSender();
+  const listener = await startListener();
+  const bare = await startBare();
+  const receivers = [listener, bare];
+  const rmemMax = Number(readFileSync('/proc/sys/net/core/rmem_max', 'latin1'));
+  console.log(`sender:   ${fmt(ADDRESSES)} sockets ${sender.first} … ${sender.last}, one Node process
+listener: ${HBEAT} listen --on ${HOST}:${listener.port}, slot file ${slotFile} (${fmt(MAX_SERVERS)} slots)
+bare:     a dgram socket on ${HOST}:${bare.port} that only counts
+receive buffers: 8 MiB asked by both; net.core.rmem_max ${fmt(rmemMax)} caps it (the bare one reports ${fmt(bare.rcvbuf)}, Linux's double of what it grants)`);
+
+  console.log(`\nwarm-up: every address ${WARM_ROUNDS} times at ${fmt(WARM_RATE)}/s (the listener claims its slots; both warm their JIT)`);
+  const rssStart = rssKiB(listener.child.pid);
+  for (const rx of receivers) {
+    const w = await paced(rx, sender, WARM_RATE, WARM_ROUNDS * ADDRESSES);
+    console.log(`  ${rx.name.padEnd(8)} sent ${fmt(w.sent)}, counted ${fmt(w.got)}`);
+  }
+
+  console.log(`\nCPU at ${fmt(FIXED_RATE)}/s, ${CPU_ROUNDS} rounds of ${FIXED_SECONDS} s each (µs of receiver CPU, user + system, per datagram counted)`);
+  const rss0 = rssKiB(listener.child.pid);
+  const cpu = { listener: [], bare: [] };
+  for (let round = 1; round <= CPU_ROUNDS; round++) {
+    const parts = [];
+    for (const rx of receivers) {
+      const r = await paced(rx, sender, FIXED_RATE, FIXED_RATE * FIXED_SECONDS);
+      cpu[rx.name].push(r.userUs + r.sysUs);
+      parts.push(`${rx.name} ${fmt(r.userUs + r.sysUs, 2)} (${fmt(r.userUs, 2)} + ${fmt(r.sysUs, 2)})${r.lost ? `, lost ${fmt(r.lost)}` : ''}`);
+    }
+    console.log(`  round ${round}: ${parts.join('; ')}; ratio ${fmt(cpu.listener[round - 1] / cpu.bare[round - 1], 2)}`);
+  }
+  const rss1 = rssKiB(listener.child.pid);
+  console.log(`  listener RSS: ${mib(rssStart)} at start, ${mib(rss0)} after warm-up, ${mib(rss1)} after the CPU rounds (${rss1 >= rss0 ? '+' : ''}${fmt(rss1 - rss0)} KiB over ${fmt(CPU_ROUNDS * FIXED_RATE * FIXED_SECONDS)} datagrams)`);
+
+  console.log(`\nrate steps of ${STEP_SECONDS} s, alternating; a step that loses is tried once more; a receiver stops at its first loss`);
+  const zeroLoss = { listener: 0, bare: 0 };
+  const senderLimited = { listener: false, bare: false };
+  let going = [...receivers];
+  for (const rate of RATES) {
+    if (going.length === 0) break;
+    for (const rx of [...going]) {
+      const s = await step(rx, sender, rate);
+      const keptUp = s.achieved >= SENDER_SLACK * rate;
+      console.log(`  ${fmt(rate).padStart(7)}/s ${rx.name.padEnd(8)} sent ${fmt(s.sent)} at ${fmt(s.achieved)}/s, counted ${fmt(s.got)}, lost ${fmt(s.lost)} (buffer drops ${fmt(s.drops)}, send errors ${s.errors})${keptUp ? '' : ', sender fell behind'}${s.note}`);
+      if (s.lost === 0 && keptUp) zeroLoss[rx.name] = rate;
+      else going = going.filter((r) => r !== rx);
+      if (s.lost === 0 && !keptUp) {
+        // Zero loss, but at the rate the sender managed: a floor, not the receiver's limit.
+        senderLimited[rx.name] = true;
+        zeroLoss[rx.name] = Math.max(zeroLoss[rx.name], Math.floor(s.achieved));
+      }
+    }
+  }
+
+  const snap = await listener.status();
+  const packets = snap.servers.reduce((sum, s) => sum + s.packets, 0);
+  console.log(`\nslot file: ${fmt(snap.servers.length)} servers; their packets add up to ${fmt(packets)}, accepted ${fmt(snap.counters.accepted)}, malformed ${snap.counters.malformed}, full ${snap.counters.full}`);
+  await stop(listener.child);
+  await stop(bare.child);
+  await stop(sender.child);
+  const ticks1 = cpuTicks();
+  const others = (ticks1[0] - ticks0[0] - (ticks1[1] - ticks0[1])) / (ticks1[2] - ticks0[2]);
+
+  const L = median(cpu.listener), B = median(cpu.bare);
+  const rate = (name) => `${fmt(zeroLoss[name])}${senderLimited[name] ? '+' : ''}`;
+  console.log(`
+summary                            listener      bare   listener/bare
+  zero-loss rate (/s)            ${rate('listener').padStart(12)} ${rate('bare').padStart(9)}   ${fmt(zeroLoss.listener / zeroLoss.bare, 2)}
+  CPU µs/datagram at ${fmt(FIXED_RATE)}/s   ${fmt(L, 2).padStart(12)} ${fmt(B, 2).padStart(9)}   ${fmt(L / B, 2)} (median; rounds ${cpu.listener.map((x, i) => fmt(x / cpu.bare[i], 2)).join(', ')})${Object.values(senderLimited).some(Boolean) ? '\n  + the sender could go no faster: the receiver lost nothing at the rate it got' : ''}
+other processes used ${fmt(100 * Math.max(0, others))}% of the machine's CPU time meanwhile${others >= 0.1 ? ': the zero-loss rates are then lower bounds, the CPU figures noisy' : ''}
+targets: zero loss at ${fmt(TARGET_RATE)}/s: ${zeroLoss.listener >= TARGET_RATE ? 'met' : 'missed'}; CPU per datagram at most ${TARGET_CPU_RATIO}x bare: ${L / B <= TARGET_CPU_RATIO ? 'met' : 'missed'}`);
+}
+
+try {
+  await main();
+} catch (err) {
+  console.error(`bench: ${err.stack ?? err}`);
+  process.exitCode = 1;
+}
+await import('./http.mjs').then((m) => m.benchHttp()).catch((err) => ((process.exitCode = 1), console.error(`bench http: ${err.stack ?? err}`)));
+// The sender's sockets keep the loop alive; exit now, which ends the children.
+process.exit();
