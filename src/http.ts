@@ -6,9 +6,9 @@ import type { AddressInfo } from 'node:net';
 import { formatEndpoint, parseEndpoint, type Endpoint } from './address.ts';
 import { duration, integer } from './cli.ts';
 import { monoNow } from './clock.ts';
-import { ListenError, type Listener } from './listener.ts';
+import { bindReason, ListenError, type Listener } from './listener.ts';
 import { log } from './log.ts';
-import { noneReason, pick, seededRandom, weight, type PickOptions, type PickServer } from './picker.ts';
+import { isFresh, noneReason, Prepared, seededRandom, weight, type PickOptions, type PickServer } from './picker.ts';
 import { ACCEPTED, COUNTER_NAMES, MALFORMED, FULL, type CounterName, type ServerRecord, type SlotTable } from './slotfile.ts';
 import { isLive, serverJson, sortServers, statusJson } from './status.ts';
 import { MALFORMED as REASONS, MALFORMED_TOO_LONG, MAX_DATAGRAM, newHeartbeat, parseHeartbeat } from './wire.ts';
@@ -57,23 +57,42 @@ interface ViewServer extends PickServer {
   seen: number;
 }
 
+/** Prepared pools a PickView keeps: the default query's, and a few others'. */
+const CACHED_POOLS = 16;
+
 /**
  * The table as /pick reads it: decoded only when a datagram has changed the
  * table (every change counts one `accepted`), at most every refreshMs, and
- * never per request; ages come from monotonic seen times when picking.
+ * never per request; ages come from monotonic seen times when picking. The
+ * candidates under each max-age and members asked for are kept prepared
+ * (least recently used dropped first), so that a pick costs O(count log n)
+ * rather than O(n), until the table is decoded again or one of them ages out.
  */
 export class PickView {
   private all: ViewServer[] = [];
   private candidates: ViewServer[] = [];
+  private readonly pools = new Map<string, Prepared<ViewServer>>();
   private version = -1;
   private builtAt = -Infinity;
 
   constructor(private readonly table: SlotTable, private readonly refreshMs = 100) {}
 
-  /** The servers that could be picked (up, weight over 0), ages as of `now`. */
-  candidatesAt(now: number): ViewServer[] {
+  /** The picks `opts` asks for, ages as of `now`. */
+  pick(opts: PickOptions, now: number): ViewServer[] {
     this.refresh(now);
-    return ages(this.candidates, now);
+    const key = `${opts.maxAge} ${opts.members?.join(',') ?? '*'}`;
+    let pool = this.pools.get(key);
+    if (pool !== undefined) {
+      this.pools.delete(key);
+      // Its oldest candidate ages out first; no other server can become a
+      // candidate before a heartbeat changes the table.
+      if (pool.oldest !== undefined && !isFresh(age(pool.oldest, now), opts.maxAge)) pool = undefined;
+    } else if (this.pools.size >= CACHED_POOLS) {
+      this.pools.delete(this.pools.keys().next().value!);
+    }
+    pool ??= new Prepared(ages(this.candidates, now), opts);
+    this.pools.set(key, pool);
+    return ages(pool.pick(opts), now);
   }
 
   /** Every server, ages as of `now`: to say why none could be picked. */
@@ -94,13 +113,19 @@ export class PickView {
     }
     this.all = all;
     this.candidates = all.filter((s) => s.state === 'up' && weight(s) > 0);
+    this.pools.clear();
     this.version = version;
     this.builtAt = now;
   }
 }
 
+function age(s: ViewServer, now: number): ViewServer {
+  s.age = now > s.seen ? (now - s.seen) / 1000 : 0;
+  return s;
+}
+
 function ages(servers: ViewServer[], now: number): ViewServer[] {
-  for (const s of servers) s.age = now > s.seen ? (now - s.seen) / 1000 : 0;
+  for (const s of servers) age(s, now);
   return servers;
 }
 
@@ -162,7 +187,7 @@ export class HttpServer {
     server.on('request', (req: IncomingMessage, res: ServerResponse) => http.handle(req, res));
     const where = formatEndpoint(opts.on.host, opts.on.port);
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(`--http ${where}: ${listenReason(err)}`)));
+      server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(`--http ${where}: ${bindReason(err)}`)));
       // ipv6Only: [::]:PORT means IPv6, as given, not every IPv4 address too.
       server.listen({ host: opts.on.host, port: opts.on.port, ipv6Only: opts.on.family === 6 }, () => resolve());
     });
@@ -281,7 +306,7 @@ export class HttpServer {
       return reply(res, 400, TEXT, `${err.message}\n`);
     }
     const now = monoNow();
-    const chosen = pick(this.view.candidatesAt(now), opts);
+    const chosen = this.view.pick(opts, now);
     if (chosen.length === 0) {
       res.setHeader('Retry-After', '1');
       return reply(res, 503, TEXT, `${noneReason(this.view.allAt(now), opts)}\n`);
@@ -301,15 +326,6 @@ export class HttpServer {
 function reply(res: ServerResponse, status: number, type: string, body: string): void {
   res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
   res.end(body);
-}
-
-function listenReason(err: NodeJS.ErrnoException): string {
-  switch (err.code) {
-    case 'EADDRINUSE': return 'address already in use';
-    case 'EADDRNOTAVAIL': return 'address not available on this host';
-    case 'EACCES': return 'permission denied (a port below 1024 needs privileges)';
-    default: return err.message;
-  }
 }
 
 /** A Prometheus label value: backslash, double quote and newline escaped. */

@@ -37,7 +37,8 @@ export function weight(s: PickServer): number {
   return s.busy === 0 ? Math.floor(s.ready / 4) : s.ready;
 }
 
-function isFresh(s: PickServer, maxAge: number): boolean {
+/** Seen less than maxAge seconds ago. */
+export function isFresh(s: PickServer, maxAge: number): boolean {
   return s.age !== null && s.age < maxAge;
 }
 
@@ -66,29 +67,49 @@ function memberTest(members: readonly string[] | undefined): ((s: PickServer) =>
   return (s) => portsByAddress.get(canonical(s.address))?.has(s.port) === true;
 }
 
+/** What fixes the candidates of a prepared pool. */
+export type PoolOptions = Pick<PickOptions, 'maxAge' | 'members'>;
+/** What each call on a prepared pool chooses afresh. */
+export type DrawOptions = Pick<PickOptions, 'method' | 'count' | 'distinct' | 'random'>;
+
 /**
- * The candidates with weight over 0 in a Fenwick tree: an exact weighted draw
- * and a removal (for --distinct) in O(log n) each, after an O(n) build. The
- * sums are integers below 2^53 (2^20 slots of at most 2^32 ready), so every
- * step is exact in doubles.
+ * The candidates (fresh, in members, not drained, weight over 0) of a
+ * snapshot in a Fenwick tree: an exact weighted draw and a removal (for
+ * --distinct) in O(log n) each, after an O(n) build. A caller that keeps it
+ * picks from it again for as long as the candidates stay as they were: until
+ * the table changes or `oldest` ages out. The sums are integers below 2^53
+ * (2^20 slots of at most 2^32 ready), so every step is exact in doubles.
  */
-class Pool<T extends PickServer> {
+export class Prepared<T extends PickServer> {
   readonly items: T[] = [];
+  /** The candidate heard from longest ago, the first to age out; undefined when there is none. */
+  readonly oldest: T | undefined;
   private readonly weights: number[] = [];
   private readonly tree: Float64Array; // 1-based
   private readonly top: number; // highest power of two <= items.length
-  total = 0;
+  private total = 0;
 
-  constructor(servers: readonly T[], opts: PickOptions) {
+  constructor(servers: readonly T[], opts: PoolOptions) {
     const inMembers = memberTest(opts.members);
-    for (const s of servers) {
+    let oldest: T | undefined;
+    let oldestAge = -1;
+    // An index loop reading age once: a short-lived `pick` runs this unoptimised over every server.
+    for (let i = 0; i < servers.length; i++) {
+      const s = servers[i]!;
+      const age = s.age;
+      if (age === null || !(age < opts.maxAge) || s.state === 'drain') continue;
       const w = weight(s);
-      if (w > 0 && s.state !== 'drain' && isFresh(s, opts.maxAge) && (inMembers === null || inMembers(s))) {
+      if (w > 0 && (inMembers === null || inMembers(s))) {
         this.items.push(s);
         this.weights.push(w);
         this.total += w;
+        if (age > oldestAge) {
+          oldest = s;
+          oldestAge = age;
+        }
       }
     }
+    this.oldest = oldest;
     const n = this.items.length;
     this.tree = new Float64Array(n + 1);
     for (let i = 1; i <= n; i++) {
@@ -100,13 +121,42 @@ class Pool<T extends PickServer> {
   }
 
   /**
+   * `opts.count` picks (fewer with `distinct` when the candidates run out), in
+   * the order drawn; [] when there is no candidate. O(count log n): what
+   * `distinct` takes out is put back before it returns.
+   */
+  pick(opts: DrawOptions): T[] {
+    const out: T[] = [];
+    const taken: number[] = [];
+    try {
+      for (let k = 0; k < opts.count && this.total > 0; k++) {
+        let i = this.draw(opts.random);
+        if (opts.method === 'two-choices') {
+          // The power of two choices: of two weighted draws (maybe the same server),
+          // the one with more room; the first on a tie.
+          const j = this.draw(opts.random);
+          if (this.items[j]!.ready > this.items[i]!.ready) i = j;
+        }
+        out.push(this.items[i]!);
+        if (opts.distinct) {
+          this.add(i, -this.weights[i]!);
+          taken.push(i);
+        }
+      }
+    } finally {
+      for (const i of taken) this.add(i, this.weights[i]!);
+    }
+    return out;
+  }
+
+  /**
    * The index of the first item whose cumulative weight exceeds
    * r = floor(random() * total): each item has exactly `weight` values of r.
    * Apache's loop tests `c <= pick <= c + ready` over 0..total inclusive
    * instead, so the later of two neighbours wins each shared bound, the last
    * server gets one value more, and a server of ready 0 placed last still wins.
    */
-  draw(random: () => number): number {
+  private draw(random: () => number): number {
     let rest = Math.floor(random() * this.total);
     let pos = 0;
     for (let step = this.top; step > 0; step >>= 1) {
@@ -119,11 +169,10 @@ class Pool<T extends PickServer> {
     return pos;
   }
 
-  remove(index: number): void {
-    const w = this.weights[index]!;
-    this.weights[index] = 0;
-    this.total -= w;
-    for (let i = index + 1; i < this.tree.length; i += i & -i) this.tree[i]! -= w;
+  /** Changes item `index`'s weight in the tree by `delta`: minus its weight takes it out, plus puts it back. */
+  private add(index: number, delta: number): void {
+    this.total += delta;
+    for (let i = index + 1; i < this.tree.length; i += i & -i) this.tree[i]! += delta;
   }
 }
 
@@ -132,20 +181,7 @@ class Pool<T extends PickServer> {
  * the order drawn; [] when no candidate has weight over 0.
  */
 export function pick<T extends PickServer>(servers: readonly T[], opts: PickOptions): T[] {
-  const pool = new Pool(servers, opts);
-  const out: T[] = [];
-  for (let k = 0; k < opts.count && pool.total > 0; k++) {
-    let i = pool.draw(opts.random);
-    if (opts.method === 'two-choices') {
-      // The power of two choices: of two weighted draws (maybe the same server),
-      // the one with more room; the first on a tie.
-      const j = pool.draw(opts.random);
-      if (pool.items[j]!.ready > pool.items[i]!.ready) i = j;
-    }
-    out.push(pool.items[i]!);
-    if (opts.distinct) pool.remove(i);
-  }
-  return out;
+  return new Prepared(servers, opts).pick(opts);
 }
 
 function plural(n: number, word: string): string {

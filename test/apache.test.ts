@@ -9,7 +9,8 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { apacheSkipReason, descendants, freePort, netnsSkipReason, startApache, type Apache } from './apache.ts';
+import { apacheSkipReason, descendants, netnsSkipReason, startApache, type Apache } from './apache.ts';
+import { freePort } from './run.ts';
 
 const GROUP = '239.0.0.1';
 
@@ -67,7 +68,7 @@ test('netns-run: HBEAT_NO_NETNS=1 runs the command as-is, with one line on stder
 });
 
 test('netns-run: IPv4 multicast on lo', { skip: netnsSkipReason() }, async () => {
-  const port = await freePort('udp');
+  const port = await freePort();
   const rx = await receiver('udp4', port, GROUP, { group: GROUP });
   const tx = await sender('127.0.0.1');
   try {
@@ -83,7 +84,7 @@ test('netns-run: IPv4 multicast on lo', { skip: netnsSkipReason() }, async () =>
 
 for (const group of ['ff02::1:4242', 'ff05::4242']) {
   test(`netns-run: IPv6 multicast to ${group} from hb0, joined on hb1 and on hb0`, { skip: netnsSkipReason(true) }, async () => {
-    const port = await freePort('udp');
+    const port = await freePort();
     const onHb1 = await receiver('udp6', port, '::', { group, iface: '::%hb1' });
     const onHb0 = await receiver('udp6', port, '::', { group, iface: '::%hb0' });
     const tx = createSocket('udp6');
@@ -148,7 +149,7 @@ async function heartbeats(t: { diagnostic(m: string): void }, to: string, rx: Aw
 }
 
 test('Apache mod_heartbeat to a multicast group', { skip: apacheSkipReason() }, async (t) => {
-  const port = await freePort('udp');
+  const port = await freePort();
   const rx = await receiver('udp4', port, GROUP, { group: GROUP });
   try {
     await heartbeats(t, `${GROUP}:${port}`, rx);
@@ -158,7 +159,7 @@ test('Apache mod_heartbeat to a multicast group', { skip: apacheSkipReason() }, 
 });
 
 test('Apache mod_heartbeat to a unicast address', { skip: apacheSkipReason(false) }, async (t) => {
-  const port = await freePort('udp');
+  const port = await freePort();
   const rx = await receiver('udp4', port, '127.0.0.1');
   try {
     await heartbeats(t, `127.0.0.1:${port}`, rx);
@@ -168,7 +169,7 @@ test('Apache mod_heartbeat to a unicast address', { skip: apacheSkipReason(false
 });
 
 test('Apache mod_heartmonitor writes hb.dat from multicast datagrams', { skip: apacheSkipReason() }, async (t) => {
-  const port = await freePort('udp');
+  const port = await freePort();
   const config = `HeartbeatListen ${GROUP}:${port}\nHeartbeatStorage hb.dat\nHeartbeatMaxServers 0`;
   await withApache(['watchdog', 'heartmonitor'], config, async (apache) => {
     await apache.waitForLog(/_heartmonitor_ listener started/);

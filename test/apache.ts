@@ -6,26 +6,18 @@
 // hb.dat from a child process). As any other user it runs as that user and
 // switches nothing; sh test/netns-run gives non-root callers their own uid
 // back inside the namespace, so this holds there too.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { accessSync, chownSync, chmodSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { createSocket } from 'node:dgram';
+import { execFileSync } from 'node:child_process';
+import { chownSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { executable, runDaemon, type Daemon } from './daemon.ts';
+import { freePort, until } from './run.ts';
+
+export { descendants } from './daemon.ts';
 
 const binary = '/usr/sbin/apache2';
 const modulesDir = '/usr/lib/apache2/modules';
-
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export const apacheBinary: string | undefined =
   executable(binary) && existsSync(join(modulesDir, 'mod_mpm_event.so')) ? binary : undefined;
@@ -61,38 +53,9 @@ export function apacheSkipReason(needNetns = true): string | false {
   return false;
 }
 
-export interface Apache {
-  pid: number;
-  /** Its temporary ServerRoot: DefaultRuntimeDir, logs, anything a test puts there. */
-  dir: string;
+export interface Apache extends Daemon {
   /** Its HTTP port on 127.0.0.1. */
   port: number;
-  errorLog(): string;
-  /** Resolves with the error log once it matches, rejects after timeoutMs. */
-  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<string>;
-  /** SIGTERM, SIGKILL after 5 s; resolves once it and all its children are gone and dir is removed. */
-  stop(): Promise<void>;
-}
-
-/** A port that was free a moment ago on 127.0.0.1. */
-export function freePort(kind: 'tcp' | 'udp'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    if (kind === 'tcp') {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
-        const { port } = server.address() as { port: number };
-        server.close(() => resolve(port));
-      });
-    } else {
-      const socket = createSocket('udp4');
-      socket.once('error', reject);
-      socket.bind(0, '127.0.0.1', () => {
-        const { port } = socket.address();
-        socket.close(() => resolve(port));
-      });
-    }
-  });
 }
 
 let builtins: Set<string> | undefined;
@@ -119,71 +82,6 @@ function unprivilegedIds(): { uid: number; gid: number } {
   if (!fields || fields.length < 4) throw new Error('startApache: running as root needs a user "nobody" in /etc/passwd');
   return { uid: Number(fields[2]), gid: Number(fields[3]) };
 }
-
-/** pid, ppid and start time (clock ticks since boot, to tell a reused pid apart) of every process. */
-function processTable(): { pid: number; ppid: number; start: string }[] {
-  const table = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue; // gone meanwhile
-    }
-    // The command name, in parentheses, may hold spaces: fields count from the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z') continue;
-    table.push({ pid: Number(entry), ppid: Number(fields[1]), start: fields[19]! });
-  }
-  return table;
-}
-
-/** The processes under pid root (Apache's children), with their start times. */
-export function descendants(root: number): { pid: number; start: string }[] {
-  const table = processTable();
-  const found: { pid: number; start: string }[] = [];
-  const parents = new Set([root]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const p of table) {
-      if (parents.has(p.ppid) && !parents.has(p.pid)) {
-        parents.add(p.pid);
-        found.push(p);
-        grew = true;
-      }
-    }
-  }
-  return found;
-}
-
-function alive(proc: { pid: number; start: string }): boolean {
-  return processTable().some((p) => p.pid === proc.pid && p.start === proc.start);
-}
-
-function kill(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.once('exit', () => resolve()));
-}
-
-// Apaches still running when the test process exits (a test that threw before
-// stop()): killed and cleaned up rather than left behind in the namespace.
-const running = new Map<ChildProcess, string>();
-process.once('exit', () => {
-  for (const [child, dir] of running) {
-    if (child.pid !== undefined) for (const p of descendants(child.pid)) kill(p.pid);
-    child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
 
 /** Writes a minimal httpd.conf in a fresh temporary directory (event MPM,
  * authz_core, LogLevel debug, Listen 127.0.0.1:<free port>, then a LoadModule
@@ -224,68 +122,12 @@ ${opts.config}
 `,
   );
 
-  // Output to a file, not a pipe, and unref'd: a test that never calls
-  // stop() still lets its process exit, and the exit handler cleans up.
-  const out = openSync(join(dir, 'stdio.log'), 'w');
-  const child = spawn(apacheBinary, ['-f', conf, '-DFOREGROUND'], { stdio: ['ignore', out, out] });
-  closeSync(out);
-  child.unref();
-  running.set(child, dir);
-  const read = (name: string): string => {
-    try {
-      return readFileSync(join(dir, name), 'utf8');
-    } catch {
-      return '';
-    }
-  };
-  const errorLog = (): string => read('error.log');
-
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      child.ref(); // its exit is what we wait for now
-      const kids = child.pid === undefined ? [] : descendants(child.pid);
-      child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited(child);
-      clearTimeout(killer);
-      // Apache reaps its own children before it exits; these are left only
-      // when it was killed, or if something else went wrong.
-      for (let left = kids.filter(alive); left.length > 0; left = left.filter(alive)) {
-        for (const p of left) kill(p.pid);
-        await sleep(20);
-      }
-      running.delete(child);
-      rmSync(dir, { recursive: true, force: true });
-    })();
-    return stopping;
-  };
-
-  const waitForLog = async (pattern: RegExp, timeoutMs = 15000): Promise<string> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const log = errorLog();
-      if (pattern.test(log)) return log;
-      if (Date.now() > deadline) throw new Error(`Apache's error log did not show ${pattern} within ${timeoutMs} ms:\n${log}`);
-      await sleep(50);
-    }
-  };
-
-  const failed = (why: string): Error => new Error(`Apache ${why}\n${read('stdio.log')}${errorLog()}`);
-  const deadline = Date.now() + 15000;
-  try {
-    while (!(await answers(port))) {
-      if (child.exitCode !== null || child.signalCode !== null) {
-        throw failed(`exited (${child.exitCode ?? child.signalCode}) before it served:`);
-      }
-      if (Date.now() > deadline) throw failed(`did not answer on 127.0.0.1:${port} within 15 s:`);
-      await sleep(50);
-    }
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { pid: child.pid!, dir, port, errorLog, waitForLog, stop };
+  const daemon = await runDaemon(apacheBinary, ['-f', conf, '-DFOREGROUND'], dir, {
+    name: 'Apache',
+    ready: () => answers(port),
+    readyWhat: `answer on 127.0.0.1:${port}`,
+  });
+  return { ...daemon, port };
 }
 
 /** Whether anything answers HTTP on 127.0.0.1:port (any status will do). */
@@ -300,4 +142,32 @@ function answers(port: number): Promise<boolean> {
     req.on('error', () => resolve(false));
     req.end();
   });
+}
+
+export interface Heartmonitor extends Apache {
+  /** The flat file it keeps its servers in: dir/hb.dat. */
+  hbDat: string;
+  /** hb.dat's lines, sorted, once it has one for each of `sources` (20 s at most). */
+  linesFor(sources: readonly string[]): Promise<string[]>;
+}
+
+/** Apache with mod_heartmonitor listening on `listen` (GROUP:PORT) and keeping
+ * its servers in the flat file hb.dat (HeartbeatMaxServers 0: no shared
+ * memory); resolves once its listener has started. */
+export async function startHeartmonitor(listen: string): Promise<Heartmonitor> {
+  const apache = await startApache({
+    modules: ['watchdog', 'heartmonitor'],
+    config: `HeartbeatListen ${listen}\nHeartbeatStorage hb.dat\nHeartbeatMaxServers 0`,
+  });
+  try {
+    await apache.waitForLog(/_heartmonitor_ listener started/);
+  } catch (err) {
+    await apache.stop();
+    throw err;
+  }
+  const linesFor = (sources: readonly string[]): Promise<string[]> => until(() => {
+    const text = apache.read('hb.dat');
+    return sources.every((s) => text.includes(`${s} `)) ? text.trim().split('\n').sort() : undefined;
+  }, `${sources.join(', ')} in Apache's hb.dat`, 20_000);
+  return { ...apache, hbDat: join(apache.dir, 'hb.dat'), linesFor };
 }

@@ -10,19 +10,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { crc32, readSnapshot, SlotTable } from '../src/slotfile.ts';
-import { freePort, hbeat, send, start, statusJson, tempDir, until, type Running } from './run.ts';
+import { freePort, hbeat, send, start, statusJson, testDir, until, type Running } from './run.ts';
 
 const HERE = import.meta.dirname ?? new URL('.', import.meta.url).pathname;
 const FLOOD = join(HERE, 'flood.ts');
 const REGISTER = pathToFileURL(join(HERE, 'register.mjs')).href;
 const SUM = 1_000_000; // test/flood.ts's ready + busy
 const FAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
-
-function temp(t: TestContext): string {
-  const tmp = tempDir();
-  t.after(tmp.remove);
-  return tmp.dir;
-}
 
 interface Child { child: ChildProcess; output: Promise<string> }
 
@@ -58,7 +52,7 @@ function slotBytes(path: string): { used: number; badCrc: number } {
 }
 
 test('a listener killed with SIGKILL mid-flood leaves a file the next one opens, every slot intact and as last sent', async (t) => {
-  const dir = temp(t);
+  const dir = testDir(t);
   const slots = join(dir, 'hbeat.slots');
   const port = await freePort();
   const args = ['listen', '--on', `127.0.0.1:${port}`, '--slots', slots, '--max-servers', '256'];
@@ -126,7 +120,7 @@ test('a listener killed with SIGKILL mid-flood leaves a file the next one opens,
 });
 
 test('readers racing a flood never see a torn slot: ready + busy holds in every record they return', async (t) => {
-  const dir = temp(t);
+  const dir = testDir(t);
   const slots = join(dir, 'hbeat.slots');
   const port = await freePort();
   const listener = await start(['listen', '--on', `127.0.0.1:${port}`, '--slots', slots, '--max-servers', '64']);
@@ -153,7 +147,7 @@ function faked(args: string[], offset: string) {
 }
 
 test('a step of the wall clock changes no age (status and pick under libfaketime)', { skip: existsSync(FAKETIME) ? false : `no libfaketime (${FAKETIME}; Debian's faketime)` }, async (t) => {
-  const dir = temp(t);
+  const dir = testDir(t);
   const slots = join(dir, 'hbeat.slots');
   const table = SlotTable.open(slots, 4);
   table.write(table.claim('127.0.0.2', 8080), { ready: 5, busy: 1, state: 0, ts: -1 }, '');
@@ -190,7 +184,7 @@ test('a step of the wall clock changes no age (status and pick under libfaketime
 });
 
 test('a listener whose wall clock is a day behind stores ages that read right', { skip: existsSync(FAKETIME) ? false : `no libfaketime (${FAKETIME})` }, async (t) => {
-  const dir = temp(t);
+  const dir = testDir(t);
   const slots = join(dir, 'hbeat.slots');
   const port = await freePort();
   const listener = await start(['listen', '--on', `127.0.0.1:${port}`, '--slots', slots], /msg=started/, {
@@ -222,7 +216,7 @@ async function socketsFrom(t: TestContext, addrs: string[]): Promise<Socket[]> {
 const sendOn = (s: Socket, text: string, port: number) => new Promise<void>((resolve, reject) => s.send(text, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())));
 
 test('a full table under a flood of newcomers: each refused datagram counted once in full, logged rate-limited, no live server evicted', async (t) => {
-  const dir = temp(t);
+  const dir = testDir(t);
   const slots = join(dir, 'hbeat.slots');
   const port = await freePort();
   const listener: Running = await start(['listen', '--on', `127.0.0.1:${port}`, '--slots', slots, '--max-servers', '8']);

@@ -6,25 +6,12 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path';
 import { monoNow } from '../src/clock.ts';
 import { formatHbDat, HbDatWriter, writeHbDat } from '../src/hbdat.ts';
-import { sink } from '../src/log.ts';
 import { SlotTable, type ServerRecord } from '../src/slotfile.ts';
+import { captureLog } from './logs.ts';
 import { freePort, hbeat, send, start, tempDir, until } from './run.ts';
 
 function record(host: string, port: number, ready: number, busy: number, age: number | null, state: 'up' | 'drain' = 'up'): ServerRecord {
   return { slot: 0, address: host, scope: '', host, port, state, ready, busy, packets: 1, age, seenWall: 0, lastTs: -1 };
-}
-
-/** Captures log lines while `body` runs. */
-function captureLog(body: () => void): string[] {
-  const lines: string[] = [];
-  const write = sink.write;
-  sink.write = (line) => void lines.push(line);
-  try {
-    body();
-  } finally {
-    sink.write = write;
-  }
-  return lines;
 }
 
 test('formatHbDat writes mod_heartmonitor\'s lines: whole-second lastseen, nothing silent for over 30 s, no drained server', () => {

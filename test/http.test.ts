@@ -5,10 +5,10 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { HttpServer, metricsText, pickOptions, type HttpTimeouts } from '../src/http.ts';
+import { monoNow } from '../src/clock.ts';
+import { HttpServer, metricsText, pickOptions, PickView, type HttpTimeouts } from '../src/http.ts';
 import { Listener, ListenError } from '../src/listener.ts';
 import { SlotTable } from '../src/slotfile.ts';
-import { freePort as freeTcpPort } from './apache.ts';
 import { freePort, hbeat, send, start, statusJson, tempDir, until } from './run.ts';
 
 interface Reply { status: number; headers: Record<string, string | string[] | undefined>; body: string }
@@ -208,6 +208,29 @@ test('/pick decodes the table only when a heartbeat changed it; ages are worked 
   assert.equal(decodes, 2);
 });
 
+test('PickView keeps the candidates of each max-age and members prepared until a heartbeat changes the table or one ages out', async (t) => {
+  const { table, listener } = await setup(t);
+  const beat = (from: string) => assert.equal(listener.receive(Buffer.from('v=1&ready=10&busy=1'), from), 0);
+  beat('127.0.0.2');
+  beat('127.0.0.3');
+  const view = new PickView(table, 0);
+  const names = (picks: { host: string; port: number }[]) => picks.map((s) => `${s.host}:${s.port}`).sort();
+  const at = monoNow();
+  // What distinct takes out of a kept pool is back for the next request.
+  for (let i = 0; i < 3; i++) assert.deepEqual(names(view.pick(pickOptions('count=5&distinct'), at)), ['127.0.0.2:80', '127.0.0.3:80']);
+  assert.deepEqual(names(view.pick(pickOptions('count=3&members=127.0.0.3:80'), at)), Array(3).fill('127.0.0.3:80'));
+  assert.equal(view.pick(pickOptions('max-age=2s'), at).length, 1);
+  // 2.5 s on, with no heartbeat: under max-age=2s both have aged out; under the default neither.
+  const later = at + 2500;
+  assert.deepEqual(view.pick(pickOptions('max-age=2s'), later), []);
+  assert.deepEqual(view.pick(pickOptions('members=127.0.0.3:80&max-age=2s'), later), []);
+  const [one] = view.pick(pickOptions(''), later);
+  assert.ok(one!.age! >= 2.5, `age ${one!.age} as of the pick`);
+  // A heartbeat changes the table: 127.0.0.3 is a candidate again.
+  beat('127.0.0.3');
+  assert.deepEqual(names(view.pick(pickOptions('members=127.0.0.3:80&max-age=2s'), later)), ['127.0.0.3:80']);
+});
+
 test('unknown paths get 404, wrong methods 405 with Allow; HEAD works where GET does', async (t) => {
   const { port } = await setup(t);
   assert.equal((await http(port, '/nowhere')).status, 404);
@@ -290,7 +313,7 @@ test('listen --http end to end: heartbeats by POST and UDP alike, /status as sta
   t.after(tmp.remove);
   const slots = join(tmp.dir, 'hbeat.slots');
   const udp = await freePort();
-  const port = await freeTcpPort('tcp');
+  const port = await freePort('tcp');
   const l = await start(['listen', '--on', `127.0.0.1:${udp}`, '--slots', slots, '--http', `127.0.0.1:${port}`]);
   t.after(() => l.stop());
   assert.match(l.stderr(), new RegExp(`msg="http listening" on=127\\.0\\.0\\.1:${port}`));

@@ -99,7 +99,9 @@ ProxyPass "/app/" "balancer://hb/"`,
   const total = 30 + 10 + 1;
   const expected = [(30 / total) * requests, (11 / total) * requests];
   const got = [counts.get('127.0.0.2') ?? 0, counts.get('127.0.0.3') ?? 0];
-  // Chi-square, one degree of freedom; 10.83 is its 0.999 quantile.
+  // Chi-square, one degree of freedom; 23.93 is its 1 - 1e-6 quantile. Apache's
+  // random numbers are not seeded by us, so the bound must hold for any run;
+  // hbeat writing other weights (1:1, or 3:1 the other way) would still fail it.
   const chi2 = got.reduce((sum, o, i) => sum + (o - expected[i]!) ** 2 / expected[i]!, 0);
-  assert.ok(chi2 < 10.83, `chi-square ${chi2.toFixed(2)} for ${got.join('/')} against ${expected.map((e) => e.toFixed(1)).join('/')}`);
+  assert.ok(chi2 < 23.93, `chi-square ${chi2.toFixed(2)} for ${got.join('/')} against ${expected.map((e) => e.toFixed(1)).join('/')}`);
 });

@@ -4,9 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { apacheSkipReason, startApache } from './apache.ts';
+import { apacheSkipReason, startApache, startHeartmonitor } from './apache.ts';
 import { freePort, hbeat, start, statusJson, tempDir, until, type Running } from './run.ts';
 
 const GROUP = '239.0.0.1';
@@ -49,12 +48,8 @@ test('listen records exactly what a real mod_heartbeat sends: one server 127.0.0
 
 test('send reaches a real mod_heartmonitor from several sources, and pick reads its hb.dat without Apache\'s off-by-one', { skip: apacheSkipReason() }, async (t) => {
   const port = await freePort();
-  const apache = await startApache({
-    modules: ['watchdog', 'heartmonitor'],
-    config: `HeartbeatListen ${GROUP}:${port}\nHeartbeatStorage hb.dat\nHeartbeatMaxServers 0`,
-  });
+  const apache = await startHeartmonitor(`${GROUP}:${port}`);
   t.after(() => apache.stop());
-  await apache.waitForLog(/_heartmonitor_ listener started/);
 
   const backends: [string, number, number, number][] = [
     ['127.0.0.2', 30, 2, 8080],
@@ -67,12 +62,7 @@ test('send reaches a real mod_heartmonitor from several sources, and pick reads 
     senders.push(await start(['send', '--to', `${GROUP}:${port}`, '--source', source, '--interface', '127.0.0.1', '--ready', String(ready), '--busy', String(busy), '--port', String(advertised), '--interval', '500ms']));
   }
 
-  const hbdat = join(apache.dir, 'hb.dat');
-  const lines = await until(() => {
-    if (!existsSync(hbdat)) return undefined;
-    const text = readFileSync(hbdat, 'latin1');
-    return backends.every(([source]) => text.includes(`${source} `)) ? text.trim().split('\n').sort() : undefined;
-  }, 'all three backends in Apache\'s hb.dat', 20_000);
+  const lines = await apache.linesFor(backends.map(([source]) => source));
   assert.equal(lines.length, 3, lines.join('\n'));
   backends.forEach(([source, ready, busy, advertised], i) => {
     assert.match(lines[i]!, new RegExp(`^${source.replace(/\./g, '\\.')} &ready=${ready}&busy=${busy}&lastseen=\\d+&port=${advertised}$`));
@@ -80,7 +70,7 @@ test('send reaches a real mod_heartmonitor from several sources, and pick reads 
 
   // Weights 30 and 10; the ready-0 server must never come up, wherever Apache put its line.
   const picks = 20_000;
-  const r = await hbeat(['pick', '--hb-dat', hbdat, '--count', String(picks), '--seed', '11']);
+  const r = await hbeat(['pick', '--hb-dat', apache.hbDat, '--count', String(picks), '--seed', '11']);
   assert.equal(r.code, 0, r.stderr);
   const counts = new Map<string, number>();
   for (const line of r.stdout.trim().split('\n')) counts.set(line, (counts.get(line) ?? 0) + 1);

@@ -2,20 +2,14 @@
 // veth pair hb0/hb1 of test/netns-run's private namespace: `send` out of hb0,
 // `listen` joined on hb1. A server's identity leaves out the scope; `host`
 // shows the last one seen, and status and pick print [ADDR]:PORT.
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { freePort, hbeat, start, statusJson, tempDir, until } from './run.ts';
+import { freePort, hbeat, start, statusJson, testDir, until } from './run.ts';
 
 const NO_V6 = process.env.HBEAT_NETNS_V6 === '1' ? false : 'needs the IPv6 veth pair (hb0, hb1) of test/netns-run';
-
-function temp(t: TestContext): string {
-  const tmp = tempDir();
-  t.after(tmp.remove);
-  return tmp.dir;
-}
 
 /** hb0's link-local address: where its multicast comes from, seen on hb1. */
 function linkLocal(name: string): string {
@@ -30,7 +24,7 @@ async function sendOnce(args: string[]): Promise<void> {
 }
 
 test('IPv6 unicast on [::1]: listen, send, status and pick print [ADDR]:PORT', async (t) => {
-  const dir = temp(t);
+  const dir = testDir(t);
   const slots = join(dir, 'hbeat.slots');
   const port = await freePort('udp6');
   const listener = await start(['listen', '--on', `[::1]:${port}`, '--slots', slots]);
@@ -51,7 +45,7 @@ test('IPv6 unicast on [::1]: listen, send, status and pick print [ADDR]:PORT', a
 });
 
 test('IPv6 link-local multicast: listen --on [ff02::1234] --interface hb1 hears send --interface hb0; one server whatever the source port, scope shown', { skip: NO_V6 }, async (t) => {
-  const dir = temp(t);
+  const dir = testDir(t);
   const slots = join(dir, 'hbeat.slots');
   const port = await freePort('udp6');
   const listener = await start(['listen', '--on', `[ff02::1234]:${port}`, '--interface', 'hb1', '--slots', slots]);
@@ -69,7 +63,7 @@ test('IPv6 link-local multicast: listen --on [ff02::1234] --interface hb1 hears 
 });
 
 test('IPv6 site-local multicast, interfaces given by address, and signed: ff05:: from fd00:beef::1 to fd00:beef::2', { skip: NO_V6 }, async (t) => {
-  const dir = temp(t);
+  const dir = testDir(t);
   const slots = join(dir, 'hbeat.slots');
   const key = join(dir, 'key');
   writeFileSync(key, 'a1'.repeat(32));
@@ -89,7 +83,7 @@ test('IPv6 site-local multicast, interfaces given by address, and signed: ff05::
 });
 
 test('two IPv6 groups on one port: each listener hears its own group only, and two listeners share a group', { skip: NO_V6 }, async (t) => {
-  const dir = temp(t);
+  const dir = testDir(t);
   const port = await freePort('udp6');
   const a = join(dir, 'a.slots'), b = join(dir, 'b.slots'), c = join(dir, 'c.slots');
   const la = await start(['listen', '--on', `[ff02::1234]:${port}`, '--interface', 'hb1', '--slots', a]);
@@ -114,7 +108,7 @@ test('two IPv6 groups on one port: each listener hears its own group only, and t
 });
 
 test('a link-local group without an interface is refused with one line', async (t) => {
-  const dir = temp(t);
+  const dir = testDir(t);
   const r = await hbeat(['listen', '--on', `[ff02::1234]:${await freePort('udp6')}`, '--slots', join(dir, 'hbeat.slots')]);
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /^hbeat listen: \[ff02::1234\]:\d+: a link-local group needs an interface: --interface NAME, or \[ADDR%NAME\]:PORT\n$/);

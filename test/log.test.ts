@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { formatLine, log, RateLimitedLog, sink, type Fields, type Level } from '../src/log.ts';
+import { formatLine, log, RateLimitedLog, type Fields, type Level } from '../src/log.ts';
+import { captureLog } from './logs.ts';
 import { freePort, send, start, tempDir, until } from './run.ts';
 
 const SRC = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', 'src');
@@ -25,19 +26,6 @@ function parse(line: string): { prefix: string; fields: Record<string, string> }
     assert.ok(m[3] === ' ' || rest === '', 'no trailing space');
   }
   return { prefix: head[0], fields };
-}
-
-/** Captures what log() writes while `fn` runs. */
-function capture(fn: () => void): string[] {
-  const lines: string[] = [];
-  const write = sink.write;
-  sink.write = (line) => void lines.push(line);
-  try {
-    fn();
-  } finally {
-    sink.write = write;
-  }
-  return lines;
 }
 
 test('a line: timestamp, level, msg, then the fields in order, undefined ones left out', () => {
@@ -81,12 +69,12 @@ test('under journald (JOURNAL_STREAM set): a <priority> prefix for each level an
   const saved = process.env.JOURNAL_STREAM;
   try {
     process.env.JOURNAL_STREAM = '8:12345';
-    const lines = capture(() => {
+    const lines = captureLog(() => {
       for (const level of LEVELS) log(level as Level, 'x');
     });
     assert.deepEqual(lines, ['<3>level=error msg=x', '<4>level=warn msg=x', '<6>level=info msg=x', '<7>level=debug msg=x']);
     delete process.env.JOURNAL_STREAM;
-    assert.match(capture(() => log('info', 'x'))[0]!, /^\d{4}-.*Z level=info msg=x$/);
+    assert.match(captureLog(() => log('info', 'x'))[0]!, /^\d{4}-.*Z level=info msg=x$/);
   } finally {
     if (saved === undefined) delete process.env.JOURNAL_STREAM;
     else process.env.JOURNAL_STREAM = saved;
@@ -101,7 +89,7 @@ test('rate limiting: a burst per cause and window, then one line with the count 
     built++;
     return { from };
   };
-  const lines = capture(() => {
+  const lines = captureLog(() => {
     for (let i = 0; i < 5; i++) limited.log('malformed', 'warn', 'malformed datagram dropped', fields(`a${i}`));
     // Another cause has its own budget.
     limited.log('full', 'warn', 'table full', fields('b'));

@@ -6,21 +6,12 @@
 // as root of a user namespace, and stopping its pid leaves nothing behind.
 // Everything it writes (pid file, error log, temp directories) is in its own
 // temporary prefix directory, and it listens on 127.0.0.1 only.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, netnsSkipReason } from './apache.ts';
-
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { netnsSkipReason } from './apache.ts';
+import { executable, runDaemon, type Daemon } from './daemon.ts';
+import { freePort } from './run.ts';
 
 export const nginxBinary: string | undefined = ['/usr/sbin/nginx', '/usr/bin/nginx'].find(executable);
 
@@ -31,31 +22,10 @@ export function nginxSkipReason(needNetns = true): string | false {
   return needNetns ? netnsSkipReason() : false;
 }
 
-export interface Nginx {
-  pid: number;
-  /** Its temporary prefix directory. */
-  dir: string;
+export interface Nginx extends Daemon {
   /** Its HTTP port on 127.0.0.1. */
   port: number;
-  errorLog(): string;
-  /** SIGTERM by pid, SIGKILL after 5 s; resolves once it is gone and dir is removed. */
-  stop(): Promise<void>;
 }
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.once('exit', () => resolve()));
-}
-
-// nginxes still running when the test process exits (a test that threw
-// before stop()): killed and cleaned up rather than left in the namespace.
-const running = new Map<ChildProcess, string>();
-process.once('exit', () => {
-  for (const [child, dir] of running) {
-    child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
 
 /** Writes nginx.conf in a fresh temporary directory, with `http` at the http
  * level and `server` inside the one server, which listens on
@@ -91,48 +61,11 @@ ${opts.server}
 }
 `,
   );
-  // Output to a file and unref'd, as test/apache.ts does: a test that never
-  // calls stop() still lets its process exit, and the exit handler cleans up.
-  const out = openSync(join(dir, 'stdio.log'), 'w');
-  const child = spawn(nginxBinary, ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { stdio: ['ignore', out, out] });
-  closeSync(out);
-  child.unref();
-  running.set(child, dir);
-  const read = (name: string): string => {
-    try {
-      return readFileSync(join(dir, name), 'utf8');
-    } catch {
-      return '';
-    }
-  };
-  const errorLog = (): string => read('error.log');
-
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      child.ref();
-      child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited(child);
-      clearTimeout(killer);
-      running.delete(child);
-      rmSync(dir, { recursive: true, force: true });
-    })();
-    return stopping;
-  };
-
-  const failed = (why: string): Error => new Error(`nginx ${why}\n${read('stdio.log')}${errorLog()}`);
-  const deadline = Date.now() + 15000;
-  try {
+  const daemon = await runDaemon(nginxBinary, ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')], dir, {
+    name: 'nginx',
     // nginx writes its pid file once its listening socket is open.
-    while (read('nginx.pid').trim() !== String(child.pid)) {
-      if (child.exitCode !== null || child.signalCode !== null) throw failed(`exited (${child.exitCode ?? child.signalCode}) before it served:`);
-      if (Date.now() > deadline) throw failed('did not write its pid file within 15 s:');
-      await sleep(50);
-    }
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { pid: child.pid!, dir, port, errorLog, stop };
+    ready: (d) => d.read('nginx.pid').trim() === String(d.pid),
+    readyWhat: 'write its pid file',
+  });
+  return { ...daemon, port };
 }

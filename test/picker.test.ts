@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { noneReason, pick, seededRandom, weight } from '../src/picker.ts';
+import { noneReason, pick, Prepared, seededRandom, weight } from '../src/picker.ts';
 import type { PickOptions, PickServer } from '../src/picker.ts';
 import type { ServerRecord } from '../src/slotfile.ts';
 
@@ -291,4 +291,32 @@ test('seededRandom: deterministic, in [0, 1), 53-bit, roughly uniform', () => {
   assertFits(bins, Array(10).fill(0.1), 'seededRandom deciles');
   const mean = values.reduce((a, b) => a + b, 0) / values.length;
   assert.ok(Math.abs(mean - 0.5) < 0.005, `mean ${mean}`);
+});
+
+test('a prepared pool picks as pick() does for the same random sequence, call after call, distinct or not', () => {
+  const servers = Array.from({ length: 300 }, (_, i) =>
+    server(i % 5 === 0 ? 0 : (i * 37) % 50, { address: `127.1.${i >> 8}.${i & 255}`, busy: i % 11 === 0 ? 0 : 1, age: (i % 13) + 0.5, state: i % 17 === 0 ? 'drain' : 'up' }));
+  for (const members of [undefined, servers.filter((_, i) => i % 3 === 0).map((s) => `${s.address}:${s.port}`)]) {
+    const pool = new Prepared(servers, { maxAge: 10, members });
+    for (let seed = 0; seed < 40; seed++) {
+      const draw = {
+        method: seed % 2 ? 'two-choices' : 'weighted',
+        count: [1, 3, 50, 500][seed % 4]!,
+        distinct: seed % 3 === 0,
+        random: seededRandom(seed),
+      } as const;
+      const expected = pick(servers, options({ ...draw, members, random: seededRandom(seed) }));
+      assert.deepEqual(pool.pick(draw), expected, `seed ${seed}, members ${members !== undefined}`);
+    }
+  }
+});
+
+test('a prepared pool: its candidates, and the oldest of them, the first to age out', () => {
+  const old = server(5, { age: 9 });
+  const servers = [server(5, { age: 2 }), old, server(5, { age: 9 }), server(5, { age: 12 }), server(0, { age: 9.5 }), server(5, { age: 9.9, state: 'drain' })];
+  const pool = new Prepared(servers, { maxAge: 10 });
+  assert.deepEqual(pool.items, servers.slice(0, 3));
+  assert.equal(pool.oldest, old, 'the first of two as old');
+  assert.equal(new Prepared(servers, { maxAge: 1 }).oldest, undefined);
+  assert.deepEqual(new Prepared(servers, { maxAge: 1 }).pick({ method: 'weighted', count: 3, distinct: false, random: Math.random }), []);
 });

@@ -2,8 +2,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TestContext } from 'node:test';
 
 export const HBEAT = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', 'dist', 'hbeat.js');
 
@@ -81,14 +83,24 @@ export async function until<T>(check: () => T | undefined | Promise<T | undefine
   }
 }
 
-/** A free UDP port on 127.0.0.1 (bound then released). */
-export function freePort(type: 'udp4' | 'udp6' = 'udp4'): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createSocket(type);
-    s.bind(0, type === 'udp4' ? '127.0.0.1' : '::1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
+/** A port that was free a moment ago (bound, then released): UDP on 127.0.0.1 or ::1, or TCP on 127.0.0.1. */
+export function freePort(kind: 'udp4' | 'udp6' | 'tcp' = 'udp4'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    if (kind === 'tcp') {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as AddressInfo;
+        server.close(() => resolve(port));
+      });
+    } else {
+      const socket = createSocket(kind);
+      socket.once('error', reject);
+      socket.bind(0, kind === 'udp4' ? '127.0.0.1' : '::1', () => {
+        const { port } = socket.address();
+        socket.close(() => resolve(port));
+      });
+    }
   });
 }
 
@@ -96,6 +108,13 @@ export function freePort(type: 'udp4' | 'udp6' = 'udp4'): Promise<number> {
 export function tempDir(): { dir: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'hbeat-test-'));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A fresh temporary directory, removed after test t. */
+export function testDir(t: TestContext): string {
+  const tmp = tempDir();
+  t.after(tmp.remove);
+  return tmp.dir;
 }
 
 export async function statusJson(slots: string): Promise<{ servers: Record<string, unknown>[]; counters: Record<string, number> }> {

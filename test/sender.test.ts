@@ -6,9 +6,9 @@ import { createSocket, type Socket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseEndpoint, type Endpoint } from '../src/address.ts';
-import { sink } from '../src/log.ts';
 import { jitter, SendError, Sender, type Load, type LoadSource, type SendOptions } from '../src/sender.ts';
 import { STATE_DRAIN } from '../src/wire.ts';
+import { withLogs } from './logs.ts';
 
 const NO_NETNS = process.env.HBEAT_NETNS ? false : 'needs the private network namespace of test/netns-run';
 const NO_NETNS_V6 = process.env.HBEAT_NETNS_V6 ? false : 'needs the IPv6 veth pair of test/netns-run';
@@ -70,18 +70,6 @@ async function until(cond: () => boolean, what: string, limitMs = 10_000): Promi
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Captures log lines (src/log.ts's sink) while `body` runs. */
-async function withLogs<T>(body: (lines: string[]) => Promise<T>): Promise<T> {
-  const lines: string[] = [];
-  const write = sink.write;
-  sink.write = (line) => void lines.push(line);
-  try {
-    return await body(lines);
-  } finally {
-    sink.write = write;
-  }
-}
 
 const fixed = (load: Load): LoadSource => async () => load;
 

@@ -4,26 +4,20 @@
 // more key.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Listener } from '../src/listener.ts';
-import { sink } from '../src/log.ts';
 import { readSnapshot, SlotTable } from '../src/slotfile.ts';
 import { BAD_SIG, KeyError, loadKey, NO_SIG, NO_TS, NOT_NEWER, parseKey, replayCheck, sign, Signer, SKEWED, TRUST_OK, Verifier } from '../src/trust.ts';
 import { encodeHeartbeat, newHeartbeat, parseHeartbeat } from '../src/wire.ts';
 import { request } from 'node:http';
-import { apacheSkipReason, freePort as freeTcpPort, startApache } from './apache.ts';
-import { freePort, hbeat, send, start, statusJson, tempDir, until } from './run.ts';
+import { apacheSkipReason, startHeartmonitor } from './apache.ts';
+import { logInto } from './logs.ts';
+import { freePort, hbeat, send, start, statusJson, testDir, until } from './run.ts';
 
 const KEY_HEX = '000102030405060708090a0b0c0d0e0f';
 const KEY = Buffer.from(KEY_HEX, 'hex');
 const NOW = 1_700_000_000_000;
-
-function temp(t: TestContext): string {
-  const tmp = tempDir();
-  t.after(tmp.remove);
-  return tmp.dir;
-}
 
 /** A key file with `mode`, holding `content`. */
 function keyFile(dir: string, content: string | Buffer, mode = 0o600, name = 'key'): string {
@@ -61,7 +55,7 @@ test('a key file holds hex (white space around it ignored) or raw bytes', () => 
 });
 
 test('a key file that group or others can read or write is refused, as ssh refuses a private key', (t) => {
-  const dir = temp(t);
+  const dir = testDir(t);
   assert.deepEqual(loadKey(keyFile(dir, KEY_HEX, 0o600)), KEY);
   assert.deepEqual(loadKey(keyFile(dir, KEY_HEX, 0o400, 'ro')), KEY);
   for (const mode of [0o640, 0o604, 0o620, 0o602, 0o644, 0o666]) {
@@ -150,10 +144,9 @@ async function verifyingListener(t: TestContext, path: string, now: () => number
   const table = SlotTable.open(path, slots);
   const listener = await Listener.start({ on: [], table, verifier: new Verifier(KEY, 30_000, now) });
   const lines: string[] = [];
-  const write = sink.write;
-  sink.write = (line) => void lines.push(line);
+  const restore = logInto(lines);
   t.after(async () => {
-    sink.write = write;
+    restore();
     await listener.close();
     table.close();
   });
@@ -161,7 +154,7 @@ async function verifyingListener(t: TestContext, path: string, now: () => number
 }
 
 test('the listener drops and counts unsigned, badly signed and replayed datagrams; a replay claims no slot', async (t) => {
-  const path = join(temp(t), 'hbeat.slots');
+  const path = join(testDir(t), 'hbeat.slots');
   const { table, listener, lines } = await verifyingListener(t, path, () => NOW);
   const beat = (ready: number, ts: number, port = 80) => Buffer.from(sign(encodeHeartbeat({ ready, busy: 1, port, ts }), KEY));
   const counters = () => Object.fromEntries(['accepted', 'malformed', 'unsigned', 'badsig', 'replayed', 'full'].map((n, i) => [n, table.counters[i]]));
@@ -194,7 +187,7 @@ test('the listener drops and counts unsigned, badly signed and replayed datagram
 });
 
 test('the last ts accepted lives in the slot file: a restarted listener still refuses the replay', async (t) => {
-  const dir = temp(t);
+  const dir = testDir(t);
   const path = join(dir, 'hbeat.slots');
   const beat = Buffer.from(sign(encodeHeartbeat({ ready: 3, busy: 1, ts: NOW }), KEY));
   {
@@ -213,7 +206,7 @@ test('the last ts accepted lives in the slot file: a restarted listener still re
 // End to end, through dist/hbeat.js.
 
 test('send --key-file into listen --key-file: stored; unsigned, other-key and replayed datagrams counted and dropped', async (t) => {
-  const dir = temp(t);
+  const dir = testDir(t);
   const slots = join(dir, 'hbeat.slots');
   const key = keyFile(dir, `${KEY_HEX}\n`);
   const other = keyFile(dir, 'ff'.repeat(16), 0o600, 'other');
@@ -256,10 +249,10 @@ function post(port: number, body: string): Promise<number> {
 }
 
 test('POST /heartbeat to listen --http gets the same checks: only the signed, fresh body is stored', async (t) => {
-  const dir = temp(t);
+  const dir = testDir(t);
   const slots = join(dir, 'hbeat.slots');
   const key = keyFile(dir, KEY_HEX);
-  const http = await freeTcpPort('tcp');
+  const http = await freePort('tcp');
   const listener = await start(['listen', '--on', `127.0.0.1:${await freePort()}`, '--slots', slots, '--key-file', key, '--http', `127.0.0.1:${http}`]);
   t.after(() => listener.stop());
   const body = sign(encodeHeartbeat({ ready: 12, busy: 3, port: 8080, ts: Date.now() }), KEY);
@@ -278,7 +271,7 @@ test('POST /heartbeat to listen --http gets the same checks: only the signed, fr
 });
 
 test('a signed sender keeps going and its last ready=0 on SIGTERM is accepted too', async (t) => {
-  const dir = temp(t);
+  const dir = testDir(t);
   const slots = join(dir, 'hbeat.slots');
   const key = keyFile(dir, KEY_HEX);
   const port = await freePort();
@@ -296,7 +289,7 @@ test('a signed sender keeps going and its last ready=0 on SIGTERM is accepted to
 });
 
 test('--max-skew widens or narrows the window', async (t) => {
-  const dir = temp(t);
+  const dir = testDir(t);
   const key = keyFile(dir, KEY_HEX);
   for (const [skew, accepted] of [['60s', 1], ['1s', 0]] as const) {
     const slots = join(dir, `${skew}.slots`);
@@ -313,7 +306,7 @@ test('--max-skew widens or narrows the window', async (t) => {
 });
 
 test('a key file that is missing, short or readable by others: exit 1 and one line; --max-skew alone: usage', async (t) => {
-  const dir = temp(t);
+  const dir = testDir(t);
   const slots = join(dir, 'hbeat.slots');
   const open = keyFile(dir, KEY_HEX, 0o644, 'open');
   const short = keyFile(dir, 'abcd', 0o600, 'short');
@@ -342,26 +335,17 @@ test('a key file that is missing, short or readable by others: exit 1 and one li
 
 test('a real mod_heartmonitor accepts signed datagrams: its hb.dat lists each server with its ready, busy and port', { skip: apacheSkipReason() }, async (t) => {
   const GROUP = '239.0.0.1';
-  const dir = temp(t);
+  const dir = testDir(t);
   const key = keyFile(dir, KEY_HEX);
   const port = await freePort();
-  const apache = await startApache({
-    modules: ['watchdog', 'heartmonitor'],
-    config: `HeartbeatListen ${GROUP}:${port}\nHeartbeatStorage hb.dat\nHeartbeatMaxServers 0`,
-  });
+  const apache = await startHeartmonitor(`${GROUP}:${port}`);
   t.after(() => apache.stop());
-  await apache.waitForLog(/_heartmonitor_ listener started/);
   const backends = [['127.0.0.2', 30, 2, 8080], ['127.0.0.3', 0, 7, 8081]] as const;
   for (const [source, ready, busy, advertised] of backends) {
     const s = await start(['send', '--to', `${GROUP}:${port}`, '--source', source, '--interface', '127.0.0.1', '--ready', String(ready), '--busy', String(busy), '--port', String(advertised), '--interval', '500ms', '--key-file', key]);
     t.after(() => s.stop());
   }
-  const hbdat = join(apache.dir, 'hb.dat');
-  const lines = await until(() => {
-    if (!existsSync(hbdat)) return undefined;
-    const text = readFileSync(hbdat, 'latin1');
-    return backends.every(([source]) => text.includes(`${source} `)) ? text.trim().split('\n').sort() : undefined;
-  }, 'both signed senders in Apache\'s hb.dat', 20_000);
+  const lines = await apache.linesFor(backends.map(([source]) => source));
   assert.equal(lines.length, backends.length, lines.join('\n'));
   backends.forEach(([source, ready, busy, advertised], i) => {
     assert.match(lines[i]!, new RegExp(`^${source.replace(/\./g, '\\.')} &ready=${ready}&busy=${busy}&lastseen=\\d+&port=${advertised}$`));
