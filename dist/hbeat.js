@@ -156,6 +156,29 @@ var init_address = __esm({
   }
 });
 
+// src/clock.ts
+function monoNow() {
+  return offsetMs + import_node_perf_hooks.performance.now();
+}
+function bootId() {
+  const id = Buffer.alloc(16);
+  try {
+    const hex = (0, import_node_fs.readFileSync)("/proc/sys/kernel/random/boot_id", "latin1").replace(/[^0-9a-f]/g, "");
+    if (hex.length === 32) id.write(hex, "hex");
+  } catch {
+  }
+  return id;
+}
+var import_node_fs, import_node_perf_hooks, offsetMs;
+var init_clock = __esm({
+  "src/clock.ts"() {
+    "use strict";
+    import_node_fs = require("node:fs");
+    import_node_perf_hooks = require("node:perf_hooks");
+    offsetMs = Number(process.hrtime.bigint()) / 1e6 - import_node_perf_hooks.performance.now();
+  }
+});
+
 // src/log.ts
 var log_exports = {};
 __export(log_exports, {
@@ -217,29 +240,6 @@ var init_log = __esm({
   }
 });
 
-// src/clock.ts
-function monoNow() {
-  return offsetMs + import_node_perf_hooks.performance.now();
-}
-function bootId() {
-  const id = Buffer.alloc(16);
-  try {
-    const hex = (0, import_node_fs.readFileSync)("/proc/sys/kernel/random/boot_id", "latin1").replace(/[^0-9a-f]/g, "");
-    if (hex.length === 32) id.write(hex, "hex");
-  } catch {
-  }
-  return id;
-}
-var import_node_fs, import_node_perf_hooks, offsetMs;
-var init_clock = __esm({
-  "src/clock.ts"() {
-    "use strict";
-    import_node_fs = require("node:fs");
-    import_node_perf_hooks = require("node:perf_hooks");
-    offsetMs = Number(process.hrtime.bigint()) / 1e6 - import_node_perf_hooks.performance.now();
-  }
-});
-
 // src/slotfile.ts
 var slotfile_exports = {};
 __export(slotfile_exports, {
@@ -260,12 +260,28 @@ __export(slotfile_exports, {
   SlotTable: () => SlotTable,
   UNSIGNED: () => UNSIGNED,
   crc32: () => crc32,
-  readSnapshot: () => readSnapshot
+  readSnapshot: () => readSnapshot,
+  slotCrc: () => slotCrc
 });
 function crc32(buf, start, end) {
   let c = -1;
   for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ buf[i]) & 255] ^ c >>> 8;
   return (c ^ -1) >>> 0;
+}
+function zeroBytes(c, n) {
+  for (let i = 0; i < n; i++) c = CRC_TABLE[c & 255] ^ c >>> 8;
+  return c;
+}
+function slotCrc(view, off, tail) {
+  const T = WORD_TABLE;
+  let c = -1;
+  for (let i = off; i < off + HEAD_LEN; i += 4) {
+    c ^= view.getInt32(i, true);
+    c = T[768 + (c & 255)] ^ T[512 + (c >>> 8 & 255)] ^ T[256 + (c >>> 16 & 255)] ^ T[c >>> 24];
+  }
+  c = ~c;
+  const Z = TAIL_SHIFT;
+  return (Z[c & 255] ^ Z[256 + (c >>> 8 & 255)] ^ Z[512 + (c >>> 16 & 255)] ^ Z[768 + (c >>> 24)] ^ tail) >>> 0;
 }
 function sealed(buf, off, crcAt) {
   return buf.readUInt32LE(off + crcAt) === crc32(buf, off, off + crcAt);
@@ -349,12 +365,6 @@ function isListener(pid) {
     return false;
   }
 }
-function decodeSlot(ctx, off, slot) {
-  const buf = ctx.buf;
-  if (buf.readUInt32LE(off + S_SEQ) === 0) return null;
-  if (buf.readUInt32LE(off + S_CRC) !== bulkCrc(buf, off, off + S_CRC)) return false;
-  return new SlotRecord(ctx, off, slot);
-}
 function readContext(buf, now, bootOk) {
   return { buf, view: new DataView(buf.buffer, buf.byteOffset, buf.length), now, bootOk };
 }
@@ -363,16 +373,44 @@ function readCounters(header2) {
   COUNTER_NAMES.forEach((name, i) => out2[name] = readU64(header2, C_VALUES + 8 * i));
   return out2;
 }
+function zeroShift(n) {
+  const t = new Int32Array(1024);
+  for (let bit = 0; bit < 32; bit++) t[(bit >> 3) * 256 + (1 << (bit & 7))] = zeroBytes(1 << bit, n);
+  for (let i = 0; i < 1024; i++) {
+    const b = i & 255, low = b & -b;
+    if (b !== low) t[i] = t[i - b + low] ^ t[i - low];
+  }
+  return t;
+}
+function prepareRegionCheck() {
+  const slot = Buffer.alloc(SLOT_SIZE);
+  seal(slot, 0, S_CRC);
+  sealedSlot = ~crc32(slot, 0, SLOT_SIZE) ^ zeroBytes(-1, SLOT_SIZE);
+  return zeroShift(SLOT_SIZE);
+}
 function decodeAll(body, slots, bootOk, reread) {
-  const now = monoNow();
-  const ctx = readContext(body, now, bootOk);
+  const ctx = readContext(body, monoNow(), bootOk);
   const servers = [];
+  if (import_node_zlib.crc32) {
+    const t = slotShift ??= prepareRegionCheck();
+    let c = -1;
+    for (let i = 0; i < slots; i++) {
+      c = t[c & 255] ^ t[256 + (c >>> 8 & 255)] ^ t[512 + (c >>> 16 & 255)] ^ t[768 + (c >>> 24)];
+      if (ctx.view.getUint32(i * SLOT_SIZE + S_SEQ, true) !== 0) {
+        c ^= sealedSlot;
+        servers.push(new SlotRecord(ctx, i));
+      }
+    }
+    if (~c >>> 0 === (0, import_node_zlib.crc32)(body)) return { servers, torn: 0 };
+    servers.length = 0;
+  }
   let torn = 0;
   for (let i = 0; i < slots; i++) {
-    let rec = decodeSlot(ctx, i * SLOT_SIZE, i);
-    for (let tries = 0; rec === false && reread && tries < 3; tries++) rec = decodeSlot(readContext(reread(i), now, bootOk), 0, i);
-    if (rec === false) torn++;
-    else if (rec) servers.push(rec);
+    const off = i * SLOT_SIZE;
+    if (body.readUInt32LE(off + S_SEQ) === 0) continue;
+    for (let tries = 0; !sealed(body, off, S_CRC) && reread && tries < 3; tries++) reread(i);
+    if (sealed(body, off, S_CRC)) servers.push(new SlotRecord(ctx, i));
+    else torn++;
   }
   return { servers, torn };
 }
@@ -388,11 +426,7 @@ function readSnapshot(path) {
     const body = Buffer.allocUnsafe(slots * SLOT_SIZE);
     readFully(fd, body, HEADER_SIZE);
     const bootOk = header2.subarray(H_BOOT, H_BOOT + 16).equals(bootId());
-    const { servers, torn } = decodeAll(body, slots, bootOk, (i) => {
-      const one = Buffer.allocUnsafe(SLOT_SIZE);
-      readFully(fd, one, HEADER_SIZE + i * SLOT_SIZE);
-      return one;
-    });
+    const { servers, torn } = decodeAll(body, slots, bootOk, (i) => readFully(fd, body.subarray(i * SLOT_SIZE, (i + 1) * SLOT_SIZE), HEADER_SIZE + i * SLOT_SIZE));
     return {
       path,
       slots,
@@ -407,7 +441,7 @@ function readSnapshot(path) {
     (0, import_node_fs2.closeSync)(fd);
   }
 }
-var import_node_fs2, import_node_path, import_node_zlib, MAGIC, FORMAT_VERSION, HEADER_SIZE, SLOT_SIZE, MAX_SERVERS_LIMIT, DEFAULT_MAX_SERVERS, EVICT_AGE_MS, COUNTER_NAMES, ACCEPTED, MALFORMED, UNSIGNED, BADSIG, REPLAYED, FULL, H_VERSION, H_HEADER_SIZE, H_SLOT_SIZE, H_SLOTS, H_BOOT, H_CREATED, H_CRC, C_OFF, C_SEQ, C_PID, C_VALUES, C_CRC, C_LEN, S_SEQ, S_FAMILY, S_STATE, S_PORT, S_READY, S_BUSY, S_PACKETS, S_SEEN_MONO, S_SEEN_WALL, S_LAST_TS, S_ADDR, S_SCOPE_LEN, S_SCOPE, SCOPE_MAX, S_CRC, SlotFileError, CRC_TABLE, SlotRecord, bulkCrc, SlotTable;
+var import_node_fs2, import_node_path, import_node_zlib, MAGIC, FORMAT_VERSION, HEADER_SIZE, SLOT_SIZE, MAX_SERVERS_LIMIT, DEFAULT_MAX_SERVERS, EVICT_AGE_MS, COUNTER_NAMES, ACCEPTED, MALFORMED, UNSIGNED, BADSIG, REPLAYED, FULL, H_VERSION, H_HEADER_SIZE, H_SLOT_SIZE, H_SLOTS, H_BOOT, H_CREATED, H_CRC, C_OFF, C_SEQ, C_PID, C_VALUES, C_CRC, C_LEN, S_SEQ, S_FAMILY, S_STATE, S_PORT, S_READY, S_BUSY, S_PACKETS, S_SEEN_MONO, S_SEEN_WALL, S_LAST_TS, S_ADDR, S_SCOPE_LEN, S_SCOPE, SCOPE_MAX, S_CRC, SlotFileError, CRC_TABLE, HEAD_LEN, TAIL_LEN, WORD_TABLE, TAIL_SHIFT, SlotRecord, slotShift, sealedSlot, SlotTable;
 var init_slotfile = __esm({
   "src/slotfile.ts"() {
     "use strict";
@@ -468,60 +502,66 @@ var init_slotfile = __esm({
       for (let k = 0; k < 8; k++) c = c & 1 ? 3988292384 ^ c >>> 1 : c >>> 1;
       CRC_TABLE[n] = c;
     }
+    HEAD_LEN = S_ADDR;
+    TAIL_LEN = S_CRC - S_ADDR;
+    WORD_TABLE = new Int32Array(1024);
+    WORD_TABLE.set(CRC_TABLE);
+    for (let n = 256; n < 1024; n++) WORD_TABLE[n] = zeroBytes(WORD_TABLE[n - 256], 1);
+    TAIL_SHIFT = zeroShift(TAIL_LEN);
     SlotRecord = class {
-      constructor(ctx, off, slot) {
+      constructor(ctx, slot) {
         this.ctx = ctx;
-        this.off = off;
         this.slot = slot;
+        const off = slot * SLOT_SIZE;
+        const view = ctx.view;
+        this.state = ctx.buf[off + S_STATE] === 1 ? "drain" : "up";
+        this.ready = view.getUint32(off + S_READY, true);
+        this.busy = view.getUint32(off + S_BUSY, true);
+        const seen = view.getFloat64(off + S_SEEN_MONO, true);
+        this.age = ctx.bootOk && seen >= 0 ? Math.max(0, ctx.now - seen) / 1e3 : null;
       }
       ctx;
-      off;
       slot;
+      state;
+      ready;
+      busy;
+      age;
       get port() {
-        return this.ctx.view.getUint16(this.off + S_PORT, true);
-      }
-      get state() {
-        return this.ctx.buf[this.off + S_STATE] === 1 ? "drain" : "up";
-      }
-      get ready() {
-        return this.ctx.view.getUint32(this.off + S_READY, true);
-      }
-      get busy() {
-        return this.ctx.view.getUint32(this.off + S_BUSY, true);
+        return this.ctx.view.getUint16(this.slot * SLOT_SIZE + S_PORT, true);
       }
       get packets() {
-        return readU64(this.ctx.buf, this.off + S_PACKETS);
-      }
-      get age() {
-        const seen = this.ctx.view.getFloat64(this.off + S_SEEN_MONO, true);
-        return this.ctx.bootOk && seen >= 0 ? Math.max(0, this.ctx.now - seen) / 1e3 : null;
+        return readU64(this.ctx.buf, this.slot * SLOT_SIZE + S_PACKETS);
       }
       get seenWall() {
-        return this.ctx.view.getFloat64(this.off + S_SEEN_WALL, true);
+        return this.ctx.view.getFloat64(this.slot * SLOT_SIZE + S_SEEN_WALL, true);
       }
       get lastTs() {
-        return this.ctx.view.getFloat64(this.off + S_LAST_TS, true);
+        return this.ctx.view.getFloat64(this.slot * SLOT_SIZE + S_LAST_TS, true);
       }
       get address() {
-        return readAddress(this.ctx.buf[this.off + S_FAMILY], this.ctx.buf, this.off + S_ADDR);
+        const off = this.slot * SLOT_SIZE;
+        return readAddress(this.ctx.buf[off + S_FAMILY], this.ctx.buf, off + S_ADDR);
       }
       get scope() {
-        const len = Math.min(this.ctx.buf[this.off + S_SCOPE_LEN], SCOPE_MAX);
-        return len === 0 ? "" : this.ctx.buf.toString("latin1", this.off + S_SCOPE, this.off + S_SCOPE + len);
+        const off = this.slot * SLOT_SIZE;
+        const len = Math.min(this.ctx.buf[off + S_SCOPE_LEN], SCOPE_MAX);
+        return len === 0 ? "" : this.ctx.buf.toString("latin1", off + S_SCOPE, off + S_SCOPE + len);
       }
       get host() {
         const scope = this.scope;
         return scope ? `${this.address}%${scope}` : this.address;
       }
     };
-    bulkCrc = import_node_zlib.crc32 ? (buf, start, end) => (0, import_node_zlib.crc32)(buf.subarray(start, end)) : crc32;
+    sealedSlot = 0;
     SlotTable = class _SlotTable {
       constructor(path, fd, header2, mirror) {
         this.path = path;
         this.fd = fd;
         this.header = header2;
         this.mirror = mirror;
+        this.view = new DataView(mirror.buffer, mirror.byteOffset, mirror.length);
         this.slots = header2.readUInt32LE(H_SLOTS);
+        this.tailCrc = new Int32Array(this.slots);
         this.slotAddress = new Array(this.slots);
         this.free = new Int32Array(this.slots);
         COUNTER_NAMES.forEach((_, i) => this.counters[i] = readU64(header2, C_VALUES + 8 * i));
@@ -532,6 +572,14 @@ var init_slotfile = __esm({
       counters = new Float64Array(COUNTER_NAMES.length);
       header;
       mirror;
+      // Over the mirror: explicit little-endian accesses, cheaper than Buffer's.
+      view;
+      // Per slot, crc32() of its bytes 48..123, for slotCrc().
+      tailCrc;
+      // Wall time = monotonic time + this offset, re-read once a second: one
+      // clock read per datagram, and a step of the wall clock shows within 1 s.
+      wallOffset = 0;
+      wallOffsetUntil = -Infinity;
       // address (no scope) -> port -> slot: two lookups, no key string to build.
       index = /* @__PURE__ */ new Map();
       slotAddress;
@@ -623,6 +671,7 @@ var init_slotfile = __esm({
           }
           const address = readAddress(m[off + S_FAMILY], m, off + S_ADDR);
           this.link(address, m.readUInt16LE(off + S_PORT), slot);
+          this.tailChanged(slot);
         }
         if (rebooted) {
           (0, import_node_fs2.writeSync)(this.fd, m, 0, m.length, HEADER_SIZE);
@@ -679,8 +728,14 @@ var init_slotfile = __esm({
           m.writeDoubleLE(-1, off + S_LAST_TS);
           this.addressScratch.copy(m, off + S_ADDR);
           this.link(address, port, slot);
+          this.tailChanged(slot);
           return slot;
         }
+      }
+      /** Takes the CRC of the slot's bytes 48..123 again, after they changed. */
+      tailChanged(slot) {
+        const off = slot * SLOT_SIZE;
+        this.tailCrc[slot] = crc32(this.mirror, off + S_ADDR, off + S_CRC);
       }
       isLive(slot, now) {
         const seen = this.mirror.readDoubleLE(slot * SLOT_SIZE + S_SEEN_MONO);
@@ -710,30 +765,47 @@ var init_slotfile = __esm({
         this.slotAddress[slot] = void 0;
       }
       /** The per-datagram update: the slot changed in place, then one positional write. */
-      write(slot, u, scope, now = monoNow(), wall = Date.now()) {
+      write(slot, u, scope, now = monoNow(), wall = this.wallAt(now)) {
+        const v = this.view;
+        const off = slot * SLOT_SIZE;
+        const seq = v.getUint32(off + S_SEQ, true);
+        v.setUint32(off + S_SEQ, seq === 4294967295 ? 1 : seq + 1, true);
+        this.mirror[off + S_STATE] = u.state;
+        v.setUint32(off + S_READY, u.ready, true);
+        v.setUint32(off + S_BUSY, u.busy, true);
+        const lo = v.getUint32(off + S_PACKETS, true);
+        if (lo === 4294967295) {
+          v.setUint32(off + S_PACKETS, 0, true);
+          v.setUint32(off + S_PACKETS + 4, v.getUint32(off + S_PACKETS + 4, true) + 1, true);
+        } else v.setUint32(off + S_PACKETS, lo + 1, true);
+        v.setFloat64(off + S_SEEN_MONO, now, true);
+        v.setFloat64(off + S_SEEN_WALL, wall, true);
+        if (u.ts >= 0) v.setFloat64(off + S_LAST_TS, u.ts, true);
+        if (scope.length !== 0 || this.mirror[off + S_SCOPE_LEN] !== 0) this.setScope(slot, scope);
+        v.setUint32(off + S_CRC, slotCrc(v, off, this.tailCrc[slot]), true);
+        (0, import_node_fs2.writeSync)(this.fd, this.mirror, off, SLOT_SIZE, HEADER_SIZE + off);
+      }
+      /** Stores the scope of the slot's last datagram; the CRC of bytes 48..123 again only when it changed. */
+      setScope(slot, scope) {
         const m = this.mirror;
         const off = slot * SLOT_SIZE;
-        const seq = m.readUInt32LE(off + S_SEQ);
-        m.writeUInt32LE(seq === 4294967295 ? 1 : seq + 1, off + S_SEQ);
-        m[off + S_STATE] = u.state;
-        m.writeUInt32LE(u.ready, off + S_READY);
-        m.writeUInt32LE(u.busy, off + S_BUSY);
-        const lo = m.readUInt32LE(off + S_PACKETS);
-        if (lo === 4294967295) {
-          m.writeUInt32LE(0, off + S_PACKETS);
-          m.writeUInt32LE(m.readUInt32LE(off + S_PACKETS + 4) + 1, off + S_PACKETS + 4);
-        } else m.writeUInt32LE(lo + 1, off + S_PACKETS);
-        m.writeDoubleLE(now, off + S_SEEN_MONO);
-        m.writeDoubleLE(wall, off + S_SEEN_WALL);
-        if (u.ts >= 0) m.writeDoubleLE(u.ts, off + S_LAST_TS);
-        const scopeLen = scope.length > SCOPE_MAX ? SCOPE_MAX : scope.length;
-        if (scopeLen !== 0 || m[off + S_SCOPE_LEN] !== 0) {
-          m[off + S_SCOPE_LEN] = scopeLen;
-          m.fill(0, off + S_SCOPE, off + S_SCOPE + SCOPE_MAX);
-          m.write(scope, off + S_SCOPE, scopeLen, "latin1");
+        const len = scope.length > SCOPE_MAX ? SCOPE_MAX : scope.length;
+        let same = m[off + S_SCOPE_LEN] === len;
+        for (let i = 0; same && i < len; i++) same = m[off + S_SCOPE + i] === (scope.charCodeAt(i) & 255);
+        if (same) return;
+        m[off + S_SCOPE_LEN] = len;
+        m.fill(0, off + S_SCOPE, off + S_SCOPE + SCOPE_MAX);
+        m.write(scope, off + S_SCOPE, len, "latin1");
+        this.tailChanged(slot);
+      }
+      /** Unix time in ms at monotonic time `now`. */
+      wallAt(now) {
+        if (now >= this.wallOffsetUntil) {
+          const mono = monoNow();
+          this.wallOffset = Date.now() - mono;
+          this.wallOffsetUntil = mono + 1e3;
         }
-        seal(m, off, S_CRC);
-        (0, import_node_fs2.writeSync)(this.fd, m, off, SLOT_SIZE, HEADER_SIZE + off);
+        return Math.floor(now + this.wallOffset);
       }
       /** Counts one event; the header is written soon after, not per datagram. */
       count(counter) {
@@ -1013,29 +1085,33 @@ function scanPairs(buf, start, end) {
   }
   return sigError;
 }
+function scannedLoad(buf) {
+  if (span[2 * K_READY] === ABSENT) return MALFORMED_NO_READY;
+  if (span[2 * K_BUSY] === ABSENT) return MALFORMED_NO_BUSY;
+  scanned.ready = decimalValue(buf, K_READY, 0, INT31_MAX);
+  if (scanned.ready < 0) return MALFORMED_READY;
+  scanned.busy = decimalValue(buf, K_BUSY, 0, INT31_MAX);
+  return scanned.busy < 0 ? MALFORMED_BUSY : 0;
+}
+function scannedPort(buf) {
+  return span[2 * K_PORT] === ABSENT ? 80 : decimalValue(buf, K_PORT, 1, 65535);
+}
+function scannedState(buf) {
+  return span[2 * K_STATE] === ABSENT ? STATE_UP : stateValue(buf, K_STATE);
+}
 function parseHeartbeat(buf, len, out2) {
   if (len > MAX_DATAGRAM) return MALFORMED_TOO_LONG;
   let end = len >= 0 ? Math.min(len, buf.length) | 0 : 0;
   if (end > 0 && buf[end - 1] === LF) end -= end > 1 && buf[end - 2] === CR ? 2 : 1;
-  const scanned = scanPairs(buf, 0, end);
-  if (scanned !== 0) return scanned;
+  const split = scanPairs(buf, 0, end);
+  if (split !== 0) return split;
   if (span[2 * K_V] === ABSENT) return MALFORMED_NO_V;
-  if (span[2 * K_READY] === ABSENT) return MALFORMED_NO_READY;
-  if (span[2 * K_BUSY] === ABSENT) return MALFORMED_NO_BUSY;
-  const ready = decimalValue(buf, K_READY, 0, INT31_MAX);
-  if (ready < 0) return MALFORMED_READY;
-  const busy = decimalValue(buf, K_BUSY, 0, INT31_MAX);
-  if (busy < 0) return MALFORMED_BUSY;
-  let port = 80;
-  if (span[2 * K_PORT] !== ABSENT) {
-    port = decimalValue(buf, K_PORT, 1, 65535);
-    if (port < 0) return MALFORMED_PORT;
-  }
-  let state = STATE_UP;
-  if (span[2 * K_STATE] !== ABSENT) {
-    state = stateValue(buf, K_STATE);
-    if (state < 0) return MALFORMED_STATE;
-  }
+  const load = scannedLoad(buf);
+  if (load !== 0) return load;
+  const port = scannedPort(buf);
+  if (port < 0) return MALFORMED_PORT;
+  const state = scannedState(buf);
+  if (state < 0) return MALFORMED_STATE;
   let ts = -1;
   if (span[2 * K_TS] !== ABSENT) {
     ts = decimalValue(buf, K_TS, 0, Number.MAX_SAFE_INTEGER);
@@ -1051,8 +1127,8 @@ function parseHeartbeat(buf, len, out2) {
     }
     sigEnd = end;
   }
-  out2.ready = ready;
-  out2.busy = busy;
+  out2.ready = scanned.ready;
+  out2.busy = scanned.busy;
   out2.port = port;
   out2.state = state;
   out2.ts = ts;
@@ -1062,27 +1138,20 @@ function parseHeartbeat(buf, len, out2) {
   return 0;
 }
 function parseHbDatQuery(buf, start, end) {
-  if (scanPairs(buf, start, end) !== 0) return null;
-  if (span[2 * K_READY] === ABSENT || span[2 * K_BUSY] === ABSENT || span[2 * K_LASTSEEN] === ABSENT) return null;
-  const ready = decimalValue(buf, K_READY, 0, INT31_MAX);
-  const busy = decimalValue(buf, K_BUSY, 0, INT31_MAX);
+  if (scanPairs(buf, start, end) !== 0 || scannedLoad(buf) !== 0 || span[2 * K_LASTSEEN] === ABSENT) return null;
   const lastseen = decimalValue(buf, K_LASTSEEN, 0, INT31_MAX);
-  const port = span[2 * K_PORT] === ABSENT ? 80 : decimalValue(buf, K_PORT, 1, 65535);
-  return ready < 0 || busy < 0 || lastseen < 0 || port < 0 ? null : { ready, busy, port, lastseen };
+  const port = scannedPort(buf);
+  return lastseen < 0 || port < 0 ? null : { ready: scanned.ready, busy: scanned.busy, port, lastseen };
 }
 function parseLoadQuery(buf, start, end, out2) {
-  const scanned = scanPairs(buf, start, end);
-  if (scanned !== 0) return scanned;
-  if (span[2 * K_READY] === ABSENT) return MALFORMED_NO_READY;
-  if (span[2 * K_BUSY] === ABSENT) return MALFORMED_NO_BUSY;
-  const ready = decimalValue(buf, K_READY, 0, INT31_MAX);
-  if (ready < 0) return MALFORMED_READY;
-  const busy = decimalValue(buf, K_BUSY, 0, INT31_MAX);
-  if (busy < 0) return MALFORMED_BUSY;
-  const state = span[2 * K_STATE] === ABSENT ? STATE_UP : stateValue(buf, K_STATE);
+  const split = scanPairs(buf, start, end);
+  if (split !== 0) return split;
+  const load = scannedLoad(buf);
+  if (load !== 0) return load;
+  const state = scannedState(buf);
   if (state < 0) return MALFORMED_STATE;
-  out2.ready = ready;
-  out2.busy = busy;
+  out2.ready = scanned.ready;
+  out2.busy = scanned.busy;
   out2.state = state;
   return 0;
 }
@@ -1109,7 +1178,7 @@ function encodeHeartbeat(f) {
   }
   return s;
 }
-var MAX_DATAGRAM, STATE_UP, STATE_DRAIN, MALFORMED_TOO_LONG, MALFORMED_NUL, MALFORMED_SIG_FIRST, MALFORMED_SIG_NOT_LAST, MALFORMED_NO_V, MALFORMED_NO_READY, MALFORMED_NO_BUSY, MALFORMED_READY, MALFORMED_BUSY, MALFORMED_PORT, MALFORMED_STATE, MALFORMED_TS, MALFORMED_SIG, MALFORMED2, INT31_MAX, K_V, K_READY, K_BUSY, K_PORT, K_STATE, K_TS, K_SIG, K_LASTSEEN, KEY_COUNT, ABSENT, IMPLICIT_ONE, span, signedLength, keyBytes, valueBytes, AMP, EQ, PERCENT, LF, CR;
+var MAX_DATAGRAM, STATE_UP, STATE_DRAIN, MALFORMED_TOO_LONG, MALFORMED_NUL, MALFORMED_SIG_FIRST, MALFORMED_SIG_NOT_LAST, MALFORMED_NO_V, MALFORMED_NO_READY, MALFORMED_NO_BUSY, MALFORMED_READY, MALFORMED_BUSY, MALFORMED_PORT, MALFORMED_STATE, MALFORMED_TS, MALFORMED_SIG, MALFORMED2, INT31_MAX, K_V, K_READY, K_BUSY, K_PORT, K_STATE, K_TS, K_SIG, K_LASTSEEN, KEY_COUNT, ABSENT, IMPLICIT_ONE, span, signedLength, keyBytes, valueBytes, AMP, EQ, PERCENT, LF, CR, scanned;
 var init_wire = __esm({
   "src/wire.ts"() {
     "use strict";
@@ -1166,6 +1235,7 @@ var init_wire = __esm({
     PERCENT = 37;
     LF = 10;
     CR = 13;
+    scanned = { ready: 0, busy: 0 };
   }
 });
 
@@ -1174,8 +1244,13 @@ var listener_exports = {};
 __export(listener_exports, {
   DEFAULT_GROUP: () => DEFAULT_GROUP,
   ListenError: () => ListenError,
-  Listener: () => Listener
+  Listener: () => Listener,
+  bindReason: () => bindReason
 });
+function isIPv6Text(address) {
+  for (let i = 0; i < 5; i++) if (address.charCodeAt(i) === 58) return true;
+  return false;
+}
 function groupInterface(ep, iface) {
   if (iface !== void 0) return multicastInterface(iface, ep.family);
   if (ep.family !== 6) return void 0;
@@ -1190,14 +1265,14 @@ function closeQuietly(socket) {
   } catch {
   }
 }
-function bindReason(err) {
+function bindReason(err, inUse) {
   switch (err.code) {
     case "EADDRINUSE":
-      return "address already in use (another listener on this port?)";
+      return inUse === void 0 ? "address already in use" : `address already in use (${inUse})`;
     case "EADDRNOTAVAIL":
       return "address not available on this host";
     case "EACCES":
-      return "permission denied";
+      return "permission denied (a port below 1024 needs privileges)";
     default:
       return err.message;
   }
@@ -1208,6 +1283,7 @@ var init_listener = __esm({
     "use strict";
     import_node_dgram = require("node:dgram");
     init_address();
+    init_clock();
     init_log();
     init_slotfile();
     init_trust();
@@ -1260,7 +1336,7 @@ var init_listener = __esm({
         return new Promise((resolve, reject) => {
           socket.once("error", (err) => {
             closeQuietly(socket);
-            reject(new ListenError(`${where}: ${bindReason(err)}`));
+            reject(new ListenError(`${where}: ${bindReason(err, "another listener on this port?")}`));
           });
           socket.bind(ep.port, host, () => {
             if (group) {
@@ -1305,12 +1381,14 @@ var init_listener = __esm({
         }
         let address = from;
         let scope = "";
-        const pct = from.indexOf("%");
-        if (pct >= 0) {
-          address = from.slice(0, pct);
-          scope = from.slice(pct + 1);
+        if (isIPv6Text(from)) {
+          const pct = from.indexOf("%");
+          if (pct >= 0) {
+            address = from.slice(0, pct);
+            scope = from.slice(pct + 1);
+          }
+          if (address.startsWith("::ffff:") && address.includes(".")) address = address.slice(7);
         }
-        if (address.startsWith("::ffff:") && address.includes(".")) address = address.slice(7);
         const table = this.table;
         let slot = table.lookup(address, hb.port);
         if (this.verifier !== void 0) {
@@ -1322,15 +1400,16 @@ var init_listener = __esm({
             return counter;
           }
         }
+        const now = monoNow();
         if (slot < 0) {
-          slot = table.claim(address, hb.port);
+          slot = table.claim(address, hb.port, now);
           if (slot < 0) {
             table.count(FULL);
             this.limited.log("full", "warn", "table full: new server refused, no live server evicted (raise --max-servers)", () => ({ from: formatEndpoint(address, hb.port), slots: table.slots }));
             return FULL;
           }
         }
-        table.write(slot, hb, scope);
+        table.write(slot, hb, scope, now);
         table.count(ACCEPTED);
         return 0;
       }
@@ -1345,6 +1424,8 @@ var init_listener = __esm({
 // src/picker.ts
 var picker_exports = {};
 __export(picker_exports, {
+  Prepared: () => Prepared,
+  isFresh: () => isFresh,
   noneReason: () => noneReason,
   pick: () => pick,
   seededRandom: () => seededRandom,
@@ -1373,18 +1454,7 @@ function memberTest(members) {
   return (s) => portsByAddress.get(canonical(s.address))?.has(s.port) === true;
 }
 function pick(servers, opts) {
-  const pool = new Pool(servers, opts);
-  const out2 = [];
-  for (let k = 0; k < opts.count && pool.total > 0; k++) {
-    let i = pool.draw(opts.random);
-    if (opts.method === "two-choices") {
-      const j = pool.draw(opts.random);
-      if (pool.items[j].ready > pool.items[i].ready) i = j;
-    }
-    out2.push(pool.items[i]);
-    if (opts.distinct) pool.remove(i);
-  }
-  return out2;
+  return new Prepared(servers, opts).pick(opts);
 }
 function plural(n, word) {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
@@ -1427,14 +1497,16 @@ function seededRandom(seed) {
 function rotl(x, k) {
   return x << k | x >>> 32 - k;
 }
-var scratch, Pool;
+var scratch, Prepared;
 var init_picker = __esm({
   "src/picker.ts"() {
     "use strict";
     init_address();
     scratch = new Uint8Array(16);
-    Pool = class {
+    Prepared = class {
       items = [];
+      /** The candidate heard from longest ago, the first to age out; undefined when there is none. */
+      oldest;
       weights = [];
       tree;
       // 1-based
@@ -1443,14 +1515,24 @@ var init_picker = __esm({
       total = 0;
       constructor(servers, opts) {
         const inMembers = memberTest(opts.members);
-        for (const s of servers) {
+        let oldest;
+        let oldestAge = -1;
+        for (let i = 0; i < servers.length; i++) {
+          const s = servers[i];
+          const age2 = s.age;
+          if (age2 === null || !(age2 < opts.maxAge) || s.state === "drain") continue;
           const w = weight(s);
-          if (w > 0 && s.state !== "drain" && isFresh(s, opts.maxAge) && (inMembers === null || inMembers(s))) {
+          if (w > 0 && (inMembers === null || inMembers(s))) {
             this.items.push(s);
             this.weights.push(w);
             this.total += w;
+            if (age2 > oldestAge) {
+              oldest = s;
+              oldestAge = age2;
+            }
           }
         }
+        this.oldest = oldest;
         const n = this.items.length;
         this.tree = new Float64Array(n + 1);
         for (let i = 1; i <= n; i++) {
@@ -1459,6 +1541,32 @@ var init_picker = __esm({
           if (parent <= n) this.tree[parent] += this.tree[i];
         }
         this.top = n === 0 ? 0 : 2 ** Math.floor(Math.log2(n));
+      }
+      /**
+       * `opts.count` picks (fewer with `distinct` when the candidates run out), in
+       * the order drawn; [] when there is no candidate. O(count log n): what
+       * `distinct` takes out is put back before it returns.
+       */
+      pick(opts) {
+        const out2 = [];
+        const taken = [];
+        try {
+          for (let k = 0; k < opts.count && this.total > 0; k++) {
+            let i = this.draw(opts.random);
+            if (opts.method === "two-choices") {
+              const j = this.draw(opts.random);
+              if (this.items[j].ready > this.items[i].ready) i = j;
+            }
+            out2.push(this.items[i]);
+            if (opts.distinct) {
+              this.add(i, -this.weights[i]);
+              taken.push(i);
+            }
+          }
+        } finally {
+          for (const i of taken) this.add(i, this.weights[i]);
+        }
+        return out2;
       }
       /**
        * The index of the first item whose cumulative weight exceeds
@@ -1479,11 +1587,10 @@ var init_picker = __esm({
         }
         return pos;
       }
-      remove(index) {
-        const w = this.weights[index];
-        this.weights[index] = 0;
-        this.total -= w;
-        for (let i = index + 1; i < this.tree.length; i += i & -i) this.tree[i] -= w;
+      /** Changes item `index`'s weight in the tree by `delta`: minus its weight takes it out, plus puts it back. */
+      add(index, delta) {
+        this.total += delta;
+        for (let i = index + 1; i < this.tree.length; i += i & -i) this.tree[i] += delta;
       }
     };
   }
@@ -1508,7 +1615,7 @@ function serverJson(s) {
 }
 function statusJson(servers, counters2) {
   return {
-    servers: sortServers(servers).map((s) => ({ ...serverJson(s), state: s.state, packets: s.packets, live: isLive(s) })),
+    servers: sortServers(servers).map((s) => ({ ...serverJson(s), state: s.state, packets: s.packets ?? null, live: isLive(s) })),
     counters: counters2
   };
 }
@@ -1518,18 +1625,18 @@ function round3(x) {
 function sortServers(servers) {
   return [...servers].sort((a, b) => a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port);
 }
-function formatAge(age) {
-  if (age === null) return "-";
-  if (age < 60) return `${age.toFixed(1)}s`;
-  if (age < 3600) return `${Math.floor(age / 60)}m${Math.floor(age % 60)}s`;
-  return `${Math.floor(age / 3600)}h${Math.floor(age % 3600 / 60)}m`;
+function formatAge(age2) {
+  if (age2 === null) return "-";
+  if (age2 < 60) return `${age2.toFixed(1)}s`;
+  if (age2 < 3600) return `${Math.floor(age2 / 60)}m${Math.floor(age2 % 60)}s`;
+  return `${Math.floor(age2 / 3600)}h${Math.floor(age2 % 3600 / 60)}m`;
 }
 function statusTable(servers, counters2, opts = {}) {
   const live = (s) => isLive(s, opts.liveAge);
   const sorted = sortServers(servers);
   const rows = [["SERVER", "STATE", "READY", "BUSY", "AGE", "PACKETS", "LIVE"]];
   for (const s of sorted) {
-    rows.push([formatEndpoint(s.host, s.port), s.state, String(s.ready), String(s.busy), formatAge(s.age), String(s.packets), live(s) ? "yes" : "no"]);
+    rows.push([formatEndpoint(s.host, s.port), s.state, String(s.ready), String(s.busy), formatAge(s.age), s.packets === void 0 ? "-" : String(s.packets), live(s) ? "yes" : "no"]);
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   const lines = rows.map((r) => r.map((cell, c) => c === 0 || c === 1 || c === 6 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join("  ").trimEnd());
@@ -1537,7 +1644,8 @@ function statusTable(servers, counters2, opts = {}) {
     for (let i = 0; i < sorted.length; i++) if (!live(sorted[i])) lines[i + 1] = opts.notLive(lines[i + 1]);
   }
   const liveCount = servers.filter(live).length;
-  lines.push("", `${servers.length} server${servers.length === 1 ? "" : "s"}, ${liveCount} live; ` + COUNTER_NAMES.map((n) => `${n} ${counters2[n]}`).join(", "));
+  const totals = counters2 ? COUNTER_NAMES.map((n) => `${n} ${counters2[n]}`).join(", ") : "no counters in an hb.dat";
+  lines.push("", `${servers.length} server${servers.length === 1 ? "" : "s"}, ${liveCount} live; ${totals}`);
   return lines.join("\n");
 }
 var LIVE_AGE_S;
@@ -1887,7 +1995,7 @@ __export(watch_exports, {
 });
 async function watchStatus(opts) {
   const out2 = opts.out ?? process.stdout;
-  const first = readSnapshot(opts.slots);
+  const first = opts.read();
   const screen = new Screen(out2, !opts.json && isTerminal(out2));
   const notLive = screen.redraw ? dimmer(true) : void 0;
   const stop = stopSignal(out2);
@@ -1896,20 +2004,20 @@ async function watchStatus(opts) {
     await every(opts.intervalMs, stop.signal, (n) => {
       let snap;
       try {
-        snap = n === 0 ? first : readSnapshot(opts.slots);
+        snap = n === 0 ? first : opts.read();
       } catch (err) {
-        if (!(err instanceof SlotFileError)) throw err;
-        if (screen.redraw) screen.show(`${header(opts.slots, period, "unreadable")}
+        const message2 = err.message;
+        if (screen.redraw) screen.show(`${header(opts.label, period, "unreadable")}
 
-${err.message}`);
-        else process.stderr.write(`hbeat status: ${err.message}
+${message2}`);
+        else process.stderr.write(`hbeat status: ${message2}
 `);
         return;
       }
       if (opts.json) out2.write(JSON.stringify(statusJson(snap.servers, snap.counters)) + "\n");
       else {
         const table = statusTable(snap.servers, snap.counters, { notLive });
-        screen.show(screen.redraw ? `${header(opts.slots, period, listenerState(snap.listenerPid))}
+        screen.show(screen.redraw ? `${header(opts.label, period, listenerState(snap.listenerPid))}
 
 ${table}` : table);
       }
@@ -1924,6 +2032,7 @@ function header(slots, period, state) {
   return `hbeat status --watch: ${slots} (${state}), every ${period}, ${(/* @__PURE__ */ new Date()).toTimeString().slice(0, 8)}; Ctrl-C quits`;
 }
 function listenerState(pid) {
+  if (pid === void 0) return "an hb.dat";
   if (pid > 0) {
     try {
       process.kill(pid, 0);
@@ -1937,7 +2046,6 @@ function listenerState(pid) {
 var init_watch = __esm({
   "src/watch.ts"() {
     "use strict";
-    init_slotfile();
     init_screen();
     init_status();
   }
@@ -2534,8 +2642,12 @@ __export(http_exports, {
   metricsText: () => metricsText,
   pickOptions: () => pickOptions
 });
+function age(s, now) {
+  s.age = now > s.seen ? (now - s.seen) / 1e3 : 0;
+  return s;
+}
 function ages(servers, now) {
-  for (const s of servers) s.age = now > s.seen ? (now - s.seen) / 1e3 : 0;
+  for (const s of servers) age(s, now);
   return servers;
 }
 function pickOptions(query) {
@@ -2569,18 +2681,6 @@ function reply(res, status, type, body) {
   res.writeHead(status, { "Content-Type": type, "Content-Length": Buffer.byteLength(body), "Cache-Control": "no-store" });
   res.end(body);
 }
-function listenReason(err) {
-  switch (err.code) {
-    case "EADDRINUSE":
-      return "address already in use";
-    case "EADDRNOTAVAIL":
-      return "address not available on this host";
-    case "EACCES":
-      return "permission denied (a port below 1024 needs privileges)";
-    default:
-      return err.message;
-  }
-}
 function label(value) {
   return value.replace(/[\\"\n]/g, (c) => c === "\n" ? "\\n" : `\\${c}`);
 }
@@ -2612,7 +2712,7 @@ hbeat_servers ${servers.length}
 `;
   return out2;
 }
-var import_node_http2, DEFAULT_TIMEOUTS, MAX_PICK_COUNT, DEFAULT_MAX_AGE_S, PICK_PARAMS, OVERSIZED, reasonScratch, BadRequest, PickView, DEFAULT_PICK, TEXT, HttpServer;
+var import_node_http2, DEFAULT_TIMEOUTS, MAX_PICK_COUNT, DEFAULT_MAX_AGE_S, PICK_PARAMS, OVERSIZED, reasonScratch, BadRequest, CACHED_POOLS, PickView, DEFAULT_PICK, TEXT, HttpServer;
 var init_http = __esm({
   "src/http.ts"() {
     "use strict";
@@ -2634,6 +2734,7 @@ var init_http = __esm({
     reasonScratch = newHeartbeat();
     BadRequest = class extends Error {
     };
+    CACHED_POOLS = 16;
     PickView = class {
       constructor(table, refreshMs = 100) {
         this.table = table;
@@ -2643,12 +2744,23 @@ var init_http = __esm({
       refreshMs;
       all = [];
       candidates = [];
+      pools = /* @__PURE__ */ new Map();
       version = -1;
       builtAt = -Infinity;
-      /** The servers that could be picked (up, weight over 0), ages as of `now`. */
-      candidatesAt(now) {
+      /** The picks `opts` asks for, ages as of `now`. */
+      pick(opts, now) {
         this.refresh(now);
-        return ages(this.candidates, now);
+        const key = `${opts.maxAge} ${opts.members?.join(",") ?? "*"}`;
+        let pool = this.pools.get(key);
+        if (pool !== void 0) {
+          this.pools.delete(key);
+          if (pool.oldest !== void 0 && !isFresh(age(pool.oldest, now), opts.maxAge)) pool = void 0;
+        } else if (this.pools.size >= CACHED_POOLS) {
+          this.pools.delete(this.pools.keys().next().value);
+        }
+        pool ??= new Prepared(ages(this.candidates, now), opts);
+        this.pools.set(key, pool);
+        return ages(pool.pick(opts), now);
       }
       /** Every server, ages as of `now`: to say why none could be picked. */
       allAt(now) {
@@ -2665,6 +2777,7 @@ var init_http = __esm({
         }
         this.all = all;
         this.candidates = all.filter((s) => s.state === "up" && weight(s) > 0);
+        this.pools.clear();
         this.version = version;
         this.builtAt = now;
       }
@@ -2696,7 +2809,7 @@ var init_http = __esm({
         server.on("request", (req, res) => http.handle(req, res));
         const where = formatEndpoint(opts.on.host, opts.on.port);
         await new Promise((resolve, reject) => {
-          server.once("error", (err) => reject(new ListenError(`--http ${where}: ${listenReason(err)}`)));
+          server.once("error", (err) => reject(new ListenError(`--http ${where}: ${bindReason(err)}`)));
           server.listen({ host: opts.on.host, port: opts.on.port, ipv6Only: opts.on.family === 6 }, () => resolve());
         });
         server.removeAllListeners("error");
@@ -2810,7 +2923,7 @@ var init_http = __esm({
 `);
         }
         const now = monoNow();
-        const chosen = pick(this.view.candidatesAt(now), opts);
+        const chosen = this.view.pick(opts, now);
         if (chosen.length === 0) {
           res.setHeader("Retry-After", "1");
           return reply(res, 503, TEXT, `${noneReason(this.view.allAt(now), opts)}
@@ -2895,18 +3008,23 @@ async function memberList(text) {
   for (const m of members) usage(() => parseEndpoint2(m, "--members entry"));
   return members;
 }
-async function readServers(v) {
+async function statusSource(v) {
+  if (v.slots !== void 0 && v["hb-dat"] !== void 0) throw new UsageError("--slots and --hb-dat are alternatives: give one");
   if (typeof v["hb-dat"] === "string") {
     const { readHbDat: readHbDat2 } = await Promise.resolve().then(() => (init_hbdat(), hbdat_exports));
-    const path = v["hb-dat"];
-    try {
-      return readHbDat2(path);
-    } catch (err) {
-      throw new RuntimeError(`hb.dat ${path}: ${err.code === "ENOENT" ? "does not exist" : err.message}`);
-    }
+    const path2 = v["hb-dat"];
+    const read = () => {
+      try {
+        return { servers: readHbDat2(path2), counters: null };
+      } catch (err) {
+        throw new RuntimeError(`hb.dat ${path2}: ${err.code === "ENOENT" ? "does not exist" : err.message}`);
+      }
+    };
+    return { label: path2, read };
   }
   const { readSnapshot: readSnapshot2 } = await Promise.resolve().then(() => (init_slotfile(), slotfile_exports));
-  return readSnapshot2(slotsPath(v)).servers;
+  const path = slotsPath(v);
+  return { label: path, read: () => readSnapshot2(path) };
 }
 function slotsPath(v, env = process.env) {
   if (typeof v.slots === "string") return v.slots;
@@ -3020,11 +3138,23 @@ async function verifierOption(v) {
   if (!(skew > 0)) throw new UsageError("--max-skew must be more than 0");
   return new Verifier2(await readKey(v["key-file"]), skew);
 }
-var import_node_util, import_node_path4, UsageError, RuntimeError, SLOTS_HELP, commands, TOP_USAGE;
+function writeStdout(text) {
+  const buf = Buffer.from(text);
+  let done = 0;
+  try {
+    while (done < buf.length) done += (0, import_node_fs6.writeSync)(1, buf, done);
+  } catch (err) {
+    const code = err.code;
+    if (code === "EAGAIN") process.stdout.write(buf.subarray(done));
+    else if (code !== "EPIPE") throw err;
+  }
+}
+var import_node_util, import_node_fs6, import_node_path4, UsageError, RuntimeError, SLOTS_HELP, commands, TOP_USAGE;
 var init_cli = __esm({
   "src/cli.ts"() {
     "use strict";
     import_node_util = require("node:util");
+    import_node_fs6 = require("node:fs");
     import_node_path4 = require("node:path");
     UsageError = class extends Error {
     };
@@ -3129,7 +3259,6 @@ stderr when no live backend has weight over 0.`,
           seed: { type: "string" }
         },
         async run(v) {
-          if (v.slots !== void 0 && v["hb-dat"] !== void 0) throw new UsageError("--slots and --hb-dat are alternatives: give one");
           const { pick: pick2, noneReason: noneReason2, seededRandom: seededRandom2 } = await Promise.resolve().then(() => (init_picker(), picker_exports));
           const method = v.method ?? "weighted";
           if (method !== "weighted" && method !== "two-choices") throw new UsageError(`--method takes weighted or two-choices, not ${JSON.stringify(method)}`);
@@ -3141,7 +3270,7 @@ stderr when no live backend has weight over 0.`,
             distinct: v.distinct === true,
             random: v.seed === void 0 ? Math.random : seededRandom2(integer(v.seed, "--seed", 0, Number.MAX_SAFE_INTEGER))
           };
-          const servers = await readServers(v);
+          const servers = (await statusSource(v)).read().servers;
           const chosen = pick2(servers, opts);
           if (chosen.length === 0) {
             process.stderr.write(`hbeat pick: ${noneReason2(servers, opts)}
@@ -3150,7 +3279,7 @@ stderr when no live backend has weight over 0.`,
           }
           const { formatEndpoint: formatEndpoint2 } = await Promise.resolve().then(() => (init_address(), address_exports));
           const { serverJson: serverJson2 } = await Promise.resolve().then(() => (init_status(), status_exports));
-          process.stdout.write(chosen.map((s) => v.json ? JSON.stringify(serverJson2(s)) : formatEndpoint2(s.host, s.port)).join("\n") + "\n");
+          writeStdout(chosen.map((s) => v.json ? JSON.stringify(serverJson2(s)) : formatEndpoint2(s.host, s.port)).join("\n") + "\n");
           return 0;
         }
       },
@@ -3247,6 +3376,8 @@ choosing this backend at once, then exits 0.`,
         usage: `usage: hbeat status [options]
 
   ${SLOTS_HELP}
+  --hb-dat F                show Apache's hb.dat instead (its own age is added
+                            to each lastseen; it has no packets or counters)
   --json                    one JSON object: servers and counters
   --watch                   again every --interval until Ctrl-C: in place on a
                             terminal (servers not live dimmed), else one
@@ -3255,21 +3386,22 @@ choosing this backend at once, then exits 0.`,
   --interval D              between refreshes of --watch (default 1s)`,
         options: {
           slots: { type: "string" },
+          "hb-dat": { type: "string" },
           json: { type: "boolean" },
           watch: { type: "boolean" },
           interval: { type: "string" }
         },
         async run(v) {
           if (v.interval !== void 0 && !v.watch) throw new UsageError("--interval goes with --watch");
+          const source = await statusSource(v);
           if (v.watch) {
             const intervalMs = v.interval === void 0 ? 1e3 : duration(v.interval, "--interval");
             if (intervalMs < 100) throw new UsageError("--interval must be at least 100ms");
             const { watchStatus: watchStatus2 } = await Promise.resolve().then(() => (init_watch(), watch_exports));
-            return watchStatus2({ slots: slotsPath(v), json: v.json === true, intervalMs });
+            return watchStatus2({ ...source, json: v.json === true, intervalMs });
           }
-          const { readSnapshot: readSnapshot2 } = await Promise.resolve().then(() => (init_slotfile(), slotfile_exports));
           const { statusJson: statusJson2, statusTable: statusTable2 } = await Promise.resolve().then(() => (init_status(), status_exports));
-          const snap = readSnapshot2(slotsPath(v));
+          const snap = source.read();
           process.stdout.write(v.json ? JSON.stringify(statusJson2(snap.servers, snap.counters)) + "\n" : statusTable2(snap.servers, snap.counters) + "\n");
           return 0;
         }

@@ -2,6 +2,7 @@
 // Each command's module is imported only when that command runs, so that a
 // short-lived `pick` does not load the listener, HTTP or crypto code.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { writeSync } from 'node:fs';
 import type { StatusView } from './status.ts';
 import { join } from 'node:path';
 import type { Endpoint } from './address.ts';
@@ -144,7 +145,7 @@ stderr when no live backend has weight over 0.`,
       }
       const { formatEndpoint } = await import('./address.ts');
       const { serverJson } = await import('./status.ts');
-      process.stdout.write(chosen.map((s) => (v.json ? JSON.stringify(serverJson(s)) : formatEndpoint(s.host, s.port))).join('\n') + '\n');
+      writeStdout(chosen.map((s) => (v.json ? JSON.stringify(serverJson(s)) : formatEndpoint(s.host, s.port))).join('\n') + '\n');
       return 0;
     },
   },
@@ -531,4 +532,22 @@ async function verifierOption(v: Values): Promise<import('./trust.ts').Verifier 
   const skew = v['max-skew'] === undefined ? DEFAULT_MAX_SKEW_MS : duration(v['max-skew'] as string, '--max-skew');
   if (!(skew > 0)) throw new UsageError('--max-skew must be more than 0');
   return new Verifier(await readKey(v['key-file'] as string), skew);
+}
+
+/**
+ * `pick`'s output, with plain write(2) calls: process.stdout would first build
+ * a stream over fd 1 (a socket for a pipe), a fair part of a short-lived
+ * `pick`. An fd left non-blocking by whoever started us falls back to the
+ * stream; a reader gone (EPIPE) wants nothing more.
+ */
+function writeStdout(text: string): void {
+  const buf = Buffer.from(text);
+  let done = 0;
+  try {
+    while (done < buf.length) done += writeSync(1, buf, done);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EAGAIN') process.stdout.write(buf.subarray(done));
+    else if (code !== 'EPIPE') throw err;
+  }
 }

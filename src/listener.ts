@@ -3,6 +3,7 @@
 // allocates more as the table or the rate grows.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { formatEndpoint, isMulticast, multicastInterface, stripScope, type Endpoint } from './address.ts';
+import { monoNow } from './clock.ts';
 import { log, RateLimitedLog } from './log.ts';
 import { ACCEPTED, BADSIG, FULL, MALFORMED, REPLAYED, SlotTable, UNSIGNED } from './slotfile.ts';
 import { TRUST_REASONS, type Verifier } from './trust.ts';
@@ -76,7 +77,7 @@ export class Listener {
     return new Promise((resolve, reject) => {
       socket.once('error', (err: NodeJS.ErrnoException) => {
         closeQuietly(socket);
-        reject(new ListenError(`${where}: ${bindReason(err)}`));
+        reject(new ListenError(`${where}: ${bindReason(err, 'another listener on this port?')}`));
       });
       socket.bind(ep.port, host, () => {
         if (group) {
@@ -125,13 +126,15 @@ export class Listener {
     }
     let address = from;
     let scope = '';
-    const pct = from.indexOf('%');
-    if (pct >= 0) {
-      address = from.slice(0, pct);
-      scope = from.slice(pct + 1);
+    if (isIPv6Text(from)) {
+      const pct = from.indexOf('%');
+      if (pct >= 0) {
+        address = from.slice(0, pct);
+        scope = from.slice(pct + 1);
+      }
+      // A dual-stack socket shows IPv4 senders as ::ffff:a.b.c.d: the same server.
+      if (address.startsWith('::ffff:') && address.includes('.')) address = address.slice(7);
     }
-    // A dual-stack socket shows IPv4 senders as ::ffff:a.b.c.d: the same server.
-    if (address.startsWith('::ffff:') && address.includes('.')) address = address.slice(7);
     const table = this.table;
     let slot = table.lookup(address, hb.port);
     // Before claim(): a forged or replayed datagram must not take a slot.
@@ -144,15 +147,16 @@ export class Listener {
         return counter;
       }
     }
+    const now = monoNow();
     if (slot < 0) {
-      slot = table.claim(address, hb.port);
+      slot = table.claim(address, hb.port, now);
       if (slot < 0) {
         table.count(FULL);
         this.limited.log('full', 'warn', 'table full: new server refused, no live server evicted (raise --max-servers)', () => ({ from: formatEndpoint(address, hb.port), slots: table.slots }));
         return FULL;
       }
     }
-    table.write(slot, hb, scope);
+    table.write(slot, hb, scope, now);
     table.count(ACCEPTED);
     return 0;
   }
@@ -161,6 +165,16 @@ export class Listener {
     await Promise.all(this.sockets.map((s) => new Promise<void>((r) => s.close(() => r()))));
     this.sockets.length = 0;
   }
+}
+
+/**
+ * Whether a source address is IPv6 text, the only kind with a %scope or a
+ * ::ffff: prefix: it has a ':' within its first 5 characters, IPv4 text none.
+ * Cheaper than searching an IPv4 address for either, once per datagram.
+ */
+function isIPv6Text(address: string): boolean {
+  for (let i = 0; i < 5; i++) if (address.charCodeAt(i) === 0x3a) return true;
+  return false;
 }
 
 /**
@@ -186,11 +200,12 @@ function closeQuietly(socket: Socket): void {
   }
 }
 
-function bindReason(err: NodeJS.ErrnoException): string {
+/** Why a socket could not bind or listen, for a one-line error; `inUse` adds a likely cause to EADDRINUSE. */
+export function bindReason(err: NodeJS.ErrnoException, inUse?: string): string {
   switch (err.code) {
-    case 'EADDRINUSE': return 'address already in use (another listener on this port?)';
+    case 'EADDRINUSE': return inUse === undefined ? 'address already in use' : `address already in use (${inUse})`;
     case 'EADDRNOTAVAIL': return 'address not available on this host';
-    case 'EACCES': return 'permission denied';
+    case 'EACCES': return 'permission denied (a port below 1024 needs privileges)';
     default: return err.message;
   }
 }

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { bootId, monoNow } from '../src/clock.ts';
 import { Listener } from '../src/listener.ts';
-import { ACCEPTED, crc32, FULL, MALFORMED, readSnapshot, SlotFileError, SlotTable, type ServerRecord, type Snapshot } from '../src/slotfile.ts';
+import { ACCEPTED, crc32, FULL, MALFORMED, readSnapshot, slotCrc, SlotFileError, SlotTable, type ServerRecord, type Snapshot } from '../src/slotfile.ts';
 
 const HEADER = 256, SLOT = 128;
 const H = { version: 8, headerSize: 12, slotSize: 16, slots: 20, boot: 24, created: 40, crc: 60 };
@@ -290,6 +290,54 @@ test('the listener: IPv6 with and without scope is one server showing the last s
   table.close();
 });
 
+test('the index finds each server through claims, evictions, reuse and reopening, as a Map of them would', (t) => {
+  const path = join(tempDir(t), 'hbeat.slots');
+  let table = SlotTable.open(path, 64);
+  // 180 servers for 64 slots: ones that differ in a byte, in the port, or
+  // in the family alone (7f00:N:: holds the same 16 bytes as 127.0.0.N).
+  // Addresses in the form a socket gives, which is also the one a reopened table keys by.
+  const pool: [string, number][] = [];
+  for (let i = 1; i <= 60; i++) pool.push([`127.0.0.${i}`, 80], [`127.0.0.${i}`, 81], [`7f00:${i.toString(16)}::`, 80]);
+  const id = ([address, port]: [string, number]) => `${address} ${port}`;
+  const slotOf = new Map<string, number>(); // the model
+  const lastSeen = new Map<string, number>();
+  const check = (label: string) => {
+    for (const server of pool) assert.equal(table.lookup(...server), slotOf.get(id(server)) ?? -1, `${label}: ${id(server)}`);
+  };
+  let seed = 12345;
+  const random = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n;
+  let now = T0, evictions = 0, refusals = 0;
+  for (let step = 0; step < 20_000; step++) {
+    now += random(300);
+    const server = pool[random(pool.length)]!;
+    let slot = table.lookup(...server);
+    if (slot < 0) {
+      slot = table.claim(...server, now);
+      if (slot < 0) {
+        refusals++;
+        assert.ok([...slotOf.keys()].every((k) => now - lastSeen.get(k)! <= 30_000), `step ${step}: refused while a server was silent`);
+        continue;
+      }
+      for (const [k, s] of slotOf) {
+        if (s !== slot) continue;
+        assert.ok(now - lastSeen.get(k)! > 30_000, `step ${step}: evicted ${k}, which was live`);
+        slotOf.delete(k);
+        evictions++;
+      }
+      slotOf.set(id(server), slot);
+    }
+    table.write(slot, UP, '', now);
+    lastSeen.set(id(server), now);
+    if (step % 97 === 0) check(`step ${step}`);
+  }
+  assert.ok(evictions > 1000 && refusals > 100, `${evictions} evictions, ${refusals} refusals`);
+  check('the end');
+  table.close();
+  table = SlotTable.open(path);
+  check('reopened');
+  table.close();
+});
+
 test('a slot silent for over 30 s is reused; a full table of live servers refuses newcomers and evicts none', (t) => {
   const path = join(tempDir(t), 'hbeat.slots');
   const table = filled(path, 3, 3); // 127.0.0.1..3 seen at T0
@@ -421,6 +469,72 @@ test('crc32 is zlib\'s CRC-32', () => {
     const end = start + Math.floor(Math.random() * (buf.length - start + 1));
     assert.equal(crc32(buf, start, end), zlibCrc32(buf.subarray(start, end)), `bytes ${start}..${end} of ${buf.toString('hex')}`);
   }
+});
+
+test('slotCrc, crc32 of bytes 0..47 combined with a kept crc32 of bytes 48..123, is crc32 of bytes 0..123', () => {
+  const slots = 4096;
+  const buf = randomBytes(slots * SLOT + 3);
+  // Any offset, not only a multiple of 128: DataView reads need no alignment.
+  const view = new DataView(buf.buffer, buf.byteOffset + 3, slots * SLOT);
+  for (let i = 0; i < slots; i++) {
+    const off = i * SLOT;
+    const bytes = buf.subarray(3 + off, 3 + off + S.crc);
+    assert.equal(slotCrc(view, off, crc32(bytes, S.addr, S.crc)), zlibCrc32(bytes), `slot ${bytes.toString('hex')}`);
+  }
+  // Every single-bit change of the changing part: each must move the CRC as zlib's does.
+  const one = Buffer.alloc(S.crc);
+  const oneView = new DataView(one.buffer, one.byteOffset, S.crc);
+  const tail = crc32(one, S.addr, S.crc);
+  for (let bit = 0; bit < 8 * S.addr; bit++) {
+    one[bit >> 3] = 1 << (bit & 7);
+    assert.equal(slotCrc(oneView, 0, tail), zlibCrc32(one), `bit ${bit}`);
+    one[bit >> 3] = 0;
+  }
+});
+
+test('every write seals its slot with crc32 of bytes 0..123: claims, reuse, scope changes, a reopened file', (t) => {
+  const path = join(tempDir(t), 'hbeat.slots');
+  const sealedAsZlib = (slot: number, label: string) => {
+    const s = readFileSync(path).subarray(slotOff(slot), slotOff(slot + 1));
+    assert.equal(s.readUInt32LE(S.crc), zlibCrc32(s.subarray(0, S.crc)), label);
+    return s;
+  };
+  const table = SlotTable.open(path, 2);
+  const a = table.claim('fe80::1', 80, T0);
+  const scopes = ['', 'eth0', 'eth0', 'eth1', '', 'x'.repeat(40), 'x'.repeat(31), 'lo', 'é'];
+  scopes.forEach((scope, i) => {
+    table.write(a, { ready: i, busy: 1, state: 0, ts: -1 }, scope, T0 + i);
+    const s = sealedAsZlib(a, `after scope ${JSON.stringify(scope)}`);
+    const len = Math.min(scope.length, 31);
+    assert.deepEqual([s[S.scopeLen], s.toString('latin1', S.scope, S.scope + len)], [len, scope.slice(0, 31)]);
+    assert.ok(s.subarray(S.scope + len, S.crc).every((b) => b === 0), 'padding zero after a longer scope');
+  });
+  const b = table.claim('127.0.0.2', 80, T0);
+  table.write(b, UP, '', T0 + 40_000);
+  assert.equal(table.claim('127.0.0.3', 80, T0 + 60_000), a, 'the silent slot reused');
+  table.write(a, UP, '', T0 + 60_000);
+  assert.deepEqual([...sealedAsZlib(a, 'after reuse').subarray(S.addr, S.crc)], [127, 0, 0, 3, ...Array(S.crc - S.addr - 4).fill(0)]);
+  table.close();
+
+  const again = SlotTable.open(path);
+  again.write(b, { ready: 9, busy: 9, state: 1, ts: 5 }, '', T0 + 60_001);
+  sealedAsZlib(b, 'after reopening');
+  again.close();
+  assert.equal(readSnapshot(path).torn, 0);
+});
+
+test('seen wall is the wall clock of the datagram, from one clock read', (t) => {
+  const path = join(tempDir(t), 'hbeat.slots');
+  const table = SlotTable.open(path, 1);
+  const slot = table.claim('127.0.0.1', 80, T0);
+  for (let i = 0; i < 3; i++) {
+    const before = Date.now();
+    table.write(slot, UP, '', monoNow());
+    const after = Date.now();
+    const wall = readFileSync(path).readDoubleLE(slotOff(slot) + S.wall);
+    assert.ok(Number.isInteger(wall) && wall >= before - 1 && wall <= after, `${wall} within ${before}..${after}`);
+  }
+  table.close();
 });
 
 test('a datagram rewrites its 128-byte slot and nothing else; counters only their record', (t) => {
