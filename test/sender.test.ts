@@ -258,7 +258,8 @@ test('setup failures reject with one line', async () => {
   // Nothing is sent: each of these fails while the socket is set up.
   const group = [parseEndpoint('239.255.80.1:9')];
   const cases: [Partial<SendOptions> & { to?: Endpoint[] }, RegExp][] = [
-    [{ source: '0.0.0.1' }, /^--source 0\.0\.0\.1: not an address of this host$/],
+    // ::2 is no address of any host here, and nothing is sent to or from it.
+    [{ to: [ep6], source: '::2' }, /^--source ::2: not an address of this host$/],
     [{ source: 'nowhere' }, /^--source nowhere: not an IP address$/],
     [{ to: [ep4, ep6], source: '127.0.0.1' }, /^--to \[::1\]:9 is IPv6 but --source 127\.0\.0\.1 is IPv4$/],
     [{ to: [] }, /^no target to send to$/],
@@ -267,7 +268,7 @@ test('setup failures reject with one line', async () => {
     [{ to: group, ttl: 300 }, /^--ttl 300: /],
     [{ to: group, iface: 'no-such-if0' }, /^--interface no-such-if0: no such interface$/],
     [{ to: group, iface: '::1' }, /^--interface ::1 is an IPv6 address; IPv4 groups need an IPv4 one or an interface name$/],
-    [{ to: group, iface: '0.0.0.1' }, /^--interface 0\.0\.0\.1: not an address of this host$/],
+    [{ to: [parseEndpoint('[ff15::8001]:9')], iface: '::2' }, /^--interface ::2: not an address of this host$/],
   ];
   for (const [more, error] of cases) {
     await assert.rejects(Sender.open(options(more.to ?? [ep4], more)), (err: Error) => {
