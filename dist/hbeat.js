@@ -182,6 +182,7 @@ var init_clock = __esm({
 // src/log.ts
 var log_exports = {};
 __export(log_exports, {
+  Outage: () => Outage,
   RateLimitedLog: () => RateLimitedLog,
   formatLine: () => formatLine,
   log: () => log,
@@ -201,7 +202,7 @@ function formatLine(level, msg, fields = {}, journal = underJournal()) {
 function log(level, msg, fields) {
   sink.write(formatLine(level, msg, fields));
 }
-var PRIORITY, underJournal, sink, RateLimitedLog;
+var PRIORITY, underJournal, sink, RateLimitedLog, Outage;
 var init_log = __esm({
   "src/log.ts"() {
     "use strict";
@@ -235,6 +236,31 @@ var init_log = __esm({
         const suppressed = c.suppressed;
         c.suppressed = 0;
         log(level, msg, { ...fields(), suppressed: suppressed || void 0 });
+      }
+    };
+    Outage = class {
+      constructor(failed, recovered, fields = {}, opts = {}) {
+        this.failed = failed;
+        this.recovered = recovered;
+        this.fields = fields;
+        this.opts = opts;
+      }
+      failed;
+      recovered;
+      fields;
+      opts;
+      failures = 0;
+      loggedAt = -Infinity;
+      fail(error) {
+        const now = (this.opts.now ?? Date.now)();
+        if (this.failures++ === 0 || now - this.loggedAt >= (this.opts.repeatMs ?? Infinity)) {
+          this.loggedAt = now;
+          log(this.opts.level ?? "warn", this.failed, { ...this.fields, error: error instanceof Error ? error.message : String(error) });
+        }
+      }
+      ok() {
+        if (this.failures > 0) log("info", this.recovered, { ...this.fields, failures: this.failures });
+        this.failures = 0;
       }
     };
   }
@@ -271,6 +297,15 @@ function crc32(buf, start, end) {
 function zeroBytes(c, n) {
   for (let i = 0; i < n; i++) c = CRC_TABLE[c & 255] ^ c >>> 8;
   return c;
+}
+function zeroShift(n) {
+  const t = new Int32Array(1024);
+  for (let bit = 0; bit < 32; bit++) t[(bit >> 3) * 256 + (1 << (bit & 7))] = zeroBytes(1 << bit, n);
+  for (let i = 0; i < 1024; i++) {
+    const b = i & 255, low = b & -b;
+    if (b !== low) t[i] = t[i - b + low] ^ t[i - low];
+  }
+  return t;
 }
 function slotCrc(view, off, tail) {
   const T = WORD_TABLE;
@@ -372,15 +407,6 @@ function readCounters(header2) {
   const out2 = {};
   COUNTER_NAMES.forEach((name, i) => out2[name] = readU64(header2, C_VALUES + 8 * i));
   return out2;
-}
-function zeroShift(n) {
-  const t = new Int32Array(1024);
-  for (let bit = 0; bit < 32; bit++) t[(bit >> 3) * 256 + (1 << (bit & 7))] = zeroBytes(1 << bit, n);
-  for (let i = 0; i < 1024; i++) {
-    const b = i & 255, low = b & -b;
-    if (b !== low) t[i] = t[i - b + low] ^ t[i - low];
-  }
-  return t;
 }
 function prepareRegionCheck() {
   const slot = Buffer.alloc(SLOT_SIZE);
@@ -1729,7 +1755,7 @@ function reason(err) {
 function message(err) {
   return err instanceof Error ? err.message : String(err);
 }
-var import_node_dgram2, import_node_net2, import_node_perf_hooks2, SendError, Outage, Sender;
+var import_node_dgram2, import_node_net2, import_node_perf_hooks2, SendError, Sender;
 var init_sender = __esm({
   "src/sender.ts"() {
     "use strict";
@@ -1741,24 +1767,6 @@ var init_sender = __esm({
     init_trust();
     init_wire();
     SendError = class extends Error {
-    };
-    Outage = class {
-      constructor(failed, recovered, fields = {}) {
-        this.failed = failed;
-        this.recovered = recovered;
-        this.fields = fields;
-      }
-      failed;
-      recovered;
-      fields;
-      failures = 0;
-      fail(err) {
-        if (this.failures++ === 0) log("warn", this.failed, { ...this.fields, error: message(err) });
-      }
-      ok() {
-        if (this.failures > 0) log("info", this.recovered, { ...this.fields, failures: this.failures });
-        this.failures = 0;
-      }
     };
     Sender = class _Sender {
       constructor(opts) {
@@ -2382,11 +2390,11 @@ var init_hbdat = __esm({
       constructor(path, servers) {
         this.path = path;
         this.servers = servers;
+        this.outage = new Outage("cannot write hb.dat; trying again at the next interval", "hb.dat written again", { path }, { level: "error", repeatMs: 6e4 });
       }
       path;
       servers;
-      limited = new RateLimitedLog(1, 6e4);
-      failing = false;
+      outage;
       timer;
       /** Writes the file at once (throwing, for a one-line exit, when it cannot), then every intervalMs. */
       static start(path, intervalMs, servers) {
@@ -2401,14 +2409,10 @@ var init_hbdat = __esm({
         try {
           writeHbDat(this.path, this.servers());
         } catch (err) {
-          this.failing = true;
-          this.limited.log("write", "error", "cannot write hb.dat; trying again at the next interval", () => ({ path: this.path, error: hbDatReason(this.path, err) }));
+          this.outage.fail(hbDatReason(this.path, err));
           return false;
         }
-        if (this.failing) {
-          this.failing = false;
-          log("info", "hb.dat written again", { path: this.path });
-        }
+        this.outage.ok();
         return true;
       }
       /** A last write, so the file is as fresh as it can be; then no more. */

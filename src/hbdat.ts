@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import { chmodSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { stripScope } from './address.ts';
-import { log, RateLimitedLog } from './log.ts';
+import { Outage } from './log.ts';
 import type { PickServer } from './picker.ts';
 import type { ServerRecord } from './slotfile.ts';
 import { parseHbDatQuery } from './wire.ts';
@@ -68,11 +68,12 @@ export function hbDatReason(path: string, err: unknown): string {
  * leaves the file too, so readers must judge its age anyway.
  */
 export class HbDatWriter {
-  private readonly limited = new RateLimitedLog(1, 60_000);
-  private failing = false;
+  private readonly outage: Outage;
   private timer: NodeJS.Timeout | undefined;
 
-  private constructor(readonly path: string, private readonly servers: () => readonly ServerRecord[]) {}
+  private constructor(readonly path: string, private readonly servers: () => readonly ServerRecord[]) {
+    this.outage = new Outage('cannot write hb.dat; trying again at the next interval', 'hb.dat written again', { path }, { level: 'error', repeatMs: 60_000 });
+  }
 
   /** Writes the file at once (throwing, for a one-line exit, when it cannot), then every intervalMs. */
   static start(path: string, intervalMs: number, servers: () => readonly ServerRecord[]): HbDatWriter {
@@ -88,14 +89,10 @@ export class HbDatWriter {
     try {
       writeHbDat(this.path, this.servers());
     } catch (err) {
-      this.failing = true;
-      this.limited.log('write', 'error', 'cannot write hb.dat; trying again at the next interval', () => ({ path: this.path, error: hbDatReason(this.path, err) }));
+      this.outage.fail(hbDatReason(this.path, err));
       return false;
     }
-    if (this.failing) {
-      this.failing = false;
-      log('info', 'hb.dat written again', { path: this.path });
-    }
+    this.outage.ok();
     return true;
   }
 

@@ -54,3 +54,32 @@ export class RateLimitedLog {
     log(level, msg, { ...fields(), suppressed: suppressed || undefined });
   }
 }
+
+/**
+ * A condition that fails and recovers (a target, a load source, a file): one
+ * line when it starts failing, again at most every `repeatMs` while it goes
+ * on, and one when it works again, with how many failures there were.
+ */
+export class Outage {
+  private failures = 0;
+  private loggedAt = -Infinity;
+  constructor(
+    private readonly failed: string,
+    private readonly recovered: string,
+    private readonly fields: Fields = {},
+    private readonly opts: { level?: Level; repeatMs?: number; now?: () => number } = {},
+  ) {}
+
+  fail(error: unknown): void {
+    const now = (this.opts.now ?? Date.now)();
+    if (this.failures++ === 0 || now - this.loggedAt >= (this.opts.repeatMs ?? Infinity)) {
+      this.loggedAt = now;
+      log(this.opts.level ?? 'warn', this.failed, { ...this.fields, error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+
+  ok(): void {
+    if (this.failures > 0) log('info', this.recovered, { ...this.fields, failures: this.failures });
+    this.failures = 0;
+  }
+}

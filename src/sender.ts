@@ -8,7 +8,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { formatEndpoint, isMulticast, multicastInterface, stripScope, type Endpoint } from './address.ts';
-import { log, type Fields } from './log.ts';
+import { log, Outage } from './log.ts';
 import { Signer } from './trust.ts';
 import { encodeHeartbeat, STATE_DRAIN, STATE_UP } from './wire.ts';
 
@@ -58,21 +58,6 @@ export class SendError extends Error {}
 /** A wait of intervalMs × [0.9, 1.1), uniform, so that a fleet started together drifts apart. */
 export function jitter(intervalMs: number, random: () => number): number {
   return intervalMs * (0.9 + 0.2 * random());
-}
-
-/** Logs a failing condition once when it starts and once when it ends, not on every repeat. */
-class Outage {
-  private failures = 0;
-  constructor(private readonly failed: string, private readonly recovered: string, private readonly fields: Fields = {}) {}
-
-  fail(err: unknown): void {
-    if (this.failures++ === 0) log('warn', this.failed, { ...this.fields, error: message(err) });
-  }
-
-  ok(): void {
-    if (this.failures > 0) log('info', this.recovered, { ...this.fields, failures: this.failures });
-    this.failures = 0;
-  }
 }
 
 interface Target { ep: Endpoint; socket: Socket; outage: Outage }

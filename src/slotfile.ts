@@ -61,6 +61,21 @@ function zeroBytes(c: number, n: number): number {
   for (let i = 0; i < n; i++) c = CRC_TABLE[c & 0xff]! ^ (c >>> 8);
   return c;
 }
+/**
+ * [k * 256 + b]: the register b << 8k run over `n` zero bytes, a linear map
+ * of its 32 bits: computed for each bit, then for each byte as the XOR of its
+ * bits', which takes 32 runs over the zeros instead of 1024.
+ */
+function zeroShift(n: number): Int32Array {
+  const t = new Int32Array(1024);
+  for (let bit = 0; bit < 32; bit++) t[(bit >> 3) * 256 + (1 << (bit & 7))] = zeroBytes(1 << bit, n);
+  for (let i = 0; i < 1024; i++) {
+    const b = i & 0xff, low = b & -b;
+    if (b !== low) t[i] = t[i - b + low]! ^ t[i - low]!;
+  }
+  return t;
+}
+
 // [k * 256 + b]: the register after byte b then k zero bytes.
 const WORD_TABLE = new Int32Array(1024);
 WORD_TABLE.set(CRC_TABLE);
@@ -284,21 +299,6 @@ function readCounters(header: Buffer): Record<CounterName, number> {
 // the slots are checked one by one.
 let slotShift: Int32Array | undefined; // zeroShift(SLOT_SIZE), made at the first read
 let sealedSlot = 0; // the register run from 0 over a sealed slot
-
-/**
- * [k * 256 + b]: the register b << 8k run over `n` zero bytes, a linear map
- * of its 32 bits: computed for each bit, then for each byte as the XOR of its
- * bits', which takes 32 runs over the zeros instead of 1024.
- */
-function zeroShift(n: number): Int32Array {
-  const t = new Int32Array(1024);
-  for (let bit = 0; bit < 32; bit++) t[(bit >> 3) * 256 + (1 << (bit & 7))] = zeroBytes(1 << bit, n);
-  for (let i = 0; i < 1024; i++) {
-    const b = i & 0xff, low = b & -b;
-    if (b !== low) t[i] = t[i - b + low]! ^ t[i - low]!;
-  }
-  return t;
-}
 
 function prepareRegionCheck(): Int32Array {
   const slot = Buffer.alloc(SLOT_SIZE);
