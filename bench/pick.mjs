@@ -8,13 +8,13 @@
 //    rotating, so that other work on the machine weighs on all alike. Wall
 //    time from spawn to exit; CPU time (user + system, all threads) from this
 //    process's reaped-children totals.
-// 2. `pick()` of src/picker.ts on one readSnapshot() of 10,000 servers, in a
+// 2. `pick()` of src/core/picker.ts on one readSnapshot() of 10,000 servers, in a
 //    fresh process that loads the TypeScript sources through
 //    test/register.mjs: esbuild transforms each file as it builds the bundle,
 //    so it runs the code dist/hbeat.js runs, with no bench-only entry point.
 //
 // The slot files are written here, by a writer of its own from
-// docs/slot-file.md (not src/slotfile.ts, so that the bench reads what any
+// docs/slot-file.md (not src/core/slotfile.ts, so that the bench reads what any
 // other writer would make), on /dev/shm, and removed at the end. Every server
 // is live: the files are rewritten with a fresh `seen` before anything reads
 // them once the last write is half a second old.
@@ -196,8 +196,8 @@ function rate(fn) {
 
 /** The child's side: readSnapshot() and pick() over the file it was given. */
 async function inProcess(path) {
-  const { readSnapshot } = await import('../src/slotfile.ts');
-  const { pick } = await import('../src/picker.ts');
+  const { readSnapshot } = await import('../src/core/slotfile.ts');
+  const { pick } = await import('../src/core/picker.ts');
   const lines = [];
   const reads = rate(() => readSnapshot(path));
   const servers = readSnapshot(path).servers;

@@ -15,7 +15,7 @@ var __export = (target, all) => {
     __defProp(target, name, { get: all[name], enumerable: true });
 };
 
-// src/address.ts
+// src/core/address.ts
 var address_exports = {};
 __export(address_exports, {
   formatEndpoint: () => formatEndpoint,
@@ -149,14 +149,14 @@ function multicastInterface(iface, family) {
 }
 var import_node_net, import_node_os;
 var init_address = __esm({
-  "src/address.ts"() {
+  "src/core/address.ts"() {
     "use strict";
     import_node_net = require("node:net");
     import_node_os = require("node:os");
   }
 });
 
-// src/clock.ts
+// src/core/clock.ts
 function monoNow() {
   return offsetMs + import_node_perf_hooks.performance.now();
 }
@@ -171,7 +171,7 @@ function bootId() {
 }
 var import_node_fs, import_node_perf_hooks, offsetMs;
 var init_clock = __esm({
-  "src/clock.ts"() {
+  "src/core/clock.ts"() {
     "use strict";
     import_node_fs = require("node:fs");
     import_node_perf_hooks = require("node:perf_hooks");
@@ -179,7 +179,7 @@ var init_clock = __esm({
   }
 });
 
-// src/log.ts
+// src/core/log.ts
 var log_exports = {};
 __export(log_exports, {
   Outage: () => Outage,
@@ -204,7 +204,7 @@ function log(level, msg, fields) {
 }
 var PRIORITY, underJournal, sink, RateLimitedLog, Outage;
 var init_log = __esm({
-  "src/log.ts"() {
+  "src/core/log.ts"() {
     "use strict";
     PRIORITY = { error: 3, warn: 4, info: 6, debug: 7 };
     underJournal = () => process.env.JOURNAL_STREAM !== void 0;
@@ -266,7 +266,7 @@ var init_log = __esm({
   }
 });
 
-// src/slotfile.ts
+// src/core/slotfile.ts
 var slotfile_exports = {};
 __export(slotfile_exports, {
   ACCEPTED: () => ACCEPTED,
@@ -469,7 +469,7 @@ function readSnapshot(path) {
 }
 var import_node_fs2, import_node_path, import_node_zlib, MAGIC, FORMAT_VERSION, HEADER_SIZE, SLOT_SIZE, MAX_SERVERS_LIMIT, DEFAULT_MAX_SERVERS, EVICT_AGE_MS, COUNTER_NAMES, ACCEPTED, MALFORMED, UNSIGNED, BADSIG, REPLAYED, FULL, H_VERSION, H_HEADER_SIZE, H_SLOT_SIZE, H_SLOTS, H_BOOT, H_CREATED, H_CRC, C_OFF, C_SEQ, C_PID, C_VALUES, C_CRC, C_LEN, S_SEQ, S_FAMILY, S_STATE, S_PORT, S_READY, S_BUSY, S_PACKETS, S_SEEN_MONO, S_SEEN_WALL, S_LAST_TS, S_ADDR, S_SCOPE_LEN, S_SCOPE, SCOPE_MAX, S_CRC, SlotFileError, CRC_TABLE, HEAD_LEN, TAIL_LEN, WORD_TABLE, TAIL_SHIFT, SlotRecord, slotShift, sealedSlot, SlotTable;
 var init_slotfile = __esm({
-  "src/slotfile.ts"() {
+  "src/core/slotfile.ts"() {
     "use strict";
     import_node_fs2 = require("node:fs");
     import_node_path = require("node:path");
@@ -866,7 +866,7 @@ var init_slotfile = __esm({
   }
 });
 
-// src/trust.ts
+// src/core/trust.ts
 var trust_exports = {};
 __export(trust_exports, {
   BAD_SIG: () => BAD_SIG,
@@ -935,7 +935,7 @@ function hexValue(c) {
 }
 var import_node_crypto, import_node_fs3, MIN_KEY_BYTES, DEFAULT_MAX_SKEW_MS, SIG_BYTES, KeyError, Signer, TRUST_OK, NO_SIG, NO_TS, BAD_SIG, SKEWED, NOT_NEWER, TRUST_REASONS, Verifier;
 var init_trust = __esm({
-  "src/trust.ts"() {
+  "src/core/trust.ts"() {
     "use strict";
     import_node_crypto = require("node:crypto");
     import_node_fs3 = require("node:fs");
@@ -1008,7 +1008,7 @@ var init_trust = __esm({
   }
 });
 
-// src/wire.ts
+// src/core/wire.ts
 function newHeartbeat() {
   return { ready: 0, busy: 0, port: 80, state: STATE_UP, ts: -1, signedLength: -1, sigStart: -1, sigEnd: -1 };
 }
@@ -1206,7 +1206,7 @@ function encodeHeartbeat(f) {
 }
 var MAX_DATAGRAM, STATE_UP, STATE_DRAIN, MALFORMED_TOO_LONG, MALFORMED_NUL, MALFORMED_SIG_FIRST, MALFORMED_SIG_NOT_LAST, MALFORMED_NO_V, MALFORMED_NO_READY, MALFORMED_NO_BUSY, MALFORMED_READY, MALFORMED_BUSY, MALFORMED_PORT, MALFORMED_STATE, MALFORMED_TS, MALFORMED_SIG, MALFORMED2, INT31_MAX, K_V, K_READY, K_BUSY, K_PORT, K_STATE, K_TS, K_SIG, K_LASTSEEN, KEY_COUNT, ABSENT, IMPLICIT_ONE, span, signedLength, keyBytes, valueBytes, AMP, EQ, PERCENT, LF, CR, scanned;
 var init_wire = __esm({
-  "src/wire.ts"() {
+  "src/core/wire.ts"() {
     "use strict";
     MAX_DATAGRAM = 1e3;
     STATE_UP = 0;
@@ -1265,7 +1265,7 @@ var init_wire = __esm({
   }
 });
 
-// src/listener.ts
+// src/core/listener.ts
 var listener_exports = {};
 __export(listener_exports, {
   DEFAULT_GROUP: () => DEFAULT_GROUP,
@@ -1305,7 +1305,7 @@ function bindReason(err, inUse) {
 }
 var import_node_dgram, DEFAULT_GROUP, RECV_BUFFER, ListenError, DROPPED_AS, DROPPED_MSG, Listener;
 var init_listener = __esm({
-  "src/listener.ts"() {
+  "src/core/listener.ts"() {
     "use strict";
     import_node_dgram = require("node:dgram");
     init_address();
@@ -1447,7 +1447,7 @@ var init_listener = __esm({
   }
 });
 
-// src/picker.ts
+// src/core/picker.ts
 var picker_exports = {};
 __export(picker_exports, {
   Prepared: () => Prepared,
@@ -1525,7 +1525,7 @@ function rotl(x, k) {
 }
 var scratch, Prepared;
 var init_picker = __esm({
-  "src/picker.ts"() {
+  "src/core/picker.ts"() {
     "use strict";
     init_address();
     scratch = new Uint8Array(16);
@@ -1622,7 +1622,7 @@ var init_picker = __esm({
   }
 });
 
-// src/status.ts
+// src/core/status.ts
 var status_exports = {};
 __export(status_exports, {
   LIVE_AGE_S: () => LIVE_AGE_S,
@@ -1676,7 +1676,7 @@ function statusTable(servers, counters2, opts = {}) {
 }
 var LIVE_AGE_S;
 var init_status = __esm({
-  "src/status.ts"() {
+  "src/core/status.ts"() {
     "use strict";
     init_address();
     init_slotfile();
@@ -1684,7 +1684,7 @@ var init_status = __esm({
   }
 });
 
-// src/sender.ts
+// src/core/sender.ts
 var sender_exports = {};
 __export(sender_exports, {
   SendError: () => SendError,
@@ -1757,7 +1757,7 @@ function message(err) {
 }
 var import_node_dgram2, import_node_net2, import_node_perf_hooks2, SendError, Sender;
 var init_sender = __esm({
-  "src/sender.ts"() {
+  "src/core/sender.ts"() {
     "use strict";
     import_node_dgram2 = require("node:dgram");
     import_node_net2 = require("node:net");
@@ -1904,7 +1904,7 @@ var init_sender = __esm({
   }
 });
 
-// src/screen.ts
+// src/term/screen.ts
 function isTerminal(out2, env = process.env) {
   return out2.isTTY === true && env.TERM !== "dumb";
 }
@@ -1955,7 +1955,7 @@ async function every(intervalMs, signal, tick) {
 }
 var import_promises, HOME, CLEAR_SCREEN, CLEAR_LINE, CLEAR_BELOW, HIDE_CURSOR, SHOW_CURSOR, DIM, UNDIM, ANSI, Screen;
 var init_screen = __esm({
-  "src/screen.ts"() {
+  "src/term/screen.ts"() {
     "use strict";
     import_promises = require("node:timers/promises");
     HOME = "\x1B[H";
@@ -1996,7 +1996,7 @@ var init_screen = __esm({
   }
 });
 
-// src/watch.ts
+// src/term/watch.ts
 var watch_exports = {};
 __export(watch_exports, {
   watchStatus: () => watchStatus
@@ -2052,14 +2052,14 @@ function listenerState(pid) {
   return "no listener running";
 }
 var init_watch = __esm({
-  "src/watch.ts"() {
+  "src/term/watch.ts"() {
     "use strict";
     init_screen();
     init_status();
   }
 });
 
-// src/demo.ts
+// src/term/demo.ts
 var demo_exports = {};
 __export(demo_exports, {
   DEFAULT_DURATION_MS: () => DEFAULT_DURATION_MS,
@@ -2181,7 +2181,7 @@ async function startBackends(to, clock, senders) {
 }
 var import_node_dgram3, import_node_fs4, import_node_os2, import_node_path2, import_node_perf_hooks3, DEFAULT_DURATION_MS, INTERVAL_MS, MAX_AGE_S, TICK_MS, PICKS_PER_TICK, BAR, wave, DRAIN_AT, DIE_AT, WORK_AT, ROLES, BY_EVENT_TIME, DemoError, View;
 var init_demo = __esm({
-  "src/demo.ts"() {
+  "src/term/demo.ts"() {
     "use strict";
     import_node_dgram3 = require("node:dgram");
     import_node_fs4 = require("node:fs");
@@ -2304,7 +2304,7 @@ var init_demo = __esm({
   }
 });
 
-// src/hbdat.ts
+// src/core/hbdat.ts
 var hbdat_exports = {};
 __export(hbdat_exports, {
   HB_DAT_SEEN_TIMEOUT_S: () => HB_DAT_SEEN_TIMEOUT_S,
@@ -2377,7 +2377,7 @@ function readHbDat(path, nowMs = Date.now()) {
 }
 var import_node_net3, import_node_fs5, import_node_path3, HB_DAT_SEEN_TIMEOUT_S, HbDatWriter;
 var init_hbdat = __esm({
-  "src/hbdat.ts"() {
+  "src/core/hbdat.ts"() {
     "use strict";
     import_node_net3 = require("node:net");
     import_node_fs5 = require("node:fs");
@@ -2426,7 +2426,7 @@ var init_hbdat = __esm({
   }
 });
 
-// src/load.ts
+// src/core/load.ts
 var load_exports = {};
 __export(load_exports, {
   CapacityError: () => CapacityError,
@@ -2621,7 +2621,7 @@ function execSource(command, timeoutMs) {
 }
 var import_node_child_process, import_promises2, import_node_http, import_node_https, INT31_MAX2, MAX_BODY, MAX_OUTPUT, CapacityError;
 var init_load = __esm({
-  "src/load.ts"() {
+  "src/core/load.ts"() {
     "use strict";
     import_node_child_process = require("node:child_process");
     import_promises2 = require("node:fs/promises");
@@ -2636,7 +2636,7 @@ var init_load = __esm({
   }
 });
 
-// src/http.ts
+// src/feeds/http.ts
 var http_exports = {};
 __export(http_exports, {
   DEFAULT_TIMEOUTS: () => DEFAULT_TIMEOUTS,
@@ -2718,11 +2718,11 @@ hbeat_servers ${servers.length}
 }
 var import_node_http2, DEFAULT_TIMEOUTS, MAX_PICK_COUNT, DEFAULT_MAX_AGE_S, PICK_PARAMS, OVERSIZED, reasonScratch, BadRequest, CACHED_POOLS, PickView, DEFAULT_PICK, TEXT, HttpServer;
 var init_http = __esm({
-  "src/http.ts"() {
+  "src/feeds/http.ts"() {
     "use strict";
     import_node_http2 = require("node:http");
     init_address();
-    init_cli();
+    init_main();
     init_clock();
     init_listener();
     init_log();
@@ -2947,7 +2947,7 @@ var init_http = __esm({
   }
 });
 
-// src/cli.ts
+// src/cli/main.ts
 async function main(argv) {
   const [name, ...rest] = argv;
   if (name === "--version" || name === "-V") return out(`hbeat ${"0.1.0"}`);
@@ -3154,8 +3154,8 @@ function writeStdout(text) {
   }
 }
 var import_node_util, import_node_fs6, import_node_path4, UsageError, RuntimeError, SLOTS_HELP, commands, TOP_USAGE;
-var init_cli = __esm({
-  "src/cli.ts"() {
+var init_main = __esm({
+  "src/cli/main.ts"() {
     "use strict";
     import_node_util = require("node:util");
     import_node_fs6 = require("node:fs");
@@ -3451,7 +3451,7 @@ Exit status: 0 done, 1 runtime failure, 2 usage error, 3 pick found no live back
 });
 
 // src/main.ts
-init_cli();
+init_main();
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

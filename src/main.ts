@@ -1,5 +1,5 @@
 // Entry point of dist/hbeat.js.
-import { main } from './cli.ts';
+import { main } from './cli/main.ts';
 
 main(process.argv.slice(2)).then(
   (code) => {

@@ -1,0 +1,32 @@
+// The one liveness rule (SPEC.md, "Liveness"), used by every reader: pick,
+// status, the HTTP routes, hb.dat, the proxy feeds, and the Lua reader in
+// contrib/nginx, which follows these same lines.
+
+/** How a reader judges a server live. */
+export interface Liveness {
+  /** Seconds: never live at this age or older (Apache's LBM_HEARTBEAT_MAX_LASTSEEN). */
+  maxAge: number;
+  /** Heartbeats in a row a server may miss; 0: maxAge alone, as Apache. */
+  misses: number;
+}
+
+export const DEFAULT_MAX_AGE_S = 10;
+export const DEFAULT_MISSES = 3;
+export const DEFAULT_LIVENESS: Readonly<Liveness> = Object.freeze({ maxAge: DEFAULT_MAX_AGE_S, misses: DEFAULT_MISSES });
+/** Seconds: what a heartbeat without `interval` (Apache's mod_heartbeat) stands for. */
+export const DEFAULT_INTERVAL_S = 1;
+
+/**
+ * Seconds: a server is live while its age is under this. `interval` is the
+ * server's announced period in seconds; null where none is known (an hb.dat
+ * line), and then maxAge alone counts.
+ */
+export function liveAge(interval: number | null, l: Liveness): number {
+  if (l.misses === 0 || interval === null) return l.maxAge;
+  return Math.min(l.maxAge, (l.misses + 0.5) * interval);
+}
+
+/** Whether a server of this age (seconds, null when unknown) and interval is live. */
+export function isLive(s: { age: number | null; interval: number | null }, l: Liveness): boolean {
+  return s.age !== null && s.age < liveAge(s.interval, l);
+}

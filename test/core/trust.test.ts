@@ -1,0 +1,353 @@
+// Signed heartbeats: the key file, sign and verify (src/trust.ts), the
+// listener's drops and counts, and `send`/`listen --key-file` end to end,
+// also into a real Apache mod_heartmonitor, to which the signature is one
+// more key.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Listener } from '../../src/core/listener.ts';
+import { readSnapshot, SlotTable } from '../../src/core/slotfile.ts';
+import { BAD_SIG, KeyError, loadKey, NO_SIG, NO_TS, NOT_NEWER, parseKey, replayCheck, sign, Signer, SKEWED, TRUST_OK, Verifier } from '../../src/core/trust.ts';
+import { encodeHeartbeat, newHeartbeat, parseHeartbeat } from '../../src/core/wire.ts';
+import { request } from 'node:http';
+import { apacheSkipReason, startHeartmonitor } from '../helpers/apache.ts';
+import { logInto } from '../helpers/logs.ts';
+import { freePort, hbeat, send, start, statusJson, testDir, until } from '../helpers/run.ts';
+
+const KEY_HEX = '000102030405060708090a0b0c0d0e0f';
+const KEY = Buffer.from(KEY_HEX, 'hex');
+const NOW = 1_700_000_000_000;
+
+/** A key file with `mode`, holding `content`. */
+function keyFile(dir: string, content: string | Buffer, mode = 0o600, name = 'key'): string {
+  const path = join(dir, name);
+  writeFileSync(path, content);
+  chmodSync(path, mode);
+  return path;
+}
+
+/** Parses and checks a datagram as the listener would; -1 when it is malformed. */
+function check(v: Verifier, text: string | Buffer, lastTs = -1): number {
+  const buf = Buffer.isBuffer(text) ? text : Buffer.from(text, 'latin1');
+  const hb = newHeartbeat();
+  if (parseHeartbeat(buf, buf.length, hb) !== 0) return -1;
+  return v.check(buf, hb, lastTs);
+}
+
+test('a key file holds hex (white space around it ignored) or raw bytes', () => {
+  assert.deepEqual(parseKey(Buffer.from(`  ${KEY_HEX}\n`)), KEY);
+  assert.deepEqual(parseKey(Buffer.from(KEY_HEX.toUpperCase() + '\r\n')), KEY);
+  assert.equal(parseKey(Buffer.from('ab'.repeat(32))).length, 32);
+  const raw = Buffer.from('correct horse battery staple');
+  assert.deepEqual(parseKey(raw), raw, 'not all hex: the bytes as they are, white space included');
+  const binary = Buffer.from([0, 255, 1, 254, 2, 253, 3, 252, 4, 251, 5, 250, 6, 249, 7, 248]);
+  assert.deepEqual(parseKey(binary), binary);
+  for (const [content, why] of [
+    ['', /is empty/],
+    [' \n\t\n', /is empty/],
+    ['0123456789abcdef0123456789abcde', /31 hex digits, an odd number/],
+    ['0123456789abcdef0123456789abcd', /30 hex digits; a key needs at least 32 \(16 bytes\)/],
+    ['fifteen bytes!!', /15 bytes; a key needs at least 16 raw bytes or 32 hex digits/],
+  ] as const) {
+    assert.throws(() => parseKey(Buffer.from(content)), (err: Error) => err instanceof KeyError && why.test(err.message), JSON.stringify(content));
+  }
+});
+
+test('a key file that group or others can read or write is refused, as ssh refuses a private key', (t) => {
+  const dir = testDir(t);
+  assert.deepEqual(loadKey(keyFile(dir, KEY_HEX, 0o600)), KEY);
+  assert.deepEqual(loadKey(keyFile(dir, KEY_HEX, 0o400, 'ro')), KEY);
+  for (const mode of [0o640, 0o604, 0o620, 0o602, 0o644, 0o666]) {
+    const path = keyFile(dir, KEY_HEX, mode, `k${mode.toString(8)}`);
+    assert.throws(() => loadKey(path), (err: Error) => err instanceof KeyError
+      && err.message === `key file ${path}: mode 0${mode.toString(8)} lets group or others at it; refusing it (chmod 600 ${path})`);
+  }
+  assert.throws(() => loadKey(join(dir, 'missing')), (err: Error) => err instanceof KeyError && /^key file .*missing: does not exist$/.test(err.message));
+  mkdirSync(join(dir, 'adir'), { mode: 0o700 });
+  assert.throws(() => loadKey(join(dir, 'adir')), /key file .*adir: not a regular file/);
+  assert.throws(() => loadKey(keyFile(dir, 'short', 0o600, 'short')), /key file .*short: holds 5 bytes/);
+});
+
+test('sign appends an HMAC-SHA256 in lower-case hex over every byte before &sig= (a known answer)', () => {
+  const text = 'v=1&ready=75&busy=0&port=8080&ts=1700000000000';
+  // From Python: hmac.new(bytes.fromhex(KEY_HEX), text, hashlib.sha256).hexdigest()
+  assert.equal(sign(text, KEY), `${text}&sig=8ae635091d989c2d3f60414aa6f486e887e02abc407c663e080bfa92ffe5c59f`);
+});
+
+test('verify: signed and fresh passes; unsigned, no ts, a changed byte, another key and a wrong sig do not', () => {
+  const v = new Verifier(KEY, 30_000, () => NOW);
+  const text = encodeHeartbeat({ ready: 75, busy: 0, port: 8080, ts: NOW });
+  const signed = sign(text, KEY);
+  assert.equal(check(v, signed), TRUST_OK);
+  assert.equal(check(v, signed + '\r\n'), TRUST_OK, 'a trailing newline is not part of the sig');
+  assert.equal(check(v, text), NO_SIG);
+  assert.equal(check(v, sign('v=1&ready=75&busy=0', KEY)), NO_TS);
+  assert.equal(check(v, signed.replace('ready=75', 'ready=99')), BAD_SIG);
+  assert.equal(check(v, signed.replace('ready=75', 'ready=075')), BAD_SIG, 'the same numbers, other bytes');
+  assert.equal(check(v, signed.replace('v=1', 'V=1')), BAD_SIG);
+  assert.equal(check(v, sign(text, Buffer.alloc(16, 7))), BAD_SIG);
+  const sig = signed.slice(-64);
+  const flipped = (sig[0] === '0' ? '1' : '0') + sig.slice(1);
+  assert.equal(check(v, signed.slice(0, -64) + flipped), BAD_SIG);
+  assert.equal(check(v, signed.slice(0, -64) + 'ABCDEF'.repeat(10) + 'ABCD'), -1, 'upper-case hex is malformed');
+  assert.equal(check(v, `${text}&sig=${'0'.repeat(64)}`), BAD_SIG);
+  // A view into a larger buffer is verified over its own bytes only.
+  const big = Buffer.concat([Buffer.from(signed), Buffer.from('&junk')]);
+  const hb = newHeartbeat();
+  const view = big.subarray(0, signed.length);
+  assert.equal(parseHeartbeat(view, view.length, hb), 0);
+  assert.equal(v.check(view, hb, -1), TRUST_OK);
+});
+
+test('replays: a ts beyond --max-skew either way, or not newer than the last accepted', () => {
+  const skew = 30_000;
+  assert.equal(replayCheck(NOW, -1, NOW, skew), TRUST_OK);
+  assert.equal(replayCheck(NOW + skew, -1, NOW, skew), TRUST_OK, 'the bound itself is in');
+  assert.equal(replayCheck(NOW - skew, -1, NOW, skew), TRUST_OK);
+  assert.equal(replayCheck(NOW + skew + 1, -1, NOW, skew), SKEWED);
+  assert.equal(replayCheck(NOW - skew - 1, -1, NOW, skew), SKEWED);
+  assert.equal(replayCheck(0, -1, NOW, skew), SKEWED);
+  assert.equal(replayCheck(NOW, NOW, NOW, skew), NOT_NEWER);
+  assert.equal(replayCheck(NOW - 1, NOW, NOW, skew), NOT_NEWER);
+  assert.equal(replayCheck(NOW + 1, NOW, NOW, skew), TRUST_OK);
+  assert.equal(replayCheck(NOW - skew - 1, NOW, NOW, skew), SKEWED, 'the window is checked first');
+
+  let now = NOW;
+  const v = new Verifier(KEY, 5_000, () => now);
+  const at = (ts: number) => sign(encodeHeartbeat({ ready: 1, busy: 1, ts }), KEY);
+  assert.equal(check(v, at(NOW - 5_000)), TRUST_OK);
+  assert.equal(check(v, at(NOW - 5_001)), SKEWED);
+  assert.equal(check(v, at(NOW + 5_001)), SKEWED);
+  assert.equal(check(v, at(NOW), NOW), NOT_NEWER);
+  now += 60_000;
+  assert.equal(check(v, at(NOW)), SKEWED, 'a datagram captured a minute ago');
+  // A forgery is badsig whatever its ts.
+  assert.equal(check(v, at(0).replace('ready=1', 'ready=2')), BAD_SIG);
+});
+
+test('the signer stamps each datagram later than the last, even within one millisecond or after the clock steps back', () => {
+  let now = NOW + 0.7;
+  const s = new Signer(KEY, () => now);
+  assert.equal(s.nextTs(), NOW);
+  assert.equal(s.nextTs(), NOW + 1);
+  now = NOW + 500;
+  assert.equal(s.nextTs(), NOW + 500);
+  now = NOW - 10_000;
+  assert.equal(s.nextTs(), NOW + 501);
+  const text = encodeHeartbeat({ ready: 1, busy: 0, ts: s.nextTs() });
+  assert.equal(s.sign(text), sign(text, KEY));
+});
+
+/** A listener over a fresh table, fed directly (no socket), with its log captured. */
+async function verifyingListener(t: TestContext, path: string, now: () => number, slots = 8) {
+  const table = SlotTable.open(path, slots);
+  const listener = await Listener.start({ on: [], table, verifier: new Verifier(KEY, 30_000, now) });
+  const lines: string[] = [];
+  const restore = logInto(lines);
+  t.after(async () => {
+    restore();
+    await listener.close();
+    table.close();
+  });
+  return { table, listener, lines };
+}
+
+test('the listener drops and counts unsigned, badly signed and replayed datagrams; a replay claims no slot', async (t) => {
+  const path = join(testDir(t), 'hbeat.slots');
+  const { table, listener, lines } = await verifyingListener(t, path, () => NOW);
+  const beat = (ready: number, ts: number, port = 80) => Buffer.from(sign(encodeHeartbeat({ ready, busy: 1, port, ts }), KEY));
+  const counters = () => Object.fromEntries(['accepted', 'malformed', 'unsigned', 'badsig', 'replayed', 'full'].map((n, i) => [n, table.counters[i]]));
+
+  assert.equal(listener.receive(beat(5, NOW), '127.0.0.2', 40000), 0);
+  assert.equal(listener.receive(Buffer.from('v=1&ready=9&busy=1'), '127.0.0.2', 40001), 2, 'unsigned');
+  assert.equal(listener.receive(Buffer.from(sign('v=1&ready=9&busy=1', KEY)), '127.0.0.2'), 2, 'signed without ts');
+  assert.equal(listener.receive(Buffer.from(beat(9, NOW + 1).toString().replace('ready=9', 'ready=8')), '127.0.0.2'), 3, 'badsig');
+  assert.equal(listener.receive(beat(9, NOW), '127.0.0.2'), 4, 'the same ts again');
+  assert.equal(listener.receive(beat(9, NOW - 1), '127.0.0.2'), 4, 'an older ts');
+  assert.equal(listener.receive(beat(6, NOW + 1), '127.0.0.2'), 0);
+  assert.equal(listener.receive(Buffer.from('v=1&ready=x&busy=1'), '127.0.0.2'), 1, 'malformed is malformed, key or not');
+  // New servers: only the fresh, well-signed one takes a slot.
+  assert.equal(listener.receive(beat(7, NOW - 31_000, 81), '127.0.0.3'), 4);
+  assert.equal(listener.receive(beat(7, NOW + 31_000, 82), '127.0.0.3'), 4);
+  assert.equal(listener.receive(Buffer.from('v=1&ready=7&busy=1&port=83'), '127.0.0.3'), 2);
+  assert.equal(listener.receive(Buffer.from(beat(7, NOW, 84).toString().replace('ready=7', 'ready=6')), '127.0.0.3'), 3);
+  assert.deepEqual(table.snapshot().map((s) => [s.address, s.port, s.ready, s.lastTs]), [['127.0.0.2', 80, 6, NOW + 1]]);
+  assert.deepEqual(counters(), { accepted: 2, malformed: 1, unsigned: 3, badsig: 2, replayed: 4, full: 0 });
+
+  // Logged with the source, one line per kind here (rate-limited per kind).
+  assert.ok(lines.some((l) => /level=warn msg="unsigned datagram dropped" from=127\.0\.0\.2:40001 reason="no sig"/.test(l)), lines.join('\n'));
+  assert.ok(lines.some((l) => /msg="badly signed datagram dropped" from=127\.0\.0\.2 reason="sig does not match"/.test(l)));
+  assert.ok(lines.some((l) => /msg="replayed datagram dropped" .*reason="ts not newer than the last one accepted from this server"/.test(l)));
+  assert.ok(lines.some((l) => /msg="replayed datagram dropped" from=127\.0\.0\.3 reason="ts too far/.test(l)));
+  const before = lines.length;
+  for (let i = 0; i < 100; i++) listener.receive(Buffer.from('v=1&ready=1&busy=1'), '127.0.0.9');
+  assert.ok(lines.length - before <= 5, `rate-limited: ${lines.length - before} lines for 100 drops`);
+  assert.equal(table.counters[2], 103);
+});
+
+test('the last ts accepted lives in the slot file: a restarted listener still refuses the replay', async (t) => {
+  const dir = testDir(t);
+  const path = join(dir, 'hbeat.slots');
+  const beat = Buffer.from(sign(encodeHeartbeat({ ready: 3, busy: 1, ts: NOW }), KEY));
+  {
+    const table = SlotTable.open(path, 4);
+    const listener = await Listener.start({ on: [], table, verifier: new Verifier(KEY, 30_000, () => NOW) });
+    assert.equal(listener.receive(beat, '::1'), 0);
+    await listener.close();
+    table.close();
+  }
+  assert.deepEqual(readSnapshot(path).servers.map((s) => [s.address, s.lastTs]), [['::1', NOW]]);
+  const { listener, table } = await verifyingListener(t, path, () => NOW + 10, 4);
+  assert.equal(listener.receive(beat, '::1'), 4);
+  assert.equal(table.counters[4], 1);
+});
+
+// End to end, through dist/hbeat.js.
+
+test('send --key-file into listen --key-file: stored; unsigned, other-key and replayed datagrams counted and dropped', async (t) => {
+  const dir = testDir(t);
+  const slots = join(dir, 'hbeat.slots');
+  const key = keyFile(dir, `${KEY_HEX}\n`);
+  const other = keyFile(dir, 'ff'.repeat(16), 0o600, 'other');
+  const port = await freePort();
+  const listener = await start(['listen', '--on', `127.0.0.1:${port}`, '--slots', slots, '--key-file', key]);
+  t.after(() => listener.stop());
+  const sent = (args: string[]) => hbeat(['send', '--to', `127.0.0.1:${port}`, '--once', ...args]);
+
+  assert.equal((await sent(['--ready', '7', '--busy', '2', '--port', '8080', '--key-file', key])).code, 0);
+  assert.equal((await sent(['--ready', '8', '--busy', '2', '--port', '8080'])).code, 0);
+  assert.equal((await sent(['--ready', '9', '--busy', '2', '--port', '8080', '--key-file', other])).code, 0);
+  // A captured datagram, sent again: the copy is a replay.
+  const captured = sign(encodeHeartbeat({ ready: 10, busy: 2, port: 8081, ts: Date.now() }), KEY);
+  await send(captured, port, '127.0.0.1', '127.0.0.2');
+  await send(captured, port, '127.0.0.1', '127.0.0.2');
+  await send(sign(encodeHeartbeat({ ready: 11, busy: 2, port: 8082, ts: Date.now() - 45_000 }), KEY), port, '127.0.0.1', '127.0.0.2');
+
+  const s = await until(async () => {
+    const j = await statusJson(slots);
+    return Object.values(j.counters).reduce((a, b) => a + b, 0) === 6 ? j : undefined;
+  }, 'six datagrams counted');
+  assert.deepEqual(s.counters, { accepted: 2, malformed: 0, unsigned: 1, badsig: 1, replayed: 2, full: 0 });
+  assert.deepEqual(s.servers.map((x) => [x.host, x.port, x.ready, x.busy, x.packets]), [['127.0.0.1', 8080, 7, 2, 1], ['127.0.0.2', 8081, 10, 2, 1]]);
+  assert.match(listener.stderr(), /msg="unsigned datagram dropped" from=127\.0\.0\.1:\d+ reason="no sig"/);
+  assert.match(listener.stderr(), /msg="badly signed datagram dropped" from=127\.0\.0\.1:\d+/);
+  assert.match(listener.stderr(), /msg="replayed datagram dropped" from=127\.0\.0\.2:\d+ reason="ts not newer/);
+  assert.match(listener.stderr(), /msg="replayed datagram dropped" from=127\.0\.0\.2:\d+ reason="ts too far/);
+});
+
+/** POSTs body to 127.0.0.1:port; resolves to the status code. */
+function post(port: number, body: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/heartbeat', agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode!));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test('POST /heartbeat to listen --http gets the same checks: only the signed, fresh body is stored', async (t) => {
+  const dir = testDir(t);
+  const slots = join(dir, 'hbeat.slots');
+  const key = keyFile(dir, KEY_HEX);
+  const http = await freePort('tcp');
+  const listener = await start(['listen', '--on', `127.0.0.1:${await freePort()}`, '--slots', slots, '--key-file', key, '--http', `127.0.0.1:${http}`]);
+  t.after(() => listener.stop());
+  const body = sign(encodeHeartbeat({ ready: 12, busy: 3, port: 8080, ts: Date.now() }), KEY);
+  assert.equal(await post(http, body), 200);
+  for (const refused of [body, encodeHeartbeat({ ready: 13, busy: 3, port: 8080 }), body.replace('ready=12', 'ready=13')]) {
+    const status = await post(http, refused);
+    assert.ok(status >= 400 && status < 500, `refused with ${status}`);
+  }
+  // The counters reach the file within 100 ms.
+  const s = await until(async () => {
+    const j = await statusJson(slots);
+    return j.counters.replayed === 1 ? j : undefined;
+  }, 'the counters written');
+  assert.deepEqual(s.counters, { accepted: 1, malformed: 0, unsigned: 1, badsig: 1, replayed: 1, full: 0 });
+  assert.deepEqual(s.servers.map((x) => [x.host, x.port, x.ready]), [['127.0.0.1', 8080, 12]]);
+});
+
+test('a signed sender keeps going and its last ready=0 on SIGTERM is accepted too', async (t) => {
+  const dir = testDir(t);
+  const slots = join(dir, 'hbeat.slots');
+  const key = keyFile(dir, KEY_HEX);
+  const port = await freePort();
+  const listener = await start(['listen', '--on', `127.0.0.1:${port}`, '--slots', slots, '--key-file', key]);
+  t.after(() => listener.stop());
+  const sender = await start(['send', '--to', `127.0.0.1:${port}`, '--interval', '20ms', '--ready', '4', '--busy', '1', '--key-file', key]);
+  t.after(() => sender.stop());
+  await until(async () => ((await statusJson(slots)).counters.accepted >= 5 ? true : undefined), 'five accepted');
+  assert.equal(await sender.stop(), 0);
+  const s = await until(async () => {
+    const j = await statusJson(slots);
+    return j.servers[0]?.ready === 0 ? j : undefined;
+  }, 'the last datagram, ready=0');
+  assert.equal(s.counters.replayed + s.counters.badsig + s.counters.unsigned, 0);
+});
+
+test('--max-skew widens or narrows the window', async (t) => {
+  const dir = testDir(t);
+  const key = keyFile(dir, KEY_HEX);
+  for (const [skew, accepted] of [['60s', 1], ['1s', 0]] as const) {
+    const slots = join(dir, `${skew}.slots`);
+    const port = await freePort();
+    const l = await start(['listen', '--on', `127.0.0.1:${port}`, '--slots', slots, '--key-file', key, '--max-skew', skew]);
+    await send(sign(encodeHeartbeat({ ready: 1, busy: 1, ts: Date.now() - 45_000 }), KEY), port);
+    const s = await until(async () => {
+      const j = await statusJson(slots);
+      return j.counters.accepted + j.counters.replayed === 1 ? j : undefined;
+    }, 'the datagram counted');
+    assert.equal(s.counters.accepted, accepted, `--max-skew ${skew}`);
+    assert.equal(await l.stop(), 0);
+  }
+});
+
+test('a key file that is missing, short or readable by others: exit 1 and one line; --max-skew alone: usage', async (t) => {
+  const dir = testDir(t);
+  const slots = join(dir, 'hbeat.slots');
+  const open = keyFile(dir, KEY_HEX, 0o644, 'open');
+  const short = keyFile(dir, 'abcd', 0o600, 'short');
+  const port = await freePort();
+  for (const [file, why] of [[open, /mode 0644 lets group or others at it; refusing it \(chmod 600 /], [short, /holds 4 hex digits/], [join(dir, 'none'), /does not exist/]] as const) {
+    for (const args of [['listen', '--on', `127.0.0.1:${port}`, '--slots', slots], ['send', '--to', `127.0.0.1:${port}`, '--ready', '1', '--busy', '1', '--once']]) {
+      const r = await hbeat([...args, '--key-file', file]);
+      assert.equal(r.code, 1, `${args[0]} ${file}: ${r.stderr}`);
+      const lines = r.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0]!, new RegExp(`^hbeat ${args[0]}: key file ${file.replace(/[.]/g, '\\.')}: `));
+      assert.match(lines[0]!, why);
+    }
+  }
+  assert.equal(existsSync(slots), false, 'refused before the slot file is made');
+  const r = await hbeat(['listen', '--on', `127.0.0.1:${port}`, '--slots', slots, '--max-skew', '10s']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--max-skew goes with --key-file/);
+  for (const bad of ['0', 'soon']) {
+    const u = await hbeat(['listen', '--on', `127.0.0.1:${port}`, '--slots', slots, '--key-file', keyFile(dir, KEY_HEX, 0o600, 'good'), '--max-skew', bad]);
+    assert.equal(u.code, 2, u.stderr);
+  }
+  for (const cmd of ['listen', 'send']) assert.match((await hbeat([cmd, '--help'])).stdout, /--key-file F/);
+  assert.match((await hbeat(['listen', '--help'])).stdout, /--max-skew D/);
+});
+
+test('a real mod_heartmonitor accepts signed datagrams: its hb.dat lists each server with its ready, busy and port', { skip: apacheSkipReason() }, async (t) => {
+  const GROUP = '239.0.0.1';
+  const dir = testDir(t);
+  const key = keyFile(dir, KEY_HEX);
+  const port = await freePort();
+  const apache = await startHeartmonitor(`${GROUP}:${port}`);
+  t.after(() => apache.stop());
+  const backends = [['127.0.0.2', 30, 2, 8080], ['127.0.0.3', 0, 7, 8081]] as const;
+  for (const [source, ready, busy, advertised] of backends) {
+    const s = await start(['send', '--to', `${GROUP}:${port}`, '--source', source, '--interface', '127.0.0.1', '--ready', String(ready), '--busy', String(busy), '--port', String(advertised), '--interval', '500ms', '--key-file', key]);
+    t.after(() => s.stop());
+  }
+  const lines = await apache.linesFor(backends.map(([source]) => source));
+  assert.equal(lines.length, backends.length, lines.join('\n'));
+  backends.forEach(([source, ready, busy, advertised], i) => {
+    assert.match(lines[i]!, new RegExp(`^${source.replace(/\./g, '\\.')} &ready=${ready}&busy=${busy}&lastseen=\\d+&port=${advertised}$`));
+  });
+});
