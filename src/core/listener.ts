@@ -5,7 +5,8 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { formatEndpoint, isMulticast, multicastInterface, stripScope, type Endpoint } from './address.ts';
 import { monoNow } from './clock.ts';
 import { log, RateLimitedLog } from './log.ts';
-import { ACCEPTED, BADSIG, FULL, MALFORMED, REPLAYED, SlotTable, UNSIGNED } from './slotfile.ts';
+import { ACCEPTED, BADSIG, FULL, MALFORMED, REPLAYED, UNSIGNED } from './slot-layout.ts';
+import type { SlotTable } from './slot-table.ts';
 import { TRUST_REASONS, type Verifier } from './trust.ts';
 import { MALFORMED as REASONS, newHeartbeat, parseHeartbeat } from './wire.ts';
 

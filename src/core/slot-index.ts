@@ -7,9 +7,7 @@
 // index costs a fixed ~32 bytes per slot, made once: no string per server, no
 // Map entry per server, nothing that grows as servers come and go.
 import { writeAddress } from './address.ts';
-
-/** A slot silent for longer may be reused (mod_heartmonitor's SEEN_TIMEOUT). */
-export const EVICT_AGE_MS = 30_000;
+import { EVICT_AGE_MS } from './slot-layout.ts';
 
 /** A server's identity in binary: what find(), claim() and link() take. */
 export class SlotKey {

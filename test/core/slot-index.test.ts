@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { writeAddress } from '../../src/core/address.ts';
-import { EVICT_AGE_MS, SlotIndex, SlotKey } from '../../src/core/slot-index.ts';
+import { SlotIndex, SlotKey } from '../../src/core/slot-index.ts';
+import { EVICT_AGE_MS } from '../../src/core/slot-layout.ts';
 
 const T0 = 1_000_000;
 
