@@ -6,7 +6,7 @@ import { readAddress } from './address.ts';
 import { bootId, monoNow } from './clock.ts';
 import { crc32, shift, zeroBytes, zeroShift } from './crc.ts';
 import {
-  C_PID, C_VALUES, COUNTER_NAMES, H_BOOT, H_CREATED, HEADER_SIZE, readFully, readHeader, readU64, S_ADDR, S_BUSY, S_CRC, S_FAMILY,
+  C_PID, C_VALUES, COUNTER_NAMES, countersRecord, H_BOOT, H_CREATED, HEADER_SIZE, readFully, readHeader, readU64, S_ADDR, S_BUSY, S_CRC, S_FAMILY,
   S_INTERVAL, S_LAST_TS, S_PACKETS, S_PORT, S_READY, S_SCOPE, S_SCOPE_LEN, S_SEEN_MONO, S_SEEN_WALL, S_SEQ, S_STATE, SCOPE_MAX,
   seal, sealed, SLOT_SIZE, systemReason, type CounterName,
 } from './slot-layout.ts';
@@ -110,9 +110,7 @@ export interface Snapshot {
 }
 
 function readCounters(header: Buffer): Record<CounterName, number> {
-  const out = {} as Record<CounterName, number>;
-  COUNTER_NAMES.forEach((name, i) => (out[name] = readU64(header, C_VALUES + 8 * i)));
-  return out;
+  return countersRecord(COUNTER_NAMES.map((_, i) => readU64(header, C_VALUES + 8 * i)));
 }
 
 // Checking each slot's CRC on its own costs a short-lived `pick` more than all

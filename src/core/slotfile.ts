@@ -7,8 +7,8 @@
 // slot-index.ts (server -> slot, free list), slot-lock.ts (one listener).
 export { crc32 } from './crc.ts';
 export {
-  ACCEPTED, BADSIG, COUNTER_NAMES, DEFAULT_MAX_SERVERS, EVICT_AGE_MS, FORMAT_VERSION, FULL, MALFORMED, MAX_SERVERS_LIMIT,
+  ACCEPTED, BADSIG, COUNTER_NAMES, countersRecord, DEFAULT_MAX_SERVERS, EVICT_AGE_MS, FORMAT_VERSION, FULL, MALFORMED, MAX_SERVERS_LIMIT,
   REPLAYED, slotCrc, SlotFileError, UNSIGNED, type CounterName,
 } from './slot-layout.ts';
 export { readSnapshot, type ServerRecord, type Snapshot } from './slot-reader.ts';
-export { DEFAULT_WRITE_DELAY_MS, SlotTable, type SlotUpdate, type TableOptions } from './slot-table.ts';
+export { DEFAULT_CHECK_MS, DEFAULT_WRITE_DELAY_MS, SlotTable, type SlotUpdate, type TableOptions } from './slot-table.ts';
