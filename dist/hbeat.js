@@ -915,14 +915,12 @@ var Listener = class _Listener {
     }
     let address = from;
     let scope = "";
-    if (isIPv6Text(from)) {
-      const pct = from.indexOf("%");
-      if (pct >= 0) {
-        address = from.slice(0, pct);
-        scope = from.slice(pct + 1);
-      }
-      if (address.startsWith("::ffff:") && address.includes(".")) address = address.slice(7);
+    const pct = from.indexOf("%");
+    if (pct >= 0) {
+      address = from.slice(0, pct);
+      scope = from.slice(pct + 1);
     }
+    if (address.startsWith("::ffff:") && address.includes(".")) address = address.slice(7);
     const table = this.table;
     let slot = table.lookup(address, hb.port);
     if (this.verifier !== void 0) {
@@ -952,10 +950,6 @@ var Listener = class _Listener {
     this.sockets.length = 0;
   }
 };
-function isIPv6Text(address) {
-  for (let i = 0; i < 5; i++) if (address.charCodeAt(i) === 58) return true;
-  return false;
-}
 function groupInterface(ep, iface) {
   if (iface !== void 0) return multicastInterface(iface, ep.family);
   if (ep.family !== 6) return void 0;
@@ -1446,6 +1440,7 @@ var SlotRecord = class {
     this.busy = view.getUint32(off + S_BUSY, true);
     const seen = view.getFloat64(off + S_SEEN_MONO, true);
     this.age = ctx.bootOk && seen >= 0 ? Math.max(0, ctx.now - seen) / 1e3 : null;
+    this.interval = view.getUint32(off + S_INTERVAL, true) / 1e3;
   }
   ctx;
   slot;
@@ -1453,14 +1448,12 @@ var SlotRecord = class {
   ready;
   busy;
   age;
+  interval;
   get port() {
     return this.ctx.view.getUint16(this.slot * SLOT_SIZE + S_PORT, true);
   }
   get packets() {
     return readU64(this.ctx.buf, this.slot * SLOT_SIZE + S_PACKETS);
-  }
-  get interval() {
-    return this.ctx.view.getUint32(this.slot * SLOT_SIZE + S_INTERVAL, true) / 1e3;
   }
   get seenWall() {
     return this.ctx.view.getFloat64(this.slot * SLOT_SIZE + S_SEEN_WALL, true);
@@ -1874,7 +1867,7 @@ var DEFAULT_WRITE_DELAY_MS = 10;
 var DEFAULT_CHECK_MS = 3e3;
 var COUNTERS_DELAY_MS = 100;
 var RETRY_MS = 1e3;
-var FLUSH_GAP_SLOTS = 8;
+var FLUSH_GAP_SLOTS = 32;
 var ZEROS = Buffer.alloc(1 << 20);
 function writeFully(fd, buf, from, length, position) {
   while (length > 0) {

@@ -128,15 +128,13 @@ export class Listener {
     }
     let address = from;
     let scope = '';
-    if (isIPv6Text(from)) {
-      const pct = from.indexOf('%');
-      if (pct >= 0) {
-        address = from.slice(0, pct);
-        scope = from.slice(pct + 1);
-      }
-      // A dual-stack socket shows IPv4 senders as ::ffff:a.b.c.d: the same server.
-      if (address.startsWith('::ffff:') && address.includes('.')) address = address.slice(7);
+    const pct = from.indexOf('%');
+    if (pct >= 0) {
+      address = from.slice(0, pct);
+      scope = from.slice(pct + 1);
     }
+    // A dual-stack socket shows IPv4 senders as ::ffff:a.b.c.d: the same server.
+    if (address.startsWith('::ffff:') && address.includes('.')) address = address.slice(7);
     const table = this.table;
     let slot = table.lookup(address, hb.port);
     // Before claim(): a forged or replayed datagram must not take a slot.
@@ -167,16 +165,6 @@ export class Listener {
     await Promise.all(this.sockets.map((s) => new Promise<void>((r) => s.close(() => r()))));
     this.sockets.length = 0;
   }
-}
-
-/**
- * Whether a source address is IPv6 text, the only kind with a %scope or a
- * ::ffff: prefix: it has a ':' within its first 5 characters, IPv4 text none.
- * Cheaper than searching an IPv4 address for either, once per datagram.
- */
-function isIPv6Text(address: string): boolean {
-  for (let i = 0; i < 5; i++) if (address.charCodeAt(i) === 0x3a) return true;
-  return false;
 }
 
 /**

@@ -44,9 +44,9 @@ const COUNTERS_DELAY_MS = 100;
 // After a failed write, the next try (of everything not yet written).
 const RETRY_MS = 1000;
 // Dirty slots this close (in slots) go in one write, clean ones between them
-// too: a positional write's fixed cost is that of writing about this many
-// slots' bytes more (bench/micro.mjs prints both figures).
-export const FLUSH_GAP_SLOTS = 8;
+// too: a positional write's fixed cost (~3 µs on tmpfs) is that of writing
+// some 30 to 40 slots' bytes more (~75 ns a slot); bench/micro.mjs prints both.
+export const FLUSH_GAP_SLOTS = 32;
 // A new file's zeros go out in writes of this size.
 const ZEROS = Buffer.alloc(1 << 20);
 
