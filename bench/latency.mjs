@@ -17,8 +17,11 @@ const nap = new Int32Array(new SharedArrayBuffer(4));
 const slotBuf = Buffer.alloc(128);
 const header = Buffer.alloc(256);
 
+// Connected, so that a send is one syscall made at once, with no lookup on a
+// later turn of the event loop (which the naps below would hold up).
 const socket = createSocket('udp4');
 await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve));
+await new Promise((resolve) => socket.connect(port, '127.0.0.1', resolve));
 const fd = openSync(path, 'r');
 
 /** Reads `ready` of slot i if its copy is sealed, else -1. */
@@ -43,7 +46,7 @@ function findSlot() {
 /** Waits about `ms`, without the event loop (a busy wait would steal the listener's CPU). */
 const sleepMs = (ms) => Atomics.wait(nap, 0, 0, ms);
 
-const send = (ready) => socket.send(`v=1&ready=${ready}&busy=1&port=${PROBE_PORT}`, port, '127.0.0.1');
+const send = (ready) => socket.send(`v=1&ready=${ready}&busy=1&port=${PROBE_PORT}`);
 
 // The first heartbeat claims the slot; find it.
 let ready = 1;
