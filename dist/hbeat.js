@@ -371,9 +371,9 @@ function sealed(buf, off, crcAt) {
 function seal(buf, off, crcAt) {
   buf.writeUInt32LE(crc32(buf, off, off + crcAt), off + crcAt);
 }
-var TAIL_SHIFT = zeroShift(S_CRC - S_ADDR);
+var tailShift;
 function slotCrc(view, off, tail) {
-  return (shift(TAIL_SHIFT, ~crcWords(view, off, off + S_ADDR, -1)) ^ tail) >>> 0;
+  return (shift(tailShift ??= zeroShift(S_CRC - S_ADDR), ~crcWords(view, off, off + S_ADDR, -1)) ^ tail) >>> 0;
 }
 function readU64(buf, off) {
   return buf.readUInt32LE(off) + buf.readUInt32LE(off + 4) * 4294967296;

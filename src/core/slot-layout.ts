@@ -67,12 +67,14 @@ export function seal(buf: Buffer, off: number, crcAt: number): void {
 // The listener reseals a slot per datagram, but only bytes 0..47 change then:
 // bytes 48..123 (address, scope, interval) change when the slot is claimed or
 // its scope or interval changes, so their CRC is kept per slot and combined
-// with that of bytes 0..47, read 4 bytes a step.
-const TAIL_SHIFT = zeroShift(S_CRC - S_ADDR);
+// with that of bytes 0..47, read 4 bytes a step. The table is made at the
+// first use, as only the listener reseals: made at load, it would cost every
+// short-lived command a millisecond of interpreted start-up.
+let tailShift: Int32Array | undefined;
 
 /** crc32() of a slot's bytes 0..123, given `tail`, the crc32() of its bytes 48..123. */
 export function slotCrc(view: DataView, off: number, tail: number): number {
-  return (shift(TAIL_SHIFT, ~crcWords(view, off, off + S_ADDR, -1)) ^ tail) >>> 0;
+  return (shift((tailShift ??= zeroShift(S_CRC - S_ADDR)), ~crcWords(view, off, off + S_ADDR, -1)) ^ tail) >>> 0;
 }
 
 // 64-bit counts as two 32-bit halves: exact up to 2^53 without BigInt.
