@@ -1868,7 +1868,7 @@ var DEFAULT_CHECK_MS = 3e3;
 var COUNTERS_DELAY_MS = 100;
 var RETRY_MS = 1e3;
 var FLUSH_GAP_SLOTS = 32;
-var ZEROS = Buffer.alloc(1 << 20);
+var ZEROS_CHUNK = 1 << 20;
 function writeFully(fd, buf, from, length, position) {
   while (length > 0) {
     const n = (0, import_node_fs6.writeSync)(fd, buf, from, length, position);
@@ -1881,7 +1881,10 @@ function writeFully(fd, buf, from, length, position) {
 function writeWhole(fd, header2, mirror, slots) {
   writeFully(fd, header2, 0, HEADER_SIZE, 0);
   if (mirror) writeFully(fd, mirror, 0, mirror.length, HEADER_SIZE);
-  else for (let at3 = 0, left = slots * SLOT_SIZE; left > 0; at3 += ZEROS.length, left -= ZEROS.length) writeFully(fd, ZEROS, 0, Math.min(left, ZEROS.length), HEADER_SIZE + at3);
+  else {
+    const zeros = Buffer.alloc(Math.min(slots * SLOT_SIZE, ZEROS_CHUNK));
+    for (let at3 = 0, left = slots * SLOT_SIZE; left > 0; at3 += zeros.length, left -= zeros.length) writeFully(fd, zeros, 0, Math.min(left, zeros.length), HEADER_SIZE + at3);
+  }
 }
 var SlotTable = class _SlotTable {
   constructor(path, fd, header2, mirror, lock, opts) {

@@ -47,8 +47,8 @@ const RETRY_MS = 1000;
 // too: a positional write's fixed cost (~3 µs on tmpfs) is that of writing
 // some 30 to 40 slots' bytes more (~75 ns a slot); bench/micro.mjs prints both.
 export const FLUSH_GAP_SLOTS = 32;
-// A new file's zeros go out in writes of this size.
-const ZEROS = Buffer.alloc(1 << 20);
+// A new file's zeros go out in writes of at most this size.
+const ZEROS_CHUNK = 1 << 20;
 
 /** Writes all of buf[from, from + length) at `position`, or throws (a short write is a full disk). */
 function writeFully(fd: number, buf: Buffer, from: number, length: number, position: number): void {
@@ -65,7 +65,11 @@ function writeFully(fd: number, buf: Buffer, from: number, length: number, posit
 function writeWhole(fd: number, header: Buffer, mirror: Buffer | undefined, slots: number): void {
   writeFully(fd, header, 0, HEADER_SIZE, 0);
   if (mirror) writeFully(fd, mirror, 0, mirror.length, HEADER_SIZE);
-  else for (let at = 0, left = slots * SLOT_SIZE; left > 0; at += ZEROS.length, left -= ZEROS.length) writeFully(fd, ZEROS, 0, Math.min(left, ZEROS.length), HEADER_SIZE + at);
+  else {
+    // Made here and let go: a module-level buffer would stay resident in every process.
+    const zeros = Buffer.alloc(Math.min(slots * SLOT_SIZE, ZEROS_CHUNK));
+    for (let at = 0, left = slots * SLOT_SIZE; left > 0; at += zeros.length, left -= zeros.length) writeFully(fd, zeros, 0, Math.min(left, zeros.length), HEADER_SIZE + at);
+  }
 }
 
 export class SlotTable {
