@@ -1,6 +1,7 @@
-// The listener: UDP sockets in, one slot write out per accepted datagram.
-// socket -> parseHeartbeat -> SlotTable.write, with nothing on the way that
-// allocates more as the table or the rate grows.
+// The listener: UDP sockets in, each accepted datagram a change of its slot.
+// socket -> parseHeartbeat -> SlotTable.write (in memory; the file follows
+// within the write delay), with nothing on the way that allocates more as the
+// table or the rate grows.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { formatEndpoint, isMulticast, multicastInterface, stripScope, type Endpoint } from './address.ts';
 import { monoNow } from './clock.ts';
@@ -87,7 +88,9 @@ export class Listener {
             socket.addMembership(stripScope(ep.host), on);
           } catch (err) {
             closeQuietly(socket);
-            reject(new ListenError(`${where}: cannot join the group${iface === undefined ? '' : ` on ${iface}`}: ${(err as Error).message} (is there a multicast route? see the README's troubleshooting)`));
+            const onIface = iface === undefined ? '' : ` on ${iface}`;
+            reject(new ListenError(`${where}: cannot join the group${onIface}: ${(err as Error).message}`
+              + ' (is there a multicast route? see the README\'s troubleshooting)'));
             return;
           }
         }
@@ -109,7 +112,10 @@ export class Listener {
     }
     const got = socket.getRecvBufferSize();
     // Linux reports double what it grants; half the request means it was capped.
-    if (got < RECV_BUFFER) log('warn', 'receive buffer smaller than asked; raise net.core.rmem_max to avoid drops at high rates', { on: where, bytes: got, wanted: RECV_BUFFER });
+    if (got < RECV_BUFFER) {
+      const fields = { on: where, bytes: got, wanted: RECV_BUFFER };
+      log('warn', 'receive buffer smaller than asked; raise net.core.rmem_max to avoid drops at high rates', fields);
+    }
   }
 
   /**
@@ -123,7 +129,8 @@ export class Listener {
     const code = parseHeartbeat(msg, msg.length, hb);
     if (code !== 0) {
       this.table.count(MALFORMED);
-      this.limited.log('malformed', 'warn', 'malformed datagram dropped', () => ({ from: fromPort ? formatEndpoint(from, fromPort) : from, reason: REASONS[code] }));
+      const fields = () => ({ from: fromPort ? formatEndpoint(from, fromPort) : from, reason: REASONS[code] });
+      this.limited.log('malformed', 'warn', 'malformed datagram dropped', fields);
       return MALFORMED;
     }
     let address = from;
@@ -152,7 +159,8 @@ export class Listener {
       slot = table.claim(address, hb.port, now);
       if (slot < 0) {
         table.count(FULL);
-        this.limited.log('full', 'warn', 'table full: new server refused, no live server evicted (raise --max-servers)', () => ({ from: formatEndpoint(address, hb.port), slots: table.slots }));
+        const fields = () => ({ from: formatEndpoint(address, hb.port), slots: table.slots });
+        this.limited.log('full', 'warn', 'table full: new server refused, no live server evicted (raise --max-servers)', fields);
         return FULL;
       }
     }
@@ -178,7 +186,9 @@ function groupInterface(ep: Endpoint, iface: string | undefined): string | undef
   if (ep.family !== 6) return undefined;
   const pct = ep.host.indexOf('%');
   if (pct >= 0) return `::${ep.host.slice(pct)}`;
-  if (/^ff[0-9a-f][12]:/i.test(ep.host)) throw new Error(`${formatEndpoint(ep.host, ep.port)}: a link-local group needs an interface: --interface NAME, or [ADDR%NAME]:PORT`);
+  if (/^ff[0-9a-f][12]:/i.test(ep.host)) {
+    throw new Error(`${formatEndpoint(ep.host, ep.port)}: a link-local group needs an interface: --interface NAME, or [ADDR%NAME]:PORT`);
+  }
   return undefined;
 }
 

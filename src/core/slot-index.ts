@@ -94,7 +94,8 @@ export class SlotIndex {
 
   private holdsKey(slot: number, family: number, port: number, w: Int32Array): boolean {
     const a = this.addr, at = 4 * slot;
-    return this.family[slot] === family && this.port[slot] === port && a[at] === w[0] && a[at + 1] === w[1] && a[at + 2] === w[2] && a[at + 3] === w[3];
+    return this.family[slot] === family && this.port[slot] === port
+      && a[at] === w[0] && a[at + 1] === w[1] && a[at + 2] === w[2] && a[at + 3] === w[3];
   }
 
   /** The slot of a known server, or -1. */

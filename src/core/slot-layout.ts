@@ -49,7 +49,10 @@ export function fail(path: string, why: string, torn = false): never {
 
 /** A system error met on `path` as one line; `doing` says what was tried. */
 export function systemReason(path: string, err: NodeJS.ErrnoException, doing: string): never {
-  if (err.code === 'ENOENT') fail(path, doing === 'create' ? `directory ${dirname(path)} does not exist` : 'does not exist (is `hbeat listen` running with this --slots?)');
+  if (err.code === 'ENOENT') {
+    fail(path, doing === 'create' ? `directory ${dirname(path)} does not exist`
+      : 'does not exist (is `hbeat listen` running with this --slots?)');
+  }
   if (err.code === 'EACCES' || err.code === 'EPERM') fail(path, `permission denied (${doing})`);
   if (err.code === 'EROFS') fail(path, 'read-only file system');
   if (err.code === 'EISDIR') fail(path, 'is a directory');
@@ -101,11 +104,14 @@ export const fileSize = (slots: number) => HEADER_SIZE + slots * SLOT_SIZE;
 
 /** Checks a header against the file's size; returns the slot count or throws. */
 function validateHeader(header: Buffer, got: number, size: number, path: string): number {
-  if (got < HEADER_SIZE || !header.subarray(0, 8).equals(MAGIC)) fail(path, 'not an hbeat slot file (no magic number); refusing to touch it');
+  if (got < HEADER_SIZE || !header.subarray(0, 8).equals(MAGIC)) {
+    fail(path, 'not an hbeat slot file (no magic number); refusing to touch it');
+  }
   const version = header.readUInt32LE(H_VERSION);
   if (version !== FORMAT_VERSION) {
     const what = version < FORMAT_VERSION ? 'made by an older hbeat' : 'made by a newer hbeat';
-    fail(path, `format version ${version} (${what}), this hbeat reads version ${FORMAT_VERSION}; refusing to touch it: stop its listener and remove the file, and the next listener makes a new one`);
+    fail(path, `format version ${version} (${what}), this hbeat reads version ${FORMAT_VERSION}; refusing to touch it: `
+      + 'stop its listener and remove the file, and the next listener makes a new one');
   }
   if (!sealed(header, 0, H_CRC)) fail(path, 'damaged header (checksum mismatch); refusing to touch it', true);
   const headerSize = header.readUInt32LE(H_HEADER_SIZE);
@@ -115,7 +121,9 @@ function validateHeader(header: Buffer, got: number, size: number, path: string)
     fail(path, `another geometry (header ${headerSize} B, slots of ${slotSize} B, ${slots} slots); refusing to touch it`);
   }
   const want = fileSize(slots);
-  if (size !== want) fail(path, `${size} bytes where its header says ${want} (${slots} slots): truncated or another geometry; refusing to touch it`);
+  if (size !== want) {
+    fail(path, `${size} bytes where its header says ${want} (${slots} slots): truncated or another geometry; refusing to touch it`);
+  }
   if (!sealed(header, C_OFF, C_CRC - C_OFF)) fail(path, 'damaged counters (checksum mismatch); refusing to touch it', true);
   return slots;
 }

@@ -6,8 +6,9 @@ import { readAddress } from './address.ts';
 import { bootId, monoNow } from './clock.ts';
 import { crc32, shift, zeroBytes, zeroShift } from './crc.ts';
 import {
-  C_PID, C_VALUES, COUNTER_NAMES, countersRecord, H_BOOT, H_CREATED, HEADER_SIZE, readFully, readHeader, readU64, S_ADDR, S_BUSY, S_CRC, S_FAMILY,
-  S_INTERVAL, S_LAST_TS, S_PACKETS, S_PORT, S_READY, S_SCOPE, S_SCOPE_LEN, S_SEEN_MONO, S_SEEN_WALL, S_SEQ, S_STATE, SCOPE_MAX,
+  C_PID, C_VALUES, COUNTER_NAMES, countersRecord, H_BOOT, H_CREATED, HEADER_SIZE, readFully, readHeader, readU64, S_ADDR, S_BUSY,
+  S_CRC, S_FAMILY, S_INTERVAL, S_LAST_TS, S_PACKETS, S_PORT, S_READY, S_SCOPE, S_SCOPE_LEN, S_SEEN_MONO, S_SEEN_WALL, S_SEQ,
+  S_STATE, SCOPE_MAX,
   seal, sealed, SLOT_SIZE, systemReason, type CounterName,
 } from './slot-layout.ts';
 
@@ -132,7 +133,12 @@ function prepareRegionCheck(): Int32Array {
 }
 
 /** Decodes every used slot of `body` (the slot region); `reread` reads slot i into `body` again. */
-export function decodeAll(body: Buffer, slots: number, bootOk: boolean, reread?: (slot: number) => void): { servers: ServerRecord[]; torn: number } {
+export function decodeAll(
+  body: Buffer,
+  slots: number,
+  bootOk: boolean,
+  reread?: (slot: number) => void,
+): { servers: ServerRecord[]; torn: number } {
   const ctx = readContext(body, monoNow(), bootOk);
   const servers: ServerRecord[] = [];
   if (zlibCrc32) {
@@ -172,7 +178,8 @@ export function readSnapshot(path: string): Snapshot {
     const body = Buffer.allocUnsafe(slots * SLOT_SIZE);
     readFully(fd, body, HEADER_SIZE);
     const bootOk = header.subarray(H_BOOT, H_BOOT + 16).equals(bootId());
-    const { servers, torn } = decodeAll(body, slots, bootOk, (i) => readFully(fd, body.subarray(i * SLOT_SIZE, (i + 1) * SLOT_SIZE), HEADER_SIZE + i * SLOT_SIZE));
+    const reread = (i: number) => readFully(fd, body.subarray(i * SLOT_SIZE, (i + 1) * SLOT_SIZE), HEADER_SIZE + i * SLOT_SIZE);
+    const { servers, torn } = decodeAll(body, slots, bootOk, reread);
     return {
       path,
       slots,

@@ -68,7 +68,9 @@ function writeWhole(fd: number, header: Buffer, mirror: Buffer | undefined, slot
   else {
     // Made here and let go: a module-level buffer would stay resident in every process.
     const zeros = Buffer.alloc(Math.min(slots * SLOT_SIZE, ZEROS_CHUNK));
-    for (let at = 0, left = slots * SLOT_SIZE; left > 0; at += zeros.length, left -= zeros.length) writeFully(fd, zeros, 0, Math.min(left, zeros.length), HEADER_SIZE + at);
+    for (let at = 0, left = slots * SLOT_SIZE; left > 0; at += zeros.length, left -= zeros.length) {
+      writeFully(fd, zeros, 0, Math.min(left, zeros.length), HEADER_SIZE + at);
+    }
   }
 }
 
@@ -106,7 +108,14 @@ export class SlotTable {
     this.flush();
   };
 
-  private constructor(readonly path: string, private fd: number, header: Buffer, mirror: Buffer, private readonly lock: SlotLock, opts: TableOptions) {
+  private constructor(
+    readonly path: string,
+    private fd: number,
+    header: Buffer,
+    mirror: Buffer,
+    private readonly lock: SlotLock,
+    opts: TableOptions,
+  ) {
     this.header = header;
     this.mirror = mirror;
     this.view = new DataView(mirror.buffer, mirror.byteOffset, mirror.length);
@@ -116,8 +125,10 @@ export class SlotTable {
     this.delay = opts.writeDelayMs ?? 0;
     this.dirty = new Uint8Array(this.slots);
     this.dirtyList = new Int32Array(this.slots);
-    this.writes = new Outage('slot file write failed: serving from memory, writing again when it can', 'slot file written again', { slots: path }, { level: 'error' });
-    this.remake = new Outage('slot file cannot be made afresh: serving from memory, trying again', 'slot file made afresh', { slots: path }, { level: 'error' });
+    const fields = { slots: path }, level = { level: 'error' } as const;
+    this.writes = new Outage('slot file write failed: serving from memory, writing again when it can', 'slot file written again',
+      fields, level);
+    this.remake = new Outage('slot file cannot be made afresh: serving from memory, trying again', 'slot file made afresh', fields, level);
     COUNTER_NAMES.forEach((_, i) => (this.counters[i] = readU64(header, C_VALUES + 8 * i)));
   }
 
@@ -146,7 +157,9 @@ export class SlotTable {
         fd = SlotTable.create(path, maxServers ?? DEFAULT_MAX_SERVERS);
       }
       const { header, slots } = readHeader(fd, path);
-      if (maxServers !== undefined && maxServers !== slots) fail(path, `has ${slots} slots, not the ${maxServers} of --max-servers; refusing to touch it (remove it to start afresh)`);
+      if (maxServers !== undefined && maxServers !== slots) {
+        fail(path, `has ${slots} slots, not the ${maxServers} of --max-servers; refusing to touch it (remove it to start afresh)`);
+      }
       const mirror = Buffer.alloc(slots * SLOT_SIZE);
       readFully(fd, mirror, HEADER_SIZE);
       const table = new SlotTable(path, fd, header, mirror, lock, opts);
@@ -178,7 +191,9 @@ export class SlotTable {
       linkSync(tmp, path);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOSPC' || code === 'EDQUOT') fail(path, `no space for its ${fileSize(slots)} bytes (${slots} slots): free some, or lower --max-servers`);
+      if (code === 'ENOSPC' || code === 'EDQUOT') {
+        fail(path, `no space for its ${fileSize(slots)} bytes (${slots} slots): free some, or lower --max-servers`);
+      }
       // EEXIST: made meanwhile by someone else; theirs is read as any existing file.
       if (code !== 'EEXIST') systemReason(path, err as NodeJS.ErrnoException, 'create');
     } finally {
