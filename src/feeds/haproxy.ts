@@ -24,6 +24,14 @@ export interface HaproxyOptions {
 /** For /metrics: live servers that found no free server in a managed backend, since start. */
 export const haproxyCounters = { noFreeServer: 0 };
 
+/** The feed's lines of /metrics (Prometheus text). */
+export function haproxyMetrics(): string {
+  return `# HELP hbeat_haproxy_no_free_server_total Live servers that found no free server in a --haproxy-backend (grow its server-template).
+# TYPE hbeat_haproxy_no_free_server_total counter
+hbeat_haproxy_no_free_server_total ${haproxyCounters.noFreeServer}
+`;
+}
+
 export function haproxyFeed(opts: HaproxyOptions): StartFeed {
   return async (ctx) => new HaproxyFeed(opts, ctx);
 }
@@ -129,6 +137,9 @@ class HaproxyFeed implements Feed {
 
   /** Connects and reads `show info`; false (logged as an outage) when HAProxy cannot be had. */
   private async connect(): Promise<boolean> {
+    // However the last connection ended (HAProxy's idle timeout closes it
+    // behind our back), what it was told is forgotten and read again.
+    this.drop();
     let conn: HaproxyConnection | undefined;
     try {
       conn = await HaproxyConnection.open(this.opts.target, this.opts.timeoutMs);
