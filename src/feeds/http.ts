@@ -8,6 +8,7 @@ import { duration, integer } from '../cli/main.ts';
 import { monoNow } from '../core/clock.ts';
 import { bindReason, ListenError, type Listener } from '../core/listener.ts';
 import { log } from '../core/log.ts';
+import { haproxyMetrics } from './haproxy.ts';
 import { isFresh, noneReason, Prepared, seededRandom, weight, type PickOptions, type PickServer } from '../core/picker.ts';
 import { ACCEPTED, COUNTER_NAMES, MALFORMED, FULL, type CounterName, type ServerRecord, type SlotTable } from '../core/slotfile.ts';
 import { isLive, serverJson, sortServers, statusJson } from '../core/status.ts';
@@ -353,5 +354,5 @@ export function metricsText(servers: ServerRecord[], counters: Record<CounterNam
   out += '# HELP hbeat_datagrams_total Heartbeats received, by what became of them.\n# TYPE hbeat_datagrams_total counter\n';
   for (const name of COUNTER_NAMES) out += `hbeat_datagrams_total{result="${name}"} ${counters[name]}\n`;
   out += `# HELP hbeat_servers Servers in the table.\n# TYPE hbeat_servers gauge\nhbeat_servers ${servers.length}\n`;
-  return out;
+  return out + haproxyMetrics();
 }
