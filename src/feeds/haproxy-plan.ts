@@ -2,7 +2,7 @@
 // weights HAProxy should have -> the runtime API commands that get it there.
 // No sockets and no timers here (haproxy.ts and haproxy-agent.ts have those),
 // so every rule of SPEC.md's "Feeding HAProxy" is tested without HAProxy.
-import { isLive, DEFAULT_INTERVAL_S, type Liveness } from '../core/liveness.ts';
+import { isLive, type Liveness } from '../core/liveness.ts';
 import { canonicalAddress, weight } from '../core/picker.ts';
 import { EVICT_AGE_MS, type ServerRecord } from '../core/slotfile.ts';
 import { ADMIN_FMAINT, ADMIN_MAINT, ADMIN_CMAINT, type HaproxyServer } from './haproxy-api.ts';
@@ -13,7 +13,7 @@ export const MAX_WEIGHT = 256;
 export const PARKED_ADDRESS = '0.0.0.0';
 
 /** What the feeds read of a server in hbeat's table. */
-export type FedRecord = Pick<ServerRecord, 'host' | 'address' | 'port' | 'ready' | 'busy' | 'state' | 'age'> & { interval?: number | null };
+export type FedRecord = Pick<ServerRecord, 'host' | 'address' | 'port' | 'ready' | 'busy' | 'state' | 'age' | 'interval'>;
 
 /** One server hbeat knows, as the feeds see it. */
 export interface Known {
@@ -36,7 +36,7 @@ export function serverKey(address: string, port: number): string {
 export function knownServers(records: readonly FedRecord[], liveness: Liveness): Map<string, Known> {
   const known = new Map<string, Known>();
   for (const s of records) {
-    const live = isLive({ age: s.age, interval: s.interval ?? DEFAULT_INTERVAL_S }, liveness);
+    const live = isLive(s, liveness);
     const key = serverKey(s.address, s.port);
     known.set(key, {
       key,
