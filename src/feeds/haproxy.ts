@@ -103,6 +103,10 @@ class HaproxyFeed implements Feed {
   private async step(): Promise<void> {
     const now = performance.now();
     if (this.conn === undefined || !this.conn.open) {
+      // One that was up and closed (HAProxy's idle timeout, a restart) is
+      // made again at once; only a failed attempt waits retryMs.
+      if (this.conn !== undefined) this.nextConnect = 0;
+      this.conn = undefined;
       if (now < this.nextConnect) return;
       this.nextConnect = now + this.retryMs;
       if (!(await this.connect())) return;
