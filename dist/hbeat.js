@@ -2415,9 +2415,6 @@ var HaproxyConnection = class _HaproxyConnection {
   buffer = "";
   timer;
   failure;
-  /** Called once when the connection ends; `idle` when nothing was waiting for an answer (HAProxy's `stats timeout`). */
-  onClose = () => {
-  };
   /** Connects and enters prompt mode; rejects with the socket's reason or HAProxy's. */
   static async open(target, timeoutMs = 5e3) {
     const socket = "path" in target ? (0, import_node_net4.connect)(target.path) : (0, import_node_net4.connect)({ host: target.host, port: target.port });
@@ -2487,10 +2484,8 @@ var HaproxyConnection = class _HaproxyConnection {
   }
   closed() {
     clearTimeout(this.timer);
-    const idle = this.pending.length === 0;
-    const err = this.failure ?? (idle ? void 0 : new Closed("HAProxy closed the connection"));
+    const err = this.failure ?? new Closed("HAProxy closed the connection");
     for (const p of this.pending.splice(0)) p.reject(err);
-    this.onClose(idle, err);
   }
 };
 function firstLine(text) {
@@ -2813,6 +2808,20 @@ var HaproxyFeed = class {
 // src/feeds/haproxy-agent.ts
 var import_node_net5 = require("node:net");
 var import_node_perf_hooks5 = require("node:perf_hooks");
+
+// src/feeds/tcp.ts
+async function listenOn(server, on, flag2, what) {
+  await new Promise((resolve, reject) => {
+    server.once("error", (err) => reject(new ListenError(`${flag2} ${formatEndpoint(on.host, on.port)}: ${bindReason(err)}`)));
+    server.listen({ host: on.host, port: on.port, ipv6Only: on.family === 6 }, () => resolve());
+  });
+  server.removeAllListeners("error");
+  server.on("error", (err) => log("error", `${what} error`, { error: err.message }));
+  const a = server.address();
+  log("info", `${what} listening`, { on: formatEndpoint(a.address, a.port) });
+}
+
+// src/feeds/haproxy-agent.ts
 var MAX_LINE = 128;
 function agentAnswer(line, weights) {
   let key;
@@ -2844,20 +2853,8 @@ var HaproxyAgent = class _HaproxyAgent {
     const server = (0, import_node_net5.createServer)();
     const agent = new _HaproxyAgent(server, ctx, opts);
     server.on("connection", (socket) => agent.serve(socket));
-    const where = formatEndpoint(opts.on.host, opts.on.port);
-    await new Promise((resolve, reject) => {
-      server.once("error", (err) => reject(new ListenError(`--haproxy-agent ${where}: ${bindReason(err)}`)));
-      server.listen({ host: opts.on.host, port: opts.on.port, ipv6Only: opts.on.family === 6 }, () => resolve());
-    });
-    server.removeAllListeners("error");
-    server.on("error", (err) => log("error", "haproxy agent error", { error: err.message }));
-    log("info", "haproxy agent listening", { on: formatEndpoint(agent.address.host, agent.address.port) });
+    await listenOn(server, opts.on, "--haproxy-agent", "haproxy agent");
     return agent;
-  }
-  /** Where it listens (the actual port when asked for 0). */
-  get address() {
-    const a = this.server.address();
-    return { host: a.address, port: a.port };
   }
   stop() {
     return new Promise((resolve) => {
@@ -3024,14 +3021,7 @@ var HttpServer = class _HttpServer {
     server.timeout = t.idle;
     const http = new _HttpServer(server, opts.listener, opts.refreshMs ?? 100);
     server.on("request", (req, res) => http.handle(req, res));
-    const where = formatEndpoint(opts.on.host, opts.on.port);
-    await new Promise((resolve, reject) => {
-      server.once("error", (err) => reject(new ListenError(`--http ${where}: ${bindReason(err)}`)));
-      server.listen({ host: opts.on.host, port: opts.on.port, ipv6Only: opts.on.family === 6 }, () => resolve());
-    });
-    server.removeAllListeners("error");
-    server.on("error", (err) => log("error", "http server error", { error: err.message }));
-    log("info", "http listening", { on: formatEndpoint(http.address.host, http.address.port) });
+    await listenOn(server, opts.on, "--http", "http");
     return http;
   }
   /** Where it listens (the actual port when asked for 0). */

@@ -4,16 +4,14 @@
 // would set were every server hbeat knows in one backend (servers are
 // configured with `weight 100`, so N% of it is N).
 import { createServer, type Server, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { formatEndpoint, parseEndpoint, type Endpoint } from '../core/address.ts';
-import { bindReason, ListenError } from '../core/listener.ts';
-import { log } from '../core/log.ts';
+import { parseEndpoint, type Endpoint } from '../core/address.ts';
 import type { Feed, FeedContext, StartFeed } from './feed.ts';
 import { agentWeights, knownServers, serverKey } from './haproxy-plan.ts';
+import { listenOn } from './tcp.ts';
 
 export interface AgentOptions {
-  /** Port 0 takes any free port (tests); the command line requires one. */
+  /** Where HAProxy's agent checks connect (agent-addr, agent-port). */
   on: Endpoint;
   /** Milliseconds a connection may take to send its line (default 1000). */
   lineTimeoutMs?: number;
@@ -51,21 +49,8 @@ export class HaproxyAgent implements Feed {
     const server = createServer();
     const agent = new HaproxyAgent(server, ctx, opts);
     server.on('connection', (socket) => agent.serve(socket));
-    const where = formatEndpoint(opts.on.host, opts.on.port);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(`--haproxy-agent ${where}: ${bindReason(err)}`)));
-      server.listen({ host: opts.on.host, port: opts.on.port, ipv6Only: opts.on.family === 6 }, () => resolve());
-    });
-    server.removeAllListeners('error');
-    server.on('error', (err) => log('error', 'haproxy agent error', { error: err.message }));
-    log('info', 'haproxy agent listening', { on: formatEndpoint(agent.address.host, agent.address.port) });
+    await listenOn(server, opts.on, '--haproxy-agent', 'haproxy agent');
     return agent;
-  }
-
-  /** Where it listens (the actual port when asked for 0). */
-  get address(): { host: string; port: number } {
-    const a = this.server.address() as AddressInfo;
-    return { host: a.address, port: a.port };
   }
 
   stop(): Promise<void> {

@@ -55,8 +55,6 @@ export class HaproxyConnection {
   private buffer = '';
   private timer: NodeJS.Timeout | undefined;
   private failure: Error | undefined;
-  /** Called once when the connection ends; `idle` when nothing was waiting for an answer (HAProxy's `stats timeout`). */
-  onClose: (idle: boolean, err: Error | undefined) => void = () => {};
 
   private constructor(private readonly socket: Socket, private readonly timeoutMs: number) {
     socket.setEncoding('latin1');
@@ -143,10 +141,8 @@ export class HaproxyConnection {
 
   private closed(): void {
     clearTimeout(this.timer);
-    const idle = this.pending.length === 0;
-    const err = this.failure ?? (idle ? undefined : new Closed('HAProxy closed the connection'));
-    for (const p of this.pending.splice(0)) p.reject(err!);
-    this.onClose(idle, err);
+    const err = this.failure ?? new Closed('HAProxy closed the connection');
+    for (const p of this.pending.splice(0)) p.reject(err);
   }
 }
 

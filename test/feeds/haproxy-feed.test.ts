@@ -13,7 +13,7 @@ import { SlotTable } from '../../src/core/slotfile.ts';
 import type { Feed } from '../../src/feeds/feed.ts';
 import { haproxyFeed, type HaproxyOptions } from '../../src/feeds/haproxy.ts';
 import { logInto } from '../helpers/logs.ts';
-import { testDir, until } from '../helpers/run.ts';
+import { hbeat, testDir, until } from '../helpers/run.ts';
 
 interface FakeServer { name: string; address: string; port: number; admin: number; weight: number }
 
@@ -143,4 +143,19 @@ test('1,000 weights in one pipelined batch over one connection; then nothing whi
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(sets(fake).length, sent, 'nothing more while the table stands');
   assert.equal(fake.connections, 1);
+});
+
+test('listen\'s HAProxy flags: each one\'s mistakes are usage errors, in one line', async () => {
+  const cases: [string[], RegExp][] = [
+    [['--haproxy', '/run/haproxy/admin.sock'], /--haproxy needs at least one --haproxy-backend NAME/],
+    [['--haproxy-backend', 'web'], /--haproxy-backend goes with --haproxy/],
+    [['--haproxy', '/x.sock', '--haproxy-backend', 'web;show info'], /--haproxy-backend "web;show info": HAProxy names hold only/],
+    [['--haproxy', 'admin.sock', '--haproxy-backend', 'web'], /--haproxy "admin.sock": .*a UNIX socket path starts with \/ or \.\//],
+    [['--haproxy-agent', 'localhost'], /--haproxy-agent "localhost": expected HOST:PORT/],
+  ];
+  for (const [flags, reason] of cases) {
+    const r = await hbeat(['listen', '--on', '127.0.0.1:1', ...flags]);
+    assert.equal(r.code, 2, flags.join(' '));
+    assert.match(r.stderr.split('\n')[0]!, reason);
+  }
 });

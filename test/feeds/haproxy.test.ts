@@ -14,7 +14,7 @@ import { createServer, request, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { Daemon } from '../helpers/daemon.ts';
-import { contribConfig, haproxySkipReason, serversState, startHaproxy, type ServerState } from '../helpers/haproxy.ts';
+import { answeringPid, contribConfig, haproxySkipReason, serversState, startHaproxy, type ServerState } from '../helpers/haproxy.ts';
 import { freePort, send, start, testDir, until, type Running } from '../helpers/run.ts';
 
 const skip = haproxySkipReason();
@@ -226,6 +226,25 @@ test('HAProxy reloaded (-sf) or restarted: right again; stopped: one log line, l
   assert.match(listener.stderr(), /msg="HAProxy reachable again"/);
   assert.equal(listener.stderr().match(/msg="HAProxy unreachable/g)?.length, 1);
   assert.equal(listener.stderr().match(/msg="HAProxy refused a command"/g)?.length, 1, 'one line per outage, not per retry');
+});
+
+test('HAProxy in master-worker mode (Debian\'s -Ws) reloaded by SIGUSR2: the new worker gets every weight', { skip }, async (t) => {
+  const f = fleet(t, await freePort());
+  await backends(t, HOSTS.slice(0, 3));
+  const config = contribConfig('weights.cfg', { socket: f.socket, port: await freePort('tcp'), replace: docToHosts(6) });
+  const master = await startHaproxy(config, f.socket, { masterWorker: true });
+  t.after(() => master.stop());
+  await f.listen('--haproxy', f.socket, '--haproxy-backend', 'web');
+  await Promise.all(HOSTS.slice(0, 3).map((h, i) => f.sender(h, `ready=${[60, 30, 10][i]}&busy=1`)));
+  const right = (s: Map<string, ServerState>) => weightsOf(s, webNames(3)).join() === '60,30,10';
+  await waitState(t, f.socket, 'web', 'weights at first', right);
+  const worker = await answeringPid(f.socket);
+  process.kill(master.pid, 'SIGUSR2');
+  await until(async () => {
+    const pid = await answeringPid(f.socket);
+    return pid !== undefined && pid !== worker ? pid : undefined;
+  }, 'a new worker');
+  await waitState(t, f.socket, 'web', 'weights after the reload', right);
 });
 
 test('the agent: HAProxy\'s agent-check shows the same weights; an unknown server gets 0%; a silent connection is closed', { skip }, async (t) => {

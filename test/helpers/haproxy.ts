@@ -78,8 +78,8 @@ export async function serversState(socket: string, backend: string): Promise<Map
   return out;
 }
 
-/** The Pid HAProxy's `show info` gives on `socket`, or undefined. */
-async function answeringPid(socket: string): Promise<number | undefined> {
+/** The Pid HAProxy's `show info` gives on `socket` (a worker's in master-worker mode), or undefined. */
+export async function answeringPid(socket: string): Promise<number | undefined> {
   if (!existsSync(socket)) return undefined;
   try {
     const m = /^Pid: (\d+)$/m.exec(await haproxyCommand(socket, 'show info'));
@@ -93,17 +93,22 @@ async function answeringPid(socket: string): Promise<number | undefined> {
  * Writes `config` in a fresh temporary directory and runs HAProxy on it,
  * resolving once its runtime API at `socket` answers with its own pid (so,
  * for a reload, once the socket has passed to the new process). `sf`: the
- * pids of the processes it takes over from (-sf).
+ * pids of the processes it takes over from (-sf). `masterWorker`: -W, as
+ * Debian's systemd unit runs it (-Ws), where a worker answers and SIGUSR2
+ * to the master (the daemon's pid) reloads.
  */
-export async function startHaproxy(config: string, socket: string, opts: { sf?: number[] } = {}): Promise<Daemon> {
+export async function startHaproxy(config: string, socket: string, opts: { sf?: number[]; masterWorker?: boolean } = {}): Promise<Daemon> {
   if (!haproxyBinary) throw new Error('startHaproxy: haproxy is not installed');
   const dir = mkdtempSync(join(tmpdir(), 'hbeat-haproxy-'));
   const conf = join(dir, 'haproxy.cfg');
   writeFileSync(conf, config);
-  const args = ['-db', '-f', conf, ...(opts.sf?.length ? ['-sf', ...opts.sf.map(String)] : [])];
+  const args = [...(opts.masterWorker ? ['-W'] : []), '-db', '-f', conf, ...(opts.sf?.length ? ['-sf', ...opts.sf.map(String)] : [])];
   return runDaemon(haproxyBinary, args, dir, {
     name: 'HAProxy',
-    ready: async (d) => (await answeringPid(socket)) === d.pid,
+    ready: async (d) => {
+      const pid = await answeringPid(socket);
+      return opts.masterWorker ? pid !== undefined : pid === d.pid;
+    },
     readyWhat: `answer on ${socket}`,
   });
 }
