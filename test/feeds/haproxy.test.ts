@@ -252,7 +252,7 @@ test('the agent: HAProxy\'s agent-check shows the same weights; an unknown serve
   await backends(t, HOSTS.slice(0, 3));
   const agent = await freePort('tcp');
   await haproxy(t, f, 'agent.cfg', { ...docToHosts(3), 'agent-port 27980': `agent-port ${agent}` });
-  await f.listen('--haproxy-agent', `127.0.0.1:${agent}`);
+  const listener = await f.listen('--haproxy-agent', `127.0.0.1:${agent}`);
   // Over 256 in all: 600 -> 256, 300 -> 128, as --haproxy would scale one backend.
   await f.sender(HOSTS[0]!, 'ready=600&busy=1');
   await f.sender(HOSTS[1]!, 'ready=300&busy=1');
@@ -274,4 +274,9 @@ test('the agent: HAProxy\'s agent-check shows the same weights; an unknown serve
   const silent = await ask(undefined);
   assert.equal(silent.answer, '');
   t.diagnostic(`a silent connection closed after ${silent.ms} ms`);
+
+  // No agent to ask: HAProxy keeps the weights it last had.
+  await listener.stop();
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.deepEqual(weightsOf(await serversState(f.socket, 'web'), webNames(3)), [256, 128, 0]);
 });
