@@ -96,10 +96,10 @@ function fleet(t: TestContext, udp: number): Fleet {
   };
 }
 
-async function haproxy(t: TestContext, f: Fleet, name: string, replace: Record<string, string> = {}): Promise<{ daemon: Daemon; port: number; config: string }> {
+async function haproxy(t: TestContext, f: Fleet, name: string, replace: Record<string, string> = {}, socket = f.socket): Promise<{ daemon: Daemon; port: number; config: string }> {
   const port = await freePort('tcp');
-  const config = contribConfig(name, { socket: f.socket, port, replace });
-  const daemon = await startHaproxy(config, f.socket);
+  const config = contribConfig(name, { socket, port, replace });
+  const daemon = await startHaproxy(config, socket);
   t.after(() => daemon.stop());
   return { daemon, port, config };
 }
@@ -226,6 +226,17 @@ test('HAProxy reloaded (-sf) or restarted: right again; stopped: one log line, l
   assert.match(listener.stderr(), /msg="HAProxy reachable again"/);
   assert.equal(listener.stderr().match(/msg="HAProxy unreachable/g)?.length, 1);
   assert.equal(listener.stderr().match(/msg="HAProxy refused a command"/g)?.length, 1, 'one line per outage, not per retry');
+});
+
+test('the runtime API over TCP: --haproxy ADDR:PORT', { skip }, async (t) => {
+  const f = fleet(t, await freePort());
+  await backends(t, HOSTS.slice(0, 2));
+  const api = await freePort('tcp');
+  const socket = `ipv4@127.0.0.1:${api}`;
+  await haproxy(t, f, 'weights.cfg', docToHosts(6), socket);
+  await f.listen('--haproxy', `127.0.0.1:${api}`, '--haproxy-backend', 'web');
+  await Promise.all(HOSTS.slice(0, 2).map((h, i) => f.sender(h, `ready=${[60, 30][i]}&busy=1`)));
+  await waitState(t, socket, 'web', 'weights over TCP', (s) => weightsOf(s, webNames(2)).join() === '60,30');
 });
 
 test('HAProxy in master-worker mode (Debian\'s -Ws) reloaded by SIGUSR2: the new worker gets every weight', { skip }, async (t) => {

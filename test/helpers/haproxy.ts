@@ -41,10 +41,11 @@ export function contribConfig(name: string, opts: { socket: string; port: number
   return text;
 }
 
-/** One command in HAProxy's non-interactive mode; resolves to its whole answer. */
+/** One command in HAProxy's non-interactive mode; resolves to its whole answer. `socket`: a path, or ipv4@ADDR:PORT as in HAProxy's configuration. */
 export function haproxyCommand(socket: string, command: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = connect(socket);
+    const tcp = /^ipv4@([0-9.]+):(\d+)$/.exec(socket);
+    const s = tcp ? connect(Number(tcp[2]), tcp[1]) : connect(socket);
     let out = '';
     s.setEncoding('utf8');
     s.on('data', (d) => (out += d));
@@ -80,7 +81,7 @@ export async function serversState(socket: string, backend: string): Promise<Map
 
 /** The Pid HAProxy's `show info` gives on `socket` (a worker's in master-worker mode), or undefined. */
 export async function answeringPid(socket: string): Promise<number | undefined> {
-  if (!existsSync(socket)) return undefined;
+  if (!socket.startsWith('ipv4@') && !existsSync(socket)) return undefined;
   try {
     const m = /^Pid: (\d+)$/m.exec(await haproxyCommand(socket, 'show info'));
     return m ? Number(m[1]) : undefined;
