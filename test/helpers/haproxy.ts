@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { netnsSkipReason } from './apache.ts';
 import { executable, runDaemon, type Daemon } from './daemon.ts';
+import { toolMissing } from './run.ts';
 
 export const haproxyBinary: string | undefined = ['/usr/sbin/haproxy', '/usr/bin/haproxy'].find(executable);
 
@@ -19,7 +20,7 @@ const CONTRIB = join(import.meta.dirname ?? new URL('.', import.meta.url).pathna
 
 /** A reason for node:test's `skip` when HAProxy cannot run here, else false. */
 export function haproxySkipReason(): string | false {
-  if (!haproxyBinary) return 'no haproxy (/usr/sbin/haproxy; Debian\'s haproxy)';
+  if (!haproxyBinary) return toolMissing('no haproxy (/usr/sbin/haproxy; Debian\'s haproxy)');
   return netnsSkipReason();
 }
 
