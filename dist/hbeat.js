@@ -2615,7 +2615,8 @@ function plan(b, known) {
     commands2.push({ server, op: "weight", weight: scaled(k.weight, largest) });
     commands2.push({ server, op: "state", state: "ready" });
   });
-  return { commands: commands2, unplaced: missing.slice(free.length).map((k) => k.key) };
+  const templated = free.length > 0 || b.filled.size > 0;
+  return { commands: commands2, unplaced: templated ? missing.slice(free.length).map((k) => k.key) : [] };
 }
 function applyCommand(b, c) {
   const s = b.servers.get(c.server);

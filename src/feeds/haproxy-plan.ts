@@ -122,7 +122,7 @@ export function loadBackend(name: string, servers: readonly HaproxyServer[], kno
 
 export interface Plan {
   commands: Command[];
-  /** Keys of live servers the backend lacks that found no free server. */
+  /** Keys of live servers a template backend lacks that found no free server. */
   unplaced: string[];
 }
 
@@ -180,7 +180,10 @@ export function plan(b: BackendModel, known: ReadonlyMap<string, Known>): Plan {
     commands.push({ server, op: 'weight', weight: scaled(k.weight, largest) });
     commands.push({ server, op: 'state', state: 'ready' });
   });
-  return { commands, unplaced: missing.slice(free.length).map((k) => k.key) };
+  // Only a backend with template servers (free, or filled by this feed) is
+  // short of one; a backend of listed servers just does not list the rest.
+  const templated = free.length > 0 || b.filled.size > 0;
+  return { commands, unplaced: templated ? missing.slice(free.length).map((k) => k.key) : [] };
 }
 
 /** The model once HAProxy has accepted `c`. */

@@ -144,6 +144,11 @@ test('no free server left: the rest are reported unplaced, and the backend alrea
   assert.deepEqual(p.unplaced, [serverKey('127.0.0.4', 8080)]);
 });
 
+test('a backend of listed servers only is not short of free servers: the servers it does not list are none of its business', () => {
+  const model = loadBackend('web', [srv('a', '127.0.0.2', 8080)], new Map(), new Set());
+  assert.deepEqual(plan(model, knownServers([rec('127.0.0.2', 5), rec('127.0.0.3', 5)], DEFAULT_LIVENESS)).unplaced, []);
+});
+
 test('dead servers take no free server', () => {
   const model = loadBackend('pool', [free('s1')], new Map(), new Set());
   assert.deepEqual(reconcile(model, [rec('127.0.0.2', 60, { age: 5 })]), []);
