@@ -2699,6 +2699,7 @@ var HaproxyFeed = class {
         else if (!this.stopped) this.away.fail(err);
       }
       await new Promise((resolve) => {
+        if (this.stopped) return resolve();
         const timer = setTimeout(resolve, this.tickMs);
         this.wake = () => {
           clearTimeout(timer);
@@ -2706,6 +2707,7 @@ var HaproxyFeed = class {
         };
       });
     }
+    this.conn?.close();
   }
   async step() {
     const now = import_node_perf_hooks4.performance.now();

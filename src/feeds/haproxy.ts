@@ -91,6 +91,7 @@ class HaproxyFeed implements Feed {
         else if (!this.stopped) this.away.fail(err);
       }
       await new Promise<void>((resolve) => {
+        if (this.stopped) return resolve();
         const timer = setTimeout(resolve, this.tickMs);
         this.wake = () => {
           clearTimeout(timer);
@@ -98,6 +99,8 @@ class HaproxyFeed implements Feed {
         };
       });
     }
+    // A connection made while stop() waited (it cannot cut a connect short).
+    this.conn?.close();
   }
 
   private async step(): Promise<void> {
