@@ -2410,7 +2410,9 @@ var Refused = class extends Error {
 var Closed = class extends Error {
 };
 function checkName(name, what) {
-  if (!/^[A-Za-z0-9_.:-]+$/.test(name)) throw new Error(`${what} ${JSON.stringify(name)}: HAProxy names hold only letters, digits and - _ . :`);
+  if (!/^[A-Za-z0-9_.:-]+$/.test(name)) {
+    throw new Error(`${what} ${JSON.stringify(name)}: HAProxy names hold only letters, digits and - _ . :`);
+  }
   return name;
 }
 var HaproxyConnection = class _HaproxyConnection {
@@ -2527,7 +2529,9 @@ function parseServersState(answer, backend) {
   for (const line of lines.slice(1)) {
     if (line === "" || line.startsWith("#")) continue;
     const f = line.split(" ");
-    if (f.length < 19 || f[1] !== backend) throw new Refused(`show servers state ${backend}: unexpected line ${JSON.stringify(line.slice(0, 200))}`);
+    if (f.length < 19 || f[1] !== backend) {
+      throw new Refused(`show servers state ${backend}: unexpected line ${JSON.stringify(line.slice(0, 200))}`);
+    }
     out2.push({ name: f[3], address: f[4], port: Number(f[18]), admin: Number(f[6]), weight: Number(f[7]) });
   }
   return out2;
@@ -2655,7 +2659,7 @@ function applyCommand(b, c) {
 // src/feeds/haproxy.ts
 var haproxyCounters = { noFreeServer: 0 };
 function haproxyMetrics() {
-  return `# HELP hbeat_haproxy_no_free_server_total Live servers that found no free server in a --haproxy-backend (grow its server-template).
+  return `# HELP hbeat_haproxy_no_free_server_total Live servers that found no free server in a --haproxy-backend.
 # TYPE hbeat_haproxy_no_free_server_total counter
 hbeat_haproxy_no_free_server_total ${haproxyCounters.noFreeServer}
 `;
@@ -2768,7 +2772,10 @@ var HaproxyFeed = class {
       const info = parseInfo(await conn.request("show info"));
       if (info.stopping) throw new Refused("HAProxy is stopping (Stopping: 1)");
       const restarted = this.info !== void 0 && (info.pid !== this.info.pid || info.started !== this.info.started);
-      if (this.info === void 0 || restarted) log("info", restarted ? "HAProxy restarted or reloaded: sending every weight again" : "feeding HAProxy", { haproxy: this.where, pid: info.pid, backends: this.opts.backends.join(",") });
+      if (this.info === void 0 || restarted) {
+        const msg = restarted ? "HAProxy restarted or reloaded: sending every weight again" : "feeding HAProxy";
+        log("info", msg, { haproxy: this.where, pid: info.pid, backends: this.opts.backends.join(",") });
+      }
       if (restarted) this.filledBefore.clear();
       this.info = info;
     } catch (err) {
@@ -2804,7 +2811,10 @@ var HaproxyFeed = class {
   /** One line per outage with HAProxy's words; the backend waits retryMs before it is tried again. */
   refused(backend, command, words, now) {
     let outage = this.refusals.get(backend);
-    if (outage === void 0) this.refusals.set(backend, outage = new Outage("HAProxy refused a command", "HAProxy accepts the commands again", { haproxy: this.where, backend }));
+    if (outage === void 0) {
+      outage = new Outage("HAProxy refused a command", "HAProxy accepts the commands again", { haproxy: this.where, backend });
+      this.refusals.set(backend, outage);
+    }
     outage.fail(`${command}: ${words}`);
     this.heldUntil.set(backend, now + this.retryMs);
   }
@@ -2815,7 +2825,8 @@ var HaproxyFeed = class {
       if (before.has(key)) continue;
       haproxyCounters.noFreeServer++;
       const k = known.get(key);
-      this.limited.log(`no free ${backend}`, "warn", "no free server in the backend for a live server (add servers to its server-template)", () => ({ backend, server: formatEndpoint(k.address, k.port) }));
+      const msg = "no free server in the backend for a live server (add servers to its server-template)";
+      this.limited.log(`no free ${backend}`, "warn", msg, () => ({ backend, server: formatEndpoint(k.address, k.port) }));
     }
     this.unplaced.set(backend, after);
   }
@@ -2828,7 +2839,9 @@ var import_node_perf_hooks5 = require("node:perf_hooks");
 // src/feeds/tcp.ts
 async function listenOn(server, on, flag2, what) {
   await new Promise((resolve, reject) => {
-    server.once("error", (err) => reject(new ListenError(`${flag2} ${formatEndpoint(on.host, on.port)}: ${bindReason(err)}`)));
+    server.once("error", (err) => {
+      reject(new ListenError(`${flag2} ${formatEndpoint(on.host, on.port)}: ${bindReason(err)}`));
+    });
     server.listen({ host: on.host, port: on.port, ipv6Only: on.family === 6 }, () => resolve());
   });
   server.removeAllListeners("error");

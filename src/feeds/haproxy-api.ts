@@ -34,7 +34,9 @@ export class Closed extends Error {}
 
 /** HAProxy's names for proxies and servers: letters, digits and `-_.:`. Anything else could smuggle a second command. */
 export function checkName(name: string, what: string): string {
-  if (!/^[A-Za-z0-9_.:-]+$/.test(name)) throw new Error(`${what} ${JSON.stringify(name)}: HAProxy names hold only letters, digits and - _ . :`);
+  if (!/^[A-Za-z0-9_.:-]+$/.test(name)) {
+    throw new Error(`${what} ${JSON.stringify(name)}: HAProxy names hold only letters, digits and - _ . :`);
+  }
   return name;
 }
 
@@ -202,7 +204,9 @@ export function parseServersState(answer: string, backend: string): HaproxyServe
   for (const line of lines.slice(1)) {
     if (line === '' || line.startsWith('#')) continue;
     const f = line.split(' ');
-    if (f.length < 19 || f[1] !== backend) throw new Refused(`show servers state ${backend}: unexpected line ${JSON.stringify(line.slice(0, 200))}`);
+    if (f.length < 19 || f[1] !== backend) {
+      throw new Refused(`show servers state ${backend}: unexpected line ${JSON.stringify(line.slice(0, 200))}`);
+    }
     out.push({ name: f[3]!, address: f[4]!, port: Number(f[18]), admin: Number(f[6]), weight: Number(f[7]) });
   }
   return out;

@@ -111,7 +111,12 @@ function isFree(s: Omit<HaproxyServer, 'weight'>): boolean {
  * knows, which only this feed could have put there: so a listener restarted
  * still gives back what it filled before.
  */
-export function loadBackend(name: string, servers: readonly HaproxyServer[], known: ReadonlyMap<string, Known>, filledBefore: ReadonlySet<string>): BackendModel {
+export function loadBackend(
+  name: string,
+  servers: readonly HaproxyServer[],
+  known: ReadonlyMap<string, Known>,
+  filledBefore: ReadonlySet<string>,
+): BackendModel {
   const filled = new Set<string>();
   for (const s of servers) {
     if (s.address === PARKED_ADDRESS) continue;

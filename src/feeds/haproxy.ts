@@ -6,7 +6,8 @@ import { performance } from 'node:perf_hooks';
 import { formatEndpoint } from '../core/address.ts';
 import { log, Outage, RateLimitedLog } from '../core/log.ts';
 import type { Feed, FeedContext, StartFeed } from './feed.ts';
-import { Closed, formatTarget, HaproxyConnection, parseInfo, parseServersState, Refused, type HaproxyInfo, type HaproxyTarget } from './haproxy-api.ts';
+import { Closed, formatTarget, HaproxyConnection, parseInfo, parseServersState, Refused } from './haproxy-api.ts';
+import type { HaproxyInfo, HaproxyTarget } from './haproxy-api.ts';
 import { applyCommand, commandText, knownServers, loadBackend, plan, type BackendModel, type Command, type Known } from './haproxy-plan.ts';
 
 export interface HaproxyOptions {
@@ -26,7 +27,7 @@ export const haproxyCounters = { noFreeServer: 0 };
 
 /** The feed's lines of /metrics (Prometheus text). */
 export function haproxyMetrics(): string {
-  return `# HELP hbeat_haproxy_no_free_server_total Live servers that found no free server in a --haproxy-backend (grow its server-template).
+  return `# HELP hbeat_haproxy_no_free_server_total Live servers that found no free server in a --haproxy-backend.
 # TYPE hbeat_haproxy_no_free_server_total counter
 hbeat_haproxy_no_free_server_total ${haproxyCounters.noFreeServer}
 `;
@@ -154,7 +155,10 @@ class HaproxyFeed implements Feed {
       // An old process (reached through a TCP socket it still shares): wait for the new one.
       if (info.stopping) throw new Refused('HAProxy is stopping (Stopping: 1)');
       const restarted = this.info !== undefined && (info.pid !== this.info.pid || info.started !== this.info.started);
-      if (this.info === undefined || restarted) log('info', restarted ? 'HAProxy restarted or reloaded: sending every weight again' : 'feeding HAProxy', { haproxy: this.where, pid: info.pid, backends: this.opts.backends.join(',') });
+      if (this.info === undefined || restarted) {
+        const msg = restarted ? 'HAProxy restarted or reloaded: sending every weight again' : 'feeding HAProxy';
+        log('info', msg, { haproxy: this.where, pid: info.pid, backends: this.opts.backends.join(',') });
+      }
       // A new process starts from its configuration: only the `disabled` rule tells what is filled there.
       if (restarted) this.filledBefore.clear();
       this.info = info;
@@ -195,7 +199,10 @@ class HaproxyFeed implements Feed {
   /** One line per outage with HAProxy's words; the backend waits retryMs before it is tried again. */
   private refused(backend: string, command: string, words: string, now: number): void {
     let outage = this.refusals.get(backend);
-    if (outage === undefined) this.refusals.set(backend, (outage = new Outage('HAProxy refused a command', 'HAProxy accepts the commands again', { haproxy: this.where, backend })));
+    if (outage === undefined) {
+      outage = new Outage('HAProxy refused a command', 'HAProxy accepts the commands again', { haproxy: this.where, backend });
+      this.refusals.set(backend, outage);
+    }
     outage.fail(`${command}: ${words}`);
     this.heldUntil.set(backend, now + this.retryMs);
   }
@@ -207,7 +214,8 @@ class HaproxyFeed implements Feed {
       if (before.has(key)) continue;
       haproxyCounters.noFreeServer++;
       const k = known.get(key)!;
-      this.limited.log(`no free ${backend}`, 'warn', 'no free server in the backend for a live server (add servers to its server-template)', () => ({ backend, server: formatEndpoint(k.address, k.port) }));
+      const msg = 'no free server in the backend for a live server (add servers to its server-template)';
+      this.limited.log(`no free ${backend}`, 'warn', msg, () => ({ backend, server: formatEndpoint(k.address, k.port) }));
     }
     this.unplaced.set(backend, after);
   }

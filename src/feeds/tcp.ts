@@ -12,7 +12,9 @@ import { log } from '../core/log.ts';
  */
 export async function listenOn(server: Server, on: Endpoint, flag: string, what: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(`${flag} ${formatEndpoint(on.host, on.port)}: ${bindReason(err)}`)));
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      reject(new ListenError(`${flag} ${formatEndpoint(on.host, on.port)}: ${bindReason(err)}`));
+    });
     // ipv6Only: [::]:PORT means IPv6, as given, not every IPv4 address too.
     server.listen({ host: on.host, port: on.port, ipv6Only: on.family === 6 }, () => resolve());
   });
