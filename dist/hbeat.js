@@ -2421,7 +2421,9 @@ var HaproxyConnection = class _HaproxyConnection {
     this.timeoutMs = timeoutMs;
     socket.setEncoding("latin1");
     socket.on("data", (chunk) => this.data(chunk));
-    socket.on("error", (err) => this.failure ??= err);
+    socket.on("error", (err) => {
+      this.failure ??= err.code === "EPIPE" || err.code === "ECONNRESET" ? new Closed(err.message) : err;
+    });
     socket.on("close", () => this.closed());
   }
   socket;

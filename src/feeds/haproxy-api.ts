@@ -61,7 +61,11 @@ export class HaproxyConnection {
   private constructor(private readonly socket: Socket, private readonly timeoutMs: number) {
     socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => this.data(chunk));
-    socket.on('error', (err) => (this.failure ??= err));
+    // A reset or a broken pipe is HAProxy closing its end as we wrote (its
+    // idle timeout, a restart): a close like any other, not an outage.
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      this.failure ??= err.code === 'EPIPE' || err.code === 'ECONNRESET' ? new Closed(err.message) : err;
+    });
     socket.on('close', () => this.closed());
   }
 
