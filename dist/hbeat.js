@@ -2800,7 +2800,6 @@ var HaproxyFeed = class {
   async apply(conn, model, known, now) {
     const { commands: commands2, unplaced } = plan(model, known);
     this.noteUnplaced(model.name, unplaced, known);
-    if (commands2.length === 0) return;
     const answers = await Promise.all(commands2.map((c) => conn.request(commandText(model.name, c))));
     let refusal;
     commands2.forEach((c, i) => {

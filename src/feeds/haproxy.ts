@@ -184,7 +184,6 @@ class HaproxyFeed implements Feed {
   private async apply(conn: HaproxyConnection, model: BackendModel, known: ReadonlyMap<string, Known>, now: number): Promise<void> {
     const { commands, unplaced } = plan(model, known);
     this.noteUnplaced(model.name, unplaced, known);
-    if (commands.length === 0) return;
     // Pipelined: in prompt mode HAProxy takes one line at a time, in order.
     const answers = await Promise.all(commands.map((c) => conn.request(commandText(model.name, c))));
     let refusal: [string, string] | undefined;
@@ -192,6 +191,7 @@ class HaproxyFeed implements Feed {
       if (accepted(c, answers[i]!)) applyCommand(model, c);
       else refusal ??= [commandText(model.name, c), answers[i]!.split('\n')[0]!];
     });
+    // Also with nothing to send: a backend read again after a refusal is working.
     if (refusal === undefined) this.refusals.get(model.name)?.ok();
     else this.refused(model.name, ...refusal, now);
   }

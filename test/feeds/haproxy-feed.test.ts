@@ -108,7 +108,8 @@ test('Stopping: 1 (an old process after -sf) closes the connection; the new proc
 
 test('a refused command is logged once per outage, in HAProxy\'s words, retried, and the other backends go on', async (t) => {
   const dir = testDir(t);
-  const fake = await fakeHaproxy(t, join(dir, 'admin.sock'), { web: [{ name: 'a', address: '127.0.0.2', port: 80, admin: 0, weight: 1 }] });
+  const backends: Record<string, FakeServer[]> = { web: [{ name: 'a', address: '127.0.0.2', port: 80, admin: 0, weight: 1 }] };
+  const fake = await fakeHaproxy(t, join(dir, 'admin.sock'), backends);
   const lines: string[] = [];
   const { beat } = await feed(t, dir, { backends: ['nope', 'web'], retryMs: 100 }, lines);
   beat('127.0.0.2', 80, 60);
@@ -117,6 +118,9 @@ test('a refused command is logged once per outage, in HAProxy\'s words, retried,
   const refused = lines.filter((l) => /HAProxy refused a command/.test(l));
   assert.equal(refused.length, 1);
   assert.match(refused[0]!, /backend=nope .*error="show servers state nope: Can't find backend\."/);
+  // The backend appears (HAProxy reloaded with it): one line says so.
+  backends.nope = [];
+  await until(() => (lines.some((l) => /HAProxy accepts the commands again.*backend=nope/.test(l)) ? true : undefined), 'the end of the refusals');
 });
 
 test('HAProxy away: one line however long, retried every retryMs; one line when it is back', async (t) => {
