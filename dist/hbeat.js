@@ -2583,6 +2583,9 @@ function commandText(backend, c) {
       return `set server ${target} state ${c.state}`;
   }
 }
+function accepted(c, answer) {
+  return c.op === "addr" ? /^(IP changed|no need to change)/.test(answer) : answer === "";
+}
 function isFree(s) {
   return s.address === PARKED_ADDRESS && (s.admin & ADMIN_MAINT) !== 0;
 }
@@ -2668,9 +2671,6 @@ hbeat_haproxy_no_free_server_total ${haproxyCounters.noFreeServer}
 }
 function haproxyFeed(opts) {
   return async (ctx) => new HaproxyFeed(opts, ctx);
-}
-function accepted(c, answer) {
-  return c.op === "addr" ? /^(IP changed|no need to change)/.test(answer) : answer === "";
 }
 var HaproxyFeed = class {
   constructor(opts, ctx) {

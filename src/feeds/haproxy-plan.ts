@@ -99,6 +99,15 @@ export function commandText(backend: string, c: Command): string {
   }
 }
 
+/**
+ * Whether HAProxy did it: it answers nothing to a weight or a state, and
+ * reports an address change ("IP changed from ...", or "no need to change
+ * the addr ..." when it was already so); anything else is a refusal.
+ */
+export function accepted(c: Command, answer: string): boolean {
+  return c.op === 'addr' ? /^(IP changed|no need to change)/.test(answer) : answer === '';
+}
+
 function isFree(s: Omit<HaproxyServer, 'weight'>): boolean {
   return s.address === PARKED_ADDRESS && (s.admin & ADMIN_MAINT) !== 0;
 }

@@ -8,7 +8,7 @@ import { log, Outage, RateLimitedLog } from '../core/log.ts';
 import type { Feed, FeedContext, StartFeed } from './feed.ts';
 import { Closed, formatTarget, HaproxyConnection, parseInfo, parseServersState, Refused } from './haproxy-api.ts';
 import type { HaproxyInfo, HaproxyTarget } from './haproxy-api.ts';
-import { applyCommand, commandText, knownServers, loadBackend, plan, type BackendModel, type Command, type Known } from './haproxy-plan.ts';
+import { accepted, applyCommand, commandText, knownServers, loadBackend, plan, type BackendModel, type Known } from './haproxy-plan.ts';
 
 export interface HaproxyOptions {
   target: HaproxyTarget;
@@ -35,11 +35,6 @@ hbeat_haproxy_no_free_server_total ${haproxyCounters.noFreeServer}
 
 export function haproxyFeed(opts: HaproxyOptions): StartFeed {
   return async (ctx) => new HaproxyFeed(opts, ctx);
-}
-
-/** How HAProxy says yes to each command: nothing, except for an address change, which it reports. */
-function accepted(c: Command, answer: string): boolean {
-  return c.op === 'addr' ? /^(IP changed|no need to change)/.test(answer) : answer === '';
 }
 
 class HaproxyFeed implements Feed {

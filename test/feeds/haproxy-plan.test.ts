@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { DEFAULT_LIVENESS } from '../../src/core/liveness.ts';
 import { agentAnswer } from '../../src/feeds/haproxy-agent.ts';
 import { checkName, parseInfo, parseServersState, parseTarget, Refused, type HaproxyServer } from '../../src/feeds/haproxy-api.ts';
-import { agentWeights, applyCommand, commandText, knownServers, loadBackend, plan, scaled, serverKey, type BackendModel, type FedRecord } from '../../src/feeds/haproxy-plan.ts';
+import { accepted, agentWeights, applyCommand, commandText, knownServers, loadBackend, plan, scaled, serverKey, type BackendModel, type FedRecord } from '../../src/feeds/haproxy-plan.ts';
 
 /** A live, up server on port 8080 with busy 1, so that its pick weight is `ready`. */
 function rec(address: string, ready: number, fields: Partial<FedRecord> = {}): FedRecord {
@@ -163,6 +163,16 @@ test('the agent: weights as if every server were one backend, 0% for the unknown
   assert.equal(agentAnswer('127.0.0.9:8080', weights), '0%\n');
   assert.equal(agentAnswer('127.0.0.2:9999', weights), '0%\n');
   assert.equal(agentAnswer('nonsense', weights), '0%\n');
+});
+
+test('accepted: HAProxy 2.6\'s answers to each command, as it gives them', () => {
+  const addr = { server: 's1', op: 'addr', address: '::1', port: 81 } as const;
+  assert.ok(accepted(addr, "IP changed from '0.0.0.0' to '::1', port changed from '+0' to '81' by 'stats socket command'"));
+  assert.ok(accepted(addr, "no need to change the addr, no need to change the port by 'stats socket command'"));
+  assert.ok(!accepted(addr, "Invalid addr 'bogus' by 'stats socket command'"));
+  assert.ok(accepted({ server: 'a', op: 'weight', weight: 5 }, ''));
+  assert.ok(!accepted({ server: 'a', op: 'weight', weight: 300 }, 'Absolute weight can only be between 0 and 256 inclusive.'));
+  assert.ok(!accepted({ server: 'x', op: 'state', state: 'ready' }, 'No such server.'));
 });
 
 test('parseInfo: pid, start time and Stopping from HAProxy 2.6\'s show info', () => {
