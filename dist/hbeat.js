@@ -2838,7 +2838,7 @@ var import_node_net5 = require("node:net");
 var import_node_perf_hooks5 = require("node:perf_hooks");
 
 // src/feeds/tcp.ts
-async function listenOn(server, on, flag2, what) {
+async function listenOn(server, on, flag2, lines) {
   await new Promise((resolve, reject) => {
     server.once("error", (err) => {
       reject(new ListenError(`${flag2} ${formatEndpoint(on.host, on.port)}: ${bindReason(err)}`));
@@ -2846,9 +2846,9 @@ async function listenOn(server, on, flag2, what) {
     server.listen({ host: on.host, port: on.port, ipv6Only: on.family === 6 }, () => resolve());
   });
   server.removeAllListeners("error");
-  server.on("error", (err) => log("error", `${what} error`, { error: err.message }));
+  server.on("error", (err) => log("error", lines.error, { error: err.message }));
   const a = server.address();
-  log("info", `${what} listening`, { on: formatEndpoint(a.address, a.port) });
+  log("info", lines.listening, { on: formatEndpoint(a.address, a.port) });
 }
 
 // src/feeds/haproxy-agent.ts
@@ -2883,7 +2883,7 @@ var HaproxyAgent = class _HaproxyAgent {
     const server = (0, import_node_net5.createServer)();
     const agent = new _HaproxyAgent(server, ctx, opts);
     server.on("connection", (socket) => agent.serve(socket));
-    await listenOn(server, opts.on, "--haproxy-agent", "haproxy agent");
+    await listenOn(server, opts.on, "--haproxy-agent", { listening: "haproxy agent listening", error: "haproxy agent error" });
     return agent;
   }
   stop() {
@@ -3051,7 +3051,7 @@ var HttpServer = class _HttpServer {
     server.timeout = t.idle;
     const http = new _HttpServer(server, opts.listener, opts.refreshMs ?? 100);
     server.on("request", (req, res) => http.handle(req, res));
-    await listenOn(server, opts.on, "--http", "http");
+    await listenOn(server, opts.on, "--http", { listening: "http listening", error: "http server error" });
     return http;
   }
   /** Where it listens (the actual port when asked for 0). */

@@ -49,7 +49,7 @@ export class HaproxyAgent implements Feed {
     const server = createServer();
     const agent = new HaproxyAgent(server, ctx, opts);
     server.on('connection', (socket) => agent.serve(socket));
-    await listenOn(server, opts.on, '--haproxy-agent', 'haproxy agent');
+    await listenOn(server, opts.on, '--haproxy-agent', { listening: 'haproxy agent listening', error: 'haproxy agent error' });
     return agent;
   }
 

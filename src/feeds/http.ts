@@ -185,7 +185,7 @@ export class HttpServer {
     server.timeout = t.idle;
     const http = new HttpServer(server, opts.listener, opts.refreshMs ?? 100);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => http.handle(req, res));
-    await listenOn(server, opts.on, '--http', 'http');
+    await listenOn(server, opts.on, '--http', { listening: 'http listening', error: 'http server error' });
     return http;
   }
 

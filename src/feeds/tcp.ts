@@ -5,12 +5,14 @@ import { formatEndpoint, type Endpoint } from '../core/address.ts';
 import { bindReason, ListenError } from '../core/listener.ts';
 import { log } from '../core/log.ts';
 
-/**
- * Listens on `on` only; a port in use or an address not of this host
- * rejects with a ListenError that names `flag`. Later errors are logged as
- * "`what` error"; "`what` listening" is logged with the address it got.
- */
-export async function listenOn(server: Server, on: Endpoint, flag: string, what: string): Promise<void> {
+/** The log lines of one server: once it listens (with the address it got), and at a later error. */
+export interface ServerLines {
+  listening: string;
+  error: string;
+}
+
+/** Listens on `on` only; a port in use or an address not of this host rejects with a ListenError that names `flag`. */
+export async function listenOn(server: Server, on: Endpoint, flag: string, lines: ServerLines): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
       reject(new ListenError(`${flag} ${formatEndpoint(on.host, on.port)}: ${bindReason(err)}`));
@@ -19,7 +21,7 @@ export async function listenOn(server: Server, on: Endpoint, flag: string, what:
     server.listen({ host: on.host, port: on.port, ipv6Only: on.family === 6 }, () => resolve());
   });
   server.removeAllListeners('error');
-  server.on('error', (err) => log('error', `${what} error`, { error: err.message }));
+  server.on('error', (err) => log('error', lines.error, { error: err.message }));
   const a = server.address() as AddressInfo;
-  log('info', `${what} listening`, { on: formatEndpoint(a.address, a.port) });
+  log('info', lines.listening, { on: formatEndpoint(a.address, a.port) });
 }
