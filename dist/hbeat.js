@@ -50,15 +50,18 @@ function parseEndpoint(text, what = "address") {
     portText = text.slice(close + 2);
   } else {
     const colon = text.lastIndexOf(":");
-    if (colon < 0 || text.indexOf(":") !== colon) throw new Error(`${what} ${JSON.stringify(text)}: expected HOST:PORT (IPv6 as [ADDR]:PORT)`);
+    if (colon < 0 || text.indexOf(":") !== colon) {
+      throw new Error(`${what} ${JSON.stringify(text)}: expected HOST:PORT (IPv6 as [ADDR]:PORT)`);
+    }
     host = text.slice(0, colon);
     portText = text.slice(colon + 1);
   }
   if (host === "localhost") host = "127.0.0.1";
   const bare = stripScope(host);
   const family = (0, import_node_net.isIPv4)(bare) ? 4 : (0, import_node_net.isIPv6)(bare) ? 6 : 0;
-  if (family === 0 || family === 4 && bare !== host) throw new Error(`${what} ${JSON.stringify(text)}: ${JSON.stringify(host)} is not an IP address`);
-  if (!/^[0-9]{1,5}$/.test(portText) || +portText < 1 || +portText > 65535) throw new Error(`${what} ${JSON.stringify(text)}: port must be 1 to 65535`);
+  const bad = (why) => new Error(`${what} ${JSON.stringify(text)}: ${why}`);
+  if (family === 0 || family === 4 && bare !== host) throw bad(`${JSON.stringify(host)} is not an IP address`);
+  if (!/^[0-9]{1,5}$/.test(portText) || +portText < 1 || +portText > 65535) throw bad("port must be 1 to 65535");
   return { host, port: +portText, family };
 }
 function stripScope(address) {
@@ -150,7 +153,9 @@ function multicastInterface(iface, family) {
     if (!v4) throw new Error(`--interface ${iface}: has no IPv4 address`);
     return v4.address;
   }
-  if (ifaceFamily !== family) throw new Error(`--interface ${iface} is an IPv${ifaceFamily} address; IPv${family} groups need an IPv${family} one or an interface name`);
+  if (ifaceFamily !== family) {
+    throw new Error(`--interface ${iface} is an IPv${ifaceFamily} address; IPv${family} groups need an IPv${family} one or an interface name`);
+  }
   if (family === 4 || iface.includes("%")) return iface;
   const want = Buffer.alloc(16), have = Buffer.alloc(16);
   writeAddress(iface, want, 0);
@@ -358,7 +363,9 @@ function fail(path, why, torn = false) {
   throw err;
 }
 function systemReason(path, err, doing) {
-  if (err.code === "ENOENT") fail(path, doing === "create" ? `directory ${(0, import_node_path.dirname)(path)} does not exist` : "does not exist (is `hbeat listen` running with this --slots?)");
+  if (err.code === "ENOENT") {
+    fail(path, doing === "create" ? `directory ${(0, import_node_path.dirname)(path)} does not exist` : "does not exist (is `hbeat listen` running with this --slots?)");
+  }
   if (err.code === "EACCES" || err.code === "EPERM") fail(path, `permission denied (${doing})`);
   if (err.code === "EROFS") fail(path, "read-only file system");
   if (err.code === "EISDIR") fail(path, "is a directory");
@@ -393,7 +400,9 @@ function readFully(fd, buf, position) {
 }
 var fileSize = (slots) => HEADER_SIZE + slots * SLOT_SIZE;
 function validateHeader(header2, got, size, path) {
-  if (got < HEADER_SIZE || !header2.subarray(0, 8).equals(MAGIC)) fail(path, "not an hbeat slot file (no magic number); refusing to touch it");
+  if (got < HEADER_SIZE || !header2.subarray(0, 8).equals(MAGIC)) {
+    fail(path, "not an hbeat slot file (no magic number); refusing to touch it");
+  }
   const version = header2.readUInt32LE(H_VERSION);
   if (version !== FORMAT_VERSION) {
     const what = version < FORMAT_VERSION ? "made by an older hbeat" : "made by a newer hbeat";
@@ -407,7 +416,9 @@ function validateHeader(header2, got, size, path) {
     fail(path, `another geometry (header ${headerSize} B, slots of ${slotSize} B, ${slots} slots); refusing to touch it`);
   }
   const want = fileSize(slots);
-  if (size !== want) fail(path, `${size} bytes where its header says ${want} (${slots} slots): truncated or another geometry; refusing to touch it`);
+  if (size !== want) {
+    fail(path, `${size} bytes where its header says ${want} (${slots} slots): truncated or another geometry; refusing to touch it`);
+  }
   if (!sealed(header2, C_OFF, C_CRC - C_OFF)) fail(path, "damaged counters (checksum mismatch); refusing to touch it", true);
   return slots;
 }
@@ -878,7 +889,8 @@ var Listener = class _Listener {
             socket.addMembership(stripScope(ep.host), on);
           } catch (err) {
             closeQuietly(socket);
-            reject(new ListenError(`${where}: cannot join the group${iface === void 0 ? "" : ` on ${iface}`}: ${err.message} (is there a multicast route? see the README's troubleshooting)`));
+            const onIface = iface === void 0 ? "" : ` on ${iface}`;
+            reject(new ListenError(`${where}: cannot join the group${onIface}: ${err.message} (is there a multicast route? see the README's troubleshooting)`));
             return;
           }
         }
@@ -897,7 +909,10 @@ var Listener = class _Listener {
     } catch {
     }
     const got = socket.getRecvBufferSize();
-    if (got < RECV_BUFFER) log("warn", "receive buffer smaller than asked; raise net.core.rmem_max to avoid drops at high rates", { on: where, bytes: got, wanted: RECV_BUFFER });
+    if (got < RECV_BUFFER) {
+      const fields = { on: where, bytes: got, wanted: RECV_BUFFER };
+      log("warn", "receive buffer smaller than asked; raise net.core.rmem_max to avoid drops at high rates", fields);
+    }
   }
   /**
    * The per-datagram path, also fed by the HTTP endpoint. `from` is the
@@ -910,7 +925,8 @@ var Listener = class _Listener {
     const code = parseHeartbeat(msg, msg.length, hb);
     if (code !== 0) {
       this.table.count(MALFORMED);
-      this.limited.log("malformed", "warn", "malformed datagram dropped", () => ({ from: fromPort ? formatEndpoint(from, fromPort) : from, reason: MALFORMED2[code] }));
+      const fields = () => ({ from: fromPort ? formatEndpoint(from, fromPort) : from, reason: MALFORMED2[code] });
+      this.limited.log("malformed", "warn", "malformed datagram dropped", fields);
       return MALFORMED;
     }
     let address = from;
@@ -937,7 +953,8 @@ var Listener = class _Listener {
       slot = table.claim(address, hb.port, now);
       if (slot < 0) {
         table.count(FULL);
-        this.limited.log("full", "warn", "table full: new server refused, no live server evicted (raise --max-servers)", () => ({ from: formatEndpoint(address, hb.port), slots: table.slots }));
+        const fields = () => ({ from: formatEndpoint(address, hb.port), slots: table.slots });
+        this.limited.log("full", "warn", "table full: new server refused, no live server evicted (raise --max-servers)", fields);
         return FULL;
       }
     }
@@ -955,7 +972,9 @@ function groupInterface(ep, iface) {
   if (ep.family !== 6) return void 0;
   const pct = ep.host.indexOf("%");
   if (pct >= 0) return `::${ep.host.slice(pct)}`;
-  if (/^ff[0-9a-f][12]:/i.test(ep.host)) throw new Error(`${formatEndpoint(ep.host, ep.port)}: a link-local group needs an interface: --interface NAME, or [ADDR%NAME]:PORT`);
+  if (/^ff[0-9a-f][12]:/i.test(ep.host)) {
+    throw new Error(`${formatEndpoint(ep.host, ep.port)}: a link-local group needs an interface: --interface NAME, or [ADDR%NAME]:PORT`);
+  }
   return void 0;
 }
 function closeQuietly(socket) {
@@ -985,7 +1004,7 @@ function isFresh(s, maxAge) {
   return s.age !== null && s.age < maxAge;
 }
 var scratch = new Uint8Array(16);
-function canonical(address) {
+function canonicalAddress(address) {
   if (!address.includes(":") && !address.includes("%")) return address;
   const family = writeAddress(stripScope(address), scratch, 0);
   return family === 0 ? address : readAddress(family, scratch, 0);
@@ -995,11 +1014,11 @@ function memberTest(members) {
   const portsByAddress = /* @__PURE__ */ new Map();
   for (const text of members) {
     const e = parseEndpoint(text, "--members entry");
-    const address = canonical(e.host);
+    const address = canonicalAddress(e.host);
     const ports = portsByAddress.get(address) ?? /* @__PURE__ */ new Set();
     portsByAddress.set(address, ports.add(e.port));
   }
-  return (s) => portsByAddress.get(canonical(s.address))?.has(s.port) === true;
+  return (s) => portsByAddress.get(canonicalAddress(s.address))?.has(s.port) === true;
 }
 var Prepared = class {
   items = [];
@@ -1170,7 +1189,8 @@ var Screen = class {
       return;
     }
     const start = this.frames++ === 0 ? HIDE_CURSOR + HOME + CLEAR_SCREEN : HOME;
-    this.out.write(start + fit(frame.split("\n"), this.out.rows, this.out.columns).map((l) => l + CLEAR_LINE).join("\n") + "\n" + CLEAR_BELOW);
+    const lines = fit(frame.split("\n"), this.out.rows, this.out.columns);
+    this.out.write(start + lines.map((l) => l + CLEAR_LINE).join("\n") + "\n" + CLEAR_BELOW);
   }
   /** Shows the cursor again; the last frame stays on the screen. */
   close() {
@@ -1527,7 +1547,8 @@ function readSnapshot(path) {
     const body = Buffer.allocUnsafe(slots * SLOT_SIZE);
     readFully(fd, body, HEADER_SIZE);
     const bootOk = header2.subarray(H_BOOT, H_BOOT + 16).equals(bootId());
-    const { servers, torn } = decodeAll(body, slots, bootOk, (i) => readFully(fd, body.subarray(i * SLOT_SIZE, (i + 1) * SLOT_SIZE), HEADER_SIZE + i * SLOT_SIZE));
+    const reread = (i) => readFully(fd, body.subarray(i * SLOT_SIZE, (i + 1) * SLOT_SIZE), HEADER_SIZE + i * SLOT_SIZE);
+    const { servers, torn } = decodeAll(body, slots, bootOk, reread);
     return {
       path,
       slots,
@@ -1883,7 +1904,9 @@ function writeWhole(fd, header2, mirror, slots) {
   if (mirror) writeFully(fd, mirror, 0, mirror.length, HEADER_SIZE);
   else {
     const zeros = Buffer.alloc(Math.min(slots * SLOT_SIZE, ZEROS_CHUNK));
-    for (let at3 = 0, left = slots * SLOT_SIZE; left > 0; at3 += zeros.length, left -= zeros.length) writeFully(fd, zeros, 0, Math.min(left, zeros.length), HEADER_SIZE + at3);
+    for (let at3 = 0, left = slots * SLOT_SIZE; left > 0; at3 += zeros.length, left -= zeros.length) {
+      writeFully(fd, zeros, 0, Math.min(left, zeros.length), HEADER_SIZE + at3);
+    }
   }
 }
 var SlotTable = class _SlotTable {
@@ -1900,8 +1923,14 @@ var SlotTable = class _SlotTable {
     this.delay = opts.writeDelayMs ?? 0;
     this.dirty = new Uint8Array(this.slots);
     this.dirtyList = new Int32Array(this.slots);
-    this.writes = new Outage("slot file write failed: serving from memory, writing again when it can", "slot file written again", { slots: path }, { level: "error" });
-    this.remake = new Outage("slot file cannot be made afresh: serving from memory, trying again", "slot file made afresh", { slots: path }, { level: "error" });
+    const fields = { slots: path }, level = { level: "error" };
+    this.writes = new Outage(
+      "slot file write failed: serving from memory, writing again when it can",
+      "slot file written again",
+      fields,
+      level
+    );
+    this.remake = new Outage("slot file cannot be made afresh: serving from memory, trying again", "slot file made afresh", fields, level);
     COUNTER_NAMES.forEach((_, i) => this.counters[i] = readU64(header2, C_VALUES + 8 * i));
   }
   path;
@@ -1964,7 +1993,9 @@ var SlotTable = class _SlotTable {
         fd = _SlotTable.create(path, maxServers ?? DEFAULT_MAX_SERVERS);
       }
       const { header: header2, slots } = readHeader(fd, path);
-      if (maxServers !== void 0 && maxServers !== slots) fail(path, `has ${slots} slots, not the ${maxServers} of --max-servers; refusing to touch it (remove it to start afresh)`);
+      if (maxServers !== void 0 && maxServers !== slots) {
+        fail(path, `has ${slots} slots, not the ${maxServers} of --max-servers; refusing to touch it (remove it to start afresh)`);
+      }
       const mirror = Buffer.alloc(slots * SLOT_SIZE);
       readFully(fd, mirror, HEADER_SIZE);
       const table = new _SlotTable(path, fd, header2, mirror, lock, opts);
@@ -1995,7 +2026,9 @@ var SlotTable = class _SlotTable {
       (0, import_node_fs6.linkSync)(tmp, path);
     } catch (err) {
       const code = err.code;
-      if (code === "ENOSPC" || code === "EDQUOT") fail(path, `no space for its ${fileSize(slots)} bytes (${slots} slots): free some, or lower --max-servers`);
+      if (code === "ENOSPC" || code === "EDQUOT") {
+        fail(path, `no space for its ${fileSize(slots)} bytes (${slots} slots): free some, or lower --max-servers`);
+      }
       if (code !== "EEXIST") systemReason(path, err, "create");
     } finally {
       (0, import_node_fs6.closeSync)(fd);
@@ -2307,8 +2340,8 @@ var SlotTable = class _SlotTable {
 
 // src/core/status.ts
 var LIVE_AGE_S = 10;
-function isLive(s, liveAge = LIVE_AGE_S) {
-  return s.age !== null && s.age < liveAge;
+function isLive(s, liveAge2 = LIVE_AGE_S) {
+  return s.age !== null && s.age < liveAge2;
 }
 function serverJson(s) {
   return { host: s.host, port: s.port, ready: s.ready, busy: s.busy, age: s.age === null ? null : round3(s.age) };
@@ -2567,10 +2600,19 @@ var View = class {
 var DEFAULT_MAX_AGE_S = 10;
 var DEFAULT_MISSES = 3;
 var DEFAULT_LIVENESS = Object.freeze({ maxAge: DEFAULT_MAX_AGE_S, misses: DEFAULT_MISSES });
+function liveAge(interval, l) {
+  if (l.misses === 0 || interval === null) return l.maxAge;
+  return Math.min(l.maxAge, (l.misses + 0.5) * interval);
+}
+function isLive2(s, l) {
+  return s.age !== null && s.age < liveAge(s.interval, l);
+}
 
 // src/core/values.ts
 function integer(text, what, min, max) {
-  if (!/^[0-9]+$/.test(text) || +text < min || +text > max) throw new Error(`${what} takes a whole number from ${min} to ${max}, not ${JSON.stringify(text)}`);
+  if (!/^[0-9]+$/.test(text) || +text < min || +text > max) {
+    throw new Error(`${what} takes a whole number from ${min} to ${max}, not ${JSON.stringify(text)}`);
+  }
   return +text;
 }
 function formatMs(ms) {
@@ -2580,7 +2622,9 @@ function duration(text, what, range) {
   const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s)?$/.exec(text);
   if (!m) throw new Error(`${what} takes a duration such as 10s, 500ms or 2 (seconds), not ${JSON.stringify(text)}`);
   const ms = m[2] === "ms" ? +m[1] : +m[1] * 1e3;
-  if (ms < range.min || ms > range.max) throw new Error(`${what} takes ${formatMs(range.min)} to ${formatMs(range.max)}, not ${JSON.stringify(text)}`);
+  if (ms < range.min || ms > range.max) {
+    throw new Error(`${what} takes ${formatMs(range.min)} to ${formatMs(range.max)}, not ${JSON.stringify(text)}`);
+  }
   return ms;
 }
 function endpoint(text, what) {
@@ -2602,7 +2646,9 @@ function livenessOptions(v, prefix) {
 }
 function pickOptions(v, prefix, maxCount = MAX_PICK_COUNT) {
   const method = v.method ?? "weighted";
-  if (method !== "weighted" && method !== "two-choices") throw new Error(`${prefix}method takes weighted or two-choices, not ${JSON.stringify(method)}`);
+  if (method !== "weighted" && method !== "two-choices") {
+    throw new Error(`${prefix}method takes weighted or two-choices, not ${JSON.stringify(method)}`);
+  }
   return {
     maxAge: livenessOptions(v, prefix).maxAge,
     members: v.members === void 0 ? void 0 : memberList(v.members, `${prefix}members`),
@@ -2648,6 +2694,9 @@ function flag(parse) {
     throw new UsageError(err.message);
   }
 }
+function flagValue(text, parse, fallback) {
+  return text === void 0 ? fallback : flag(() => parse(text));
+}
 var SLOTS_HELP = `--slots F                 the slot file; else $HBEAT_SLOTS, else hbeat.slots in
                             $RUNTIME_DIRECTORY, else in the current directory`;
 function untilSignal() {
@@ -2689,7 +2738,7 @@ file lives in a temporary directory that it removes.`,
     duration: { type: "string" }
   },
   run(v) {
-    const durationMs = v.duration === void 0 ? DEFAULT_DURATION_MS : flag(() => duration(v.duration, "--duration", { min: 1e3, max: 864e5 }));
+    const durationMs = flagValue(v.duration, (t) => duration(t, "--duration", { min: 1e3, max: 864e5 }), DEFAULT_DURATION_MS);
     return runDemo({ durationMs });
   }
 });
@@ -2837,6 +2886,542 @@ async function startFeeds(starters, ctx) {
   return stopAll;
 }
 
+// src/feeds/haproxy.ts
+var import_node_perf_hooks4 = require("node:perf_hooks");
+
+// src/feeds/haproxy-api.ts
+var import_node_net4 = require("node:net");
+function parseTarget(text, what = "--haproxy") {
+  if (text.startsWith("/") || text.startsWith(".")) return { path: text };
+  try {
+    return parseEndpoint(text, what);
+  } catch (err) {
+    throw new Error(`${err.message} (a UNIX socket path starts with / or ./)`);
+  }
+}
+function formatTarget(t) {
+  return "path" in t ? t.path : formatEndpoint(t.host, t.port);
+}
+var Refused = class extends Error {
+};
+var Closed = class extends Error {
+};
+function checkName(name, what) {
+  if (!/^[A-Za-z0-9_.:-]+$/.test(name)) {
+    throw new Error(`${what} ${JSON.stringify(name)}: HAProxy names hold only letters, digits and - _ . :`);
+  }
+  return name;
+}
+var HaproxyConnection = class _HaproxyConnection {
+  constructor(socket, timeoutMs) {
+    this.socket = socket;
+    this.timeoutMs = timeoutMs;
+    socket.setEncoding("latin1");
+    socket.on("data", (chunk) => this.data(chunk));
+    socket.on("error", (err) => {
+      this.failure ??= err.code === "EPIPE" || err.code === "ECONNRESET" ? new Closed(err.message) : err;
+    });
+    socket.on("close", () => this.closed());
+  }
+  socket;
+  timeoutMs;
+  pending = [];
+  buffer = "";
+  timer;
+  failure;
+  /** Connects and enters prompt mode; rejects with the socket's reason or HAProxy's. */
+  static async open(target, timeoutMs = 5e3) {
+    const socket = "path" in target ? (0, import_node_net4.connect)(target.path) : (0, import_node_net4.connect)({ host: target.host, port: target.port });
+    await new Promise((resolve, reject) => {
+      const fail2 = (err) => {
+        socket.destroy();
+        reject(err);
+      };
+      const timer = setTimeout(() => fail2(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs);
+      socket.once("error", fail2);
+      socket.once("connect", () => {
+        clearTimeout(timer);
+        socket.off("error", fail2);
+        resolve();
+      });
+    });
+    const conn = new _HaproxyConnection(socket, timeoutMs);
+    const answer = await conn.request("prompt");
+    if (answer !== "") {
+      conn.close();
+      throw new Refused(`not HAProxy's runtime API? it answered ${JSON.stringify(firstLine(answer))}`);
+    }
+    return conn;
+  }
+  get open() {
+    return !this.socket.destroyed;
+  }
+  /** Sends one command line; resolves to its answer, without the final empty line ('' for none). */
+  request(command) {
+    if (this.socket.destroyed) return Promise.reject(this.failure ?? new Closed("connection closed"));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ resolve, reject });
+      this.socket.write(command + "\n");
+      this.timer ??= setTimeout(() => this.stall(), this.timeoutMs);
+    });
+  }
+  close() {
+    this.socket.destroy();
+  }
+  data(chunk) {
+    this.buffer += chunk;
+    for (; ; ) {
+      let answer;
+      if (this.buffer.startsWith("\n> ")) {
+        answer = "";
+        this.buffer = this.buffer.slice(3);
+      } else {
+        const end = this.buffer.indexOf("\n\n> ");
+        if (end < 0) break;
+        answer = this.buffer.slice(0, end);
+        this.buffer = this.buffer.slice(end + 4);
+      }
+      const p = this.pending.shift();
+      if (p === void 0) {
+        this.failure = new Error(`unexpected output from HAProxy: ${JSON.stringify(firstLine(answer))}`);
+        this.socket.destroy();
+        return;
+      }
+      p.resolve(answer);
+      clearTimeout(this.timer);
+      this.timer = this.pending.length > 0 ? setTimeout(() => this.stall(), this.timeoutMs) : void 0;
+    }
+  }
+  stall() {
+    this.failure = new Error(`no answer within ${this.timeoutMs} ms`);
+    this.socket.destroy();
+  }
+  closed() {
+    clearTimeout(this.timer);
+    const err = this.failure ?? new Closed("HAProxy closed the connection");
+    for (const p of this.pending.splice(0)) p.reject(err);
+  }
+};
+function firstLine(text) {
+  const nl = text.indexOf("\n");
+  return (nl < 0 ? text : text.slice(0, nl)).slice(0, 200);
+}
+function parseInfo(answer) {
+  const fields = /* @__PURE__ */ new Map();
+  for (const line of answer.split("\n")) {
+    const colon = line.indexOf(": ");
+    if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 2));
+  }
+  const pid = Number(fields.get("Pid"));
+  if (!Number.isInteger(pid)) throw new Refused(firstLine(answer) || "show info: no Pid");
+  const start = fields.get("Start_time_sec");
+  const started = start !== void 0 ? Number(start) : Math.round(Date.now() / 1e3) - Number(fields.get("Uptime_sec"));
+  return { pid, started, stopping: fields.get("Stopping") === "1" };
+}
+var ADMIN_FMAINT = 1;
+var ADMIN_CMAINT = 4;
+var ADMIN_MAINT = 35;
+function parseServersState(answer, backend) {
+  const lines = answer.split("\n");
+  if (lines[0] !== "1") throw new Refused(firstLine(answer) || `show servers state ${backend}: empty answer`);
+  const out2 = [];
+  for (const line of lines.slice(1)) {
+    if (line === "" || line.startsWith("#")) continue;
+    const f = line.split(" ");
+    if (f.length < 19 || f[1] !== backend) {
+      throw new Refused(`show servers state ${backend}: unexpected line ${JSON.stringify(line.slice(0, 200))}`);
+    }
+    out2.push({ name: f[3], address: f[4], port: Number(f[18]), admin: Number(f[6]), weight: Number(f[7]) });
+  }
+  return out2;
+}
+
+// src/feeds/haproxy-plan.ts
+var MAX_WEIGHT = 256;
+var PARKED_ADDRESS = "0.0.0.0";
+function serverKey(address, port) {
+  return `${canonicalAddress(address)} ${port}`;
+}
+function knownServers(records, liveness) {
+  const known = /* @__PURE__ */ new Map();
+  for (const s of records) {
+    const live = isLive2(s, liveness);
+    const key = serverKey(s.address, s.port);
+    known.set(key, {
+      key,
+      address: s.address,
+      port: s.port,
+      weight: live && s.state === "up" ? weight(s) : 0,
+      live,
+      gone: s.age === null || s.age * 1e3 >= EVICT_AGE_MS
+    });
+  }
+  return known;
+}
+function scaled(w, largest) {
+  if (largest <= MAX_WEIGHT || w === 0) return w;
+  return Math.max(1, Math.round(w * MAX_WEIGHT / largest));
+}
+function agentWeights(known) {
+  let largest = 0;
+  for (const k of known.values()) largest = Math.max(largest, k.weight);
+  const out2 = /* @__PURE__ */ new Map();
+  for (const [key, k] of known) out2.set(key, scaled(k.weight, largest));
+  return out2;
+}
+function commandText(backend, c) {
+  const target = `${backend}/${c.server}`;
+  switch (c.op) {
+    case "weight":
+      return `set weight ${target} ${c.weight}`;
+    case "addr":
+      return `set server ${target} addr ${c.address} port ${c.port}`;
+    case "state":
+      return `set server ${target} state ${c.state}`;
+  }
+}
+function accepted(c, answer) {
+  return c.op === "addr" ? /^(IP changed|no need to change)/.test(answer) : answer === "";
+}
+function isFree(s) {
+  return s.address === PARKED_ADDRESS && (s.admin & ADMIN_MAINT) !== 0;
+}
+function loadBackend(name, servers, known, filledBefore) {
+  const filled = /* @__PURE__ */ new Set();
+  for (const s of servers) {
+    if (s.address === PARKED_ADDRESS) continue;
+    if (filledBefore.has(s.name) || (s.admin & ADMIN_CMAINT) !== 0 && known.has(serverKey(s.address, s.port))) filled.add(s.name);
+  }
+  return { name, servers: new Map(servers.map((s) => [s.name, { ...s, weight: null }])), filled };
+}
+function plan(b, known) {
+  const giveBack = [];
+  const fed = [];
+  const free = [];
+  const held = /* @__PURE__ */ new Set();
+  for (const s of b.servers.values()) {
+    if (isFree(s)) {
+      free.push(s);
+      continue;
+    }
+    const k = known.get(serverKey(s.address, s.port));
+    if (b.filled.has(s.name) && (k === void 0 || k.gone)) {
+      giveBack.push(s);
+      continue;
+    }
+    if (k === void 0) continue;
+    fed.push([s, k]);
+    held.add(k.key);
+  }
+  const missing = [];
+  for (const k of known.values()) if (k.live && !held.has(k.key)) missing.push(k);
+  missing.sort((x, y) => x.key < y.key ? -1 : x.key > y.key ? 1 : 0);
+  const placed = missing.slice(0, free.length);
+  let largest = 0;
+  for (const [, k] of fed) largest = Math.max(largest, k.weight);
+  for (const k of placed) largest = Math.max(largest, k.weight);
+  const commands2 = [];
+  for (const s of giveBack) {
+    if ((s.admin & ADMIN_FMAINT) === 0) commands2.push({ server: s.name, op: "state", state: "maint" });
+    commands2.push({ server: s.name, op: "addr", address: PARKED_ADDRESS, port: 0 });
+  }
+  for (const [s, k] of fed) {
+    const w = scaled(k.weight, largest);
+    if (s.weight !== w) commands2.push({ server: s.name, op: "weight", weight: w });
+    if (b.filled.has(s.name) && (s.admin & ADMIN_FMAINT) !== 0) commands2.push({ server: s.name, op: "state", state: "ready" });
+  }
+  placed.forEach((k, i) => {
+    const server = free[i].name;
+    commands2.push({ server, op: "addr", address: k.address, port: k.port });
+    commands2.push({ server, op: "weight", weight: scaled(k.weight, largest) });
+    commands2.push({ server, op: "state", state: "ready" });
+  });
+  const templated = free.length > 0 || b.filled.size > 0;
+  return { commands: commands2, unplaced: templated ? missing.slice(free.length).map((k) => k.key) : [] };
+}
+function applyCommand(b, c) {
+  const s = b.servers.get(c.server);
+  if (s === void 0) return;
+  switch (c.op) {
+    case "weight":
+      s.weight = c.weight;
+      break;
+    case "addr":
+      s.address = c.address;
+      s.port = c.port;
+      if (c.address === PARKED_ADDRESS) b.filled.delete(s.name);
+      else b.filled.add(s.name);
+      break;
+    case "state":
+      s.admin = c.state === "maint" ? s.admin | ADMIN_FMAINT : s.admin & ~ADMIN_FMAINT;
+      break;
+  }
+}
+
+// src/feeds/haproxy.ts
+var haproxyCounters = { noFreeServer: 0 };
+function haproxyMetrics() {
+  return `# HELP hbeat_haproxy_no_free_server_total Live servers that found no free server in a --haproxy-backend.
+# TYPE hbeat_haproxy_no_free_server_total counter
+hbeat_haproxy_no_free_server_total ${haproxyCounters.noFreeServer}
+`;
+}
+function haproxyFeed(opts) {
+  return async (ctx) => new HaproxyFeed(opts, ctx);
+}
+var HaproxyFeed = class {
+  constructor(opts, ctx) {
+    this.opts = opts;
+    this.ctx = ctx;
+    this.where = formatTarget(opts.target);
+    this.tickMs = opts.tickMs ?? 250;
+    this.retryMs = opts.retryMs ?? 1e3;
+    this.away = new Outage("HAProxy unreachable; retrying every second", "HAProxy reachable again", { haproxy: this.where });
+    this.loop = this.run();
+  }
+  opts;
+  ctx;
+  conn;
+  info;
+  models = /* @__PURE__ */ new Map();
+  /** Per backend: what it had filled when the connection was lost, for the next load. */
+  filledBefore = /* @__PURE__ */ new Map();
+  /** Per backend: not tried again before this time (a refusal). */
+  heldUntil = /* @__PURE__ */ new Map();
+  /** Per backend: keys of live servers that are waiting for a free server. */
+  unplaced = /* @__PURE__ */ new Map();
+  away;
+  refusals = /* @__PURE__ */ new Map();
+  limited = new RateLimitedLog();
+  nextConnect = 0;
+  nextInfo = 0;
+  stopped = false;
+  wake;
+  loop;
+  where;
+  tickMs;
+  retryMs;
+  async stop() {
+    this.stopped = true;
+    this.conn?.close();
+    this.wake?.();
+    await this.loop;
+  }
+  async run() {
+    while (!this.stopped) {
+      try {
+        await this.step();
+      } catch (err) {
+        this.drop();
+        if (err instanceof Closed) this.nextConnect = 0;
+        else if (!this.stopped) this.away.fail(err);
+      }
+      await new Promise((resolve) => {
+        if (this.stopped) return resolve();
+        const timer = setTimeout(resolve, this.tickMs);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    this.conn?.close();
+  }
+  async step() {
+    const now = import_node_perf_hooks4.performance.now();
+    if (this.conn === void 0 || !this.conn.open) {
+      if (this.conn !== void 0) this.nextConnect = 0;
+      this.conn = void 0;
+      if (now < this.nextConnect) return;
+      this.nextConnect = now + this.retryMs;
+      if (!await this.connect()) return;
+    }
+    const conn = this.conn;
+    if (now >= this.nextInfo) {
+      this.nextInfo = now + this.retryMs;
+      if (parseInfo(await conn.request("show info")).stopping) {
+        this.drop();
+        this.nextConnect = 0;
+        return;
+      }
+    }
+    const known = knownServers(this.ctx.listener.table.snapshot(), this.ctx.liveness);
+    for (const backend of this.opts.backends) {
+      if (now < (this.heldUntil.get(backend) ?? 0)) continue;
+      let model = this.models.get(backend);
+      if (model === void 0) {
+        const answer = await conn.request(`show servers state ${backend}`);
+        try {
+          model = loadBackend(backend, parseServersState(answer, backend), known, this.filledBefore.get(backend) ?? /* @__PURE__ */ new Set());
+        } catch (err) {
+          this.refused(backend, `show servers state ${backend}`, err.message, now);
+          continue;
+        }
+        this.models.set(backend, model);
+      }
+      await this.apply(conn, model, known, now);
+    }
+  }
+  /** Connects and reads `show info`; false (logged as an outage) when HAProxy cannot be had. */
+  async connect() {
+    this.drop();
+    let conn;
+    try {
+      conn = await HaproxyConnection.open(this.opts.target, this.opts.timeoutMs);
+      const info = parseInfo(await conn.request("show info"));
+      if (info.stopping) throw new Refused("HAProxy is stopping (Stopping: 1)");
+      const restarted = this.info !== void 0 && (info.pid !== this.info.pid || info.started !== this.info.started);
+      if (this.info === void 0 || restarted) {
+        const msg = restarted ? "HAProxy restarted or reloaded: sending every weight again" : "feeding HAProxy";
+        log("info", msg, { haproxy: this.where, pid: info.pid, backends: this.opts.backends.join(",") });
+      }
+      if (restarted) this.filledBefore.clear();
+      this.info = info;
+    } catch (err) {
+      conn?.close();
+      this.away.fail(err);
+      return false;
+    }
+    this.away.ok();
+    this.conn = conn;
+    this.nextInfo = import_node_perf_hooks4.performance.now() + this.retryMs;
+    return true;
+  }
+  /** Forgets the connection and what HAProxy was believed to hold: a reconnect reads and sends it all again. */
+  drop() {
+    this.conn?.close();
+    this.conn = void 0;
+    for (const [backend, model] of this.models) this.filledBefore.set(backend, model.filled);
+    this.models.clear();
+  }
+  async apply(conn, model, known, now) {
+    const { commands: commands2, unplaced } = plan(model, known);
+    this.noteUnplaced(model.name, unplaced, known);
+    const answers = await Promise.all(commands2.map((c) => conn.request(commandText(model.name, c))));
+    let refusal;
+    commands2.forEach((c, i) => {
+      if (accepted(c, answers[i])) applyCommand(model, c);
+      else refusal ??= [commandText(model.name, c), answers[i].split("\n")[0]];
+    });
+    if (refusal === void 0) this.refusals.get(model.name)?.ok();
+    else this.refused(model.name, ...refusal, now);
+  }
+  /** One line per outage with HAProxy's words; the backend waits retryMs before it is tried again. */
+  refused(backend, command, words, now) {
+    let outage = this.refusals.get(backend);
+    if (outage === void 0) {
+      outage = new Outage("HAProxy refused a command", "HAProxy accepts the commands again", { haproxy: this.where, backend });
+      this.refusals.set(backend, outage);
+    }
+    outage.fail(`${command}: ${words}`);
+    this.heldUntil.set(backend, now + this.retryMs);
+  }
+  noteUnplaced(backend, keys, known) {
+    const before = this.unplaced.get(backend) ?? /* @__PURE__ */ new Set();
+    const after = new Set(keys);
+    for (const key of after) {
+      if (before.has(key)) continue;
+      haproxyCounters.noFreeServer++;
+      const k = known.get(key);
+      const msg = "no free server in the backend for a live server (add servers to its server-template)";
+      this.limited.log(`no free ${backend}`, "warn", msg, () => ({ backend, server: formatEndpoint(k.address, k.port) }));
+    }
+    this.unplaced.set(backend, after);
+  }
+};
+
+// src/feeds/haproxy-agent.ts
+var import_node_net5 = require("node:net");
+var import_node_perf_hooks5 = require("node:perf_hooks");
+
+// src/feeds/tcp.ts
+async function listenOn(server, on, flag2, lines) {
+  await new Promise((resolve, reject) => {
+    server.once("error", (err) => {
+      reject(new ListenError(`${flag2} ${formatEndpoint(on.host, on.port)}: ${bindReason(err)}`));
+    });
+    server.listen({ host: on.host, port: on.port, ipv6Only: on.family === 6 }, () => resolve());
+  });
+  server.removeAllListeners("error");
+  server.on("error", (err) => log("error", lines.error, { error: err.message }));
+  const a = server.address();
+  log("info", lines.listening, { on: formatEndpoint(a.address, a.port) });
+}
+
+// src/feeds/haproxy-agent.ts
+var MAX_LINE = 128;
+function agentAnswer(line, weights) {
+  let key;
+  try {
+    const e = parseEndpoint(line.trim());
+    key = serverKey(e.host, e.port);
+  } catch {
+    return "0%\n";
+  }
+  return `${weights.get(key) ?? 0}%
+`;
+}
+function haproxyAgentFeed(opts) {
+  return (ctx) => HaproxyAgent.start(opts, ctx);
+}
+var HaproxyAgent = class _HaproxyAgent {
+  constructor(server, ctx, opts) {
+    this.server = server;
+    this.ctx = ctx;
+    this.opts = opts;
+  }
+  server;
+  ctx;
+  opts;
+  weights = /* @__PURE__ */ new Map();
+  readAt = -Infinity;
+  sockets = /* @__PURE__ */ new Set();
+  static async start(opts, ctx) {
+    const server = (0, import_node_net5.createServer)();
+    const agent = new _HaproxyAgent(server, ctx, opts);
+    server.on("connection", (socket) => agent.serve(socket));
+    await listenOn(server, opts.on, "--haproxy-agent", { listening: "haproxy agent listening", error: "haproxy agent error" });
+    return agent;
+  }
+  stop() {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      for (const socket of this.sockets) socket.destroy();
+    });
+  }
+  serve(socket) {
+    socket.setEncoding("latin1");
+    let line = "";
+    const timer = setTimeout(() => socket.destroy(), this.opts.lineTimeoutMs ?? 1e3);
+    socket.on("error", () => {
+    });
+    this.sockets.add(socket);
+    socket.on("close", () => {
+      clearTimeout(timer);
+      this.sockets.delete(socket);
+    });
+    socket.on("data", (chunk) => {
+      line += chunk;
+      const nl = line.indexOf("\n");
+      if (nl < 0) {
+        if (line.length > MAX_LINE) socket.destroy();
+        return;
+      }
+      clearTimeout(timer);
+      socket.end(agentAnswer(line.slice(0, nl), this.current()));
+      socket.removeAllListeners("data");
+    });
+  }
+  current() {
+    const now = import_node_perf_hooks5.performance.now();
+    if (now - this.readAt >= (this.opts.refreshMs ?? 100)) {
+      this.weights = agentWeights(knownServers(this.ctx.listener.table.snapshot(), this.ctx.liveness));
+      this.readAt = now;
+    }
+    return this.weights;
+  }
+};
+
 // src/feeds/hbdat.ts
 function hbDatFeed(opts) {
   return async ({ listener }) => {
@@ -2963,14 +3548,7 @@ var HttpServer = class _HttpServer {
     server.timeout = t.idle;
     const http = new _HttpServer(server, opts.listener, opts.refreshMs ?? 100);
     server.on("request", (req, res) => http.handle(req, res));
-    const where = formatEndpoint(opts.on.host, opts.on.port);
-    await new Promise((resolve, reject) => {
-      server.once("error", (err) => reject(new ListenError(`--http ${where}: ${bindReason(err)}`)));
-      server.listen({ host: opts.on.host, port: opts.on.port, ipv6Only: opts.on.family === 6 }, () => resolve());
-    });
-    server.removeAllListeners("error");
-    server.on("error", (err) => log("error", "http server error", { error: err.message }));
-    log("info", "http listening", { on: formatEndpoint(http.address.host, http.address.port) });
+    await listenOn(server, opts.on, "--http", { listening: "http listening", error: "http server error" });
     return http;
   }
   /** Where it listens (the actual port when asked for 0). */
@@ -3127,7 +3705,7 @@ function metricsText(servers, counters) {
 # TYPE hbeat_servers gauge
 hbeat_servers ${servers.length}
 `;
-  return out2;
+  return out2 + haproxyMetrics();
 }
 
 // src/cli/listen.ts
@@ -3141,7 +3719,10 @@ var options = {
   "hb-dat-interval": { type: "string" },
   http: { type: "string" },
   "key-file": { type: "string" },
-  "max-skew": { type: "string" }
+  "max-skew": { type: "string" },
+  haproxy: { type: "string" },
+  "haproxy-backend": { type: "string", multiple: true },
+  "haproxy-agent": { type: "string" }
 };
 var listenCommand = defineCommand({
   summary: "collect heartbeats into the slot file (on each proxy)",
@@ -3168,12 +3749,20 @@ var listenCommand = defineCommand({
                             unsigned, badly signed and replayed ones are dropped
                             and counted
   --max-skew D              with --key-file: drop a ts further than D from this
-                            host's clock (default 30s; at most 86400s)`,
+                            host's clock (default 30s; at most 86400s)
+  --haproxy SOCKET          keep HAProxy's server weights equal to hbeat's through
+                            its runtime API (stats socket ... level admin): a UNIX
+                            socket path (/... or ./...) or ADDR:PORT
+  --haproxy-backend NAME    a backend that --haproxy feeds (repeatable): its
+                            servers at an address and port hbeat knows, and its
+                            free server-template servers (0.0.0.0, maintenance)
+  --haproxy-agent ADDR:PORT answer HAProxy's agent-check there: agent-send
+                            "HOST:PORT\\n", answered "N%" (weight 100 servers)`,
   options,
   async run(v) {
     const on = (v.on ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, "--on")));
-    const maxServers = v["max-servers"] === void 0 ? void 0 : flag(() => integer(v["max-servers"], "--max-servers", 1, MAX_SERVERS_LIMIT));
-    const writeDelayMs = v["write-delay"] === void 0 ? DEFAULT_WRITE_DELAY_MS : flag(() => duration(v["write-delay"], "--write-delay", { min: 0, max: 1e3 }));
+    const maxServers = flagValue(v["max-servers"], (t) => integer(t, "--max-servers", 1, MAX_SERVERS_LIMIT), void 0);
+    const writeDelayMs = flagValue(v["write-delay"], (t) => duration(t, "--write-delay", { min: 0, max: 1e3 }), DEFAULT_WRITE_DELAY_MS);
     const feeds = feedsFlags(v);
     const verifier = verifierFlags(v);
     const stopped = untilSignal();
@@ -3201,10 +3790,19 @@ function feedsFlags(v) {
   if (v["hb-dat-interval"] !== void 0 && v["hb-dat"] === void 0) throw new UsageError("--hb-dat-interval needs --hb-dat");
   const feeds = [];
   if (v["hb-dat"] !== void 0) {
-    const intervalMs = v["hb-dat-interval"] === void 0 ? 5e3 : flag(() => duration(v["hb-dat-interval"], "--hb-dat-interval", { min: 100, max: 36e5 }));
+    const intervalMs = flagValue(v["hb-dat-interval"], (t) => duration(t, "--hb-dat-interval", { min: 100, max: 36e5 }), 5e3);
     feeds.push(hbDatFeed({ path: v["hb-dat"], intervalMs }));
   }
   if (v.http !== void 0) feeds.push(httpFeed(flag(() => endpoint(v.http, "--http"))));
+  return [...feeds, ...haproxyFlags(v)];
+}
+function haproxyFlags(v) {
+  const backends = (v["haproxy-backend"] ?? []).map((name) => flag(() => checkName(name, "--haproxy-backend")));
+  if (v.haproxy === void 0 && backends.length > 0) throw new UsageError("--haproxy-backend goes with --haproxy");
+  if (v.haproxy !== void 0 && backends.length === 0) throw new UsageError("--haproxy needs at least one --haproxy-backend NAME");
+  const feeds = [];
+  if (v.haproxy !== void 0) feeds.push(haproxyFeed({ target: flag(() => parseTarget(v.haproxy)), backends: [...new Set(backends)] }));
+  if (v["haproxy-agent"] !== void 0) feeds.push(haproxyAgentFeed({ on: flag(() => endpoint(v["haproxy-agent"], "--haproxy-agent")) }));
   return feeds;
 }
 function verifierFlags(v) {
@@ -3212,7 +3810,7 @@ function verifierFlags(v) {
     if (v["max-skew"] !== void 0) throw new UsageError("--max-skew goes with --key-file");
     return void 0;
   }
-  const skew = v["max-skew"] === void 0 ? DEFAULT_MAX_SKEW_MS : flag(() => duration(v["max-skew"], "--max-skew", { min: 1, max: 864e5 }));
+  const skew = flagValue(v["max-skew"], (t) => duration(t, "--max-skew", { min: 1, max: 864e5 }), DEFAULT_MAX_SKEW_MS);
   return new Verifier(loadKey(v["key-file"]), skew);
 }
 
@@ -3512,14 +4110,14 @@ after it misses a few. On SIGTERM or SIGINT it sends one last datagram with
 ready=0, so proxies stop choosing this backend at once, then exits 0.`,
   options: options2,
   async run(v) {
-    const intervalMs = v.interval === void 0 ? 1e3 : flag(() => duration(v.interval, "--interval", { min: 10, max: 36e5 }));
+    const intervalMs = flagValue(v.interval, (t) => duration(t, "--interval", { min: 10, max: 36e5 }), 1e3);
     const opts = {
       to: (v.to ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, "--to"))),
       intervalMs,
-      port: v.port === void 0 ? void 0 : flag(() => integer(v.port, "--port", 1, 65535)),
+      port: flagValue(v.port, (t) => integer(t, "--port", 1, 65535), void 0),
       source: v.source,
       iface: v.interface,
-      ttl: v.ttl === void 0 ? 1 : flag(() => integer(v.ttl, "--ttl", 0, 255)),
+      ttl: flagValue(v.ttl, (t) => integer(t, "--ttl", 0, 255), 1),
       drain: v.drain === true,
       key: v["key-file"] === void 0 ? void 0 : loadKey(v["key-file"]),
       // Last: it may ask the server once, which only flags that parse are worth.
@@ -3541,17 +4139,18 @@ ready=0, so proxies stop choosing this backend at once, then exits 0.`,
   }
 });
 async function loadSource(v, intervalMs) {
-  const given = [v.ready !== void 0 || v.busy !== void 0, v["status-url"] !== void 0, v.connections !== void 0, v.exec !== void 0];
-  if (given.filter(Boolean).length !== 1) {
+  const given = [v.ready ?? v.busy, v["status-url"], v.connections, v.exec].filter((x) => x !== void 0);
+  if (given.length !== 1) {
     throw new UsageError("give exactly one load source: --ready N --busy N, --status-url URL, --connections PORT --capacity N, or --exec CMD");
   }
-  const capacity = v.capacity === void 0 ? void 0 : flag(() => integer(v.capacity, "--capacity", 1, INT31_MAX));
+  const capacity = flagValue(v.capacity, (t) => integer(t, "--capacity", 1, INT31_MAX), void 0);
   if (capacity !== void 0 && v["status-url"] === void 0 && v.connections === void 0) {
     throw new UsageError("--capacity goes with --connections or --status-url");
   }
   if (v.ready !== void 0 || v.busy !== void 0) {
     if (v.ready === void 0 || v.busy === void 0) throw new UsageError("--ready and --busy go together");
-    const load = { ready: flag(() => integer(v.ready, "--ready", 0, INT31_MAX)), busy: flag(() => integer(v.busy, "--busy", 0, INT31_MAX)) };
+    const count = (text, what) => flag(() => integer(text, what, 0, INT31_MAX));
+    const load = { ready: count(v.ready, "--ready"), busy: count(v.busy, "--busy") };
     return async () => load;
   }
   const timeoutMs = Math.round(intervalMs * 0.8);
@@ -3652,11 +4251,12 @@ var statusCommand = defineCommand({
   },
   async run(v) {
     if (v.interval !== void 0 && !v.watch) throw new UsageError("--interval goes with --watch");
-    const intervalMs = v.interval === void 0 ? 1e3 : flag(() => duration(v.interval, "--interval", { min: 100, max: 36e5 }));
+    const intervalMs = flagValue(v.interval, (t) => duration(t, "--interval", { min: 100, max: 36e5 }), 1e3);
     const source = sourceFlag(v);
     if (v.watch) return watchStatus({ ...source, json: v.json === true, intervalMs });
     const snap = source.read();
-    process.stdout.write(v.json ? JSON.stringify(statusJson(snap.servers, snap.counters)) + "\n" : statusTable(snap.servers, snap.counters) + "\n");
+    const text = v.json ? JSON.stringify(statusJson(snap.servers, snap.counters)) : statusTable(snap.servers, snap.counters);
+    process.stdout.write(text + "\n");
     return 0;
   }
 });

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { crc32, readSnapshot, SlotTable } from '../../src/core/slotfile.ts';
-import { freePort, HBEAT, hbeat, send, start, statusJson, testDir, until, type Running } from '../helpers/run.ts';
+import { freePort, HBEAT, hbeat, send, start, statusJson, testDir, toolMissing, until, type Running } from '../helpers/run.ts';
 
 const HERE = import.meta.dirname ?? new URL('.', import.meta.url).pathname;
 const FLOOD = join(HERE, '..', 'helpers', 'flood.ts');
@@ -146,7 +146,7 @@ function faked(args: string[], offset: string) {
   return hbeat(args, { env: { ...process.env, LD_PRELOAD: FAKETIME, FAKETIME: offset, FAKETIME_DONT_FAKE_MONOTONIC: '1' } });
 }
 
-test('a step of the wall clock changes no age (status and pick under libfaketime)', { skip: existsSync(FAKETIME) ? false : `no libfaketime (${FAKETIME}; Debian's faketime)` }, async (t) => {
+test('a step of the wall clock changes no age (status and pick under libfaketime)', { skip: existsSync(FAKETIME) ? false : toolMissing(`no libfaketime (${FAKETIME}; Debian's faketime)`) }, async (t) => {
   const dir = testDir(t);
   const slots = join(dir, 'hbeat.slots');
   const table = SlotTable.open(slots, 4);
@@ -183,7 +183,7 @@ test('a step of the wall clock changes no age (status and pick under libfaketime
   for (let i = 1; i < ages.length; i++) assert.ok(ages[i]! >= ages[i - 1]!, `ages go on in order: ${ages.join(', ')}`);
 });
 
-test('a listener whose wall clock is a day behind stores ages that read right', { skip: existsSync(FAKETIME) ? false : `no libfaketime (${FAKETIME})` }, async (t) => {
+test('a listener whose wall clock is a day behind stores ages that read right', { skip: existsSync(FAKETIME) ? false : toolMissing(`no libfaketime (${FAKETIME}; Debian's faketime)`) }, async (t) => {
   const dir = testDir(t);
   const slots = join(dir, 'hbeat.slots');
   const port = await freePort();
@@ -346,7 +346,7 @@ test('a listener notices its file removed and makes it afresh from memory', asyn
 // Root makes a mount namespace; the full-disk test needs one for its small tmpfs.
 const NO_MOUNTNS = (() => {
   const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o size=64k tmpfs /mnt'], { encoding: 'utf8' });
-  return r.status === 0 ? false : `no private mount namespace with a tmpfs here: ${r.error?.message ?? r.stderr.trim().split('\n')[0]}`;
+  return r.status === 0 ? false : toolMissing(`no private mount namespace with a tmpfs here: ${r.error?.message ?? r.stderr.trim().split('\n')[0]}`);
 })();
 
 // $1 the tmpfs mount point, $2 a UDP port, $3 an HTTP port, $4 node, $5 dist/hbeat.js.
