@@ -910,8 +910,11 @@ var Listener = class _Listener {
     }
     const got = socket.getRecvBufferSize();
     if (got < RECV_BUFFER) {
-      const fields = { on: where, bytes: got, wanted: RECV_BUFFER };
-      log("warn", "receive buffer smaller than asked; raise net.core.rmem_max to avoid drops at high rates", fields);
+      log("warn", "receive buffer smaller than asked; raise net.core.rmem_max to avoid drops at high rates", {
+        on: where,
+        bytes: got,
+        wanted: RECV_BUFFER
+      });
     }
   }
   /**
@@ -925,8 +928,10 @@ var Listener = class _Listener {
     const code = parseHeartbeat(msg, msg.length, hb);
     if (code !== 0) {
       this.table.count(MALFORMED);
-      const fields = () => ({ from: fromPort ? formatEndpoint(from, fromPort) : from, reason: MALFORMED2[code] });
-      this.limited.log("malformed", "warn", "malformed datagram dropped", fields);
+      this.limited.log("malformed", "warn", "malformed datagram dropped", () => ({
+        from: fromPort ? formatEndpoint(from, fromPort) : from,
+        reason: MALFORMED2[code]
+      }));
       return MALFORMED;
     }
     let address = from;
@@ -953,8 +958,10 @@ var Listener = class _Listener {
       slot = table.claim(address, hb.port, now);
       if (slot < 0) {
         table.count(FULL);
-        const fields = () => ({ from: formatEndpoint(address, hb.port), slots: table.slots });
-        this.limited.log("full", "warn", "table full: new server refused, no live server evicted (raise --max-servers)", fields);
+        this.limited.log("full", "warn", "table full: new server refused, no live server evicted (raise --max-servers)", () => ({
+          from: formatEndpoint(address, hb.port),
+          slots: table.slots
+        }));
         return FULL;
       }
     }
@@ -1890,6 +1897,10 @@ var COUNTERS_DELAY_MS = 100;
 var RETRY_MS = 1e3;
 var FLUSH_GAP_SLOTS = 32;
 var ZEROS_CHUNK = 1 << 20;
+var AFRESH = {
+  removed: "slot file was removed: made afresh from memory",
+  replaced: "slot file was replaced: made afresh from memory"
+};
 function writeFully(fd, buf, from, length, position) {
   while (length > 0) {
     const n = (0, import_node_fs6.writeSync)(fd, buf, from, length, position);
@@ -2319,7 +2330,7 @@ var SlotTable = class _SlotTable {
     this.dirtyCount = 0;
     this.countersDirty = false;
     this.remake.ok();
-    log("warn", `slot file was ${why}: made afresh from memory`, { slots: this.path, servers: this.snapshot().length });
+    log("warn", AFRESH[why], { slots: this.path, servers: this.snapshot().length });
   }
   /** What a reader of the file would see, from memory: no file read (a copy, since the mirror changes). */
   snapshot() {

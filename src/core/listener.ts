@@ -113,8 +113,9 @@ export class Listener {
     const got = socket.getRecvBufferSize();
     // Linux reports double what it grants; half the request means it was capped.
     if (got < RECV_BUFFER) {
-      const fields = { on: where, bytes: got, wanted: RECV_BUFFER };
-      log('warn', 'receive buffer smaller than asked; raise net.core.rmem_max to avoid drops at high rates', fields);
+      log('warn', 'receive buffer smaller than asked; raise net.core.rmem_max to avoid drops at high rates', {
+        on: where, bytes: got, wanted: RECV_BUFFER,
+      });
     }
   }
 
@@ -129,8 +130,9 @@ export class Listener {
     const code = parseHeartbeat(msg, msg.length, hb);
     if (code !== 0) {
       this.table.count(MALFORMED);
-      const fields = () => ({ from: fromPort ? formatEndpoint(from, fromPort) : from, reason: REASONS[code] });
-      this.limited.log('malformed', 'warn', 'malformed datagram dropped', fields);
+      this.limited.log('malformed', 'warn', 'malformed datagram dropped', () => ({
+        from: fromPort ? formatEndpoint(from, fromPort) : from, reason: REASONS[code],
+      }));
       return MALFORMED;
     }
     let address = from;
@@ -159,8 +161,9 @@ export class Listener {
       slot = table.claim(address, hb.port, now);
       if (slot < 0) {
         table.count(FULL);
-        const fields = () => ({ from: formatEndpoint(address, hb.port), slots: table.slots });
-        this.limited.log('full', 'warn', 'table full: new server refused, no live server evicted (raise --max-servers)', fields);
+        this.limited.log('full', 'warn', 'table full: new server refused, no live server evicted (raise --max-servers)', () => ({
+          from: formatEndpoint(address, hb.port), slots: table.slots,
+        }));
         return FULL;
       }
     }

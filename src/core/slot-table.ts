@@ -50,6 +50,11 @@ export const FLUSH_GAP_SLOTS = 32;
 // A new file's zeros go out in writes of at most this size.
 const ZEROS_CHUNK = 1 << 20;
 
+const AFRESH = {
+  removed: 'slot file was removed: made afresh from memory',
+  replaced: 'slot file was replaced: made afresh from memory',
+} as const;
+
 /** Writes all of buf[from, from + length) at `position`, or throws (a short write is a full disk). */
 function writeFully(fd: number, buf: Buffer, from: number, length: number, position: number): void {
   while (length > 0) {
@@ -508,7 +513,7 @@ export class SlotTable {
     this.dirtyCount = 0;
     this.countersDirty = false;
     this.remake.ok();
-    log('warn', `slot file was ${why}: made afresh from memory`, { slots: this.path, servers: this.snapshot().length });
+    log('warn', AFRESH[why], { slots: this.path, servers: this.snapshot().length });
   }
 
   /** What a reader of the file would see, from memory: no file read (a copy, since the mirror changes). */

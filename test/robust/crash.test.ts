@@ -277,6 +277,9 @@ test('SIGTERM writes what the write delay still held', async (t) => {
   const dir = testDir(t);
   const slots = join(dir, 'hbeat.slots');
   const port = await freePort();
+  const tooLong = await hbeat(['listen', '--on', `127.0.0.1:${port}`, '--slots', slots, '--write-delay', '2s']);
+  assert.equal(tooLong.code, 2, 'the write delay has a stated maximum');
+  assert.match(tooLong.stderr, /--write-delay takes 0ms to 1s/);
   const listener = await start(['listen', '--on', `127.0.0.1:${port}`, '--slots', slots, '--write-delay', '1s']);
   await send('v=1&ready=1&busy=1', port, '127.0.0.1', '127.0.0.2');
   await until(async () => ((await statusJson(slots)).servers.length === 1 ? true : undefined), 'the first datagram, written at once');
