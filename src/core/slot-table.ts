@@ -44,8 +44,9 @@ const COUNTERS_DELAY_MS = 100;
 // After a failed write, the next try (of everything not yet written).
 const RETRY_MS = 1000;
 // Dirty slots this close (in slots) go in one write, clean ones between them
-// too: a positional write's fixed cost (~3 µs on tmpfs) is that of writing
-// some 30 to 40 slots' bytes more (~75 ns a slot); bench/micro.mjs prints both.
+// too: on tmpfs a positional write's fixed cost (1.4 to 3.7 µs) is that of
+// writing 40 to 115 slots' bytes more (17 to 75 ns a slot), as bench/micro.mjs
+// prints them; 32 stays under the break-even in every run so far.
 export const FLUSH_GAP_SLOTS = 32;
 // A new file's zeros go out in writes of at most this size.
 const ZEROS_CHUNK = 1 << 20;
