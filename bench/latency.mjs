@@ -1,8 +1,10 @@
 // The latency probe of the listener benchmark: how long after a datagram is
 // sent (on loopback, its arrival) its slot can be read from the slot file.
 // Usage (forked with IPC): latency.mjs SLOTFILE PORT COUNT. From 127.0.0.1
-// (no other source of the bench uses it) it sends COUNT heartbeats 10 ms
-// apart, `ready` counting up, each once the one before was read, and polls
+// (no other source of the bench uses it) it sends COUNT heartbeats 5 to 15 ms
+// apart (at random, so that the probes do not fall into step with the
+// listener's flushes), `ready` counting up, each once the one before was
+// read, and polls
 // the slot's 128 bytes (a copy, CRC-checked, as docs/slot-file.md says a
 // reader must) until the new `ready` shows. Answers {ms: [...]}, the
 // latencies in ms; a probe unseen after a second counts as 1000.
@@ -12,7 +14,7 @@ import { crc32 } from 'node:zlib';
 
 const [path, portText, countText] = process.argv.slice(2);
 const port = Number(portText), count = Number(countText);
-const PROBE_PORT = 9, GAP_MS = 10, GIVE_UP_MS = 1000;
+const PROBE_PORT = 9, GIVE_UP_MS = 1000;
 const nap = new Int32Array(new SharedArrayBuffer(4));
 const slotBuf = Buffer.alloc(128);
 const header = Buffer.alloc(256);
@@ -64,7 +66,7 @@ for (let i = 0; i < count; i++) {
   // Poll hard for the first half millisecond, then in 50 µs naps.
   while ((elapsed = performance.now() - t0) < GIVE_UP_MS && readyOf(slot) !== ready) if (elapsed > 0.5) sleepMs(0.05);
   ms.push(Math.min(elapsed, GIVE_UP_MS));
-  sleepMs(GAP_MS);
+  sleepMs(5 + 10 * Math.random());
 }
 closeSync(fd);
 socket.close();

@@ -321,7 +321,7 @@ receive buffers: 8 MiB asked by all; net.core.rmem_max ${fmt(rmemMax)} caps it (
   }
 
   // From a datagram's send to its slot readable in the file: alone, and under a flood.
-  console.log(`\nfrom a datagram to its slot readable in the file: ${PROBES} probes 10 ms apart (about 100/s), alone and beside ${fmt(FIXED_RATE)}/s from the ${fmt(ADDRESSES)} sources`);
+  console.log(`\nfrom a datagram to its slot readable in the file: ${PROBES} probes 5 to 15 ms apart (about 100/s), alone and beside ${fmt(FIXED_RATE)}/s from the ${fmt(ADDRESSES)} sources`);
   const latency = {};
   for (const rx of listeners) {
     const alone = await probe(rx);
