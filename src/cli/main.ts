@@ -6,8 +6,8 @@ import { writeSync } from 'node:fs';
 import type { StatusView } from '../core/status.ts';
 import { join } from 'node:path';
 import type { Endpoint } from '../core/address.ts';
-import type { HbDatWriter } from '../core/hbdat.ts';
 import type { HttpServer } from '../feeds/http.ts';
+import type { Feed } from '../feeds/feed.ts';
 import type { Listener } from '../core/listener.ts';
 
 declare const HBEAT_VERSION: string;
@@ -129,8 +129,9 @@ stderr when no live backend has weight over 0.`,
       const { pick, noneReason, seededRandom } = await import('../core/picker.ts');
       const method = (v.method as string | undefined) ?? 'weighted';
       if (method !== 'weighted' && method !== 'two-choices') throw new UsageError(`--method takes weighted or two-choices, not ${JSON.stringify(method)}`);
+      const { DEFAULT_LIVENESS } = await import('../core/liveness.ts');
       const opts = {
-        maxAge: v['max-age'] === undefined ? 10 : duration(v['max-age'] as string, '--max-age') / 1000,
+        liveness: { ...DEFAULT_LIVENESS, maxAge: v['max-age'] === undefined ? 10 : duration(v['max-age'] as string, '--max-age') / 1000 },
         members: v.members === undefined ? undefined : await memberList(v.members as string),
         method: method as 'weighted' | 'two-choices',
         count: v.count === undefined ? 1 : integer(v.count as string, '--count', 1, 1_000_000),
@@ -260,15 +261,16 @@ choosing this backend at once, then exits 0.`,
     async run(v) {
       if (v.interval !== undefined && !v.watch) throw new UsageError('--interval goes with --watch');
       const source = await statusSource(v);
+      const { DEFAULT_LIVENESS } = await import('../core/liveness.ts');
       if (v.watch) {
         const intervalMs = v.interval === undefined ? 1000 : duration(v.interval as string, '--interval');
         if (intervalMs < 100) throw new UsageError('--interval must be at least 100ms');
         const { watchStatus } = await import('../term/watch.ts');
-        return watchStatus({ ...source, json: v.json === true, intervalMs });
+        return watchStatus({ ...source, liveness: DEFAULT_LIVENESS, json: v.json === true, intervalMs });
       }
       const { statusJson, statusTable } = await import('../core/status.ts');
       const snap = source.read();
-      process.stdout.write(v.json ? JSON.stringify(statusJson(snap.servers, snap.counters)) + '\n' : statusTable(snap.servers, snap.counters) + '\n');
+      process.stdout.write(v.json ? JSON.stringify(statusJson(snap.servers, snap.counters, DEFAULT_LIVENESS)) + '\n' : statusTable(snap.servers, snap.counters, { liveness: DEFAULT_LIVENESS }) + '\n');
       return 0;
     },
   },
@@ -486,12 +488,14 @@ async function feedOptions(v: Values): Promise<Feeds> {
 
 /** Starts what feeds proxies from the listener's table: hb.dat and HTTP. Resolves to what stops them. */
 async function startFeeds(feeds: Feeds, listener: Listener): Promise<() => Promise<void>> {
-  let writer: HbDatWriter | undefined;
+  const { DEFAULT_LIVENESS } = await import('../core/liveness.ts');
+  let writer: Feed | undefined;
   if (feeds.hbDat) {
-    const { HbDatWriter, hbDatReason } = await import('../core/hbdat.ts');
+    const { hbDatFeed } = await import('../feeds/hbdat.ts');
+    const { hbDatReason } = await import('../core/hbdat.ts');
     const { path, intervalMs } = feeds.hbDat;
     try {
-      writer = HbDatWriter.start(path, intervalMs, () => listener.table.snapshot());
+      writer = await hbDatFeed({ path, intervalMs })({ listener, liveness: DEFAULT_LIVENESS });
     } catch (err) {
       throw new RuntimeError(`--hb-dat ${path}: ${hbDatReason(path, err)}`);
     }
@@ -500,15 +504,15 @@ async function startFeeds(feeds: Feeds, listener: Listener): Promise<() => Promi
   if (feeds.http) {
     const { HttpServer } = await import('../feeds/http.ts');
     try {
-      http = await HttpServer.start({ on: feeds.http, listener });
+      http = await HttpServer.start({ on: feeds.http, listener, liveness: DEFAULT_LIVENESS });
     } catch (err) {
-      writer?.stop();
+      await writer?.stop();
       throw err;
     }
   }
   return async () => {
     await http?.close();
-    writer?.stop();
+    await writer?.stop();
   };
 }
 

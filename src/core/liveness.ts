@@ -13,6 +13,8 @@ export interface Liveness {
 export const DEFAULT_MAX_AGE_S = 10;
 export const DEFAULT_MISSES = 3;
 export const DEFAULT_LIVENESS: Readonly<Liveness> = Object.freeze({ maxAge: DEFAULT_MAX_AGE_S, misses: DEFAULT_MISSES });
+/** The most --misses takes: past this, --max-age decides for any interval worth having. */
+export const MAX_MISSES = 1000;
 /** Seconds: what a heartbeat without `interval` (Apache's mod_heartbeat) stands for. */
 export const DEFAULT_INTERVAL_S = 1;
 
@@ -29,4 +31,14 @@ export function liveAge(interval: number | null, l: Liveness): number {
 /** Whether a server of this age (seconds, null when unknown) and interval is live. */
 export function isLive(s: { age: number | null; interval: number | null }, l: Liveness): boolean {
   return s.age !== null && s.age < liveAge(s.interval, l);
+}
+
+/**
+ * Seconds of live time left: over 0 while live (it turns dead that much
+ * later unless it is heard from), else 0 or less (dead that long ago); null
+ * when never heard from. Over 0 exactly when isLive, since for doubles
+ * a - b > 0 exactly when a > b.
+ */
+export function liveFor(s: { age: number | null; interval: number | null }, l: Liveness): number | null {
+  return s.age === null ? null : liveAge(s.interval, l) - s.age;
 }
