@@ -47,7 +47,9 @@ export class HbDatWriter {
   /** Writes the file at once (throwing, for a one-line exit, when it cannot), then every intervalMs and on every change of who is live. */
   static start(path: string, opts: { intervalMs: number; table: HbDatTable; liveness: Liveness }): HbDatWriter {
     const writer = new HbDatWriter(path, opts.table, opts.liveness);
-    writeHbDat(path, writer.look().text);
+    const first = writer.look();
+    writeHbDat(path, first.text);
+    writer.members = first.members;
     writer.periodic = setInterval(() => writer.write(), opts.intervalMs);
     writer.periodic.unref();
     writer.scheduleCheck(HB_DAT_CHECK_MS);
