@@ -13,8 +13,6 @@ export interface Liveness {
 export const DEFAULT_MAX_AGE_S = 10;
 export const DEFAULT_MISSES = 3;
 export const DEFAULT_LIVENESS: Readonly<Liveness> = Object.freeze({ maxAge: DEFAULT_MAX_AGE_S, misses: DEFAULT_MISSES });
-/** The most --misses takes: past this, --max-age decides for any interval worth having. */
-export const MAX_MISSES = 1000;
 /** Seconds: what a heartbeat without `interval` (Apache's mod_heartbeat) stands for. */
 export const DEFAULT_INTERVAL_S = 1;
 

@@ -6,6 +6,7 @@ import { dirname } from 'node:path';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { readAddress, writeAddress } from './address.ts';
 import { bootId, monoNow } from './clock.ts';
+import { OperatorError } from './errors.ts';
 
 export const MAGIC = Buffer.from('HBEATSLT', 'latin1');
 /** 2: each slot keeps its server's announced interval. */
@@ -20,6 +21,12 @@ export const EVICT_AGE_MS = 30_000;
 /** The listener's totals, in header order. */
 export const COUNTER_NAMES = ['accepted', 'malformed', 'unsigned', 'badsig', 'replayed', 'full'] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
+/** The counters by name, from their values in header order. */
+export function countersRecord(values: ArrayLike<number>): Record<CounterName, number> {
+  const out = {} as Record<CounterName, number>;
+  COUNTER_NAMES.forEach((name, i) => (out[name] = values[i]!));
+  return out;
+}
 export const ACCEPTED = 0, MALFORMED = 1, UNSIGNED = 2, BADSIG = 3, REPLAYED = 4, FULL = 5;
 
 // Header fields.
@@ -31,7 +38,7 @@ const S_SEQ = 0, S_FAMILY = 4, S_STATE = 5, S_PORT = 6, S_READY = 8, S_BUSY = 12
   S_SEEN_MONO = 24, S_SEEN_WALL = 32, S_LAST_TS = 40, S_ADDR = 48, S_SCOPE_LEN = 64, S_SCOPE = 65,
   SCOPE_MAX = 31, S_INTERVAL = 96, S_CRC = 124;
 
-export class SlotFileError extends Error {
+export class SlotFileError extends OperatorError {
   /** A checksum mismatch, which a concurrent write can cause: worth a re-read. */
   torn = false;
 }
@@ -293,9 +300,7 @@ export interface Snapshot {
 }
 
 function readCounters(header: Buffer): Record<CounterName, number> {
-  const out = {} as Record<CounterName, number>;
-  COUNTER_NAMES.forEach((name, i) => (out[name] = readU64(header, C_VALUES + 8 * i)));
-  return out;
+  return countersRecord(COUNTER_NAMES.map((_, i) => readU64(header, C_VALUES + 8 * i)));
 }
 
 // Checking each slot's CRC on its own costs a short-lived `pick` more than all

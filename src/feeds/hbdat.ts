@@ -1,6 +1,7 @@
 // `listen --hb-dat`: keeps Apache's flat file (its format: core/hbdat.ts)
 // following the listener's table, for a real Apache's mod_lbmethod_heartbeat.
 import { monoNow } from '../core/clock.ts';
+import { OperatorError } from '../core/errors.ts';
 import { hbDatOf, hbDatReason, writeHbDat, type HbDat } from '../core/hbdat.ts';
 import type { Liveness } from '../core/liveness.ts';
 import { Outage } from '../core/log.ts';
@@ -109,16 +110,21 @@ export class HbDatWriter {
   }
 }
 
-export interface HbDatOptions {
+export interface HbDatFeedOptions {
   path: string;
   /** The periodic rewrite, besides those on a change of who is live (Apache's 5 s by default). */
   intervalMs: number;
 }
 
-/** The hb.dat feed; starting fails with the first write's error (no directory, say), for a one-line exit. */
-export function hbDatFeed(opts: HbDatOptions): StartFeed {
-  return async (ctx) => {
-    const writer = HbDatWriter.start(opts.path, { intervalMs: opts.intervalMs, table: ctx.listener.table, liveness: ctx.liveness });
+/** Writes the file at once (refusing to start when it cannot), then as HbDatWriter says; a last time on stop. */
+export function hbDatFeed(opts: HbDatFeedOptions): StartFeed {
+  return async ({ listener, liveness }) => {
+    let writer: HbDatWriter;
+    try {
+      writer = HbDatWriter.start(opts.path, { intervalMs: opts.intervalMs, table: listener.table, liveness });
+    } catch (err) {
+      throw new OperatorError(`--hb-dat ${opts.path}: ${hbDatReason(opts.path, err)}`);
+    }
     return { stop: async () => writer.stop() };
   };
 }

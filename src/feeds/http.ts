@@ -3,14 +3,15 @@
 // (JSON), /metrics (Prometheus text) and /pick (a backend, chosen from memory).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { formatEndpoint, parseEndpoint, type Endpoint } from '../core/address.ts';
-import { duration, integer } from '../cli/main.ts';
+import { formatEndpoint, type Endpoint } from '../core/address.ts';
+import { pickOptions, type PickValues } from '../core/values.ts';
 import { monoNow } from '../core/clock.ts';
 import { bindReason, ListenError, type Listener } from '../core/listener.ts';
+import type { StartFeed } from './feed.ts';
 import { log } from '../core/log.ts';
-import { isLive, MAX_MISSES, type Liveness } from '../core/liveness.ts';
-import { noneReason, Prepared, seededRandom, weight, type PickOptions, type PickServer } from '../core/picker.ts';
-import { ACCEPTED, COUNTER_NAMES, MALFORMED, FULL, type CounterName, type ServerRecord, type SlotTable } from '../core/slotfile.ts';
+import { isLive, type Liveness } from '../core/liveness.ts';
+import { noneReason, Prepared, weight, type PickOptions, type PickServer } from '../core/picker.ts';
+import { ACCEPTED, COUNTER_NAMES, countersRecord, MALFORMED, FULL, type CounterName, type ServerRecord, type SlotTable } from '../core/slotfile.ts';
 import { serverJson, sortServers, statusJson } from '../core/status.ts';
 import { MALFORMED as REASONS, MALFORMED_TOO_LONG, MAX_DATAGRAM, newHeartbeat, parseHeartbeat } from '../core/wire.ts';
 
@@ -132,40 +133,36 @@ function ages(servers: ViewServer[], now: number): ViewServer[] {
   return servers;
 }
 
-/** /pick's query string as pick() options, `max-age` and `misses` overriding listen's; throws BadRequest with the reason. */
-export function pickOptions(query: string, liveness: Liveness): PickOptions {
+/** /pick's query string as pick() options, by the rules of pick's flags, listen's liveness unless it says otherwise; throws BadRequest with the reason. */
+export function pickQuery(query: string, liveness: Liveness): PickOptions {
   const params = new URLSearchParams(query);
   for (const key of params.keys()) if (!PICK_PARAMS.has(key)) throw new BadRequest(`unknown parameter ${JSON.stringify(key)} (known: ${[...PICK_PARAMS].join(', ')})`);
   // When a parameter repeats, the last wins, as in a heartbeat; members add up.
   const last = (key: string): string | undefined => params.getAll(key).at(-1);
-  const checked = <T>(parse: () => T): T => {
-    try {
-      return parse();
-    } catch (err) {
-      throw new BadRequest((err as Error).message);
-    }
-  };
-  const method = last('method') ?? 'weighted';
-  if (method !== 'weighted' && method !== 'two-choices') throw new BadRequest(`method takes weighted or two-choices, not ${JSON.stringify(method)}`);
   const distinct = last('distinct');
   if (distinct !== undefined && !['', '1', 'true', '0', 'false'].includes(distinct)) throw new BadRequest(`distinct takes 1, true, 0 or false, not ${JSON.stringify(distinct)}`);
-  const members = params.has('members') ? params.getAll('members').join(',').split(',').filter((m) => m !== '') : undefined;
-  for (const m of members ?? []) checked(() => parseEndpoint(m, 'members entry'));
-  const count = last('count'), seed = last('seed'), maxAge = last('max-age'), misses = last('misses');
-  return {
-    liveness: {
-      maxAge: maxAge === undefined ? liveness.maxAge : checked(() => duration(maxAge, 'max-age')) / 1000,
-      misses: misses === undefined ? liveness.misses : checked(() => integer(misses, 'misses', 0, MAX_MISSES)),
-    },
-    members,
-    method,
-    count: count === undefined ? 1 : checked(() => integer(count, 'count', 1, MAX_PICK_COUNT)),
+  const values: PickValues = {
+    members: params.has('members') ? params.getAll('members').join(',') : undefined,
+    method: last('method'),
+    count: last('count'),
     distinct: distinct === '' || distinct === '1' || distinct === 'true',
-    random: seed === undefined ? Math.random : seededRandom(checked(() => integer(seed, 'seed', 0, Number.MAX_SAFE_INTEGER))),
+    seed: last('seed'),
+    'max-age': last('max-age'),
+    misses: last('misses'),
   };
+  try {
+    return pickOptions(values, '', MAX_PICK_COUNT, liveness);
+  } catch (err) {
+    throw new BadRequest((err as Error).message);
+  }
 }
 
 const TEXT = 'text/plain; charset=utf-8';
+
+/** `listen --http`: the HTTP server as a feed of the listener. */
+export function httpFeed(on: Endpoint): StartFeed {
+  return async ({ listener, liveness }) => HttpServer.start({ on, listener, liveness });
+}
 
 export class HttpServer {
   private readonly view: PickView;
@@ -211,6 +208,10 @@ export class HttpServer {
   }
 
   /** Stops listening and drops every connection, idle or not. */
+  stop(): Promise<void> {
+    return this.close();
+  }
+
   close(): Promise<void> {
     return new Promise((resolve) => {
       this.server.close(() => resolve());
@@ -290,24 +291,18 @@ export class HttpServer {
     req.on('end', onEnd);
   }
 
-  private counters(): Record<CounterName, number> {
-    const out = {} as Record<CounterName, number>;
-    COUNTER_NAMES.forEach((name, i) => (out[name] = this.table.counters[i]!));
-    return out;
-  }
-
   private status(res: ServerResponse): void {
-    reply(res, 200, 'application/json', JSON.stringify(statusJson(this.table.snapshot(), this.counters(), this.liveness)) + '\n');
+    reply(res, 200, 'application/json', JSON.stringify(statusJson(this.table.snapshot(), countersRecord(this.table.counters), this.liveness)) + '\n');
   }
 
   private metrics(res: ServerResponse): void {
-    reply(res, 200, 'text/plain; version=0.0.4; charset=utf-8', metricsText(this.table.snapshot(), this.counters(), this.liveness));
+    reply(res, 200, 'text/plain; version=0.0.4; charset=utf-8', metricsText(this.table.snapshot(), countersRecord(this.table.counters), this.liveness));
   }
 
   private pick(req: IncomingMessage, res: ServerResponse, query: string): void {
     let opts: PickOptions;
     try {
-      opts = query === '' ? this.defaultPick : pickOptions(query, this.liveness);
+      opts = query === '' ? this.defaultPick : pickQuery(query, this.liveness);
     } catch (err) {
       if (!(err instanceof BadRequest)) throw err;
       return reply(res, 400, TEXT, `${err.message}\n`);

@@ -121,17 +121,17 @@ test('HbDatWriter.check rewrites the file when a server gains or loses its line,
 
   // A datagram that brings it back (the accepted count moves): its line is back at once.
   table.servers = [record('127.0.0.2', 80, 7, 1, 0)];
-  table.counters[0]++;
+  table.counters[0] = table.counters[0]! + 1;
   writer.check();
   assert.equal(read(), '127.0.0.2 &ready=7&busy=1&lastseen=0&port=80\n');
   // A datagram that changes only the load waits for the interval: Apache's cadence.
   table.servers = [record('127.0.0.2', 80, 8, 1, 0)];
-  table.counters[0]++;
+  table.counters[0] = table.counters[0]! + 1;
   writer.check();
   assert.match(read(), /ready=7&/);
   // Draining takes its line away at once too.
   table.servers = [record('127.0.0.2', 80, 8, 1, 0, 'drain')];
-  table.counters[0]++;
+  table.counters[0] = table.counters[0]! + 1;
   writer.check();
   assert.equal(read(), '');
 });

@@ -7,7 +7,7 @@ import { connect, createServer as createTcpServer, type Socket } from 'node:net'
 import { join } from 'node:path';
 import { monoNow } from '../../src/core/clock.ts';
 import { DEFAULT_LIVENESS } from '../../src/core/liveness.ts';
-import { HttpServer, metricsText, pickOptions, PickView, type HttpTimeouts } from '../../src/feeds/http.ts';
+import { HttpServer, metricsText, pickQuery, PickView, type HttpTimeouts } from '../../src/feeds/http.ts';
 import { Listener, ListenError } from '../../src/core/listener.ts';
 import { SlotTable } from '../../src/core/slotfile.ts';
 import { freePort, hbeat, send, start, statusJson, tempDir, until } from '../helpers/run.ts';
@@ -185,16 +185,16 @@ test('GET /pick chooses from memory: text or JSON lines, count, distinct, member
 });
 
 test('pickOptions reads the query with the flags\' rules', () => {
-  const o = pickOptions('count=3&distinct=1&members=127.0.0.1:80,[::1]:81&members=127.0.0.2:82&method=two-choices&seed=4&max-age=500ms', DEFAULT_LIVENESS);
+  const o = pickQuery('count=3&distinct=1&members=127.0.0.1:80,[::1]:81&members=127.0.0.2:82&method=two-choices&seed=4&max-age=500ms', DEFAULT_LIVENESS);
   assert.deepEqual({ ...o, random: typeof o.random }, { count: 3, distinct: true, members: ['127.0.0.1:80', '[::1]:81', '127.0.0.2:82'], method: 'two-choices', liveness: { maxAge: 0.5, misses: 3 }, random: 'function' });
-  assert.equal(pickOptions('count=1&count=7', DEFAULT_LIVENESS).count, 7, 'the last value wins');
-  assert.equal(pickOptions('distinct', DEFAULT_LIVENESS).distinct, true);
-  assert.equal(pickOptions('', DEFAULT_LIVENESS).members, undefined);
+  assert.equal(pickQuery('count=1&count=7', DEFAULT_LIVENESS).count, 7, 'the last value wins');
+  assert.equal(pickQuery('distinct', DEFAULT_LIVENESS).distinct, true);
+  assert.equal(pickQuery('', DEFAULT_LIVENESS).members, undefined);
   // listen's own rule, unless the query says otherwise.
   const listens = { maxAge: 4, misses: 1 };
-  assert.deepEqual(pickOptions('', listens).liveness, listens);
-  assert.deepEqual(pickOptions('misses=0', listens).liveness, { maxAge: 4, misses: 0 });
-  assert.deepEqual(pickOptions('max-age=2&misses=5', listens).liveness, { maxAge: 2, misses: 5 });
+  assert.deepEqual(pickQuery('', listens).liveness, listens);
+  assert.deepEqual(pickQuery('misses=0', listens).liveness, { maxAge: 4, misses: 0 });
+  assert.deepEqual(pickQuery('max-age=2&misses=5', listens).liveness, { maxAge: 2, misses: 5 });
 });
 
 test('/pick decodes the table only when a heartbeat changed it; ages are worked out at pick time', async (t) => {
@@ -225,18 +225,18 @@ test('PickView keeps the candidates of each max-age and members prepared until a
   const names = (picks: { host: string; port: number }[]) => picks.map((s) => `${s.host}:${s.port}`).sort();
   const at = monoNow();
   // What distinct takes out of a kept pool is back for the next request.
-  for (let i = 0; i < 3; i++) assert.deepEqual(names(view.pick(pickOptions('count=5&distinct', DEFAULT_LIVENESS), at)), ['127.0.0.2:80', '127.0.0.3:80']);
-  assert.deepEqual(names(view.pick(pickOptions('count=3&members=127.0.0.3:80', DEFAULT_LIVENESS), at)), Array(3).fill('127.0.0.3:80'));
-  assert.equal(view.pick(pickOptions('max-age=2s', DEFAULT_LIVENESS), at).length, 1);
+  for (let i = 0; i < 3; i++) assert.deepEqual(names(view.pick(pickQuery('count=5&distinct', DEFAULT_LIVENESS), at)), ['127.0.0.2:80', '127.0.0.3:80']);
+  assert.deepEqual(names(view.pick(pickQuery('count=3&members=127.0.0.3:80', DEFAULT_LIVENESS), at)), Array(3).fill('127.0.0.3:80'));
+  assert.equal(view.pick(pickQuery('max-age=2s', DEFAULT_LIVENESS), at).length, 1);
   // 2.5 s on, with no heartbeat: under max-age=2s both have aged out; under the default neither.
   const later = at + 2500;
-  assert.deepEqual(view.pick(pickOptions('max-age=2s', DEFAULT_LIVENESS), later), []);
-  assert.deepEqual(view.pick(pickOptions('members=127.0.0.3:80&max-age=2s', DEFAULT_LIVENESS), later), []);
-  const [one] = view.pick(pickOptions('', DEFAULT_LIVENESS), later);
+  assert.deepEqual(view.pick(pickQuery('max-age=2s', DEFAULT_LIVENESS), later), []);
+  assert.deepEqual(view.pick(pickQuery('members=127.0.0.3:80&max-age=2s', DEFAULT_LIVENESS), later), []);
+  const [one] = view.pick(pickQuery('', DEFAULT_LIVENESS), later);
   assert.ok(one!.age! >= 2.5, `age ${one!.age} as of the pick`);
   // A heartbeat changes the table: 127.0.0.3 is a candidate again.
   beat('127.0.0.3');
-  assert.deepEqual(names(view.pick(pickOptions('members=127.0.0.3:80&max-age=2s', DEFAULT_LIVENESS), later)), ['127.0.0.3:80']);
+  assert.deepEqual(names(view.pick(pickQuery('members=127.0.0.3:80&max-age=2s', DEFAULT_LIVENESS), later)), ['127.0.0.3:80']);
 });
 
 test('PickView drops a kept pool when its first candidate to die turns dead, not its oldest', async (t) => {
@@ -248,11 +248,11 @@ test('PickView drops a kept pool when its first candidate to die turns dead, not
   const view = new PickView(table, 0);
   const names = (picks: { host: string }[]) => [...new Set(picks.map((s) => s.host))].sort();
   const at = monoNow();
-  const opts = pickOptions('count=50', DEFAULT_LIVENESS);
+  const opts = pickQuery('count=50', DEFAULT_LIVENESS);
   assert.deepEqual(names(view.pick(opts, at)), ['127.0.0.2', '127.0.0.3']);
   assert.deepEqual(names(view.pick(opts, at + 3400)), ['127.0.0.2', '127.0.0.3']);
   assert.deepEqual(names(view.pick(opts, at + 3600)), ['127.0.0.2'], 'the fast sender is dead after three missed');
-  assert.deepEqual(names(view.pick(pickOptions('count=50&misses=0', DEFAULT_LIVENESS), at + 3600)), ['127.0.0.2', '127.0.0.3'], 'misses=0: max-age alone');
+  assert.deepEqual(names(view.pick(pickQuery('count=50&misses=0', DEFAULT_LIVENESS), at + 3600)), ['127.0.0.2', '127.0.0.3'], 'misses=0: max-age alone');
   assert.deepEqual(names(view.pick(opts, at + 10_100)), []);
 });
 
