@@ -52,10 +52,10 @@ export const listenCommand = defineCommand({
   --max-skew D              with --key-file: drop a ts further than D from this
                             host's clock (default 30s; at most 86400s)
   --max-age D               who is live, for /pick, /status, /metrics, hb.dat
-  --misses N                and the feeds: live while heard from within
-                            min(--max-age, (N + 0.5) x its announced interval);
-                            default 10s and 3, so 3.5s at one heartbeat a
-                            second; --misses 0: --max-age alone, as Apache`,
+  --misses N                and the feeds: heard from within min(--max-age,
+                            (N + 0.5) x its announced interval); default 10s
+                            (at most 604800s) and 3 (0: --max-age alone, as
+                            Apache), so 3.5s at one heartbeat a second`,
   options,
   async run(v) {
     const on = (v.on ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, '--on')));
