@@ -448,6 +448,7 @@ var SlotRecord = class {
     this.busy = view.getUint32(off + S_BUSY, true);
     const seen = view.getFloat64(off + S_SEEN_MONO, true);
     this.age = ctx.bootOk && seen >= 0 ? Math.max(0, ctx.now - seen) / 1e3 : null;
+    this.interval = view.getUint32(off + S_INTERVAL, true) / 1e3;
   }
   ctx;
   slot;
@@ -455,14 +456,13 @@ var SlotRecord = class {
   ready;
   busy;
   age;
+  /** Decoded at once as well: every reader's liveness rule reads it. */
+  interval;
   get port() {
     return this.ctx.view.getUint16(this.slot * SLOT_SIZE + S_PORT, true);
   }
   get packets() {
     return readU64(this.ctx.buf, this.slot * SLOT_SIZE + S_PACKETS);
-  }
-  get interval() {
-    return this.ctx.view.getUint32(this.slot * SLOT_SIZE + S_INTERVAL, true) / 1e3;
   }
   get seenWall() {
     return this.ctx.view.getFloat64(this.slot * SLOT_SIZE + S_SEEN_WALL, true);
@@ -2779,10 +2779,10 @@ var listenCommand = defineCommand({
   --max-skew D              with --key-file: drop a ts further than D from this
                             host's clock (default 30s; at most 86400s)
   --max-age D               who is live, for /pick, /status, /metrics, hb.dat
-  --misses N                and the feeds: live while heard from within
-                            min(--max-age, (N + 0.5) x its announced interval);
-                            default 10s and 3, so 3.5s at one heartbeat a
-                            second; --misses 0: --max-age alone, as Apache`,
+  --misses N                and the feeds: heard from within min(--max-age,
+                            (N + 0.5) x its announced interval); default 10s
+                            (at most 604800s) and 3 (0: --max-age alone, as
+                            Apache), so 3.5s at one heartbeat a second`,
   options,
   async run(v) {
     const on = (v.on ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, "--on")));
