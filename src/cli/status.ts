@@ -3,7 +3,7 @@ import { UsageError } from '../core/errors.ts';
 import { statusJson, statusTable } from '../core/status.ts';
 import { duration, livenessOptions } from '../core/values.ts';
 import { watchStatus } from '../term/watch.ts';
-import { defineCommand, flag, SLOTS_HELP } from './command.ts';
+import { defineCommand, flag, flagValue, SLOTS_HELP } from './command.ts';
 import { LIVENESS_HELP, sourceFlag } from './pick.ts';
 
 export const statusCommand = defineCommand({
@@ -32,12 +32,13 @@ export const statusCommand = defineCommand({
   },
   async run(v) {
     if (v.interval !== undefined && !v.watch) throw new UsageError('--interval goes with --watch');
-    const intervalMs = v.interval === undefined ? 1000 : flag(() => duration(v.interval!, '--interval', { min: 100, max: 3_600_000 }));
+    const intervalMs = flagValue(v.interval, (t) => duration(t, '--interval', { min: 100, max: 3_600_000 }), 1000);
     const liveness = flag(() => livenessOptions(v, '--'));
     const source = sourceFlag(v);
     if (v.watch) return watchStatus({ ...source, liveness, json: v.json === true, intervalMs });
     const snap = source.read();
-    process.stdout.write(v.json ? JSON.stringify(statusJson(snap.servers, snap.counters, liveness)) + '\n' : statusTable(snap.servers, snap.counters, { liveness }) + '\n');
+    const text = v.json ? JSON.stringify(statusJson(snap.servers, snap.counters, liveness)) : statusTable(snap.servers, snap.counters, { liveness });
+    process.stdout.write(text + '\n');
     return 0;
   },
 });
