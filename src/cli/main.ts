@@ -218,7 +218,7 @@ choosing this backend at once, then exits 0.`,
         iface: v.interface as string | undefined,
         ttl: v.ttl === undefined ? 1 : integer(v.ttl as string, '--ttl', 0, 255),
         drain: v.drain === true,
-        key: v['key-file'] === undefined ? undefined : await readKey(v['key-file'] as string),
+        keys: v['key-file'] === undefined ? undefined : await readKeys(v['key-file'] as string),
         // Last: it may ask the server once, which only flags that parse are worth.
         load: await loadSource(v, intervalMs),
       };
@@ -512,11 +512,11 @@ async function startFeeds(feeds: Feeds, listener: Listener): Promise<() => Promi
   };
 }
 
-/** The key in --key-file; a file that cannot serve is a RuntimeError (exit 1, one line). */
-async function readKey(path: string): Promise<Buffer> {
-  const { loadKey } = await import('../core/trust.ts');
+/** The keys in --key-file; a file that cannot serve is a RuntimeError (exit 1, one line). */
+async function readKeys(path: string): Promise<Buffer[]> {
+  const { loadKeys } = await import('../core/trust.ts');
   try {
-    return loadKey(path);
+    return loadKeys(path);
   } catch (err) {
     throw new RuntimeError((err as Error).message);
   }
@@ -531,7 +531,7 @@ async function verifierOption(v: Values): Promise<import('../core/trust.ts').Ver
   const { Verifier, DEFAULT_MAX_SKEW_MS } = await import('../core/trust.ts');
   const skew = v['max-skew'] === undefined ? DEFAULT_MAX_SKEW_MS : duration(v['max-skew'] as string, '--max-skew');
   if (!(skew > 0)) throw new UsageError('--max-skew must be more than 0');
-  return new Verifier(await readKey(v['key-file'] as string), skew);
+  return new Verifier(await readKeys(v['key-file'] as string), skew);
 }
 
 /**

@@ -217,7 +217,7 @@ test('a load source that answers too late, throws, or gives impossible numbers c
     });
   });
   const sources: [LoadSource, RegExp][] = [
-    [slow, /error="no answer within 30 ms"/],
+    [slow, /error="no answer within 26 ms"/],
     [() => { throw new Error('cannot run the command'); }, /error="cannot run the command"/],
     [fixed({ ready: -1, busy: 0 }), /error="heartbeat ready must be an integer/],
     [fixed({ ready: 1, busy: 1.5 }), /error="heartbeat busy must be an integer/],
