@@ -266,6 +266,93 @@ var init_log = __esm({
   }
 });
 
+// src/core/regular-file.ts
+function fileKind(st) {
+  if (st.isDirectory()) return "a directory";
+  if (st.isFIFO()) return "a FIFO";
+  if (st.isCharacterDevice()) return "a character device";
+  if (st.isBlockDevice()) return "a block device";
+  if (st.isSocket()) return "a socket";
+  return "not a regular file";
+}
+function danglingTarget(path) {
+  try {
+    return (0, import_node_fs2.lstatSync)(path).isSymbolicLink() ? (0, import_node_fs2.readlinkSync)(path) : void 0;
+  } catch {
+    return void 0;
+  }
+}
+function openReason(err) {
+  switch (err.code) {
+    case "ENOENT":
+      return "does not exist";
+    case "EACCES":
+    case "EPERM":
+      return "permission denied";
+    case "ELOOP":
+      return "too many levels of symbolic links";
+    case "ENOTDIR":
+      return "a part of the path is not a directory";
+    // open(2) of a UNIX socket.
+    case "ENXIO":
+      return "is a socket, not a regular file";
+    default:
+      return err.code ? `${err.code}: ${err.message.split("\n")[0]}` : String(err.message);
+  }
+}
+function refusal(reason2, code) {
+  return Object.assign(new Error(reason2), { code });
+}
+function openRegular(path, maxBytes = Infinity) {
+  let fd;
+  try {
+    if (path === "") throw refusal("is an empty path");
+    fd = (0, import_node_fs2.openSync)(path, import_node_fs2.constants.O_RDONLY | import_node_fs2.constants.O_NONBLOCK);
+  } catch (err) {
+    const e = err;
+    if (e.code === void 0) throw e;
+    const target = e.code === "ENOENT" ? danglingTarget(path) : void 0;
+    throw target === void 0 ? refusal(openReason(e), e.code) : refusal(`is a dangling symbolic link to ${target}`);
+  }
+  try {
+    const st = (0, import_node_fs2.fstatSync)(fd);
+    if (!st.isFile()) throw refusal(`is ${fileKind(st)}, not a regular file`);
+    if (st.size > maxBytes) throw refusal(`is ${st.size} bytes, larger than the ${maxBytes} bytes it may be`);
+  } catch (err) {
+    (0, import_node_fs2.closeSync)(fd);
+    throw err;
+  }
+  return fd;
+}
+function readRegular(path, maxBytes) {
+  const fd = openRegular(path, maxBytes);
+  try {
+    const stats = (0, import_node_fs2.fstatSync)(fd);
+    let buf = Buffer.allocUnsafe(Math.min(maxBytes + 1, stats.size + 4096));
+    let got = 0;
+    for (; ; ) {
+      if (got === buf.length) {
+        if (got > maxBytes) throw refusal(`is larger than the ${maxBytes} bytes it may be`);
+        const bigger = Buffer.allocUnsafe(Math.min(maxBytes + 1, buf.length * 2));
+        buf.copy(bigger);
+        buf = bigger;
+      }
+      const n = (0, import_node_fs2.readSync)(fd, buf, got, buf.length - got, null);
+      if (n === 0) return { data: buf.subarray(0, got), stats };
+      got += n;
+    }
+  } finally {
+    (0, import_node_fs2.closeSync)(fd);
+  }
+}
+var import_node_fs2;
+var init_regular_file = __esm({
+  "src/core/regular-file.ts"() {
+    "use strict";
+    import_node_fs2 = require("node:fs");
+  }
+});
+
 // src/core/slotfile.ts
 var slotfile_exports = {};
 __export(slotfile_exports, {
@@ -346,7 +433,10 @@ function systemReason(path, err, doing) {
 function validateHeader(header2, got, fileSize, path) {
   if (got < HEADER_SIZE || !header2.subarray(0, 8).equals(MAGIC)) fail(path, "not an hbeat slot file (no magic number); refusing to touch it");
   const version = header2.readUInt32LE(H_VERSION);
-  if (version !== FORMAT_VERSION) fail(path, `format version ${version}, this hbeat reads version ${FORMAT_VERSION}; refusing to touch it`);
+  if (version !== FORMAT_VERSION) {
+    const what = version < FORMAT_VERSION ? "made by an older hbeat" : "made by a newer hbeat";
+    fail(path, `format version ${version} (${what}), this hbeat reads version ${FORMAT_VERSION}; refusing to touch it: stop its listener and remove the file, and the next listener makes a new one`);
+  }
   if (!sealed(header2, 0, H_CRC)) fail(path, "damaged header (checksum mismatch); refusing to touch it", true);
   const headerSize = header2.readUInt32LE(H_HEADER_SIZE);
   const slotSize = header2.readUInt32LE(H_SLOT_SIZE);
@@ -360,7 +450,7 @@ function validateHeader(header2, got, fileSize, path) {
   return slots;
 }
 function readHeader(fd, path) {
-  const st = (0, import_node_fs2.fstatSync)(fd);
+  const st = (0, import_node_fs3.fstatSync)(fd);
   if (!st.isFile()) fail(path, "not a regular file");
   const header2 = Buffer.alloc(HEADER_SIZE);
   for (let tries = 0; ; tries++) {
@@ -374,7 +464,7 @@ function readHeader(fd, path) {
 function readFully(fd, buf, position) {
   let got = 0;
   while (got < buf.length) {
-    const n = (0, import_node_fs2.readSync)(fd, buf, got, buf.length - got, position + got);
+    const n = (0, import_node_fs3.readSync)(fd, buf, got, buf.length - got, position + got);
     if (n === 0) break;
     got += n;
   }
@@ -395,7 +485,7 @@ function newHeader(slots, boot) {
 }
 function isListener(pid) {
   try {
-    return (0, import_node_fs2.readFileSync)(`/proc/${pid}/cmdline`, "latin1").includes("hbeat");
+    return (0, import_node_fs3.readFileSync)(`/proc/${pid}/cmdline`, "latin1").includes("hbeat");
   } catch {
     return false;
   }
@@ -443,7 +533,7 @@ function decodeAll(body, slots, bootOk, reread) {
 function readSnapshot(path) {
   let fd;
   try {
-    fd = (0, import_node_fs2.openSync)(path, "r");
+    fd = openRegular(path);
   } catch (err) {
     systemReason(path, err, "read");
   }
@@ -464,20 +554,21 @@ function readSnapshot(path) {
       torn
     };
   } finally {
-    (0, import_node_fs2.closeSync)(fd);
+    (0, import_node_fs3.closeSync)(fd);
   }
 }
-var import_node_fs2, import_node_path, import_node_zlib, MAGIC, FORMAT_VERSION, HEADER_SIZE, SLOT_SIZE, MAX_SERVERS_LIMIT, DEFAULT_MAX_SERVERS, EVICT_AGE_MS, COUNTER_NAMES, ACCEPTED, MALFORMED, UNSIGNED, BADSIG, REPLAYED, FULL, H_VERSION, H_HEADER_SIZE, H_SLOT_SIZE, H_SLOTS, H_BOOT, H_CREATED, H_CRC, C_OFF, C_SEQ, C_PID, C_VALUES, C_CRC, C_LEN, S_SEQ, S_FAMILY, S_STATE, S_PORT, S_READY, S_BUSY, S_PACKETS, S_SEEN_MONO, S_SEEN_WALL, S_LAST_TS, S_ADDR, S_SCOPE_LEN, S_SCOPE, SCOPE_MAX, S_CRC, SlotFileError, CRC_TABLE, HEAD_LEN, TAIL_LEN, WORD_TABLE, TAIL_SHIFT, SlotRecord, slotShift, sealedSlot, SlotTable;
+var import_node_fs3, import_node_path, import_node_zlib, MAGIC, FORMAT_VERSION, HEADER_SIZE, SLOT_SIZE, MAX_SERVERS_LIMIT, DEFAULT_MAX_SERVERS, EVICT_AGE_MS, COUNTER_NAMES, ACCEPTED, MALFORMED, UNSIGNED, BADSIG, REPLAYED, FULL, H_VERSION, H_HEADER_SIZE, H_SLOT_SIZE, H_SLOTS, H_BOOT, H_CREATED, H_CRC, C_OFF, C_SEQ, C_PID, C_VALUES, C_CRC, C_LEN, S_SEQ, S_FAMILY, S_STATE, S_PORT, S_READY, S_BUSY, S_PACKETS, S_SEEN_MONO, S_SEEN_WALL, S_LAST_TS, S_ADDR, S_SCOPE_LEN, S_SCOPE, SCOPE_MAX, S_INTERVAL, S_CRC, SlotFileError, CRC_TABLE, HEAD_LEN, TAIL_LEN, WORD_TABLE, TAIL_SHIFT, SlotRecord, slotShift, sealedSlot, SlotTable;
 var init_slotfile = __esm({
   "src/core/slotfile.ts"() {
     "use strict";
-    import_node_fs2 = require("node:fs");
+    import_node_fs3 = require("node:fs");
     import_node_path = require("node:path");
     import_node_zlib = require("node:zlib");
     init_address();
     init_clock();
+    init_regular_file();
     MAGIC = Buffer.from("HBEATSLT", "latin1");
-    FORMAT_VERSION = 1;
+    FORMAT_VERSION = 2;
     HEADER_SIZE = 256;
     SLOT_SIZE = 128;
     MAX_SERVERS_LIMIT = 1048576;
@@ -517,6 +608,7 @@ var init_slotfile = __esm({
     S_SCOPE_LEN = 64;
     S_SCOPE = 65;
     SCOPE_MAX = 31;
+    S_INTERVAL = 96;
     S_CRC = 124;
     SlotFileError = class extends Error {
       /** A checksum mismatch, which a concurrent write can cause: worth a re-read. */
@@ -557,6 +649,9 @@ var init_slotfile = __esm({
       }
       get packets() {
         return readU64(this.ctx.buf, this.slot * SLOT_SIZE + S_PACKETS);
+      }
+      get interval() {
+        return this.ctx.view.getUint32(this.slot * SLOT_SIZE + S_INTERVAL, true) / 1e3;
       }
       get seenWall() {
         return this.ctx.view.getFloat64(this.slot * SLOT_SIZE + S_SEEN_WALL, true);
@@ -628,7 +723,7 @@ var init_slotfile = __esm({
         }
         let fd;
         try {
-          fd = (0, import_node_fs2.openSync)(path, "r+");
+          fd = (0, import_node_fs3.openSync)(path, "r+");
         } catch (err) {
           if (err.code !== "ENOENT") systemReason(path, err, "open for writing");
           fd = _SlotTable.create(path, maxServers ?? DEFAULT_MAX_SERVERS);
@@ -644,7 +739,7 @@ var init_slotfile = __esm({
           table.adopt();
           return table;
         } catch (err) {
-          (0, import_node_fs2.closeSync)(fd);
+          (0, import_node_fs3.closeSync)(fd);
           throw err;
         }
       }
@@ -654,28 +749,28 @@ var init_slotfile = __esm({
         const tmp = `${path}.new-${process.pid}`;
         let fd;
         try {
-          fd = (0, import_node_fs2.openSync)(tmp, "w+", 420);
+          fd = (0, import_node_fs3.openSync)(tmp, "w+", 420);
         } catch (err) {
           systemReason(path, err, "create");
         }
         try {
           const header2 = newHeader(slots, bootId());
-          (0, import_node_fs2.writeSync)(fd, header2, 0, HEADER_SIZE, 0);
-          (0, import_node_fs2.writeSync)(fd, Buffer.alloc(1), 0, 1, HEADER_SIZE + slots * SLOT_SIZE - 1);
+          (0, import_node_fs3.writeSync)(fd, header2, 0, HEADER_SIZE, 0);
+          (0, import_node_fs3.writeSync)(fd, Buffer.alloc(1), 0, 1, HEADER_SIZE + slots * SLOT_SIZE - 1);
           try {
-            (0, import_node_fs2.linkSync)(tmp, path);
+            (0, import_node_fs3.linkSync)(tmp, path);
           } catch (err) {
             if (err.code !== "EEXIST") systemReason(path, err, "create");
           }
         } catch (err) {
-          (0, import_node_fs2.closeSync)(fd);
+          (0, import_node_fs3.closeSync)(fd);
           throw err;
         } finally {
-          (0, import_node_fs2.unlinkSync)(tmp);
+          (0, import_node_fs3.unlinkSync)(tmp);
         }
-        (0, import_node_fs2.closeSync)(fd);
+        (0, import_node_fs3.closeSync)(fd);
         try {
-          return (0, import_node_fs2.openSync)(path, "r+");
+          return (0, import_node_fs3.openSync)(path, "r+");
         } catch (err) {
           systemReason(path, err, "open for writing");
         }
@@ -700,10 +795,10 @@ var init_slotfile = __esm({
           this.tailChanged(slot);
         }
         if (rebooted) {
-          (0, import_node_fs2.writeSync)(this.fd, m, 0, m.length, HEADER_SIZE);
+          (0, import_node_fs3.writeSync)(this.fd, m, 0, m.length, HEADER_SIZE);
           boot.copy(this.header, H_BOOT);
           seal(this.header, 0, H_CRC);
-          (0, import_node_fs2.writeSync)(this.fd, this.header, 0, C_OFF, 0);
+          (0, import_node_fs3.writeSync)(this.fd, this.header, 0, C_OFF, 0);
         }
         this.header.writeUInt32LE(process.pid, C_PID);
         this.flushCounters();
@@ -807,9 +902,13 @@ var init_slotfile = __esm({
         v.setFloat64(off + S_SEEN_MONO, now, true);
         v.setFloat64(off + S_SEEN_WALL, wall, true);
         if (u.ts >= 0) v.setFloat64(off + S_LAST_TS, u.ts, true);
+        if (v.getUint32(off + S_INTERVAL, true) !== u.interval) {
+          v.setUint32(off + S_INTERVAL, u.interval, true);
+          this.tailChanged(slot);
+        }
         if (scope.length !== 0 || this.mirror[off + S_SCOPE_LEN] !== 0) this.setScope(slot, scope);
         v.setUint32(off + S_CRC, slotCrc(v, off, this.tailCrc[slot]), true);
-        (0, import_node_fs2.writeSync)(this.fd, this.mirror, off, SLOT_SIZE, HEADER_SIZE + off);
+        (0, import_node_fs3.writeSync)(this.fd, this.mirror, off, SLOT_SIZE, HEADER_SIZE + off);
       }
       /** Stores the scope of the slot's last datagram; the CRC of bytes 48..123 again only when it changed. */
       setScope(slot, scope) {
@@ -847,7 +946,7 @@ var init_slotfile = __esm({
         h.writeUInt32LE(h.readUInt32LE(C_SEQ) + 1 >>> 0, C_SEQ);
         for (let i = 0; i < COUNTER_NAMES.length; i++) writeU64(h, C_VALUES + 8 * i, this.counters[i]);
         seal(h, C_OFF, C_CRC - C_OFF);
-        (0, import_node_fs2.writeSync)(this.fd, h, C_OFF, C_LEN, C_OFF);
+        (0, import_node_fs3.writeSync)(this.fd, h, C_OFF, C_LEN, C_OFF);
         this.countersDirty = false;
         clearTimeout(this.flushTimer);
       }
@@ -859,7 +958,7 @@ var init_slotfile = __esm({
         if (this.fd < 0) return;
         this.header.writeUInt32LE(0, C_PID);
         this.flushCounters();
-        (0, import_node_fs2.closeSync)(this.fd);
+        (0, import_node_fs3.closeSync)(this.fd);
         this.fd = -1;
       }
     };
@@ -872,8 +971,10 @@ __export(trust_exports, {
   BAD_SIG: () => BAD_SIG,
   DEFAULT_MAX_SKEW_MS: () => DEFAULT_MAX_SKEW_MS,
   KeyError: () => KeyError,
+  MAX_KEY_FILE_BYTES: () => MAX_KEY_FILE_BYTES,
   MIN_KEY_BYTES: () => MIN_KEY_BYTES,
   NOT_NEWER: () => NOT_NEWER,
+  NO_HOST: () => NO_HOST,
   NO_SIG: () => NO_SIG,
   NO_TS: () => NO_TS,
   SKEWED: () => SKEWED,
@@ -881,47 +982,55 @@ __export(trust_exports, {
   TRUST_OK: () => TRUST_OK,
   TRUST_REASONS: () => TRUST_REASONS,
   Verifier: () => Verifier,
-  loadKey: () => loadKey,
-  parseKey: () => parseKey,
+  WRONG_HOST: () => WRONG_HOST,
+  loadKeys: () => loadKeys,
+  parseKeys: () => parseKeys,
+  reloadKeys: () => reloadKeys,
   replayCheck: () => replayCheck,
   sign: () => sign
 });
-function parseKey(data) {
-  const text = data.toString("latin1");
-  const hex = /^[ \t\r\n]*([0-9A-Fa-f]+)[ \t\r\n]*$/.exec(text)?.[1];
-  if (hex !== void 0) {
-    if (hex.length % 2 !== 0) throw new KeyError(`holds ${hex.length} hex digits, an odd number`);
-    if (hex.length < 2 * MIN_KEY_BYTES) throw new KeyError(`holds ${hex.length} hex digits; a key needs at least ${2 * MIN_KEY_BYTES} (${MIN_KEY_BYTES} bytes)`);
-    return Buffer.from(hex, "hex");
+function parseKeys(data) {
+  const lines = data.toString("latin1").split("\n").map((l, i) => ({ n: i + 1, text: l.replace(/^[ \t\r]+|[ \t\r]+$/g, "") })).filter((l) => l.text !== "");
+  if (lines.length === 0) throw new KeyError("is empty");
+  const where = (n) => lines.length > 1 ? `line ${n} ` : "";
+  if (lines.every((l) => HEX_LINE.test(l.text))) {
+    return lines.map(({ n, text }) => {
+      if (text.length % 2 !== 0) throw new KeyError(`${where(n)}holds ${text.length} hex digits, an odd number`);
+      if (text.length < 2 * MIN_KEY_BYTES) throw new KeyError(`${where(n)}holds ${text.length} hex digits; a key needs at least ${2 * MIN_KEY_BYTES} (${MIN_KEY_BYTES} bytes)`);
+      return Buffer.from(text, "hex");
+    });
   }
-  if (text.trim() === "") throw new KeyError("is empty");
+  const hexKey = lines.find((l) => HEX_LINE.test(l.text) && l.text.length >= 2 * MIN_KEY_BYTES);
+  if (hexKey !== void 0) {
+    const bad = lines.find((l) => !HEX_LINE.test(l.text));
+    throw new KeyError(`line ${bad.n} is not hex, but line ${hexKey.n} is a hex key: one hex key a line, or the whole file one raw key`);
+  }
   if (data.length < MIN_KEY_BYTES) throw new KeyError(`holds ${data.length} bytes; a key needs at least ${MIN_KEY_BYTES} raw bytes or ${2 * MIN_KEY_BYTES} hex digits`);
-  return data;
+  return [data];
 }
-function loadKey(path) {
-  let fd;
+function loadKeys(path) {
   try {
-    fd = (0, import_node_fs3.openSync)(path, "r");
-  } catch (err) {
-    const code = err.code;
-    throw new KeyError(`key file ${path}: ${code === "ENOENT" ? "does not exist" : code === "EACCES" ? "permission denied" : err.message}`);
-  }
-  try {
-    const st = (0, import_node_fs3.fstatSync)(fd);
-    if (!st.isFile()) throw new KeyError(`key file ${path}: not a regular file`);
-    const mode = st.mode & 511;
+    const { data, stats } = readRegular(path, MAX_KEY_FILE_BYTES);
+    const mode = stats.mode & 511;
     if (mode & 63) {
-      throw new KeyError(`key file ${path}: mode ${mode.toString(8).padStart(4, "0")} lets group or others at it; refusing it (chmod 600 ${path})`);
+      throw new KeyError(`mode ${mode.toString(8).padStart(4, "0")} lets group or others at it; refusing it (chmod 600 ${path})`);
     }
-    try {
-      return parseKey((0, import_node_fs3.readFileSync)(fd));
-    } catch (err) {
-      if (err instanceof KeyError) throw new KeyError(`key file ${path}: ${err.message}`);
-      throw new KeyError(`key file ${path}: ${err.message}`);
-    }
-  } finally {
-    (0, import_node_fs3.closeSync)(fd);
+    return parseKeys(data);
+  } catch (err) {
+    throw new KeyError(`key file ${path}: ${err.message}`);
   }
+}
+function reloadKeys(path, use) {
+  let keys;
+  try {
+    keys = loadKeys(path);
+  } catch (err) {
+    log("error", "key file not re-read; keeping the keys in use", { error: err.message });
+    return false;
+  }
+  use(keys);
+  log("info", "key file re-read", { path, keys: keys.length });
+  return true;
 }
 function sign(text, key) {
   return `${text}&sig=${(0, import_node_crypto.createHmac)("sha256", key).update(text, "latin1").digest("hex")}`;
@@ -933,25 +1042,33 @@ function replayCheck(ts, lastTs, now, skewMs) {
 function hexValue(c) {
   return c <= 57 ? c - 48 : c - 97 + 10;
 }
-var import_node_crypto, import_node_fs3, MIN_KEY_BYTES, DEFAULT_MAX_SKEW_MS, SIG_BYTES, KeyError, Signer, TRUST_OK, NO_SIG, NO_TS, BAD_SIG, SKEWED, NOT_NEWER, TRUST_REASONS, Verifier;
+var import_node_crypto, MIN_KEY_BYTES, MAX_KEY_FILE_BYTES, DEFAULT_MAX_SKEW_MS, SIG_BYTES, KeyError, HEX_LINE, Signer, TRUST_OK, NO_SIG, NO_TS, BAD_SIG, SKEWED, NOT_NEWER, NO_HOST, WRONG_HOST, TRUST_REASONS, Verifier;
 var init_trust = __esm({
   "src/core/trust.ts"() {
     "use strict";
     import_node_crypto = require("node:crypto");
-    import_node_fs3 = require("node:fs");
+    init_address();
+    init_log();
+    init_regular_file();
     MIN_KEY_BYTES = 16;
+    MAX_KEY_FILE_BYTES = 4096;
     DEFAULT_MAX_SKEW_MS = 3e4;
     SIG_BYTES = 32;
     KeyError = class extends Error {
     };
+    HEX_LINE = /^[0-9A-Fa-f]+$/;
     Signer = class {
-      constructor(key, now = Date.now) {
+      constructor(keys, now = Date.now) {
         this.now = now;
-        this.key = (0, import_node_crypto.createSecretKey)(key);
+        this.setKeys(keys);
       }
       now;
       key;
       last = -1;
+      /** Signs with keys[0] from now on (a key file re-read on SIGHUP). */
+      setKeys(keys) {
+        this.key = (0, import_node_crypto.createSecretKey)(keys[0]);
+      }
       /**
        * The wall clock in ms, but always past the last one given, so that two
        * datagrams within one millisecond (a round, then the ready=0 of a stop)
@@ -971,38 +1088,55 @@ var init_trust = __esm({
     BAD_SIG = 3;
     SKEWED = 4;
     NOT_NEWER = 5;
+    NO_HOST = 6;
+    WRONG_HOST = 7;
     TRUST_REASONS = Object.freeze([
       "",
       "no sig",
       "no ts",
       "sig does not match",
       "ts too far from this host's clock (--max-skew)",
-      "ts not newer than the last one accepted from this server"
+      "ts not newer than the last one accepted from this server",
+      "signed without host (a sender that does not bind its signature to its address)",
+      "host is not the address it came from (relayed, or NAT between sender and listener)"
     ]);
     Verifier = class {
-      constructor(key, maxSkewMs = DEFAULT_MAX_SKEW_MS, now = Date.now) {
+      constructor(keys, maxSkewMs = DEFAULT_MAX_SKEW_MS, now = Date.now) {
         this.maxSkewMs = maxSkewMs;
         this.now = now;
-        this.key = (0, import_node_crypto.createSecretKey)(key);
+        this.setKeys(keys);
       }
       maxSkewMs;
       now;
-      key;
+      keys = [];
       // The received sig, decoded here rather than into a new buffer per datagram.
       claimed = Buffer.alloc(SIG_BYTES);
+      signedHost = Buffer.alloc(16);
+      source = Buffer.alloc(16);
+      /** Accepts any of keys from now on (a key file re-read on SIGHUP). */
+      setKeys(keys) {
+        this.keys = keys.map((k) => (0, import_node_crypto.createSecretKey)(k));
+      }
       /**
        * TRUST_OK, or why the datagram in buf (parsed into hb by parseHeartbeat)
        * must be dropped. lastTs is the last ts accepted from its server, -1 for
-       * none (a new server).
+       * none (a new server); from is its source address, without scope.
        */
-      check(buf, hb, lastTs) {
+      check(buf, hb, lastTs, from) {
         if (hb.signedLength < 0) return NO_SIG;
         if (hb.ts < 0) return NO_TS;
+        if (hb.host === "") return NO_HOST;
+        if (hb.host !== from && !this.sameAddress(hb.host, from)) return WRONG_HOST;
         const claimed = this.claimed;
         for (let i = 0, at3 = hb.sigStart; i < SIG_BYTES; i++, at3 += 2) claimed[i] = hexValue(buf[at3]) << 4 | hexValue(buf[at3 + 1]);
-        const digest = (0, import_node_crypto.createHmac)("sha256", this.key).update(buf.subarray(0, hb.signedLength)).digest();
-        if (!(0, import_node_crypto.timingSafeEqual)(digest, claimed)) return BAD_SIG;
+        const signed = buf.subarray(0, hb.signedLength);
+        if (!this.keys.some((key) => (0, import_node_crypto.timingSafeEqual)((0, import_node_crypto.createHmac)("sha256", key).update(signed).digest(), claimed))) return BAD_SIG;
         return replayCheck(hb.ts, lastTs, this.now(), this.maxSkewMs);
+      }
+      /** The same address in other text (::1 and 0:0:0:0:0:0:0:1; ::ffff:a.b.c.d and a.b.c.d). */
+      sameAddress(a, b) {
+        const fa = writeAddress(a, this.signedHost, 0);
+        return fa !== 0 && fa === writeAddress(b, this.source, 0) && this.signedHost.equals(this.source);
       }
     };
   }
@@ -1010,7 +1144,7 @@ var init_trust = __esm({
 
 // src/core/wire.ts
 function newHeartbeat() {
-  return { ready: 0, busy: 0, port: 80, state: STATE_UP, ts: -1, signedLength: -1, sigStart: -1, sigEnd: -1 };
+  return { ready: 0, busy: 0, port: 80, state: STATE_UP, interval: DEFAULT_INTERVAL_MS, ts: -1, host: "", signedLength: -1, sigStart: -1, sigEnd: -1 };
 }
 function isHex(c) {
   return c >= 48 && c <= 57 || (c | 32) >= 97 && (c | 32) <= 102;
@@ -1047,13 +1181,16 @@ function keyId(buf, start, end) {
     case 4:
       if (lowerKey(0) === 98 && lowerKey(1) === 117 && lowerKey(2) === 115 && lowerKey(3) === 121) return K_BUSY;
       if (lowerKey(0) === 112 && lowerKey(1) === 111 && lowerKey(2) === 114 && lowerKey(3) === 116) return K_PORT;
+      if (lowerKey(0) === 104 && lowerKey(1) === 111 && lowerKey(2) === 115 && lowerKey(3) === 116) return K_HOST;
       return -1;
     case 5:
       if (lowerKey(0) === 114 && lowerKey(1) === 101 && lowerKey(2) === 97 && lowerKey(3) === 100 && lowerKey(4) === 121) return K_READY;
       if (lowerKey(0) === 115 && lowerKey(1) === 116 && lowerKey(2) === 97 && lowerKey(3) === 116 && lowerKey(4) === 101) return K_STATE;
       return -1;
     case 8:
-      return lowerKey(0) === 108 && lowerKey(1) === 97 && lowerKey(2) === 115 && lowerKey(3) === 116 && lowerKey(4) === 115 && lowerKey(5) === 101 && lowerKey(6) === 101 && lowerKey(7) === 110 ? K_LASTSEEN : -1;
+      if (lowerKey(0) === 108 && lowerKey(1) === 97 && lowerKey(2) === 115 && lowerKey(3) === 116 && lowerKey(4) === 115 && lowerKey(5) === 101 && lowerKey(6) === 101 && lowerKey(7) === 110) return K_LASTSEEN;
+      if (lowerKey(0) === 105 && lowerKey(1) === 110 && lowerKey(2) === 116 && lowerKey(3) === 101 && lowerKey(4) === 114 && lowerKey(5) === 118 && lowerKey(6) === 97 && lowerKey(7) === 108) return K_INTERVAL;
+      return -1;
     default:
       return -1;
   }
@@ -1084,6 +1221,13 @@ function stateValue(buf, k) {
   if (n === 2 && c0 === 117 && c1 === 112) return STATE_UP;
   if (n === 5 && c0 === 100 && c1 === 114 && (valueBytes[2] | 32) === 97 && (valueBytes[3] | 32) === 105 && (valueBytes[4] | 32) === 110) return STATE_DRAIN;
   return -1;
+}
+function scannedHost(buf) {
+  if (span[2 * K_HOST] === ABSENT) return "";
+  const n = decodeValue(buf, K_HOST);
+  if (n < 2 || n > 45) return null;
+  const text = String.fromCharCode(...valueBytes.subarray(0, n));
+  return (0, import_node_net2.isIP)(text) === 0 || text.includes("%") ? null : text;
 }
 function scanPairs(buf, start, end) {
   for (let k = 0; k < KEY_COUNT; k++) span[2 * k] = ABSENT;
@@ -1138,11 +1282,18 @@ function parseHeartbeat(buf, len, out2) {
   if (port < 0) return MALFORMED_PORT;
   const state = scannedState(buf);
   if (state < 0) return MALFORMED_STATE;
+  let interval = DEFAULT_INTERVAL_MS;
+  if (span[2 * K_INTERVAL] !== ABSENT) {
+    interval = decimalValue(buf, K_INTERVAL, 1, MAX_INTERVAL_MS);
+    if (interval < 0) return MALFORMED_INTERVAL;
+  }
   let ts = -1;
   if (span[2 * K_TS] !== ABSENT) {
     ts = decimalValue(buf, K_TS, 0, Number.MAX_SAFE_INTEGER);
     if (ts < 0) return MALFORMED_TS;
   }
+  const host = scannedHost(buf);
+  if (host === null) return MALFORMED_HOST;
   let sigStart = -1, sigEnd = -1;
   if (signedLength >= 0) {
     sigStart = span[2 * K_SIG];
@@ -1157,7 +1308,9 @@ function parseHeartbeat(buf, len, out2) {
   out2.busy = scanned.busy;
   out2.port = port;
   out2.state = state;
+  out2.interval = interval;
   out2.ts = ts;
+  out2.host = host;
   out2.signedLength = signedLength;
   out2.sigStart = sigStart;
   out2.sigEnd = sigEnd;
@@ -1198,17 +1351,28 @@ function encodeHeartbeat(f) {
     if (f.state !== STATE_DRAIN) throw new RangeError(`heartbeat state must be STATE_UP or STATE_DRAIN, not ${f.state}`);
     s += "&state=drain";
   }
+  if (f.interval !== void 0) {
+    checkInt("interval", f.interval, 1, MAX_INTERVAL_MS);
+    s += `&interval=${f.interval}`;
+  }
+  if (f.host !== void 0) {
+    if ((0, import_node_net2.isIP)(f.host) === 0 || f.host.includes("%")) throw new RangeError(`heartbeat host must be an IP address without a scope, not ${JSON.stringify(f.host)}`);
+    s += `&host=${f.host}`;
+  }
   if (f.ts !== void 0 && f.ts !== -1) {
     checkInt("ts", f.ts, 0, Number.MAX_SAFE_INTEGER);
     s += `&ts=${f.ts}`;
   }
   return s;
 }
-var MAX_DATAGRAM, STATE_UP, STATE_DRAIN, MALFORMED_TOO_LONG, MALFORMED_NUL, MALFORMED_SIG_FIRST, MALFORMED_SIG_NOT_LAST, MALFORMED_NO_V, MALFORMED_NO_READY, MALFORMED_NO_BUSY, MALFORMED_READY, MALFORMED_BUSY, MALFORMED_PORT, MALFORMED_STATE, MALFORMED_TS, MALFORMED_SIG, MALFORMED2, INT31_MAX, K_V, K_READY, K_BUSY, K_PORT, K_STATE, K_TS, K_SIG, K_LASTSEEN, KEY_COUNT, ABSENT, IMPLICIT_ONE, span, signedLength, keyBytes, valueBytes, AMP, EQ, PERCENT, LF, CR, scanned;
+var import_node_net2, MAX_DATAGRAM, DEFAULT_INTERVAL_MS, MAX_INTERVAL_MS, STATE_UP, STATE_DRAIN, MALFORMED_TOO_LONG, MALFORMED_NUL, MALFORMED_SIG_FIRST, MALFORMED_SIG_NOT_LAST, MALFORMED_NO_V, MALFORMED_NO_READY, MALFORMED_NO_BUSY, MALFORMED_READY, MALFORMED_BUSY, MALFORMED_PORT, MALFORMED_STATE, MALFORMED_TS, MALFORMED_SIG, MALFORMED_INTERVAL, MALFORMED_HOST, MALFORMED2, INT31_MAX, K_V, K_READY, K_BUSY, K_PORT, K_STATE, K_TS, K_SIG, K_LASTSEEN, K_INTERVAL, K_HOST, KEY_COUNT, ABSENT, IMPLICIT_ONE, span, signedLength, keyBytes, valueBytes, AMP, EQ, PERCENT, LF, CR, scanned;
 var init_wire = __esm({
   "src/core/wire.ts"() {
     "use strict";
+    import_node_net2 = require("node:net");
     MAX_DATAGRAM = 1e3;
+    DEFAULT_INTERVAL_MS = 1e3;
+    MAX_INTERVAL_MS = 36e5;
     STATE_UP = 0;
     STATE_DRAIN = 1;
     MALFORMED_TOO_LONG = 1;
@@ -1224,6 +1388,8 @@ var init_wire = __esm({
     MALFORMED_STATE = 11;
     MALFORMED_TS = 12;
     MALFORMED_SIG = 13;
+    MALFORMED_INTERVAL = 14;
+    MALFORMED_HOST = 15;
     MALFORMED2 = Object.freeze([
       "",
       `over ${MAX_DATAGRAM} bytes`,
@@ -1238,7 +1404,9 @@ var init_wire = __esm({
       "port is not an integer from 1 to 65535",
       "state is not up or drain",
       `ts is not an integer from 0 to ${Number.MAX_SAFE_INTEGER}`,
-      "sig is not 64 lower-case hex digits"
+      "sig is not 64 lower-case hex digits",
+      `interval is not an integer from 1 to ${MAX_INTERVAL_MS}`,
+      "host is not a numeric address without a scope"
     ]);
     INT31_MAX = 2147483647;
     K_V = 0;
@@ -1249,7 +1417,9 @@ var init_wire = __esm({
     K_TS = 5;
     K_SIG = 6;
     K_LASTSEEN = 7;
-    KEY_COUNT = 8;
+    K_INTERVAL = 8;
+    K_HOST = 9;
+    KEY_COUNT = 10;
     ABSENT = -1;
     IMPLICIT_ONE = -2;
     span = new Int32Array(KEY_COUNT * 2);
@@ -1318,7 +1488,7 @@ var init_listener = __esm({
     RECV_BUFFER = 8 << 20;
     ListenError = class extends Error {
     };
-    DROPPED_AS = [ACCEPTED, UNSIGNED, UNSIGNED, BADSIG, REPLAYED, REPLAYED];
+    DROPPED_AS = [ACCEPTED, UNSIGNED, UNSIGNED, BADSIG, REPLAYED, REPLAYED, BADSIG, BADSIG];
     DROPPED_MSG = {
       [UNSIGNED]: "unsigned datagram dropped",
       [BADSIG]: "badly signed datagram dropped",
@@ -1418,7 +1588,7 @@ var init_listener = __esm({
         const table = this.table;
         let slot = table.lookup(address, hb.port);
         if (this.verifier !== void 0) {
-          const why = this.verifier.check(msg, hb, slot < 0 ? -1 : table.lastTs(slot));
+          const why = this.verifier.check(msg, hb, slot < 0 ? -1 : table.lastTs(slot), address);
           if (why !== 0) {
             const counter = DROPPED_AS[why];
             table.count(counter);
@@ -1687,6 +1857,7 @@ var init_status = __esm({
 // src/core/sender.ts
 var sender_exports = {};
 __export(sender_exports, {
+  LOAD_DEADLINE: () => LOAD_DEADLINE,
   SendError: () => SendError,
   Sender: () => Sender,
   jitter: () => jitter
@@ -1694,9 +1865,21 @@ __export(sender_exports, {
 function jitter(intervalMs, random) {
   return intervalMs * (0.9 + 0.2 * random());
 }
+function connect(t) {
+  return new Promise((resolve) => {
+    t.socket.connect(t.ep.port, t.ep.host, (err) => {
+      if (err) {
+        t.outage.fail(err);
+        return resolve(false);
+      }
+      t.host = stripScope(t.socket.address().address);
+      resolve(true);
+    });
+  });
+}
 function send(t, datagram) {
   return new Promise((resolve, reject) => {
-    t.socket.send(datagram, t.ep.port, t.ep.host, (err) => err ? reject(err) : resolve());
+    t.socket.send(datagram, (err) => err ? reject(err) : resolve());
   }).then(
     () => {
       t.outage.ok();
@@ -1704,6 +1887,8 @@ function send(t, datagram) {
     },
     (err) => {
       t.outage.fail(err);
+      t.socket.disconnect();
+      t.host = void 0;
       return false;
     }
   );
@@ -1717,7 +1902,9 @@ function openSocket(family, multicast, opts) {
     });
     socket.bind(0, opts.source, () => {
       socket.removeAllListeners("error");
-      socket.on("error", (err) => log("error", "socket error", { error: err.message }));
+      socket.on("error", (err) => {
+        if (err.code !== "ECONNREFUSED") log("error", "socket error", { error: err.message });
+      });
       try {
         if (multicast) configure(socket, family, opts);
       } catch (err) {
@@ -1755,27 +1942,28 @@ function reason(err) {
 function message(err) {
   return err instanceof Error ? err.message : String(err);
 }
-var import_node_dgram2, import_node_net2, import_node_perf_hooks2, SendError, Sender;
+var import_node_dgram2, import_node_net3, import_node_perf_hooks2, LOAD_DEADLINE, GIVE_UP, SendError, Sender;
 var init_sender = __esm({
   "src/core/sender.ts"() {
     "use strict";
     import_node_dgram2 = require("node:dgram");
-    import_node_net2 = require("node:net");
+    import_node_net3 = require("node:net");
     import_node_perf_hooks2 = require("node:perf_hooks");
     init_address();
     init_log();
     init_trust();
     init_wire();
+    LOAD_DEADLINE = 0.8;
+    GIVE_UP = 0.85;
     SendError = class extends Error {
     };
     Sender = class _Sender {
       constructor(opts) {
         this.opts = opts;
         this.random = opts.random ?? Math.random;
-        this.signer = opts.key === void 0 ? void 0 : new Signer(opts.key);
+        this.signer = opts.keys === void 0 ? void 0 : new Signer(opts.keys);
       }
       opts;
-      sockets = [];
       targets = [];
       random;
       signer;
@@ -1784,6 +1972,8 @@ var init_sender = __esm({
       last = { ready: 0, busy: 0 };
       timer;
       round = Promise.resolve();
+      /** The answer of a read made before the loop began (start-up's check of the source), used by the first round. */
+      first;
       asking;
       stopping = false;
       stopped;
@@ -1791,19 +1981,32 @@ var init_sender = __esm({
       /** Opens the sockets and starts announcing, the first datagram at once. */
       static async start(opts) {
         const sender = await _Sender.open(opts);
-        sender.loop();
+        sender.begin();
         return sender;
+      }
+      /**
+       * Starts announcing from an opened sender, the first datagram at once;
+       * `first`, a read of the load already under way, is that datagram's load.
+       */
+      begin(first) {
+        this.first = first;
+        this.loop();
+      }
+      /** Signs with keys[0] from now on (a key file re-read on SIGHUP); false when this sender does not sign. */
+      setKeys(keys) {
+        this.signer?.setKeys(keys);
+        return this.signer !== void 0;
       }
       /** Opens the sockets without announcing (for sendOnce, then close). Rejects with a SendError. */
       static async open(opts) {
         if (opts.to.length === 0) throw new SendError("no target to send to");
         if (!(opts.intervalMs > 0)) throw new SendError(`the interval must be over 0 ms, not ${opts.intervalMs}`);
         try {
-          encodeHeartbeat({ ready: 0, busy: 0, port: opts.port });
+          encodeHeartbeat({ ready: 0, busy: 0, port: opts.port, interval: Math.round(opts.intervalMs) });
         } catch (err) {
           throw new SendError(message(err));
         }
-        const sourceFamily = opts.source === void 0 ? 0 : (0, import_node_net2.isIP)(stripScope(opts.source));
+        const sourceFamily = opts.source === void 0 ? 0 : (0, import_node_net3.isIP)(stripScope(opts.source));
         if (opts.source !== void 0 && sourceFamily === 0) throw new SendError(`--source ${opts.source}: not an IP address`);
         for (const ep of opts.to) {
           if (sourceFamily !== 0 && ep.family !== sourceFamily) {
@@ -1812,14 +2015,11 @@ var init_sender = __esm({
         }
         const sender = new _Sender(opts);
         try {
-          for (const family of new Set(opts.to.map((ep) => ep.family))) {
-            const socket = await openSocket(family, opts.to.some((ep) => ep.family === family && isMulticast(ep.host)), opts);
-            sender.sockets.push(socket);
-            for (const ep of opts.to) {
-              if (ep.family === family) {
-                sender.targets.push({ ep, socket, outage: new Outage("cannot send; retrying every interval", "sending again", { to: formatEndpoint(ep.host, ep.port) }) });
-              }
-            }
+          for (const ep of opts.to) {
+            const socket = await openSocket(ep.family, isMulticast(ep.host), opts);
+            const target = { ep, socket, outage: new Outage("cannot send; retrying every interval", "sending again", { to: formatEndpoint(ep.host, ep.port) }), host: void 0 };
+            sender.targets.push(target);
+            await connect(target);
           }
         } catch (err) {
           await sender.close();
@@ -1829,19 +2029,19 @@ var init_sender = __esm({
       }
       /** One round: ask the load source, send one datagram to every target. Never rejects. */
       async sendOnce() {
-        let text;
+        let datagrams;
         let loadFailed = false;
         try {
           const load = await this.ask();
-          text = this.encode(load);
+          datagrams = this.encode(load);
           this.loadOutage.ok();
         } catch (err) {
           if (this.stopping) return { loadFailed: true, sendFailed: 0 };
           this.loadOutage.fail(err);
           loadFailed = true;
-          text = this.encode({ ready: 0, busy: 0 });
+          datagrams = this.encode({ ready: 0, busy: 0 });
         }
-        return { loadFailed, sendFailed: await this.sendAll(text) };
+        return { loadFailed, sendFailed: await this.sendAll(datagrams) };
       }
       /** Stops announcing, sends ready=0 (the last busy and state kept) to every target, closes. */
       stop() {
@@ -1863,7 +2063,7 @@ var init_sender = __esm({
         this.asking?.abort(new Error("closing"));
         if (this.closed) return;
         this.closed = true;
-        await Promise.all(this.sockets.map((s) => new Promise((resolve) => s.close(() => resolve()))));
+        await Promise.all(this.targets.map((t) => new Promise((resolve) => t.socket.close(() => resolve()))));
       }
       loop() {
         const began = import_node_perf_hooks2.performance.now();
@@ -1873,31 +2073,42 @@ var init_sender = __esm({
           this.timer = setTimeout(() => this.loop(), Math.max(0, wait));
         });
       }
-      /** The load source's answer; rejects when it fails or has not answered within one interval. */
+      /** The load source's answer; rejects when it fails or has not answered within GIVE_UP of the interval. */
       ask() {
         const ac = this.asking = new AbortController();
-        const ms = this.opts.intervalMs;
+        const ms = Math.round(this.opts.intervalMs * GIVE_UP);
+        const first = this.first;
+        this.first = void 0;
         return new Promise((resolve, reject) => {
           const timer = setTimeout(() => ac.abort(new Error(`no answer within ${ms} ms`)), ms);
           ac.signal.addEventListener("abort", () => {
             clearTimeout(timer);
             reject(ac.signal.reason);
           }, { once: true });
-          new Promise((answer) => answer(this.opts.load(ac.signal))).then(resolve, reject).finally(() => clearTimeout(timer));
+          new Promise((answer) => answer(first ?? this.opts.load(ac.signal))).then(resolve, reject).finally(() => clearTimeout(timer));
         });
       }
-      /** The datagram for `load`; throws a RangeError for numbers the wire cannot carry (a source's bug). */
+      /**
+       * The datagrams for `load`; throws a RangeError for numbers the wire cannot
+       * carry (a source's bug). Signed, each target's names its own host; one ts
+       * serves the round, since each target is a listener of its own.
+       */
       encode(load) {
         const state = this.opts.drain ? STATE_DRAIN : load.state ?? STATE_UP;
-        const signer = this.signer;
-        const text = encodeHeartbeat({ ready: load.ready, busy: load.busy, port: this.opts.port, state, ts: signer?.nextTs() });
+        const fields = { ready: load.ready, busy: load.busy, port: this.opts.port, state, interval: Math.round(this.opts.intervalMs) };
+        const text = encodeHeartbeat(fields);
         this.last = { ready: load.ready, busy: load.busy, state };
-        return signer === void 0 ? text : signer.sign(text);
+        const signer = this.signer;
+        if (signer === void 0) {
+          const datagram = Buffer.from(text, "latin1");
+          return () => datagram;
+        }
+        const ts = signer.nextTs();
+        return (t) => Buffer.from(signer.sign(encodeHeartbeat({ ...fields, host: t.host, ts })), "latin1");
       }
       /** Sends to every target at once; resolves to how many failed. */
-      async sendAll(text) {
-        const datagram = Buffer.from(text, "latin1");
-        const sent = await Promise.all(this.targets.map((t) => send(t, datagram)));
+      async sendAll(datagrams) {
+        const sent = await Promise.all(this.targets.map(async (t) => (t.host !== void 0 || await connect(t)) && send(t, datagrams(t))));
         return sent.filter((ok) => !ok).length;
       }
     };
@@ -2309,6 +2520,7 @@ var hbdat_exports = {};
 __export(hbdat_exports, {
   HB_DAT_SEEN_TIMEOUT_S: () => HB_DAT_SEEN_TIMEOUT_S,
   HbDatWriter: () => HbDatWriter,
+  MAX_HB_DAT_BYTES: () => MAX_HB_DAT_BYTES,
   formatHbDat: () => formatHbDat,
   hbDatReason: () => hbDatReason,
   readHbDat: () => readHbDat,
@@ -2325,7 +2537,17 @@ function formatHbDat(servers) {
   }
   return text;
 }
+function checkReplaceable(path) {
+  let st;
+  try {
+    st = (0, import_node_fs5.statSync)(path);
+  } catch {
+    return;
+  }
+  if (!st.isFile()) throw new Error(`exists and is ${fileKind(st)}, not a regular file; refusing to replace it`);
+}
 function writeHbDat(path, servers) {
+  checkReplaceable(path);
   const tmp = `${path}.tmp-${process.pid}`;
   try {
     (0, import_node_fs5.writeFileSync)(tmp, formatHbDat(servers));
@@ -2343,7 +2565,7 @@ function hbDatReason(path, err) {
   const e = err;
   switch (e.code) {
     case "ENOENT":
-      return `directory ${(0, import_node_path3.dirname)(path)} does not exist`;
+      return missingReason((0, import_node_path3.dirname)(path));
     case "EACCES":
     case "EPERM":
       return `permission denied in ${(0, import_node_path3.dirname)(path)}`;
@@ -2357,9 +2579,22 @@ function hbDatReason(path, err) {
       return e.code ? `${e.code}: ${e.message.split("\n")[0]}` : String(e.message ?? e);
   }
 }
+function missingReason(dir) {
+  let st;
+  try {
+    st = (0, import_node_fs5.statSync)(dir);
+  } catch {
+    return `directory ${dir} does not exist`;
+  }
+  if (!st.isDirectory()) return `${dir} is not a directory`;
+  return `cannot make a file in ${dir}: its file system does not allow it`;
+}
+function ipv4Unmapped(host) {
+  return /^::ffff:/i.test(host) && (0, import_node_net4.isIPv4)(host.slice(7)) ? host.slice(7) : host;
+}
 function readHbDat(path, nowMs = Date.now()) {
-  const data = (0, import_node_fs5.readFileSync)(path);
-  const fileAge = Math.max(0, nowMs - (0, import_node_fs5.statSync)(path).mtimeMs) / 1e3;
+  const { data, stats } = readRegular(path, MAX_HB_DAT_BYTES);
+  const fileAge = Math.max(0, nowMs - stats.mtimeMs) / 1e3;
   const servers = [];
   for (let start = 0; start < data.length; ) {
     const next = data.indexOf(10, start);
@@ -2368,24 +2603,26 @@ function readHbDat(path, nowMs = Date.now()) {
     const space = data.indexOf(32, start);
     if (data[start] !== 35 && space > start && space < end) {
       const fields = parseHbDatQuery(data, space + 1, end);
-      const host = data.toString("latin1", start, space);
-      if (fields && (0, import_node_net3.isIP)(stripScope(host))) servers.push({ host, address: stripScope(host), port: fields.port, ready: fields.ready, busy: fields.busy, age: fields.lastseen + fileAge, state: "up" });
+      const host = ipv4Unmapped(data.toString("latin1", start, space));
+      if (fields && (0, import_node_net4.isIP)(stripScope(host))) servers.push({ host, address: stripScope(host), port: fields.port, ready: fields.ready, busy: fields.busy, age: fields.lastseen + fileAge, interval: null, state: "up" });
     }
     start = lineEnd + 1;
   }
   return servers;
 }
-var import_node_net3, import_node_fs5, import_node_path3, HB_DAT_SEEN_TIMEOUT_S, HbDatWriter;
+var import_node_net4, import_node_fs5, import_node_path3, HB_DAT_SEEN_TIMEOUT_S, MAX_HB_DAT_BYTES, HbDatWriter;
 var init_hbdat = __esm({
   "src/core/hbdat.ts"() {
     "use strict";
-    import_node_net3 = require("node:net");
+    import_node_net4 = require("node:net");
     import_node_fs5 = require("node:fs");
     import_node_path3 = require("node:path");
     init_address();
     init_log();
+    init_regular_file();
     init_wire();
     HB_DAT_SEEN_TIMEOUT_S = 30;
+    MAX_HB_DAT_BYTES = 128 << 20;
     HbDatWriter = class _HbDatWriter {
       constructor(path, servers) {
         this.path = path;
@@ -2777,7 +3014,7 @@ var init_http = __esm({
         const all = [];
         for (const s of this.table.snapshot()) {
           if (s.age === null) continue;
-          all.push({ host: s.host, address: s.address, port: s.port, ready: s.ready, busy: s.busy, state: s.state, age: s.age, seen: now - s.age * 1e3 });
+          all.push({ host: s.host, address: s.address, port: s.port, ready: s.ready, busy: s.busy, state: s.state, age: s.age, interval: s.interval, seen: now - s.age * 1e3 });
         }
         this.all = all;
         this.candidates = all.filter((s) => s.state === "up" && weight(s) > 0);
@@ -3124,10 +3361,10 @@ async function startFeeds(feeds, listener) {
     writer?.stop();
   };
 }
-async function readKey(path) {
-  const { loadKey: loadKey2 } = await Promise.resolve().then(() => (init_trust(), trust_exports));
+async function readKeys(path) {
+  const { loadKeys: loadKeys2 } = await Promise.resolve().then(() => (init_trust(), trust_exports));
   try {
-    return loadKey2(path);
+    return loadKeys2(path);
   } catch (err) {
     throw new RuntimeError(err.message);
   }
@@ -3140,7 +3377,7 @@ async function verifierOption(v) {
   const { Verifier: Verifier2, DEFAULT_MAX_SKEW_MS: DEFAULT_MAX_SKEW_MS2 } = await Promise.resolve().then(() => (init_trust(), trust_exports));
   const skew = v["max-skew"] === void 0 ? DEFAULT_MAX_SKEW_MS2 : duration(v["max-skew"], "--max-skew");
   if (!(skew > 0)) throw new UsageError("--max-skew must be more than 0");
-  return new Verifier2(await readKey(v["key-file"]), skew);
+  return new Verifier2(await readKeys(v["key-file"]), skew);
 }
 function writeStdout(text) {
   const buf = Buffer.from(text);
@@ -3356,7 +3593,7 @@ choosing this backend at once, then exits 0.`,
             iface: v.interface,
             ttl: v.ttl === void 0 ? 1 : integer(v.ttl, "--ttl", 0, 255),
             drain: v.drain === true,
-            key: v["key-file"] === void 0 ? void 0 : await readKey(v["key-file"]),
+            keys: v["key-file"] === void 0 ? void 0 : await readKeys(v["key-file"]),
             // Last: it may ask the server once, which only flags that parse are worth.
             load: await loadSource(v, intervalMs)
           };

@@ -130,7 +130,7 @@ export class Sender {
     if (opts.to.length === 0) throw new SendError('no target to send to');
     if (!(opts.intervalMs > 0)) throw new SendError(`the interval must be over 0 ms, not ${opts.intervalMs}`);
     try {
-      encodeHeartbeat({ ready: 0, busy: 0, port: opts.port });
+      encodeHeartbeat({ ready: 0, busy: 0, port: opts.port, interval: Math.round(opts.intervalMs) });
     } catch (err) {
       throw new SendError(message(err));
     }
@@ -237,7 +237,7 @@ export class Sender {
    */
   private encode(load: Load): Datagrams {
     const state = this.opts.drain ? STATE_DRAIN : load.state ?? STATE_UP;
-    const fields: HeartbeatFields = { ready: load.ready, busy: load.busy, port: this.opts.port, state };
+    const fields: HeartbeatFields = { ready: load.ready, busy: load.busy, port: this.opts.port, state, interval: Math.round(this.opts.intervalMs) };
     const text = encodeHeartbeat(fields);
     this.last = { ready: load.ready, busy: load.busy, state };
     const signer = this.signer;
