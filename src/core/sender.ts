@@ -13,6 +13,7 @@ import { formatEndpoint, isMulticast, multicastInterface, stripScope, type Endpo
 import { log, Outage } from './log.ts';
 import { Signer } from './trust.ts';
 import { encodeHeartbeat, STATE_DRAIN, STATE_UP, type HeartbeatFields } from './wire.ts';
+import { OperatorError } from './errors.ts';
 
 /** One reading of the backend's load; `state` STATE_DRAIN announces drain. */
 export interface Load { ready: number; busy: number; state?: number }
@@ -28,9 +29,8 @@ export interface SendOptions {
   to: Endpoint[];
   /**
    * Mean time between rounds; each wait is jittered by up to ±10%. The load
-   * source has LOAD_DEADLINE of it to answer (the sender gives up on it at
-   * GIVE_UP), so that a hung source delays no round, and the first datagram
-   * leaves within one interval.
+   * source has LOAD_DEADLINE of it to answer, so that a hung source delays
+   * no round, and the first datagram leaves within one interval.
    */
   intervalMs: number;
   /** Advertised service port (&port=N); absent means the listener assumes 80. */
@@ -54,12 +54,6 @@ export interface SendOptions {
  * datagram (ready=0 when the source failed) always leaves before the next.
  */
 export const LOAD_DEADLINE = 0.8;
-/**
- * When the sender itself gives up on the source: a little after the
- * deadline that the source was given (whose own message, which says what
- * hung, should win), still before the shortest wait.
- */
-const GIVE_UP = 0.85;
 
 /** What one round did, so that `--once` can choose its exit status. */
 export interface RoundResult {
@@ -69,7 +63,7 @@ export interface RoundResult {
 }
 
 /** A setup failure (bind, socket option, options that contradict): one line, for exit status 1. */
-export class SendError extends Error {}
+export class SendError extends OperatorError {}
 
 /** A wait of intervalMs × [0.9, 1.1), uniform, so that a fleet started together drifts apart. */
 export function jitter(intervalMs: number, random: () => number): number {
@@ -91,8 +85,6 @@ export class Sender {
   private last: Load = { ready: 0, busy: 0 };
   private timer: NodeJS.Timeout | undefined;
   private round: Promise<unknown> = Promise.resolve();
-  /** The answer of a read made before the loop began (start-up's check of the source), used by the first round. */
-  private first: Promise<Load> | undefined;
   private asking: AbortController | undefined;
   private stopping = false;
   private stopped: Promise<void> | undefined;
@@ -115,8 +107,7 @@ export class Sender {
    * `first`, a read of the load already under way, is that datagram's load.
    */
   begin(first?: Promise<Load>): void {
-    this.first = first;
-    this.loop();
+    this.loop(first);
   }
 
   /** Signs with keys[0] from now on (a key file re-read on SIGHUP); false when this sender does not sign. */
@@ -157,12 +148,15 @@ export class Sender {
     return sender;
   }
 
-  /** One round: ask the load source, send one datagram to every target. Never rejects. */
-  async sendOnce(): Promise<RoundResult> {
+  /**
+   * One round: ask the load source (or take `first`, a read already under
+   * way), send one datagram to every target. Never rejects.
+   */
+  async sendOnce(first?: Promise<Load>): Promise<RoundResult> {
     let datagrams: Datagrams;
     let loadFailed = false;
     try {
-      const load = await this.ask();
+      const load = await this.ask(first);
       datagrams = this.encode(load);
       this.loadOutage.ok();
     } catch (err) {
@@ -201,9 +195,9 @@ export class Sender {
     await Promise.all(this.targets.map((t) => new Promise<void>((resolve) => t.socket.close(() => resolve()))));
   }
 
-  private loop(): void {
+  private loop(first?: Promise<Load>): void {
     const began = performance.now();
-    this.round = this.sendOnce().then(() => {
+    this.round = this.sendOnce(first).then(() => {
       if (this.stopping) return;
       // Timed from the round's start, so that a slow load source does not stretch the interval.
       const wait = jitter(this.opts.intervalMs, this.random) - (performance.now() - began);
@@ -211,17 +205,17 @@ export class Sender {
     });
   }
 
-  /** The load source's answer; rejects when it fails or has not answered within GIVE_UP of the interval. */
-  private ask(): Promise<Load> {
+  /** The load source's answer; rejects when it fails or has not answered within LOAD_DEADLINE of the interval. */
+  private ask(first: Promise<Load> | undefined): Promise<Load> {
     const ac = (this.asking = new AbortController());
-    const ms = Math.round(this.opts.intervalMs * GIVE_UP);
-    const first = this.first;
-    this.first = undefined;
+    const ms = Math.round(this.opts.intervalMs * LOAD_DEADLINE);
     return new Promise<Load>((resolve, reject) => {
       const timer = setTimeout(() => ac.abort(new Error(`no answer within ${ms} ms`)), ms);
       ac.signal.addEventListener('abort', () => {
         clearTimeout(timer);
-        reject(ac.signal.reason);
+        // A turn later: a source that honours its signal rejects first, in
+        // its own words (which say what hung); this is for one that does not.
+        setImmediate(() => reject(ac.signal.reason));
       }, { once: true });
       // A source that throws instead of rejecting fails the same way.
       new Promise<Load>((answer) => answer(first ?? this.opts.load(ac.signal)))
@@ -275,9 +269,14 @@ function connect(t: Target): Promise<boolean> {
 }
 
 function send(t: Target, datagram: Buffer): Promise<boolean> {
-  return new Promise<void>((resolve, reject) => {
+  const once = () => new Promise<void>((resolve, reject) => {
     t.socket.send(datagram, (err) => (err ? reject(err) : resolve()));
-  }).then(
+  });
+  // ECONNREFUSED is the ICMP "port unreachable" of an earlier datagram (no
+  // listener then), reported by this send, which it failed; it is cleared
+  // now, and this datagram may find a listener started since.
+  const refused = (err: NodeJS.ErrnoException) => err.code === 'ECONNREFUSED';
+  return once().catch((err) => (refused(err) ? once().catch((again) => (refused(again) ? undefined : Promise.reject(again))) : Promise.reject(err))).then(
     () => {
       t.outage.ok();
       return true;

@@ -4,9 +4,10 @@
 // the listener refuse a replay. Real Apache reads both as unknown keys.
 import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { writeAddress } from './address.ts';
+import { OperatorError } from './errors.ts';
 import { log } from './log.ts';
 import { readRegular } from './regular-file.ts';
-import type { Heartbeat } from './wire.ts';
+import { hexValue, type Heartbeat } from './wire.ts';
 
 export const MIN_KEY_BYTES = 16;
 /** A key file is a few keys; anything bigger is the wrong file. */
@@ -15,7 +16,7 @@ export const DEFAULT_MAX_SKEW_MS = 30_000;
 const SIG_BYTES = 32;
 
 /** A key file that cannot be used: one line, for exit status 1. */
-export class KeyError extends Error {}
+export class KeyError extends OperatorError {}
 
 const HEX_LINE = /^[0-9A-Fa-f]+$/;
 
@@ -138,10 +139,6 @@ export const TRUST_REASONS: readonly string[] = Object.freeze([
 export function replayCheck(ts: number, lastTs: number, now: number, skewMs: number): number {
   if (ts > now + skewMs || ts < now - skewMs) return SKEWED;
   return ts > lastTs ? TRUST_OK : NOT_NEWER;
-}
-
-function hexValue(c: number): number {
-  return c <= 0x39 ? c - 0x30 : c - 0x61 + 10;
 }
 
 /** The listener's side: is a parsed datagram signed with one of the keys, by its source, and fresh? */

@@ -6,6 +6,9 @@
 // short string.)
 import { isIP } from 'node:net';
 
+/** The largest ready or busy a heartbeat carries: 31 bits, as Apache's int. */
+export const INT31_MAX = 2147483647;
+
 /** mod_heartmonitor's MAX_MSG_LEN. */
 export const MAX_DATAGRAM = 1000;
 /** `interval` when absent: mod_heartbeat sends once a second. */
@@ -74,7 +77,6 @@ export const MALFORMED: readonly string[] = Object.freeze([
   'host is not a numeric address without a scope',
 ]);
 
-const INT31_MAX = 2147483647;
 
 // The keys parseHeartbeat looks at; span holds, per key, where the value of
 // its last occurrence is: [start, end) in the buffer, start ABSENT or
@@ -96,7 +98,8 @@ function isHex(c: number): boolean {
   return (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66);
 }
 
-function hexValue(c: number): number {
+/** The value of one hex digit's character code (either case). */
+export function hexValue(c: number): number {
   return c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x61 + 10;
 }
 

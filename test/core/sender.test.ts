@@ -227,7 +227,7 @@ test('a load source that answers too late, throws, or gives impossible numbers c
     });
   });
   const sources: [LoadSource, RegExp][] = [
-    [slow, /error="no answer within 26 ms"/],
+    [slow, /error="no answer within 24 ms"/],
     [() => { throw new Error('cannot run the command'); }, /error="cannot run the command"/],
     [fixed({ ready: -1, busy: 0 }), /error="heartbeat ready must be an integer/],
     [fixed({ ready: 1, busy: 1.5 }), /error="heartbeat busy must be an integer/],
@@ -401,8 +401,8 @@ test('a load source that never answers, and ignores its signal, still lets ready
     await until(() => r.got.length >= 2, 'two rounds');
     await sender.stop();
     assert.ok(r.texts().every((t) => t === 'v=1&ready=0&busy=0'), r.texts().join(' '));
-    // Given up at 0.85 of the interval: before the shortest wait, 0.9 of it.
-    assert.match(lines.find((l) => l.includes('load source failed'))!, /error="no answer within 170 ms"/);
+    // Given up at 0.8 of the interval: before the shortest wait, 0.9 of it.
+    assert.match(lines.find((l) => l.includes('load source failed'))!, /error="no answer within 160 ms"/);
   });
 });
 
