@@ -277,6 +277,10 @@ function danglingTarget(path2) {
     return void 0;
   }
 }
+function refuseDangling(path2, what) {
+  const target = danglingTarget(path2);
+  if (target !== void 0) throw new OperatorError(`${what} ${path2}: is a dangling symbolic link to ${target}`);
+}
 function openReason(err) {
   switch (err.code) {
     case "ENOENT":
@@ -2922,7 +2926,9 @@ stops it.`,
     const verifier = verifierFlags(v);
     const stopped = untilSignal();
     reloadOnHangup(v["key-file"], (keys) => verifier?.setKeys(keys));
-    const table = SlotTable.open(slotsPath(v.slots === void 0 ? void 0 : flag(() => path(v.slots, "--slots"))), maxServers);
+    const slots = slotsPath(v.slots === void 0 ? void 0 : flag(() => path(v.slots, "--slots")));
+    refuseDangling(slots, "slot file");
+    const table = SlotTable.open(slots, maxServers);
     let listener;
     let stopFeeds;
     try {
@@ -2965,7 +2971,9 @@ function verifierFlags(v) {
 function sourceFlag(v) {
   if (v.slots !== void 0 && v["hb-dat"] !== void 0) throw new UsageError("--slots and --hb-dat are alternatives: give one");
   if (v["hb-dat"] !== void 0) return hbDatSource(flag(() => path(v["hb-dat"], "--hb-dat")));
-  return slotSource(slotsPath(v.slots === void 0 ? void 0 : flag(() => path(v.slots, "--slots"))));
+  const slots = slotsPath(v.slots === void 0 ? void 0 : flag(() => path(v.slots, "--slots")));
+  refuseDangling(slots, "slot file");
+  return slotSource(slots);
 }
 var pickCommand = defineCommand({
   summary: "choose a backend with room for work (for whatever routes requests)",

@@ -7,6 +7,7 @@ import { log } from '../core/log.ts';
 import { MAX_SERVERS_LIMIT, SlotTable } from '../core/slotfile.ts';
 import { slotsPath } from '../core/source.ts';
 import { isMulticast } from '../core/address.ts';
+import { refuseDangling } from '../core/regular-file.ts';
 import { DEFAULT_MAX_SKEW_MS, loadKeys, Verifier } from '../core/trust.ts';
 import { duration, endpoint, integer, path } from '../core/values.ts';
 import { startFeeds, type StartFeed } from '../feeds/feed.ts';
@@ -68,7 +69,9 @@ stops it.`,
     // Handlers first: a signal that comes during start-up still stops it cleanly.
     const stopped = untilSignal();
     reloadOnHangup(v['key-file'], (keys) => verifier?.setKeys(keys));
-    const table = SlotTable.open(slotsPath(v.slots === undefined ? undefined : flag(() => path(v.slots!, '--slots'))), maxServers);
+    const slots = slotsPath(v.slots === undefined ? undefined : flag(() => path(v.slots!, '--slots')));
+    refuseDangling(slots, 'slot file');
+    const table = SlotTable.open(slots, maxServers);
     let listener: Listener | undefined;
     let stopFeeds: () => Promise<void>;
     try {

@@ -2,6 +2,7 @@
 import { formatEndpoint } from '../core/address.ts';
 import { UsageError } from '../core/errors.ts';
 import { noneReason, pick } from '../core/picker.ts';
+import { refuseDangling } from '../core/regular-file.ts';
 import { hbDatSource, slotSource, slotsPath, type Source } from '../core/source.ts';
 import { serverJson } from '../core/status.ts';
 import { path, pickOptions } from '../core/values.ts';
@@ -11,7 +12,10 @@ import { defineCommand, flag, SLOTS_HELP, writeStdout } from './command.ts';
 export function sourceFlag(v: { slots?: string | undefined; 'hb-dat'?: string | undefined }): Source {
   if (v.slots !== undefined && v['hb-dat'] !== undefined) throw new UsageError('--slots and --hb-dat are alternatives: give one');
   if (v['hb-dat'] !== undefined) return hbDatSource(flag(() => path(v['hb-dat']!, '--hb-dat')));
-  return slotSource(slotsPath(v.slots === undefined ? undefined : flag(() => path(v.slots!, '--slots'))));
+  const slots = slotsPath(v.slots === undefined ? undefined : flag(() => path(v.slots!, '--slots')));
+  // Else "does not exist (is hbeat listen running?)", which sends the operator the wrong way.
+  refuseDangling(slots, 'slot file');
+  return slotSource(slots);
 }
 
 export const pickCommand = defineCommand({

@@ -4,6 +4,7 @@
 // without blocking, check what was opened (fstat, on the fd: the file checked
 // is the file read), and read no more than a stated size.
 import { closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, readSync, type Stats } from 'node:fs';
+import { OperatorError } from './errors.ts';
 
 /** What a path that is not a regular file is, in words. */
 export function fileKind(st: Stats): string {
@@ -22,6 +23,16 @@ export function danglingTarget(path: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Refuses `path` when it is a symbolic link to nothing, which a reader would
+ * report as missing and a writer might create through: `what` names the file
+ * in the one-line OperatorError ("slot file").
+ */
+export function refuseDangling(path: string, what: string): void {
+  const target = danglingTarget(path);
+  if (target !== undefined) throw new OperatorError(`${what} ${path}: is a dangling symbolic link to ${target}`);
 }
 
 /** Why a path could not be opened, in a few words. */
