@@ -282,22 +282,9 @@ function refuseDangling(path2, what) {
   if (target !== void 0) throw new OperatorError(`${what} ${path2}: is a dangling symbolic link to ${target}`);
 }
 function openReason(err) {
-  switch (err.code) {
-    case "ENOENT":
-      return "does not exist";
-    case "EACCES":
-    case "EPERM":
-      return "permission denied";
-    case "ELOOP":
-      return "too many levels of symbolic links";
-    case "ENOTDIR":
-      return "a part of the path is not a directory";
-    // open(2) of a UNIX socket.
-    case "ENXIO":
-      return "is a socket, not a regular file";
-    default:
-      return err.code ? `${err.code}: ${err.message.split("\n")[0]}` : String(err.message);
-  }
+  if (err.code === "ELOOP") return "too many levels of symbolic links";
+  if (err.code === "ENXIO") return "is a socket, not a regular file";
+  return errnoText(err);
 }
 function refusal(reason2, code) {
   return Object.assign(new Error(reason2), { code });

@@ -4,7 +4,7 @@
 // without blocking, check what was opened (fstat, on the fd: the file checked
 // is the file read), and read no more than a stated size.
 import { closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, readSync, type Stats } from 'node:fs';
-import { OperatorError } from './errors.ts';
+import { errnoText, OperatorError } from './errors.ts';
 
 /** What a path that is not a regular file is, in words. */
 export function fileKind(st: Stats): string {
@@ -17,7 +17,7 @@ export function fileKind(st: Stats): string {
 }
 
 /** Where `path` points when it is a symbolic link to nothing; undefined when it is not one. */
-export function danglingTarget(path: string): string | undefined {
+function danglingTarget(path: string): string | undefined {
   try {
     return lstatSync(path).isSymbolicLink() ? readlinkSync(path) : undefined;
   } catch {
@@ -35,17 +35,12 @@ export function refuseDangling(path: string, what: string): void {
   if (target !== undefined) throw new OperatorError(`${what} ${path}: is a dangling symbolic link to ${target}`);
 }
 
-/** Why a path could not be opened, in a few words. */
-export function openReason(err: NodeJS.ErrnoException): string {
-  switch (err.code) {
-    case 'ENOENT': return 'does not exist';
-    case 'EACCES': case 'EPERM': return 'permission denied';
-    case 'ELOOP': return 'too many levels of symbolic links';
-    case 'ENOTDIR': return 'a part of the path is not a directory';
-    // open(2) of a UNIX socket.
-    case 'ENXIO': return 'is a socket, not a regular file';
-    default: return err.code ? `${err.code}: ${err.message.split('\n')[0]}` : String(err.message);
-  }
+/** Why a path could not be opened, in a few words: errnoText's, and the two that only open(2) gives. */
+function openReason(err: NodeJS.ErrnoException): string {
+  if (err.code === 'ELOOP') return 'too many levels of symbolic links';
+  // open(2) of a UNIX socket.
+  if (err.code === 'ENXIO') return 'is a socket, not a regular file';
+  return errnoText(err);
 }
 
 /** An Error of one line, keeping the errno code (if any) for callers that add a hint. */

@@ -4,12 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createSocket, type Socket } from 'node:dgram';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket as TcpSocket } from 'node:net';
 import { join } from 'node:path';
 import { HBEAT, freePort, hbeat, start, statusJson, testDir, until, type Running } from '../helpers/run.ts';
-import { heartbeatText } from '../helpers/udp.ts';
+import { receiver } from '../helpers/udp.ts';
 
 const OLD = '000102030405060708090a0b0c0d0e0f';
 const NEW = 'f0e0d0c0b0a090807060504030201000';
@@ -108,14 +107,6 @@ async function silentServer(): Promise<{ server: Server; port: number; connectio
       server.close(() => resolve());
     }),
   };
-}
-
-async function receiver(): Promise<{ socket: Socket; port: number; got: string[] }> {
-  const socket = createSocket('udp4');
-  const got: string[] = [];
-  socket.on('message', (msg) => got.push(heartbeatText(msg)));
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  return { socket, port: socket.address().port, got };
 }
 
 test('send --status-url to a server that never answers: SIGTERM during the first read still sends ready=0 to every target, exit 0', async (t) => {

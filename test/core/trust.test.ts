@@ -268,14 +268,20 @@ test('the last ts accepted lives in the slot file: a restarted listener still re
 
 // End to end, through dist/hbeat.js.
 
-test('send --key-file into listen --key-file: stored; unsigned, other-key and replayed datagrams counted and dropped', async (t) => {
+/** `listen --key-file` with KEY on 127.0.0.1, over a fresh slot file, stopped after the test. */
+async function keyedListen(t: TestContext) {
   const dir = testDir(t);
   const slots = join(dir, 'hbeat.slots');
   const key = keyFile(dir, `${KEY_HEX}\n`);
-  const other = keyFile(dir, 'ff'.repeat(16), 0o600, 'other');
   const port = await freePort();
   const listener = await start(['listen', '--on', `127.0.0.1:${port}`, '--slots', slots, '--key-file', key]);
   t.after(() => listener.stop());
+  return { dir, slots, key, port, listener };
+}
+
+test('send --key-file into listen --key-file: stored; unsigned, other-key and replayed datagrams counted and dropped', async (t) => {
+  const { dir, slots, key, port, listener } = await keyedListen(t);
+  const other = keyFile(dir, 'ff'.repeat(16), 0o600, 'other');
   const sent = (args: string[]) => hbeat(['send', '--to', `127.0.0.1:${port}`, '--once', ...args]);
 
   assert.equal((await sent(['--ready', '7', '--busy', '2', '--port', '8080', '--key-file', key])).code, 0);
@@ -300,12 +306,7 @@ test('send --key-file into listen --key-file: stored; unsigned, other-key and re
 });
 
 test('a signed datagram resent from another address counts for nothing: a relay on 127.66.6.6 gets no slot, only badsig', async (t) => {
-  const dir = testDir(t);
-  const slots = join(dir, 'hbeat.slots');
-  const key = keyFile(dir, KEY_HEX);
-  const port = await freePort();
-  const listener = await start(['listen', '--on', `127.0.0.1:${port}`, '--slots', slots, '--key-file', key]);
-  t.after(() => listener.stop());
+  const { slots, key, port, listener } = await keyedListen(t);
   // The relay: whatever reaches it, it sends on to the listener unchanged, from its own address.
   const relay = createSocket('udp4');
   let relayed = 0;
@@ -363,12 +364,7 @@ test('POST /heartbeat to listen --http gets the same checks: only the signed, fr
 });
 
 test('a signed sender keeps going and its last ready=0 on SIGTERM is accepted too', async (t) => {
-  const dir = testDir(t);
-  const slots = join(dir, 'hbeat.slots');
-  const key = keyFile(dir, KEY_HEX);
-  const port = await freePort();
-  const listener = await start(['listen', '--on', `127.0.0.1:${port}`, '--slots', slots, '--key-file', key]);
-  t.after(() => listener.stop());
+  const { slots, key, port } = await keyedListen(t);
   const sender = await start(['send', '--to', `127.0.0.1:${port}`, '--interval', '20ms', '--ready', '4', '--busy', '1', '--key-file', key]);
   t.after(() => sender.stop());
   await until(async () => ((await statusJson(slots)).counters.accepted >= 5 ? true : undefined), 'five accepted');
