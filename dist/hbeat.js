@@ -50,15 +50,18 @@ function parseEndpoint(text, what = "address") {
     portText = text.slice(close + 2);
   } else {
     const colon = text.lastIndexOf(":");
-    if (colon < 0 || text.indexOf(":") !== colon) throw new Error(`${what} ${JSON.stringify(text)}: expected HOST:PORT (IPv6 as [ADDR]:PORT)`);
+    if (colon < 0 || text.indexOf(":") !== colon) {
+      throw new Error(`${what} ${JSON.stringify(text)}: expected HOST:PORT (IPv6 as [ADDR]:PORT)`);
+    }
     host = text.slice(0, colon);
     portText = text.slice(colon + 1);
   }
   if (host === "localhost") host = "127.0.0.1";
   const bare = stripScope(host);
   const family = (0, import_node_net.isIPv4)(bare) ? 4 : (0, import_node_net.isIPv6)(bare) ? 6 : 0;
-  if (family === 0 || family === 4 && bare !== host) throw new Error(`${what} ${JSON.stringify(text)}: ${JSON.stringify(host)} is not an IP address`);
-  if (!/^[0-9]{1,5}$/.test(portText) || +portText < 1 || +portText > 65535) throw new Error(`${what} ${JSON.stringify(text)}: port must be 1 to 65535`);
+  const bad = (why) => new Error(`${what} ${JSON.stringify(text)}: ${why}`);
+  if (family === 0 || family === 4 && bare !== host) throw bad(`${JSON.stringify(host)} is not an IP address`);
+  if (!/^[0-9]{1,5}$/.test(portText) || +portText < 1 || +portText > 65535) throw bad("port must be 1 to 65535");
   return { host, port: +portText, family };
 }
 function stripScope(address) {
@@ -150,7 +153,9 @@ function multicastInterface(iface, family) {
     if (!v4) throw new Error(`--interface ${iface}: has no IPv4 address`);
     return v4.address;
   }
-  if (ifaceFamily !== family) throw new Error(`--interface ${iface} is an IPv${ifaceFamily} address; IPv${family} groups need an IPv${family} one or an interface name`);
+  if (ifaceFamily !== family) {
+    throw new Error(`--interface ${iface} is an IPv${ifaceFamily} address; IPv${family} groups need an IPv${family} one or an interface name`);
+  }
   if (family === 4 || iface.includes("%")) return iface;
   const want = Buffer.alloc(16), have = Buffer.alloc(16);
   writeAddress(iface, want, 0);
@@ -341,6 +346,11 @@ var MAX_SERVERS_LIMIT = 1048576;
 var DEFAULT_MAX_SERVERS = 1024;
 var EVICT_AGE_MS = 3e4;
 var COUNTER_NAMES = ["accepted", "malformed", "unsigned", "badsig", "replayed", "full"];
+function countersRecord(values) {
+  const out2 = {};
+  COUNTER_NAMES.forEach((name, i) => out2[name] = values[i]);
+  return out2;
+}
 var ACCEPTED = 0;
 var MALFORMED = 1;
 var UNSIGNED = 2;
@@ -557,9 +567,7 @@ function readContext(buf, now, bootOk) {
   return { buf, view: new DataView(buf.buffer, buf.byteOffset, buf.length), now, bootOk };
 }
 function readCounters(header2) {
-  const out2 = {};
-  COUNTER_NAMES.forEach((name, i) => out2[name] = readU64(header2, C_VALUES + 8 * i));
-  return out2;
+  return countersRecord(COUNTER_NAMES.map((_, i) => readU64(header2, C_VALUES + 8 * i)));
 }
 var slotShift;
 var sealedSlot = 0;
@@ -1697,7 +1705,8 @@ var Screen = class {
       return;
     }
     const start = this.frames++ === 0 ? HIDE_CURSOR + HOME + CLEAR_SCREEN : HOME;
-    this.out.write(start + fit(frame.split("\n"), this.out.rows, this.out.columns).map((l) => l + CLEAR_LINE).join("\n") + "\n" + CLEAR_BELOW);
+    const lines = fit(frame.split("\n"), this.out.rows, this.out.columns);
+    this.out.write(start + lines.map((l) => l + CLEAR_LINE).join("\n") + "\n" + CLEAR_BELOW);
   }
   /** Shows the cursor again; the last frame stays on the screen. */
   close() {
@@ -2000,10 +2009,10 @@ function isLive(s, liveAge = LIVE_AGE_S) {
 function serverJson(s) {
   return { host: s.host, port: s.port, ready: s.ready, busy: s.busy, age: s.age === null ? null : round3(s.age) };
 }
-function statusJson(servers, counters2) {
+function statusJson(servers, counters) {
   return {
     servers: sortServers(servers).map((s) => ({ ...serverJson(s), state: s.state, packets: s.packets ?? null, live: isLive(s) })),
-    counters: counters2
+    counters
   };
 }
 function round3(x) {
@@ -2018,7 +2027,7 @@ function formatAge(age2) {
   if (age2 < 3600) return `${Math.floor(age2 / 60)}m${Math.floor(age2 % 60)}s`;
   return `${Math.floor(age2 / 3600)}h${Math.floor(age2 % 3600 / 60)}m`;
 }
-function statusTable(servers, counters2, opts = {}) {
+function statusTable(servers, counters, opts = {}) {
   const live = (s) => isLive(s, opts.liveAge);
   const sorted = sortServers(servers);
   const rows = [["SERVER", "STATE", "READY", "BUSY", "AGE", "PACKETS", "LIVE"]];
@@ -2031,7 +2040,7 @@ function statusTable(servers, counters2, opts = {}) {
     for (let i = 0; i < sorted.length; i++) if (!live(sorted[i])) lines[i + 1] = opts.notLive(lines[i + 1]);
   }
   const liveCount = servers.filter(live).length;
-  const totals = counters2 ? COUNTER_NAMES.map((n) => `${n} ${counters2[n]}`).join(", ") : "no counters in an hb.dat";
+  const totals = counters ? COUNTER_NAMES.map((n) => `${n} ${counters[n]}`).join(", ") : "no counters in an hb.dat";
   lines.push("", `${servers.length} server${servers.length === 1 ? "" : "s"}, ${liveCount} live; ${totals}`);
   return lines.join("\n");
 }
@@ -2108,7 +2117,7 @@ async function runDemo(opts) {
           if (role.dies) void senders[i]?.close();
         }
       }
-      view.tick(t, table.snapshot(), counters(table));
+      view.tick(t, table.snapshot(), countersRecord(table.counters));
       if (screen.redraw || n >= ticks || n > 0 && n % plainEvery === 0) view.draw(t);
       return n < ticks;
     });
@@ -2123,11 +2132,6 @@ async function runDemo(opts) {
     sink.write = write;
     for (const line of errors) write(line);
   }
-}
-function counters(table) {
-  const out2 = {};
-  COUNTER_NAMES.forEach((name, i) => out2[name] = table.counters[i]);
-  return out2;
 }
 async function listenOnFreePort(table) {
   for (let tries = 1; ; tries++) {
@@ -2207,9 +2211,9 @@ var View = class {
     this.events.push(`${`t=${t.toFixed(1)}s`.padEnd(8)} ${this.names[role]} ${says}`);
   }
   /** One tick: a new snapshot, PICKS_PER_TICK picks from it, and the deaths it shows. */
-  tick(t, servers, counters2) {
+  tick(t, servers, counters) {
     this.servers = servers;
-    this.counters = counters2;
+    this.counters = counters;
     for (const s of servers) {
       const name = formatEndpoint(s.host, s.port);
       if (isLive(s, MAX_AGE_S)) this.wasLive.add(name);
@@ -2262,7 +2266,9 @@ var DEFAULT_LIVENESS = Object.freeze({ maxAge: DEFAULT_MAX_AGE_S, misses: DEFAUL
 
 // src/core/values.ts
 function integer(text, what, min, max) {
-  if (!/^[0-9]+$/.test(text) || +text < min || +text > max) throw new Error(`${what} takes a whole number from ${min} to ${max}, not ${JSON.stringify(text)}`);
+  if (!/^[0-9]+$/.test(text) || +text < min || +text > max) {
+    throw new Error(`${what} takes a whole number from ${min} to ${max}, not ${JSON.stringify(text)}`);
+  }
   return +text;
 }
 function formatMs(ms) {
@@ -2272,7 +2278,9 @@ function duration(text, what, range) {
   const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s)?$/.exec(text);
   if (!m) throw new Error(`${what} takes a duration such as 10s, 500ms or 2 (seconds), not ${JSON.stringify(text)}`);
   const ms = m[2] === "ms" ? +m[1] : +m[1] * 1e3;
-  if (ms < range.min || ms > range.max) throw new Error(`${what} takes ${formatMs(range.min)} to ${formatMs(range.max)}, not ${JSON.stringify(text)}`);
+  if (ms < range.min || ms > range.max) {
+    throw new Error(`${what} takes ${formatMs(range.min)} to ${formatMs(range.max)}, not ${JSON.stringify(text)}`);
+  }
   return ms;
 }
 function path(text, what) {
@@ -2298,7 +2306,9 @@ function livenessOptions(v, prefix) {
 }
 function pickOptions(v, prefix, maxCount = MAX_PICK_COUNT) {
   const method = v.method ?? "weighted";
-  if (method !== "weighted" && method !== "two-choices") throw new Error(`${prefix}method takes weighted or two-choices, not ${JSON.stringify(method)}`);
+  if (method !== "weighted" && method !== "two-choices") {
+    throw new Error(`${prefix}method takes weighted or two-choices, not ${JSON.stringify(method)}`);
+  }
   return {
     maxAge: livenessOptions(v, prefix).maxAge,
     members: v.members === void 0 ? void 0 : memberList(v.members, `${prefix}members`),
@@ -2343,6 +2353,9 @@ function flag(parse) {
   } catch (err) {
     throw new UsageError(err.message);
   }
+}
+function flagValue(text, parse, fallback) {
+  return text === void 0 ? fallback : flag(() => parse(text));
 }
 var SLOTS_HELP = `--slots F                 the slot file; else $HBEAT_SLOTS, else hbeat.slots in
                             $RUNTIME_DIRECTORY, else in the current directory`;
@@ -2391,7 +2404,7 @@ file lives in a temporary directory that it removes.`,
     duration: { type: "string" }
   },
   run(v) {
-    const durationMs = v.duration === void 0 ? DEFAULT_DURATION_MS : flag(() => duration(v.duration, "--duration", { min: 1e3, max: 864e5 }));
+    const durationMs = flagValue(v.duration, (t) => duration(t, "--duration", { min: 1e3, max: 864e5 }), DEFAULT_DURATION_MS);
     return runDemo({ durationMs });
   }
 });
@@ -2787,16 +2800,11 @@ var HttpServer = class _HttpServer {
     req.on("data", onData);
     req.on("end", onEnd);
   }
-  counters() {
-    const out2 = {};
-    COUNTER_NAMES.forEach((name, i) => out2[name] = this.table.counters[i]);
-    return out2;
-  }
   status(res) {
-    reply(res, 200, "application/json", JSON.stringify(statusJson(this.table.snapshot(), this.counters())) + "\n");
+    reply(res, 200, "application/json", JSON.stringify(statusJson(this.table.snapshot(), countersRecord(this.table.counters))) + "\n");
   }
   metrics(res) {
-    reply(res, 200, "text/plain; version=0.0.4; charset=utf-8", metricsText(this.table.snapshot(), this.counters()));
+    reply(res, 200, "text/plain; version=0.0.4; charset=utf-8", metricsText(this.table.snapshot(), countersRecord(this.table.counters)));
   }
   pick(req, res, query) {
     let opts;
@@ -2832,7 +2840,7 @@ function reply(res, status, type, body) {
 function label(value) {
   return value.replace(/[\\"\n]/g, (c) => c === "\n" ? "\\n" : `\\${c}`);
 }
-function metricsText(servers, counters2) {
+function metricsText(servers, counters) {
   const sorted = sortServers(servers);
   const labels = sorted.map((s) => `{server="${label(formatEndpoint(s.host, s.port))}",state="${s.state}"}`);
   let out2 = "";
@@ -2852,7 +2860,7 @@ function metricsText(servers, counters2) {
   family("hbeat_server_live", "gauge", "Whether the server was heard from in the last 10 s (1) or not (0).", (s) => isLive(s) ? 1 : 0);
   family("hbeat_server_packets_total", "counter", "Heartbeats accepted from the server.", (s) => s.packets);
   out2 += "# HELP hbeat_datagrams_total Heartbeats received, by what became of them.\n# TYPE hbeat_datagrams_total counter\n";
-  for (const name of COUNTER_NAMES) out2 += `hbeat_datagrams_total{result="${name}"} ${counters2[name]}
+  for (const name of COUNTER_NAMES) out2 += `hbeat_datagrams_total{result="${name}"} ${counters[name]}
 `;
   out2 += `# HELP hbeat_servers Servers in the table.
 # TYPE hbeat_servers gauge
@@ -2908,12 +2916,12 @@ stops it.`,
   async run(v) {
     const on = (v.on ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, "--on")));
     if (v.interface !== void 0 && !on.some((ep) => isMulticast(ep.host))) throw new UsageError(`--interface ${v.interface} is for joining multicast groups, and every --on is unicast`);
-    const maxServers = v["max-servers"] === void 0 ? void 0 : flag(() => integer(v["max-servers"], "--max-servers", 1, MAX_SERVERS_LIMIT));
+    const maxServers = flagValue(v["max-servers"], (t) => integer(t, "--max-servers", 1, MAX_SERVERS_LIMIT), void 0);
     const feeds = feedsFlags(v);
     const verifier = verifierFlags(v);
     const stopped = untilSignal();
     reloadOnHangup(v["key-file"], (keys) => verifier?.setKeys(keys));
-    const slots = slotsPath(v.slots === void 0 ? void 0 : flag(() => path(v.slots, "--slots")));
+    const slots = slotsPath(flagValue(v.slots, (t) => path(t, "--slots"), void 0));
     refuseDangling(slots, "slot file");
     const table = SlotTable.open(slots, maxServers);
     let listener;
@@ -2939,7 +2947,7 @@ function feedsFlags(v) {
   if (v["hb-dat-interval"] !== void 0 && v["hb-dat"] === void 0) throw new UsageError("--hb-dat-interval needs --hb-dat");
   const feeds = [];
   if (v["hb-dat"] !== void 0) {
-    const intervalMs = v["hb-dat-interval"] === void 0 ? 5e3 : flag(() => duration(v["hb-dat-interval"], "--hb-dat-interval", { min: 100, max: 36e5 }));
+    const intervalMs = flagValue(v["hb-dat-interval"], (t) => duration(t, "--hb-dat-interval", { min: 100, max: 36e5 }), 5e3);
     feeds.push(hbDatFeed({ path: flag(() => path(v["hb-dat"], "--hb-dat")), intervalMs }));
   }
   if (v.http !== void 0) feeds.push(httpFeed(flag(() => endpoint(v.http, "--http"))));
@@ -2950,7 +2958,7 @@ function verifierFlags(v) {
     if (v["max-skew"] !== void 0) throw new UsageError("--max-skew goes with --key-file");
     return void 0;
   }
-  const skew = v["max-skew"] === void 0 ? DEFAULT_MAX_SKEW_MS : flag(() => duration(v["max-skew"], "--max-skew", { min: 1, max: 864e5 }));
+  const skew = flagValue(v["max-skew"], (t) => duration(t, "--max-skew", { min: 1, max: 864e5 }), DEFAULT_MAX_SKEW_MS);
   return new Verifier(loadKeys(flag(() => path(v["key-file"], "--key-file"))), skew);
 }
 
@@ -2958,7 +2966,7 @@ function verifierFlags(v) {
 function sourceFlag(v) {
   if (v.slots !== void 0 && v["hb-dat"] !== void 0) throw new UsageError("--slots and --hb-dat are alternatives: give one");
   if (v["hb-dat"] !== void 0) return hbDatSource(flag(() => path(v["hb-dat"], "--hb-dat")));
-  const slots = slotsPath(v.slots === void 0 ? void 0 : flag(() => path(v.slots, "--slots")));
+  const slots = slotsPath(flagValue(v.slots, (t) => path(t, "--slots"), void 0));
   refuseDangling(slots, "slot file");
   return slotSource(slots);
 }
@@ -3260,15 +3268,15 @@ ready=0 to every target, so proxies stop choosing this backend at once, then
 exits 0. SIGHUP re-reads --key-file and never stops it.`,
   options: options2,
   async run(v) {
-    const intervalMs = v.interval === void 0 ? 1e3 : flag(() => duration(v.interval, "--interval", { min: 10, max: 36e5 }));
-    const keyFile = v["key-file"] === void 0 ? void 0 : flag(() => path(v["key-file"], "--key-file"));
+    const intervalMs = flagValue(v.interval, (t) => duration(t, "--interval", { min: 10, max: 36e5 }), 1e3);
+    const keyFile = flagValue(v["key-file"], (t) => path(t, "--key-file"), void 0);
     const opts = {
       to: (v.to ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, "--to"))),
       intervalMs,
-      port: v.port === void 0 ? void 0 : flag(() => integer(v.port, "--port", 1, 65535)),
+      port: flagValue(v.port, (t) => integer(t, "--port", 1, 65535), void 0),
       source: v.source,
       iface: v.interface,
-      ttl: v.ttl === void 0 ? 1 : flag(() => integer(v.ttl, "--ttl", 0, 255)),
+      ttl: flagValue(v.ttl, (t) => integer(t, "--ttl", 0, 255), 1),
       drain: v.drain === true,
       keys: keyFile === void 0 ? void 0 : loadKeys(keyFile),
       load: loadSource(v, intervalMs)
@@ -3308,17 +3316,18 @@ async function firstRead(v, load, signal, stopped) {
   return { read };
 }
 function loadSource(v, intervalMs) {
-  const given = [v.ready !== void 0 || v.busy !== void 0, v["status-url"] !== void 0, v.connections !== void 0, v.exec !== void 0];
-  if (given.filter(Boolean).length !== 1) {
+  const given = [v.ready ?? v.busy, v["status-url"], v.connections, v.exec].filter((x) => x !== void 0);
+  if (given.length !== 1) {
     throw new UsageError("give exactly one load source: --ready N --busy N, --status-url URL, --connections PORT --capacity N, or --exec CMD");
   }
-  const capacity = v.capacity === void 0 ? void 0 : flag(() => integer(v.capacity, "--capacity", 1, INT31_MAX));
+  const capacity = flagValue(v.capacity, (t) => integer(t, "--capacity", 1, INT31_MAX), void 0);
   if (capacity !== void 0 && v["status-url"] === void 0 && v.connections === void 0) {
     throw new UsageError("--capacity goes with --connections or --status-url");
   }
   if (v.ready !== void 0 || v.busy !== void 0) {
     if (v.ready === void 0 || v.busy === void 0) throw new UsageError("--ready and --busy go together");
-    const load = { ready: flag(() => integer(v.ready, "--ready", 0, INT31_MAX)), busy: flag(() => integer(v.busy, "--busy", 0, INT31_MAX)) };
+    const count = (text, what) => flag(() => integer(text, what, 0, INT31_MAX));
+    const load = { ready: count(v.ready, "--ready"), busy: count(v.busy, "--busy") };
     return async () => load;
   }
   const timeoutMs = Math.round(intervalMs * LOAD_DEADLINE);
@@ -3412,11 +3421,12 @@ var statusCommand = defineCommand({
   },
   async run(v) {
     if (v.interval !== void 0 && !v.watch) throw new UsageError("--interval goes with --watch");
-    const intervalMs = v.interval === void 0 ? 1e3 : flag(() => duration(v.interval, "--interval", { min: 100, max: 36e5 }));
+    const intervalMs = flagValue(v.interval, (t) => duration(t, "--interval", { min: 100, max: 36e5 }), 1e3);
     const source = sourceFlag(v);
     if (v.watch) return watchStatus({ ...source, json: v.json === true, intervalMs });
     const snap = source.read();
-    process.stdout.write(v.json ? JSON.stringify(statusJson(snap.servers, snap.counters)) + "\n" : statusTable(snap.servers, snap.counters) + "\n");
+    const text = v.json ? JSON.stringify(statusJson(snap.servers, snap.counters)) : statusTable(snap.servers, snap.counters);
+    process.stdout.write(text + "\n");
     return 0;
   }
 });

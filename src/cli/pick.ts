@@ -6,13 +6,13 @@ import { refuseDangling } from '../core/regular-file.ts';
 import { hbDatSource, slotSource, slotsPath, type Source } from '../core/source.ts';
 import { serverJson } from '../core/status.ts';
 import { path, pickOptions } from '../core/values.ts';
-import { defineCommand, flag, SLOTS_HELP, writeStdout } from './command.ts';
+import { defineCommand, flag, flagValue, SLOTS_HELP, writeStdout } from './command.ts';
 
 /** --slots or --hb-dat, for pick and status alike. */
 export function sourceFlag(v: { slots?: string | undefined; 'hb-dat'?: string | undefined }): Source {
   if (v.slots !== undefined && v['hb-dat'] !== undefined) throw new UsageError('--slots and --hb-dat are alternatives: give one');
   if (v['hb-dat'] !== undefined) return hbDatSource(flag(() => path(v['hb-dat']!, '--hb-dat')));
-  const slots = slotsPath(v.slots === undefined ? undefined : flag(() => path(v.slots!, '--slots')));
+  const slots = slotsPath(flagValue(v.slots, (t) => path(t, '--slots'), undefined));
   // Else "does not exist (is hbeat listen running?)", which sends the operator the wrong way.
   refuseDangling(slots, 'slot file');
   return slotSource(slots);

@@ -7,7 +7,7 @@ import { LOAD_DEADLINE, Sender, type Load, type LoadSource } from '../core/sende
 import { loadKeys } from '../core/trust.ts';
 import { duration, endpoint, integer, path } from '../core/values.ts';
 import { INT31_MAX } from '../core/wire.ts';
-import { defineCommand, flag, reloadOnHangup, untilSignal, type Values } from './command.ts';
+import { defineCommand, flag, flagValue, reloadOnHangup, untilSignal, type Values } from './command.ts';
 
 const options = {
   to: { type: 'string', multiple: true },
@@ -73,15 +73,15 @@ ready=0 to every target, so proxies stop choosing this backend at once, then
 exits 0. SIGHUP re-reads --key-file and never stops it.`,
   options,
   async run(v) {
-    const intervalMs = v.interval === undefined ? 1000 : flag(() => duration(v.interval!, '--interval', { min: 10, max: 3_600_000 }));
-    const keyFile = v['key-file'] === undefined ? undefined : flag(() => path(v['key-file']!, '--key-file'));
+    const intervalMs = flagValue(v.interval, (t) => duration(t, '--interval', { min: 10, max: 3_600_000 }), 1000);
+    const keyFile = flagValue(v['key-file'], (t) => path(t, '--key-file'), undefined);
     const opts = {
       to: (v.to ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, '--to'))),
       intervalMs,
-      port: v.port === undefined ? undefined : flag(() => integer(v.port!, '--port', 1, 65535)),
+      port: flagValue(v.port, (t) => integer(t, '--port', 1, 65535), undefined),
       source: v.source,
       iface: v.interface,
-      ttl: v.ttl === undefined ? 1 : flag(() => integer(v.ttl!, '--ttl', 0, 255)),
+      ttl: flagValue(v.ttl, (t) => integer(t, '--ttl', 0, 255), 1),
       drain: v.drain === true,
       keys: keyFile === undefined ? undefined : loadKeys(keyFile),
       load: loadSource(v, intervalMs),
@@ -134,17 +134,19 @@ async function firstRead(v: Values<typeof options>, load: LoadSource, signal: Ab
 
 /** Exactly one of --ready/--busy, --status-url, --connections, --exec. */
 function loadSource(v: Values<typeof options>, intervalMs: number): LoadSource {
-  const given = [v.ready !== undefined || v.busy !== undefined, v['status-url'] !== undefined, v.connections !== undefined, v.exec !== undefined];
-  if (given.filter(Boolean).length !== 1) {
-    throw new UsageError('give exactly one load source: --ready N --busy N, --status-url URL, --connections PORT --capacity N, or --exec CMD');
+  const given = [v.ready ?? v.busy, v['status-url'], v.connections, v.exec].filter((x) => x !== undefined);
+  if (given.length !== 1) {
+    throw new UsageError('give exactly one load source: '
+      + '--ready N --busy N, --status-url URL, --connections PORT --capacity N, or --exec CMD');
   }
-  const capacity = v.capacity === undefined ? undefined : flag(() => integer(v.capacity!, '--capacity', 1, INT31_MAX));
+  const capacity = flagValue(v.capacity, (t) => integer(t, '--capacity', 1, INT31_MAX), undefined);
   if (capacity !== undefined && v['status-url'] === undefined && v.connections === undefined) {
     throw new UsageError('--capacity goes with --connections or --status-url');
   }
   if (v.ready !== undefined || v.busy !== undefined) {
     if (v.ready === undefined || v.busy === undefined) throw new UsageError('--ready and --busy go together');
-    const load = { ready: flag(() => integer(v.ready!, '--ready', 0, INT31_MAX)), busy: flag(() => integer(v.busy!, '--busy', 0, INT31_MAX)) };
+    const count = (text: string, what: string) => flag(() => integer(text, what, 0, INT31_MAX));
+    const load = { ready: count(v.ready, '--ready'), busy: count(v.busy, '--busy') };
     return async () => load;
   }
   // Most of an interval, so that a source that hangs still lets this round's

@@ -5,12 +5,24 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { CounterName } from '../../src/core/slotfile.ts';
 import type { TestContext } from 'node:test';
 
 export const HBEAT = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..', 'dist', 'hbeat.js');
 
-/** Multicast and interop tests run only inside the private namespace that test/netns-run makes. */
-export const NO_NETNS = process.env.HBEAT_NETNS ? false : 'needs the private network namespace of test/netns-run (could not be made here)';
+/** Multicast and interop tests run only inside the private namespace that test/netns-run makes: a reason to skip, or false. */
+export const NO_NETNS = process.env.HBEAT_NETNS === '1' ? false : 'needs the private network namespace of test/netns-run (could not be made here)';
+/**
+ * The reason to skip a test whose tool (a Debian package) is missing here.
+ * In CI (CI=true), where .ci/run installs every one, nothing is skipped for
+ * a missing package: the test runs, and fails for want of it.
+ */
+export function toolMissing(reason: string): string | false {
+  return process.env.CI === 'true' ? false : reason;
+}
+
+/** IPv6 multicast needs that namespace's veth pair (hb0, hb1) too. */
+export const NO_NETNS_V6 = NO_NETNS || (process.env.HBEAT_NETNS_V6 === '1' ? false : 'needs the IPv6 veth pair (hb0, hb1) of test/netns-run');
 
 export interface Result { code: number | null; stdout: string; stderr: string }
 
@@ -117,7 +129,7 @@ export function testDir(t: TestContext): string {
   return tmp.dir;
 }
 
-export async function statusJson(slots: string): Promise<{ servers: Record<string, unknown>[]; counters: Record<string, number> }> {
+export async function statusJson(slots: string): Promise<{ servers: Record<string, unknown>[]; counters: Record<CounterName, number> }> {
   const r = await hbeat(['status', '--slots', slots, '--json']);
   if (r.code !== 0) throw new Error(`status failed: ${r.stderr}`);
   return JSON.parse(r.stdout);
