@@ -428,3 +428,15 @@ test('a unicast target where nothing listens is no error: its ICMP port unreacha
     assert.deepEqual(lines.filter((l) => /socket error|cannot send/.test(l)), []);
   });
 });
+
+test('signed, IPv6 link-local: host is the address without its scope, which names the sender\'s interface only', { skip: NO_NETNS_V6 }, async () => {
+  const linkLocal = networkInterfaces().hb1!.find((a) => a.family === 'IPv6' && a.address.startsWith('fe80'))!.address;
+  const r = await Receiver.open('::');
+  const sender = await open(options([{ host: `${linkLocal}%hb1`, port: r.ep.port, family: 6 }], { keys: [KEY] }));
+  await sender.sendOnce();
+  await sender.close();
+  await until(() => r.got.length === 1, 'the datagram');
+  const host = /&host=([^&]+)&ts=/.exec(r.got[0]!.raw)?.[1];
+  assert.ok(host !== undefined && !host.includes('%'), r.got[0]!.raw);
+  assert.equal(host, r.got[0]!.from.replace(/%.*/, ''), `from ${r.got[0]!.from}`);
+});
