@@ -1218,7 +1218,7 @@ var KeyError = class extends OperatorError {
 };
 var HEX_LINE = /^[0-9A-Fa-f]+$/;
 function parseKeys(data) {
-  const lines = data.toString("latin1").split("\n").map((l, i) => ({ n: i + 1, text: l.replace(/^[ \t\r]+|[ \t\r]+$/g, "") })).filter((l) => l.text !== "");
+  const lines = data.toString("latin1").split("\n").map((line, i) => ({ n: i + 1, text: line.replace(/^[ \t\r]+|[ \t\r]+$/g, "") })).filter((l) => l.text !== "");
   if (lines.length === 0) throw new KeyError("is empty");
   const where = (n) => lines.length > 1 ? `line ${n} ` : "";
   if (lines.every((l) => HEX_LINE.test(l.text))) {
@@ -1254,11 +1254,10 @@ function reloadKeys(path2, use) {
     keys = loadKeys(path2);
   } catch (err) {
     log("error", "key file not re-read; keeping the keys in use", { error: err.message });
-    return false;
+    return;
   }
   use(keys);
   log("info", "key file re-read", { path: path2, keys: keys.length });
-  return true;
 }
 function sign(text, key) {
   return `${text}&sig=${(0, import_node_crypto.createHmac)("sha256", key).update(text, "latin1").digest("hex")}`;
@@ -1933,23 +1932,30 @@ function connect(t) {
     });
   });
 }
-function send(t, datagram) {
-  const once = () => new Promise((resolve, reject) => {
-    t.socket.send(datagram, (err) => err ? reject(err) : resolve());
-  });
-  const refused = (err) => err.code === "ECONNREFUSED";
-  return once().catch((err) => refused(err) ? once().catch((again) => refused(again) ? void 0 : Promise.reject(again)) : Promise.reject(err)).then(
-    () => {
-      t.outage.ok();
-      return true;
-    },
-    (err) => {
-      t.outage.fail(err);
-      t.socket.disconnect();
-      t.host = void 0;
-      return false;
+async function send(t, datagram) {
+  try {
+    try {
+      await sendOn(t.socket, datagram);
+    } catch (err) {
+      if (err.code !== "ECONNREFUSED") throw err;
+      await sendOn(t.socket, datagram).catch((again) => {
+        if (again.code !== "ECONNREFUSED") throw again;
+      });
     }
-  );
+  } catch (err) {
+    t.outage.fail(err);
+    t.host = void 0;
+    try {
+      t.socket.disconnect();
+    } catch {
+    }
+    return false;
+  }
+  t.outage.ok();
+  return true;
+}
+function sendOn(socket, datagram) {
+  return new Promise((resolve, reject) => socket.send(datagram, (err) => err ? reject(err) : resolve()));
 }
 function openSocket(family, multicast, opts) {
   const socket = (0, import_node_dgram2.createSocket)(family === 6 ? "udp6" : "udp4");

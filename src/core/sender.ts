@@ -268,28 +268,37 @@ function connect(t: Target): Promise<boolean> {
   });
 }
 
-function send(t: Target, datagram: Buffer): Promise<boolean> {
-  const once = () => new Promise<void>((resolve, reject) => {
-    t.socket.send(datagram, (err) => (err ? reject(err) : resolve()));
-  });
-  // ECONNREFUSED is the ICMP "port unreachable" of an earlier datagram (no
-  // listener then), reported by this send, which it failed; it is cleared
-  // now, and this datagram may find a listener started since.
-  const refused = (err: NodeJS.ErrnoException) => err.code === 'ECONNREFUSED';
-  return once().catch((err) => (refused(err) ? once().catch((again) => (refused(again) ? undefined : Promise.reject(again))) : Promise.reject(err))).then(
-    () => {
-      t.outage.ok();
-      return true;
-    },
-    (err: unknown) => {
-      t.outage.fail(err);
-      // Connected afresh by the next round: the route, and so the local
-      // address, may have changed since.
+async function send(t: Target, datagram: Buffer): Promise<boolean> {
+  try {
+    try {
+      await sendOn(t.socket, datagram);
+    } catch (err) {
+      // The ICMP "port unreachable" of an earlier datagram (no listener then),
+      // which failed this send and is cleared by it: this datagram may find a
+      // listener started since.
+      if ((err as NodeJS.ErrnoException).code !== 'ECONNREFUSED') throw err;
+      await sendOn(t.socket, datagram).catch((again: NodeJS.ErrnoException) => {
+        if (again.code !== 'ECONNREFUSED') throw again;
+      });
+    }
+  } catch (err) {
+    t.outage.fail(err);
+    // Connected afresh by the next round: the route, and so the local
+    // address, may have changed since.
+    t.host = undefined;
+    try {
       t.socket.disconnect();
-      t.host = undefined;
-      return false;
-    },
-  );
+    } catch {
+      // Closed meanwhile (the sender stopped): nothing to connect again.
+    }
+    return false;
+  }
+  t.outage.ok();
+  return true;
+}
+
+function sendOn(socket: Socket, datagram: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => socket.send(datagram, (err) => (err ? reject(err) : resolve())));
 }
 
 /** A socket of `family`, bound to --source (or any address), with the multicast options set when it has groups to send to. */

@@ -1,7 +1,9 @@
 // Signed heartbeats (SPEC.md, "Wire format"): the key file, the sender's
 // signature, the listener's check. `sig` is an HMAC-SHA256 in lower-case hex
-// over every byte before `&sig=`; `ts` (Unix ms) inside the signed bytes lets
-// the listener refuse a replay. Real Apache reads both as unknown keys.
+// over every byte before `&sig=`; inside the signed bytes, `ts` (Unix ms)
+// lets the listener refuse a replay, and `host` (the address the datagram
+// leaves from) a copy resent from anywhere else. Real Apache reads all three
+// as unknown keys.
 import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { writeAddress } from './address.ts';
 import { OperatorError } from './errors.ts';
@@ -27,7 +29,9 @@ const HEX_LINE = /^[0-9A-Fa-f]+$/;
  * Throws a KeyError saying what is wrong.
  */
 export function parseKeys(data: Buffer): Buffer[] {
-  const lines = data.toString('latin1').split('\n').map((l, i) => ({ n: i + 1, text: l.replace(/^[ \t\r]+|[ \t\r]+$/g, '') })).filter((l) => l.text !== '');
+  const lines = data.toString('latin1').split('\n')
+    .map((line, i) => ({ n: i + 1, text: line.replace(/^[ \t\r]+|[ \t\r]+$/g, '') }))
+    .filter((l) => l.text !== '');
   if (lines.length === 0) throw new KeyError('is empty');
   const where = (n: number) => (lines.length > 1 ? `line ${n} ` : '');
   if (lines.every((l) => HEX_LINE.test(l.text))) {
@@ -70,17 +74,16 @@ export function loadKeys(path: string): Buffer[] {
  * SIGHUP's work: re-reads the key file and hands its keys to `use`, logging
  * either way; a file that cannot serve keeps the keys in use.
  */
-export function reloadKeys(path: string, use: (keys: Buffer[]) => void): boolean {
+export function reloadKeys(path: string, use: (keys: Buffer[]) => void): void {
   let keys: Buffer[];
   try {
     keys = loadKeys(path);
   } catch (err) {
     log('error', 'key file not re-read; keeping the keys in use', { error: (err as Error).message });
-    return false;
+    return;
   }
   use(keys);
   log('info', 'key file re-read', { path, keys: keys.length });
-  return true;
 }
 
 /** `text&sig=<hex>`: text (which holds its ts) signed with key. */
