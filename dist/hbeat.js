@@ -3819,7 +3819,8 @@ load source, exactly one of:
   --key-file F              sign every datagram with the first key in F (hex keys
                             one a line, or one raw key of 16+ bytes; a regular file
                             of at most 4096 bytes, no access for group or others):
-                            adds &host= (the address it is sent from), &ts= and
+                            adds &host= (the address it is sent from, which the
+                            listener must see as such: no NAT between), &ts= and
                             &sig=, an HMAC-SHA256 that Apache ignores. SIGHUP
                             re-reads F (a bad file keeps the key in use)
   --once                    send one datagram and exit
