@@ -3446,12 +3446,13 @@ var listenCommand = defineCommand({
                             /metrics (Prometheus), /pick?count=&distinct=&members=
                             &method=&seed=&max-age= (HOST:PORT lines; JSON lines
                             with Accept: application/json; 503 when none is live)
-  --key-file F              accept only datagrams signed with a key in F (hex keys
-                            one a line, or one raw key of 16+ bytes; a regular file
-                            of at most 4096 bytes, no access for group or others),
-                            by the address they name in host=: unsigned, badly
-                            signed (or relayed) and replayed ones are dropped and
-                            counted. SIGHUP re-reads F (a bad file keeps the keys)
+  --key-file F              accept only datagrams signed with a key in F (hex
+                            keys one a line, or one raw key of 16+ bytes; a
+                            regular file of at most 4096 bytes, no access for
+                            group or others), from the address they name in
+                            host=: unsigned, badly signed (or relayed) and
+                            replayed ones are dropped and counted. SIGHUP
+                            re-reads F (a bad file keeps the keys in use)
   --max-skew D              with --key-file: drop a ts further than D from this
                             host's clock (default 30s; at most 86400s)
   --haproxy SOCKET          keep HAProxy's server weights equal to hbeat's through
@@ -3816,13 +3817,14 @@ load source, exactly one of:
   --interface ADDR|NAME     multicast out-interface
   --ttl N                   multicast TTL, 0 to 255 (default 1: this link only)
   --drain                   advertise state=drain: alive, but give it no new work
-  --key-file F              sign every datagram with the first key in F (hex keys
-                            one a line, or one raw key of 16+ bytes; a regular file
-                            of at most 4096 bytes, no access for group or others):
-                            adds &host= (the address it is sent from, which the
-                            listener must see as such: no NAT between), &ts= and
-                            &sig=, an HMAC-SHA256 that Apache ignores. SIGHUP
-                            re-reads F (a bad file keeps the key in use)
+  --key-file F              sign every datagram with the first key in F (hex
+                            keys one a line, or one raw key of 16+ bytes; a
+                            regular file of at most 4096 bytes, no access for
+                            group or others): adds &host= (the address it is
+                            sent from, which the listener must see as such: no
+                            NAT between), &ts= and &sig=, an HMAC-SHA256 that
+                            Apache ignores. SIGHUP re-reads F (a bad file keeps
+                            the key in use)
   --once                    send one datagram and exit
 
 Every datagram carries &interval=MS, so that listeners judge this backend dead

@@ -53,12 +53,13 @@ export const listenCommand = defineCommand({
                             /metrics (Prometheus), /pick?count=&distinct=&members=
                             &method=&seed=&max-age= (HOST:PORT lines; JSON lines
                             with Accept: application/json; 503 when none is live)
-  --key-file F              accept only datagrams signed with a key in F (hex keys
-                            one a line, or one raw key of 16+ bytes; a regular file
-                            of at most 4096 bytes, no access for group or others),
-                            by the address they name in host=: unsigned, badly
-                            signed (or relayed) and replayed ones are dropped and
-                            counted. SIGHUP re-reads F (a bad file keeps the keys)
+  --key-file F              accept only datagrams signed with a key in F (hex
+                            keys one a line, or one raw key of 16+ bytes; a
+                            regular file of at most 4096 bytes, no access for
+                            group or others), from the address they name in
+                            host=: unsigned, badly signed (or relayed) and
+                            replayed ones are dropped and counted. SIGHUP
+                            re-reads F (a bad file keeps the keys in use)
   --max-skew D              with --key-file: drop a ts further than D from this
                             host's clock (default 30s; at most 86400s)
   --haproxy SOCKET          keep HAProxy's server weights equal to hbeat's through

@@ -59,13 +59,14 @@ load source, exactly one of:
   --interface ADDR|NAME     multicast out-interface
   --ttl N                   multicast TTL, 0 to 255 (default 1: this link only)
   --drain                   advertise state=drain: alive, but give it no new work
-  --key-file F              sign every datagram with the first key in F (hex keys
-                            one a line, or one raw key of 16+ bytes; a regular file
-                            of at most 4096 bytes, no access for group or others):
-                            adds &host= (the address it is sent from, which the
-                            listener must see as such: no NAT between), &ts= and
-                            &sig=, an HMAC-SHA256 that Apache ignores. SIGHUP
-                            re-reads F (a bad file keeps the key in use)
+  --key-file F              sign every datagram with the first key in F (hex
+                            keys one a line, or one raw key of 16+ bytes; a
+                            regular file of at most 4096 bytes, no access for
+                            group or others): adds &host= (the address it is
+                            sent from, which the listener must see as such: no
+                            NAT between), &ts= and &sig=, an HMAC-SHA256 that
+                            Apache ignores. SIGHUP re-reads F (a bad file keeps
+                            the key in use)
   --once                    send one datagram and exit
 
 Every datagram carries &interval=MS, so that listeners judge this backend dead
