@@ -2,17 +2,22 @@
 import { formatEndpoint } from '../core/address.ts';
 import { UsageError } from '../core/errors.ts';
 import { noneReason, pick } from '../core/picker.ts';
+import { refuseDangling } from '../core/regular-file.ts';
 import { hbDatSource, slotSource, slotsPath, type Source } from '../core/source.ts';
 import { serverJson } from '../core/status.ts';
-import { pickOptions } from '../core/values.ts';
-import { defineCommand, flag, SLOTS_HELP, writeStdout } from './command.ts';
+import { path, pickOptions } from '../core/values.ts';
+import { defineCommand, flag, flagValue, SLOTS_HELP, writeStdout } from './command.ts';
 
 /** --slots or --hb-dat, for pick and status alike; --misses only with a slot file. */
 export function sourceFlag(v: { slots?: string | undefined; 'hb-dat'?: string | undefined; misses?: string | undefined }): Source {
   if (v.slots !== undefined && v['hb-dat'] !== undefined) throw new UsageError('--slots and --hb-dat are alternatives: give one');
   // An hb.dat line has no interval, so --max-age alone judges it: a --misses would be ignored.
   if (v.misses !== undefined && v['hb-dat'] !== undefined) throw new UsageError('--misses needs the slot file: hb.dat lines carry no interval, so --max-age alone judges them');
-  return v['hb-dat'] !== undefined ? hbDatSource(v['hb-dat']) : slotSource(slotsPath(v.slots));
+  if (v['hb-dat'] !== undefined) return hbDatSource(flag(() => path(v['hb-dat']!, '--hb-dat')));
+  const slots = slotsPath(flagValue(v.slots, (t) => path(t, '--slots'), undefined));
+  // Else "does not exist (is hbeat listen running?)", which sends the operator the wrong way.
+  refuseDangling(slots, 'slot file');
+  return slotSource(slots);
 }
 
 /** The help of --max-age and --misses, for pick and status alike. */
@@ -30,7 +35,8 @@ export const pickCommand = defineCommand({
 
   ${SLOTS_HELP}
   --hb-dat F                pick from Apache's hb.dat instead (its own age is
-                            added to each lastseen)
+                            added to each lastseen; a regular file of at most
+                            128 MiB, a full table of 1048576 servers)
   ${LIVENESS_HELP}
   --members H:P,...         only these servers
   --method M                weighted (default): chosen with probability
