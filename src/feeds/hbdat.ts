@@ -18,8 +18,9 @@ export const HB_DAT_CHECK_MS = 250;
  * `listen --hb-dat`: rewrites the file every interval, and also as soon as a
  * server gains or loses its line (turns live or dead, drains or comes
  * back), checking every HB_DAT_CHECK_MS: so a real Apache that balances on
- * the file stops choosing a dead backend within about a second of its death
- * by the liveness rule, not at the next interval. A check costs nothing
+ * the file (and reads it per request) stops choosing a dead backend within
+ * a quarter of a second of its death by the liveness rule, not at the next
+ * interval. A check costs nothing
  * while no datagram came and no death is due; else one snapshot, and it
  * waits ten times what that took before the next, so that a huge table
  * cannot spend more than a tenth of a core on it.
