@@ -357,20 +357,20 @@ var SlotFileError = class extends OperatorError {
   /** A checksum mismatch, which a concurrent write can cause: worth a re-read. */
   torn = false;
 };
-function fail(path, why, torn = false) {
-  const err = new SlotFileError(`slot file ${path}: ${why}`);
+function fail(path2, why, torn = false) {
+  const err = new SlotFileError(`slot file ${path2}: ${why}`);
   err.torn = torn;
   throw err;
 }
-function systemReason(path, err, doing) {
+function systemReason(path2, err, doing) {
   if (err.code === "ENOENT") {
-    fail(path, doing === "create" ? `directory ${(0, import_node_path.dirname)(path)} does not exist` : "does not exist (is `hbeat listen` running with this --slots?)");
+    fail(path2, doing === "create" ? `directory ${(0, import_node_path.dirname)(path2)} does not exist` : "does not exist (is `hbeat listen` running with this --slots?)");
   }
-  if (err.code === "EACCES" || err.code === "EPERM") fail(path, `permission denied (${doing})`);
-  if (err.code === "EROFS") fail(path, "read-only file system");
-  if (err.code === "EISDIR") fail(path, "is a directory");
-  if (err.code === "ENOSPC" || err.code === "EDQUOT") fail(path, `no space left on the device (${doing})`);
-  fail(path, `${err.code ?? "error"} (${doing}): ${err.message.split("\n")[0]}`);
+  if (err.code === "EACCES" || err.code === "EPERM") fail(path2, `permission denied (${doing})`);
+  if (err.code === "EROFS") fail(path2, "read-only file system");
+  if (err.code === "EISDIR") fail(path2, "is a directory");
+  if (err.code === "ENOSPC" || err.code === "EDQUOT") fail(path2, `no space left on the device (${doing})`);
+  fail(path2, `${err.code ?? "error"} (${doing}): ${err.message.split("\n")[0]}`);
 }
 function sealed(buf, off, crcAt) {
   return buf.readUInt32LE(off + crcAt) === crc32(buf, off, off + crcAt);
@@ -399,36 +399,36 @@ function readFully(fd, buf, position) {
   return got;
 }
 var fileSize = (slots) => HEADER_SIZE + slots * SLOT_SIZE;
-function validateHeader(header2, got, size, path) {
+function validateHeader(header2, got, size, path2) {
   if (got < HEADER_SIZE || !header2.subarray(0, 8).equals(MAGIC)) {
-    fail(path, "not an hbeat slot file (no magic number); refusing to touch it");
+    fail(path2, "not an hbeat slot file (no magic number); refusing to touch it");
   }
   const version = header2.readUInt32LE(H_VERSION);
   if (version !== FORMAT_VERSION) {
     const what = version < FORMAT_VERSION ? "made by an older hbeat" : "made by a newer hbeat";
-    fail(path, `format version ${version} (${what}), this hbeat reads version ${FORMAT_VERSION}; refusing to touch it: stop its listener and remove the file, and the next listener makes a new one`);
+    fail(path2, `format version ${version} (${what}), this hbeat reads version ${FORMAT_VERSION}; refusing to touch it: stop its listener and remove the file, and the next listener makes a new one`);
   }
-  if (!sealed(header2, 0, H_CRC)) fail(path, "damaged header (checksum mismatch); refusing to touch it", true);
+  if (!sealed(header2, 0, H_CRC)) fail(path2, "damaged header (checksum mismatch); refusing to touch it", true);
   const headerSize = header2.readUInt32LE(H_HEADER_SIZE);
   const slotSize = header2.readUInt32LE(H_SLOT_SIZE);
   const slots = header2.readUInt32LE(H_SLOTS);
   if (headerSize !== HEADER_SIZE || slotSize !== SLOT_SIZE || slots < 1 || slots > MAX_SERVERS_LIMIT) {
-    fail(path, `another geometry (header ${headerSize} B, slots of ${slotSize} B, ${slots} slots); refusing to touch it`);
+    fail(path2, `another geometry (header ${headerSize} B, slots of ${slotSize} B, ${slots} slots); refusing to touch it`);
   }
   const want = fileSize(slots);
   if (size !== want) {
-    fail(path, `${size} bytes where its header says ${want} (${slots} slots): truncated or another geometry; refusing to touch it`);
+    fail(path2, `${size} bytes where its header says ${want} (${slots} slots): truncated or another geometry; refusing to touch it`);
   }
-  if (!sealed(header2, C_OFF, C_CRC - C_OFF)) fail(path, "damaged counters (checksum mismatch); refusing to touch it", true);
+  if (!sealed(header2, C_OFF, C_CRC - C_OFF)) fail(path2, "damaged counters (checksum mismatch); refusing to touch it", true);
   return slots;
 }
-function readHeader(fd, path) {
+function readHeader(fd, path2) {
   const st = (0, import_node_fs2.fstatSync)(fd);
-  if (!st.isFile()) fail(path, "not a regular file");
+  if (!st.isFile()) fail(path2, "not a regular file");
   const header2 = Buffer.alloc(HEADER_SIZE);
   for (let tries = 0; ; tries++) {
     try {
-      return { header: header2, slots: validateHeader(header2, readFully(fd, header2, 0), st.size, path) };
+      return { header: header2, slots: validateHeader(header2, readFully(fd, header2, 0), st.size, path2) };
     } catch (err) {
       if (!(err instanceof SlotFileError && err.torn) || tries === 3) throw err;
     }
@@ -450,9 +450,81 @@ function newHeader(slots, boot) {
 
 // src/core/trust.ts
 var import_node_crypto = require("node:crypto");
+
+// src/core/regular-file.ts
 var import_node_fs3 = require("node:fs");
+function fileKind(st) {
+  if (st.isDirectory()) return "a directory";
+  if (st.isFIFO()) return "a FIFO";
+  if (st.isCharacterDevice()) return "a character device";
+  if (st.isBlockDevice()) return "a block device";
+  if (st.isSocket()) return "a socket";
+  return "not a regular file";
+}
+function danglingTarget(path2) {
+  try {
+    return (0, import_node_fs3.lstatSync)(path2).isSymbolicLink() ? (0, import_node_fs3.readlinkSync)(path2) : void 0;
+  } catch {
+    return void 0;
+  }
+}
+function refuseDangling(path2, what) {
+  const target = danglingTarget(path2);
+  if (target !== void 0) throw new OperatorError(`${what} ${path2}: is a dangling symbolic link to ${target}`);
+}
+function openReason(err) {
+  if (err.code === "ELOOP") return "too many levels of symbolic links";
+  if (err.code === "ENXIO") return "is a socket, not a regular file";
+  return errnoText(err);
+}
+function refusal(reason2, code) {
+  return Object.assign(new Error(reason2), { code });
+}
+function openRegular(path2, maxBytes = Infinity) {
+  let fd;
+  try {
+    if (path2 === "") throw refusal("is an empty path");
+    fd = (0, import_node_fs3.openSync)(path2, import_node_fs3.constants.O_RDONLY | import_node_fs3.constants.O_NONBLOCK);
+  } catch (err) {
+    const e = err;
+    if (e.code === void 0) throw e;
+    const target = e.code === "ENOENT" ? danglingTarget(path2) : void 0;
+    throw target === void 0 ? refusal(openReason(e), e.code) : refusal(`is a dangling symbolic link to ${target}`);
+  }
+  try {
+    const st = (0, import_node_fs3.fstatSync)(fd);
+    if (!st.isFile()) throw refusal(`is ${fileKind(st)}, not a regular file`);
+    if (st.size > maxBytes) throw refusal(`is ${st.size} bytes, larger than the ${maxBytes} bytes it may be`);
+  } catch (err) {
+    (0, import_node_fs3.closeSync)(fd);
+    throw err;
+  }
+  return fd;
+}
+function readRegular(path2, maxBytes) {
+  const fd = openRegular(path2, maxBytes);
+  try {
+    const stats = (0, import_node_fs3.fstatSync)(fd);
+    let buf = Buffer.allocUnsafe(Math.min(maxBytes + 1, stats.size + 4096));
+    let got = 0;
+    for (; ; ) {
+      if (got === buf.length) {
+        if (got > maxBytes) throw refusal(`is larger than the ${maxBytes} bytes it may be`);
+        const bigger = Buffer.allocUnsafe(Math.min(maxBytes + 1, buf.length * 2));
+        buf.copy(bigger);
+        buf = bigger;
+      }
+      const n = (0, import_node_fs3.readSync)(fd, buf, got, buf.length - got, null);
+      if (n === 0) return { data: buf.subarray(0, got), stats };
+      got += n;
+    }
+  } finally {
+    (0, import_node_fs3.closeSync)(fd);
+  }
+}
 
 // src/core/wire.ts
+var import_node_net2 = require("node:net");
 var INT31_MAX = 2147483647;
 var MAX_DATAGRAM = 1e3;
 var DEFAULT_INTERVAL_MS = 1e3;
@@ -460,7 +532,7 @@ var MAX_INTERVAL_MS = 36e5;
 var STATE_UP = 0;
 var STATE_DRAIN = 1;
 function newHeartbeat() {
-  return { ready: 0, busy: 0, port: 80, state: STATE_UP, interval: DEFAULT_INTERVAL_MS, ts: -1, signedLength: -1, sigStart: -1, sigEnd: -1 };
+  return { ready: 0, busy: 0, port: 80, state: STATE_UP, interval: DEFAULT_INTERVAL_MS, ts: -1, host: "", signedLength: -1, sigStart: -1, sigEnd: -1 };
 }
 var MALFORMED_TOO_LONG = 1;
 var MALFORMED_NUL = 2;
@@ -476,6 +548,7 @@ var MALFORMED_STATE = 11;
 var MALFORMED_TS = 12;
 var MALFORMED_SIG = 13;
 var MALFORMED_INTERVAL = 14;
+var MALFORMED_HOST = 15;
 var MALFORMED2 = Object.freeze([
   "",
   `over ${MAX_DATAGRAM} bytes`,
@@ -491,7 +564,8 @@ var MALFORMED2 = Object.freeze([
   "state is not up or drain",
   `ts is not an integer from 0 to ${Number.MAX_SAFE_INTEGER}`,
   "sig is not 64 lower-case hex digits",
-  `interval is not an integer from 1 to ${MAX_INTERVAL_MS}`
+  `interval is not an integer from 1 to ${MAX_INTERVAL_MS}`,
+  "host is not a numeric address without a scope"
 ]);
 var K_V = 0;
 var K_READY = 1;
@@ -502,7 +576,8 @@ var K_TS = 5;
 var K_SIG = 6;
 var K_LASTSEEN = 7;
 var K_INTERVAL = 8;
-var KEY_COUNT = 9;
+var K_HOST = 9;
+var KEY_COUNT = 10;
 var ABSENT = -1;
 var IMPLICIT_ONE = -2;
 var span = new Int32Array(KEY_COUNT * 2);
@@ -549,6 +624,7 @@ function keyId(buf, start, end) {
     case 4:
       if (lowerKey(0) === 98 && lowerKey(1) === 117 && lowerKey(2) === 115 && lowerKey(3) === 121) return K_BUSY;
       if (lowerKey(0) === 112 && lowerKey(1) === 111 && lowerKey(2) === 114 && lowerKey(3) === 116) return K_PORT;
+      if (lowerKey(0) === 104 && lowerKey(1) === 111 && lowerKey(2) === 115 && lowerKey(3) === 116) return K_HOST;
       return -1;
     case 5:
       if (lowerKey(0) === 114 && lowerKey(1) === 101 && lowerKey(2) === 97 && lowerKey(3) === 100 && lowerKey(4) === 121) return K_READY;
@@ -588,6 +664,13 @@ function stateValue(buf, k) {
   if (n === 2 && c0 === 117 && c1 === 112) return STATE_UP;
   if (n === 5 && c0 === 100 && c1 === 114 && (valueBytes[2] | 32) === 97 && (valueBytes[3] | 32) === 105 && (valueBytes[4] | 32) === 110) return STATE_DRAIN;
   return -1;
+}
+function scannedHost(buf) {
+  if (span[2 * K_HOST] === ABSENT) return "";
+  const n = decodeValue(buf, K_HOST);
+  if (n < 2 || n > 45) return null;
+  const text = String.fromCharCode(...valueBytes.subarray(0, n));
+  return (0, import_node_net2.isIP)(text) === 0 || text.includes("%") ? null : text;
 }
 function scanPairs(buf, start, end) {
   for (let k = 0; k < KEY_COUNT; k++) span[2 * k] = ABSENT;
@@ -653,6 +736,8 @@ function parseHeartbeat(buf, len, out2) {
     ts = decimalValue(buf, K_TS, 0, Number.MAX_SAFE_INTEGER);
     if (ts < 0) return MALFORMED_TS;
   }
+  const host = scannedHost(buf);
+  if (host === null) return MALFORMED_HOST;
   let sigStart = -1, sigEnd = -1;
   if (signedLength >= 0) {
     sigStart = span[2 * K_SIG];
@@ -669,6 +754,7 @@ function parseHeartbeat(buf, len, out2) {
   out2.state = state;
   out2.interval = interval;
   out2.ts = ts;
+  out2.host = host;
   out2.signedLength = signedLength;
   out2.sigStart = sigStart;
   out2.sigEnd = sigEnd;
@@ -713,6 +799,10 @@ function encodeHeartbeat(f) {
     checkInt("interval", f.interval, 1, MAX_INTERVAL_MS);
     s += `&interval=${f.interval}`;
   }
+  if (f.host !== void 0) {
+    if ((0, import_node_net2.isIP)(f.host) === 0 || f.host.includes("%")) throw new RangeError(`heartbeat host must be an IP address without a scope, not ${JSON.stringify(f.host)}`);
+    s += `&host=${f.host}`;
+  }
   if (f.ts !== void 0 && f.ts !== -1) {
     checkInt("ts", f.ts, 0, Number.MAX_SAFE_INTEGER);
     s += `&ts=${f.ts}`;
@@ -722,58 +812,69 @@ function encodeHeartbeat(f) {
 
 // src/core/trust.ts
 var MIN_KEY_BYTES = 16;
+var MAX_KEY_FILE_BYTES = 4096;
 var DEFAULT_MAX_SKEW_MS = 3e4;
 var SIG_BYTES = 32;
 var KeyError = class extends OperatorError {
 };
-function parseKey(data) {
-  const text = data.toString("latin1");
-  const hex = /^[ \t\r\n]*([0-9A-Fa-f]+)[ \t\r\n]*$/.exec(text)?.[1];
-  if (hex !== void 0) {
-    if (hex.length % 2 !== 0) throw new KeyError(`holds ${hex.length} hex digits, an odd number`);
-    if (hex.length < 2 * MIN_KEY_BYTES) throw new KeyError(`holds ${hex.length} hex digits; a key needs at least ${2 * MIN_KEY_BYTES} (${MIN_KEY_BYTES} bytes)`);
-    return Buffer.from(hex, "hex");
+var HEX_LINE = /^[0-9A-Fa-f]+$/;
+function parseKeys(data) {
+  const lines = data.toString("latin1").split("\n").map((line, i) => ({ n: i + 1, text: line.replace(/^[ \t\r]+|[ \t\r]+$/g, "") })).filter((l) => l.text !== "");
+  if (lines.length === 0) throw new KeyError("is empty");
+  const where = (n) => lines.length > 1 ? `line ${n} ` : "";
+  if (lines.every((l) => HEX_LINE.test(l.text))) {
+    return lines.map(({ n, text }) => {
+      if (text.length % 2 !== 0) throw new KeyError(`${where(n)}holds ${text.length} hex digits, an odd number`);
+      if (text.length < 2 * MIN_KEY_BYTES) throw new KeyError(`${where(n)}holds ${text.length} hex digits; a key needs at least ${2 * MIN_KEY_BYTES} (${MIN_KEY_BYTES} bytes)`);
+      return Buffer.from(text, "hex");
+    });
   }
-  if (text.trim() === "") throw new KeyError("is empty");
+  const hexKey = lines.find((l) => HEX_LINE.test(l.text) && l.text.length >= 2 * MIN_KEY_BYTES);
+  if (hexKey !== void 0) {
+    const bad = lines.find((l) => !HEX_LINE.test(l.text));
+    throw new KeyError(`line ${bad.n} is not hex, but line ${hexKey.n} is a hex key: one hex key a line, or the whole file one raw key`);
+  }
   if (data.length < MIN_KEY_BYTES) throw new KeyError(`holds ${data.length} bytes; a key needs at least ${MIN_KEY_BYTES} raw bytes or ${2 * MIN_KEY_BYTES} hex digits`);
-  return data;
+  return [data];
 }
-function loadKey(path) {
-  let fd;
+function loadKeys(path2) {
   try {
-    fd = (0, import_node_fs3.openSync)(path, "r");
-  } catch (err) {
-    const code = err.code;
-    throw new KeyError(`key file ${path}: ${code === "ENOENT" ? "does not exist" : code === "EACCES" ? "permission denied" : err.message}`);
-  }
-  try {
-    const st = (0, import_node_fs3.fstatSync)(fd);
-    if (!st.isFile()) throw new KeyError(`key file ${path}: not a regular file`);
-    const mode = st.mode & 511;
+    const { data, stats } = readRegular(path2, MAX_KEY_FILE_BYTES);
+    const mode = stats.mode & 511;
     if (mode & 63) {
-      throw new KeyError(`key file ${path}: mode ${mode.toString(8).padStart(4, "0")} lets group or others at it; refusing it (chmod 600 ${path})`);
+      throw new KeyError(`mode ${mode.toString(8).padStart(4, "0")} lets group or others at it; refusing it (chmod 600 ${path2})`);
     }
-    try {
-      return parseKey((0, import_node_fs3.readFileSync)(fd));
-    } catch (err) {
-      if (err instanceof KeyError) throw new KeyError(`key file ${path}: ${err.message}`);
-      throw new KeyError(`key file ${path}: ${err.message}`);
-    }
-  } finally {
-    (0, import_node_fs3.closeSync)(fd);
+    return parseKeys(data);
+  } catch (err) {
+    throw new KeyError(`key file ${path2}: ${err.message}`);
   }
+}
+function reloadKeys(path2, use) {
+  let keys;
+  try {
+    keys = loadKeys(path2);
+  } catch (err) {
+    log("error", "key file not re-read; keeping the keys in use", { error: err.message });
+    return;
+  }
+  use(keys);
+  log("info", "key file re-read", { path: path2, keys: keys.length });
 }
 function sign(text, key) {
   return `${text}&sig=${(0, import_node_crypto.createHmac)("sha256", key).update(text, "latin1").digest("hex")}`;
 }
 var Signer = class {
-  constructor(key, now = Date.now) {
+  constructor(keys, now = Date.now) {
     this.now = now;
-    this.key = (0, import_node_crypto.createSecretKey)(key);
+    this.setKeys(keys);
   }
   now;
   key;
   last = -1;
+  /** Signs with keys[0] from now on (a key file re-read on SIGHUP). */
+  setKeys(keys) {
+    this.key = (0, import_node_crypto.createSecretKey)(keys[0]);
+  }
   /**
    * The wall clock in ms, but always past the last one given, so that two
    * datagrams within one millisecond (a round, then the ready=0 of a stop)
@@ -793,42 +894,59 @@ var NO_TS = 2;
 var BAD_SIG = 3;
 var SKEWED = 4;
 var NOT_NEWER = 5;
+var NO_HOST = 6;
+var WRONG_HOST = 7;
 var TRUST_REASONS = Object.freeze([
   "",
   "no sig",
   "no ts",
   "sig does not match",
   "ts too far from this host's clock (--max-skew)",
-  "ts not newer than the last one accepted from this server"
+  "ts not newer than the last one accepted from this server",
+  "signed without host (a sender that does not bind its signature to its address)",
+  "host is not the address it came from (relayed, or NAT between sender and listener)"
 ]);
 function replayCheck(ts, lastTs, now, skewMs) {
   if (ts > now + skewMs || ts < now - skewMs) return SKEWED;
   return ts > lastTs ? TRUST_OK : NOT_NEWER;
 }
 var Verifier = class {
-  constructor(key, maxSkewMs = DEFAULT_MAX_SKEW_MS, now = Date.now) {
+  constructor(keys, maxSkewMs = DEFAULT_MAX_SKEW_MS, now = Date.now) {
     this.maxSkewMs = maxSkewMs;
     this.now = now;
-    this.key = (0, import_node_crypto.createSecretKey)(key);
+    this.setKeys(keys);
   }
   maxSkewMs;
   now;
-  key;
+  keys = [];
   // The received sig, decoded here rather than into a new buffer per datagram.
   claimed = Buffer.alloc(SIG_BYTES);
+  signedHost = Buffer.alloc(16);
+  source = Buffer.alloc(16);
+  /** Accepts any of keys from now on (a key file re-read on SIGHUP). */
+  setKeys(keys) {
+    this.keys = keys.map((k) => (0, import_node_crypto.createSecretKey)(k));
+  }
   /**
    * TRUST_OK, or why the datagram in buf (parsed into hb by parseHeartbeat)
    * must be dropped. lastTs is the last ts accepted from its server, -1 for
-   * none (a new server).
+   * none (a new server); from is its source address, without scope.
    */
-  check(buf, hb, lastTs) {
+  check(buf, hb, lastTs, from) {
     if (hb.signedLength < 0) return NO_SIG;
     if (hb.ts < 0) return NO_TS;
+    if (hb.host === "") return NO_HOST;
+    if (hb.host !== from && !this.sameAddress(hb.host, from)) return WRONG_HOST;
     const claimed = this.claimed;
     for (let i = 0, at3 = hb.sigStart; i < SIG_BYTES; i++, at3 += 2) claimed[i] = hexValue(buf[at3]) << 4 | hexValue(buf[at3 + 1]);
-    const digest = (0, import_node_crypto.createHmac)("sha256", this.key).update(buf.subarray(0, hb.signedLength)).digest();
-    if (!(0, import_node_crypto.timingSafeEqual)(digest, claimed)) return BAD_SIG;
+    const signed = buf.subarray(0, hb.signedLength);
+    if (!this.keys.some((key) => (0, import_node_crypto.timingSafeEqual)((0, import_node_crypto.createHmac)("sha256", key).update(signed).digest(), claimed))) return BAD_SIG;
     return replayCheck(hb.ts, lastTs, this.now(), this.maxSkewMs);
+  }
+  /** The same address in other text (::1 and 0:0:0:0:0:0:0:1; ::ffff:a.b.c.d and a.b.c.d). */
+  sameAddress(a, b) {
+    const fa = writeAddress(a, this.signedHost, 0);
+    return fa !== 0 && fa === writeAddress(b, this.source, 0) && this.signedHost.equals(this.source);
   }
 };
 
@@ -837,7 +955,7 @@ var DEFAULT_GROUP = "239.0.0.1:27999";
 var RECV_BUFFER = 8 << 20;
 var ListenError = class extends OperatorError {
 };
-var DROPPED_AS = [ACCEPTED, UNSIGNED, UNSIGNED, BADSIG, REPLAYED, REPLAYED];
+var DROPPED_AS = [ACCEPTED, UNSIGNED, UNSIGNED, BADSIG, REPLAYED, REPLAYED, BADSIG, BADSIG];
 var DROPPED_MSG = {
   [UNSIGNED]: "unsigned datagram dropped",
   [BADSIG]: "badly signed datagram dropped",
@@ -945,7 +1063,7 @@ var Listener = class _Listener {
     const table = this.table;
     let slot = table.lookup(address, hb.port);
     if (this.verifier !== void 0) {
-      const why = this.verifier.check(msg, hb, slot < 0 ? -1 : table.lastTs(slot));
+      const why = this.verifier.check(msg, hb, slot < 0 ? -1 : table.lastTs(slot), address);
       if (why !== 0) {
         const counter = DROPPED_AS[why];
         table.count(counter);
@@ -1003,12 +1121,24 @@ function bindReason(err, inUse) {
   }
 }
 
+// src/core/liveness.ts
+var DEFAULT_MAX_AGE_S = 10;
+var DEFAULT_MISSES = 3;
+var DEFAULT_LIVENESS = Object.freeze({ maxAge: DEFAULT_MAX_AGE_S, misses: DEFAULT_MISSES });
+function liveAge(interval, l) {
+  if (l.misses === 0 || interval === null) return l.maxAge;
+  return Math.min(l.maxAge, (l.misses + 0.5) * interval);
+}
+function isLive(s, l) {
+  return s.age !== null && s.age < liveAge(s.interval, l);
+}
+function liveFor(s, l) {
+  return s.age === null ? null : liveAge(s.interval, l) - s.age;
+}
+
 // src/core/picker.ts
 function weight(s) {
   return s.busy === 0 ? Math.floor(s.ready / 4) : s.ready;
-}
-function isFresh(s, maxAge) {
-  return s.age !== null && s.age < maxAge;
 }
 var scratch = new Uint8Array(16);
 function canonicalAddress(address) {
@@ -1029,8 +1159,12 @@ function memberTest(members) {
 }
 var Prepared = class {
   items = [];
-  /** The candidate heard from longest ago, the first to age out; undefined when there is none. */
-  oldest;
+  /**
+   * The candidate with the least live time left, the first to turn dead
+   * (not the oldest: a slow sender's long interval keeps it live longer);
+   * undefined when there is none.
+   */
+  firstToDie;
   weights = [];
   tree;
   // 1-based
@@ -1039,24 +1173,24 @@ var Prepared = class {
   total = 0;
   constructor(servers, opts) {
     const inMembers = memberTest(opts.members);
-    let oldest;
-    let oldestAge = -1;
+    let firstToDie;
+    let leastLeft = Infinity;
     for (let i = 0; i < servers.length; i++) {
       const s = servers[i];
-      const age2 = s.age;
-      if (age2 === null || !(age2 < opts.maxAge) || s.state === "drain") continue;
+      const left = liveFor(s, opts.liveness);
+      if (left === null || !(left > 0) || s.state === "drain") continue;
       const w = weight(s);
       if (w > 0 && (inMembers === null || inMembers(s))) {
         this.items.push(s);
         this.weights.push(w);
         this.total += w;
-        if (age2 > oldestAge) {
-          oldest = s;
-          oldestAge = age2;
+        if (left < leastLeft) {
+          firstToDie = s;
+          leastLeft = left;
         }
       }
     }
-    this.oldest = oldest;
+    this.firstToDie = firstToDie;
     const n = this.items.length;
     this.tree = new Float64Array(n + 1);
     for (let i = 1; i <= n; i++) {
@@ -1123,13 +1257,21 @@ function pick(servers, opts) {
 function plural(n, word) {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
+function seconds(x) {
+  return `${+x.toFixed(3)}s`;
+}
 function noneReason(servers, opts) {
   const known = `${plural(servers.length, "server")} known`;
-  const fresh = servers.filter((s) => isFresh(s, opts.maxAge));
-  if (fresh.length === 0) return `no live backend: ${known}, 0 seen in the last ${+opts.maxAge.toFixed(3)}s`;
+  const l = opts.liveness;
+  const live = servers.filter((s) => isLive(s, l));
+  if (live.length === 0) {
+    const byIntervals = l.misses > 0 && servers.some((s) => s.interval !== null);
+    const rule = byIntervals ? `heard from within ${l.misses + 0.5} of its intervals and ${seconds(l.maxAge)}` : `heard from within ${seconds(l.maxAge)}`;
+    return `no live backend: ${known}, 0 live (live: ${rule})`;
+  }
   const inMembers = memberTest(opts.members);
-  const members = inMembers === null ? fresh : fresh.filter(inMembers);
-  if (members.length === 0) return `no live backend: ${known}, ${fresh.length} live, none of --members is live`;
+  const members = inMembers === null ? live : live.filter(inMembers);
+  if (members.length === 0) return `no live backend: ${known}, ${live.length} live, none of --members is live`;
   const usable = members.filter((s) => s.state !== "drain" && weight(s) > 0).length;
   const where = inMembers === null ? "" : " in --members";
   if (usable === 0) return `no live backend: ${known}, ${members.length} live${where} but all drained or at weight 0`;
@@ -1251,8 +1393,9 @@ async function every(intervalMs, signal, tick) {
 
 // src/core/sender.ts
 var import_node_dgram2 = require("node:dgram");
-var import_node_net2 = require("node:net");
+var import_node_net3 = require("node:net");
 var import_node_perf_hooks2 = require("node:perf_hooks");
+var LOAD_DEADLINE = 0.8;
 var SendError = class extends OperatorError {
 };
 function jitter(intervalMs, random) {
@@ -1262,10 +1405,9 @@ var Sender = class _Sender {
   constructor(opts) {
     this.opts = opts;
     this.random = opts.random ?? Math.random;
-    this.signer = opts.key === void 0 ? void 0 : new Signer(opts.key);
+    this.signer = opts.keys === void 0 ? void 0 : new Signer(opts.keys);
   }
   opts;
-  sockets = [];
   targets = [];
   random;
   signer;
@@ -1281,8 +1423,20 @@ var Sender = class _Sender {
   /** Opens the sockets and starts announcing, the first datagram at once. */
   static async start(opts) {
     const sender = await _Sender.open(opts);
-    sender.loop();
+    sender.begin();
     return sender;
+  }
+  /**
+   * Starts announcing from an opened sender, the first datagram at once;
+   * `first`, a read of the load already under way, is that datagram's load.
+   */
+  begin(first) {
+    this.loop(first);
+  }
+  /** Signs with keys[0] from now on (a key file re-read on SIGHUP); false when this sender does not sign. */
+  setKeys(keys) {
+    this.signer?.setKeys(keys);
+    return this.signer !== void 0;
   }
   /** Opens the sockets without announcing (for sendOnce, then close). Rejects with a SendError. */
   static async open(opts) {
@@ -1293,7 +1447,7 @@ var Sender = class _Sender {
     } catch (err) {
       throw new SendError(message(err));
     }
-    const sourceFamily = opts.source === void 0 ? 0 : (0, import_node_net2.isIP)(stripScope(opts.source));
+    const sourceFamily = opts.source === void 0 ? 0 : (0, import_node_net3.isIP)(stripScope(opts.source));
     if (opts.source !== void 0 && sourceFamily === 0) throw new SendError(`--source ${opts.source}: not an IP address`);
     for (const ep of opts.to) {
       if (sourceFamily !== 0 && ep.family !== sourceFamily) {
@@ -1302,14 +1456,11 @@ var Sender = class _Sender {
     }
     const sender = new _Sender(opts);
     try {
-      for (const family of new Set(opts.to.map((ep) => ep.family))) {
-        const socket = await openSocket(family, opts.to.some((ep) => ep.family === family && isMulticast(ep.host)), opts);
-        sender.sockets.push(socket);
-        for (const ep of opts.to) {
-          if (ep.family === family) {
-            sender.targets.push({ ep, socket, outage: new Outage("cannot send; retrying every interval", "sending again", { to: formatEndpoint(ep.host, ep.port) }) });
-          }
-        }
+      for (const ep of opts.to) {
+        const socket = await openSocket(ep.family, isMulticast(ep.host), opts);
+        const target = { ep, socket, outage: new Outage("cannot send; retrying every interval", "sending again", { to: formatEndpoint(ep.host, ep.port) }), host: void 0 };
+        sender.targets.push(target);
+        await connect(target);
       }
     } catch (err) {
       await sender.close();
@@ -1317,21 +1468,24 @@ var Sender = class _Sender {
     }
     return sender;
   }
-  /** One round: ask the load source, send one datagram to every target. Never rejects. */
-  async sendOnce() {
-    let text;
+  /**
+   * One round: ask the load source (or take `first`, a read already under
+   * way), send one datagram to every target. Never rejects.
+   */
+  async sendOnce(first) {
+    let datagrams;
     let loadFailed = false;
     try {
-      const load = await this.ask();
-      text = this.encode(load);
+      const load = await this.ask(first);
+      datagrams = this.encode(load);
       this.loadOutage.ok();
     } catch (err) {
       if (this.stopping) return { loadFailed: true, sendFailed: 0 };
       this.loadOutage.fail(err);
       loadFailed = true;
-      text = this.encode({ ready: 0, busy: 0 });
+      datagrams = this.encode({ ready: 0, busy: 0 });
     }
-    return { loadFailed, sendFailed: await this.sendAll(text) };
+    return { loadFailed, sendFailed: await this.sendAll(datagrams) };
   }
   /** Stops announcing, sends ready=0 (the last busy and state kept) to every target, closes. */
   stop() {
@@ -1353,57 +1507,89 @@ var Sender = class _Sender {
     this.asking?.abort(new Error("closing"));
     if (this.closed) return;
     this.closed = true;
-    await Promise.all(this.sockets.map((s) => new Promise((resolve) => s.close(() => resolve()))));
+    await Promise.all(this.targets.map((t) => new Promise((resolve) => t.socket.close(() => resolve()))));
   }
-  loop() {
+  loop(first) {
     const began = import_node_perf_hooks2.performance.now();
-    this.round = this.sendOnce().then(() => {
+    this.round = this.sendOnce(first).then(() => {
       if (this.stopping) return;
       const wait = jitter(this.opts.intervalMs, this.random) - (import_node_perf_hooks2.performance.now() - began);
       this.timer = setTimeout(() => this.loop(), Math.max(0, wait));
     });
   }
-  /** The load source's answer; rejects when it fails or has not answered within one interval. */
-  ask() {
+  /** The load source's answer; rejects when it fails or has not answered within LOAD_DEADLINE of the interval. */
+  ask(first) {
     const ac = this.asking = new AbortController();
-    const ms = this.opts.intervalMs;
+    const ms = Math.round(this.opts.intervalMs * LOAD_DEADLINE);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => ac.abort(new Error(`no answer within ${ms} ms`)), ms);
       ac.signal.addEventListener("abort", () => {
         clearTimeout(timer);
-        reject(ac.signal.reason);
+        setImmediate(() => reject(ac.signal.reason));
       }, { once: true });
-      new Promise((answer) => answer(this.opts.load(ac.signal))).then(resolve, reject).finally(() => clearTimeout(timer));
+      new Promise((answer) => answer(first ?? this.opts.load(ac.signal))).then(resolve, reject).finally(() => clearTimeout(timer));
     });
   }
-  /** The datagram for `load`; throws a RangeError for numbers the wire cannot carry (a source's bug). */
+  /**
+   * The datagrams for `load`; throws a RangeError for numbers the wire cannot
+   * carry (a source's bug). Signed, each target's names its own host; one ts
+   * serves the round, since each target is a listener of its own.
+   */
   encode(load) {
     const state = this.opts.drain ? STATE_DRAIN : load.state ?? STATE_UP;
-    const signer = this.signer;
-    const text = encodeHeartbeat({ ready: load.ready, busy: load.busy, port: this.opts.port, state, interval: Math.round(this.opts.intervalMs), ts: signer?.nextTs() });
+    const fields = { ready: load.ready, busy: load.busy, port: this.opts.port, state, interval: Math.round(this.opts.intervalMs) };
+    const text = encodeHeartbeat(fields);
     this.last = { ready: load.ready, busy: load.busy, state };
-    return signer === void 0 ? text : signer.sign(text);
+    const signer = this.signer;
+    if (signer === void 0) {
+      const datagram = Buffer.from(text, "latin1");
+      return () => datagram;
+    }
+    const ts = signer.nextTs();
+    return (t) => Buffer.from(signer.sign(encodeHeartbeat({ ...fields, host: t.host, ts })), "latin1");
   }
   /** Sends to every target at once; resolves to how many failed. */
-  async sendAll(text) {
-    const datagram = Buffer.from(text, "latin1");
-    const sent = await Promise.all(this.targets.map((t) => send(t, datagram)));
+  async sendAll(datagrams) {
+    const sent = await Promise.all(this.targets.map(async (t) => (t.host !== void 0 || await connect(t)) && send(t, datagrams(t))));
     return sent.filter((ok) => !ok).length;
   }
 };
-function send(t, datagram) {
-  return new Promise((resolve, reject) => {
-    t.socket.send(datagram, t.ep.port, t.ep.host, (err) => err ? reject(err) : resolve());
-  }).then(
-    () => {
-      t.outage.ok();
-      return true;
-    },
-    (err) => {
-      t.outage.fail(err);
-      return false;
+function connect(t) {
+  return new Promise((resolve) => {
+    t.socket.connect(t.ep.port, t.ep.host, (err) => {
+      if (err) {
+        t.outage.fail(err);
+        return resolve(false);
+      }
+      t.host = stripScope(t.socket.address().address);
+      resolve(true);
+    });
+  });
+}
+async function send(t, datagram) {
+  try {
+    try {
+      await sendOn(t.socket, datagram);
+    } catch (err) {
+      if (err.code !== "ECONNREFUSED") throw err;
+      await sendOn(t.socket, datagram).catch((again) => {
+        if (again.code !== "ECONNREFUSED") throw again;
+      });
     }
-  );
+  } catch (err) {
+    t.outage.fail(err);
+    t.host = void 0;
+    try {
+      t.socket.disconnect();
+    } catch {
+    }
+    return false;
+  }
+  t.outage.ok();
+  return true;
+}
+function sendOn(socket, datagram) {
+  return new Promise((resolve, reject) => socket.send(datagram, (err) => err ? reject(err) : resolve()));
 }
 function openSocket(family, multicast, opts) {
   const socket = (0, import_node_dgram2.createSocket)(family === 6 ? "udp6" : "udp4");
@@ -1414,7 +1600,9 @@ function openSocket(family, multicast, opts) {
     });
     socket.bind(0, opts.source, () => {
       socket.removeAllListeners("error");
-      socket.on("error", (err) => log("error", "socket error", { error: err.message }));
+      socket.on("error", (err) => {
+        if (err.code !== "ECONNREFUSED") log("error", "socket error", { error: err.message });
+      });
       try {
         if (multicast) configure(socket, family, opts);
       } catch (err) {
@@ -1475,6 +1663,7 @@ var SlotRecord = class {
   ready;
   busy;
   age;
+  /** Decoded at once as well: every reader's liveness rule reads it. */
   interval;
   get port() {
     return this.ctx.view.getUint16(this.slot * SLOT_SIZE + S_PORT, true);
@@ -1542,22 +1731,22 @@ function decodeAll(body, slots, bootOk, reread) {
   }
   return { servers, torn };
 }
-function readSnapshot(path) {
+function readSnapshot(path2) {
   let fd;
   try {
-    fd = (0, import_node_fs4.openSync)(path, "r");
+    fd = openRegular(path2);
   } catch (err) {
-    systemReason(path, err, "read");
+    systemReason(path2, err, "read");
   }
   try {
-    const { header: header2, slots } = readHeader(fd, path);
+    const { header: header2, slots } = readHeader(fd, path2);
     const body = Buffer.allocUnsafe(slots * SLOT_SIZE);
     readFully(fd, body, HEADER_SIZE);
     const bootOk = header2.subarray(H_BOOT, H_BOOT + 16).equals(bootId());
     const reread = (i) => readFully(fd, body.subarray(i * SLOT_SIZE, (i + 1) * SLOT_SIZE), HEADER_SIZE + i * SLOT_SIZE);
     const { servers, torn } = decodeAll(body, slots, bootOk, reread);
     return {
-      path,
+      path: path2,
       slots,
       created: header2.readDoubleLE(H_CREATED),
       listenerPid: header2.readUInt32LE(C_PID),
@@ -1783,9 +1972,9 @@ function holderRuns(text) {
   return startTime(pid) === start ? pid : 0;
 }
 var errno = (err) => err.code;
-function readText(path) {
+function readText(path2) {
   try {
-    return (0, import_node_fs5.readFileSync)(path, "latin1");
+    return (0, import_node_fs5.readFileSync)(path2, "latin1");
   } catch (err) {
     if (errno(err) === "ENOENT") return void 0;
     throw err;
@@ -1793,8 +1982,8 @@ function readText(path) {
 }
 var CLAIM_STALE_MS = 1e4;
 var SlotLock = class _SlotLock {
-  constructor(path, text) {
-    this.path = path;
+  constructor(path2, text) {
+    this.path = path2;
     this.text = text;
   }
   path;
@@ -1804,10 +1993,10 @@ var SlotLock = class _SlotLock {
    * listener that holds it. `describe` turns a system error into one line.
    */
   static take(file, describe) {
-    const path = `${file}.lock`;
+    const path2 = `${file}.lock`;
     const text = `${process.pid} ${startTime("self")} ${bootId().toString("hex")}
 `;
-    const tmp = `${path}.${process.pid}`;
+    const tmp = `${path2}.${process.pid}`;
     try {
       (0, import_node_fs5.writeFileSync)(tmp, text, { mode: 420 });
     } catch (err) {
@@ -1816,18 +2005,18 @@ var SlotLock = class _SlotLock {
     try {
       for (let tries = 0; tries < 100; tries++) {
         try {
-          (0, import_node_fs5.linkSync)(tmp, path);
-          return new _SlotLock(path, text);
+          (0, import_node_fs5.linkSync)(tmp, path2);
+          return new _SlotLock(path2, text);
         } catch (err) {
           if (errno(err) !== "EEXIST") describe(err);
         }
-        const held = readText(path);
+        const held = readText(path2);
         if (held === void 0) continue;
         const pid = holderRuns(held);
-        if (pid !== 0) throw new LockError(`in use by the listener with pid ${pid} (${path}): one listener per slot file`, pid);
-        _SlotLock.breakStale(path, held);
+        if (pid !== 0) throw new LockError(`in use by the listener with pid ${pid} (${path2}): one listener per slot file`, pid);
+        _SlotLock.breakStale(path2, held);
       }
-      throw new LockError(`${path}: could not be taken (changing too fast)`);
+      throw new LockError(`${path2}: could not be taken (changing too fast)`);
     } finally {
       try {
         (0, import_node_fs5.unlinkSync)(tmp);
@@ -1843,11 +2032,11 @@ var SlotLock = class _SlotLock {
    * the dead holder's text, it is that holder's lock (no live process has
    * the same pid and start time), and no one else can remove it meanwhile.
    */
-  static breakStale(path, held) {
+  static breakStale(path2, held) {
     const [pid, start] = held.trim().split(" ");
-    const claim = `${path}.${pid}-${start ?? ""}`;
+    const claim = `${path2}.${pid}-${start ?? ""}`;
     try {
-      (0, import_node_fs5.linkSync)(path, claim);
+      (0, import_node_fs5.linkSync)(path2, claim);
     } catch (err) {
       if (errno(err) === "ENOENT") return;
       if (errno(err) !== "EEXIST") throw err;
@@ -1858,7 +2047,7 @@ var SlotLock = class _SlotLock {
       return;
     }
     try {
-      if (readText(claim) === held) (0, import_node_fs5.unlinkSync)(path);
+      if (readText(claim) === held) (0, import_node_fs5.unlinkSync)(path2);
     } finally {
       (0, import_node_fs5.unlinkSync)(claim);
     }
@@ -1921,8 +2110,8 @@ function writeWhole(fd, header2, mirror, slots) {
   }
 }
 var SlotTable = class _SlotTable {
-  constructor(path, fd, header2, mirror, lock, opts) {
-    this.path = path;
+  constructor(path2, fd, header2, mirror, lock, opts) {
+    this.path = path2;
     this.fd = fd;
     this.lock = lock;
     this.header = header2;
@@ -1934,7 +2123,7 @@ var SlotTable = class _SlotTable {
     this.delay = opts.writeDelayMs ?? 0;
     this.dirty = new Uint8Array(this.slots);
     this.dirtyList = new Int32Array(this.slots);
-    const fields = { slots: path }, level = { level: "error" };
+    const fields = { slots: path2 }, level = { level: "error" };
     this.writes = new Outage(
       "slot file write failed: serving from memory, writing again when it can",
       "slot file written again",
@@ -1984,32 +2173,32 @@ var SlotTable = class _SlotTable {
    * `maxServers` slots. A file that is not a slot file, of another version
    * or geometry is refused and left untouched.
    */
-  static open(path, maxServers, opts = {}) {
+  static open(path2, maxServers, opts = {}) {
     if (maxServers !== void 0 && !(Number.isInteger(maxServers) && maxServers >= 1 && maxServers <= MAX_SERVERS_LIMIT)) {
       throw new RangeError(`max servers must be 1 to ${MAX_SERVERS_LIMIT}`);
     }
     let lock;
     try {
-      lock = SlotLock.take(path, (err) => systemReason(path, err, "create"));
+      lock = SlotLock.take(path2, (err) => systemReason(path2, err, "create"));
     } catch (err) {
-      if (err instanceof LockError) fail(path, err.message);
+      if (err instanceof LockError) fail(path2, err.message);
       throw err;
     }
     let fd = -1;
     try {
       try {
-        fd = (0, import_node_fs6.openSync)(path, "r+");
+        fd = (0, import_node_fs6.openSync)(path2, "r+");
       } catch (err) {
-        if (err.code !== "ENOENT") systemReason(path, err, "open for writing");
-        fd = _SlotTable.create(path, maxServers ?? DEFAULT_MAX_SERVERS);
+        if (err.code !== "ENOENT") systemReason(path2, err, "open for writing");
+        fd = _SlotTable.create(path2, maxServers ?? DEFAULT_MAX_SERVERS);
       }
-      const { header: header2, slots } = readHeader(fd, path);
+      const { header: header2, slots } = readHeader(fd, path2);
       if (maxServers !== void 0 && maxServers !== slots) {
-        fail(path, `has ${slots} slots, not the ${maxServers} of --max-servers; refusing to touch it (remove it to start afresh)`);
+        fail(path2, `has ${slots} slots, not the ${maxServers} of --max-servers; refusing to touch it (remove it to start afresh)`);
       }
       const mirror = Buffer.alloc(slots * SLOT_SIZE);
       readFully(fd, mirror, HEADER_SIZE);
-      const table = new _SlotTable(path, fd, header2, mirror, lock, opts);
+      const table = new _SlotTable(path2, fd, header2, mirror, lock, opts);
       table.adopt();
       if (opts.checkMs) {
         table.checkTimer = setInterval(() => table.check(), opts.checkMs);
@@ -2024,31 +2213,31 @@ var SlotTable = class _SlotTable {
   }
   // Made in full under a temporary name and linked into place, so no reader
   // ever sees a half-made file, and a full disk is met here, not later.
-  static create(path, slots) {
-    const tmp = `${path}.new-${process.pid}`;
+  static create(path2, slots) {
+    const tmp = `${path2}.new-${process.pid}`;
     let fd;
     try {
       fd = (0, import_node_fs6.openSync)(tmp, "w+", 420);
     } catch (err) {
-      systemReason(path, err, "create");
+      systemReason(path2, err, "create");
     }
     try {
       writeWhole(fd, newHeader(slots, bootId()), void 0, slots);
-      (0, import_node_fs6.linkSync)(tmp, path);
+      (0, import_node_fs6.linkSync)(tmp, path2);
     } catch (err) {
       const code = err.code;
       if (code === "ENOSPC" || code === "EDQUOT") {
-        fail(path, `no space for its ${fileSize(slots)} bytes (${slots} slots): free some, or lower --max-servers`);
+        fail(path2, `no space for its ${fileSize(slots)} bytes (${slots} slots): free some, or lower --max-servers`);
       }
-      if (code !== "EEXIST") systemReason(path, err, "create");
+      if (code !== "EEXIST") systemReason(path2, err, "create");
     } finally {
       (0, import_node_fs6.closeSync)(fd);
       (0, import_node_fs6.unlinkSync)(tmp);
     }
     try {
-      return (0, import_node_fs6.openSync)(path, "r+");
+      return (0, import_node_fs6.openSync)(path2, "r+");
     } catch (err) {
-      systemReason(path, err, "open for writing");
+      systemReason(path2, err, "open for writing");
     }
   }
   /** Takes over what an earlier listener left: its servers, and after a reboot, their staleness. */
@@ -2350,16 +2539,12 @@ var SlotTable = class _SlotTable {
 };
 
 // src/core/status.ts
-var LIVE_AGE_S = 10;
-function isLive(s, liveAge2 = LIVE_AGE_S) {
-  return s.age !== null && s.age < liveAge2;
-}
 function serverJson(s) {
   return { host: s.host, port: s.port, ready: s.ready, busy: s.busy, age: s.age === null ? null : round3(s.age) };
 }
-function statusJson(servers, counters) {
+function statusJson(servers, counters, liveness) {
   return {
-    servers: sortServers(servers).map((s) => ({ ...serverJson(s), state: s.state, packets: s.packets ?? null, live: isLive(s) })),
+    servers: sortServers(servers).map((s) => ({ ...serverJson(s), state: s.state, interval: s.interval, packets: s.packets ?? null, live: isLive(s, liveness) })),
     counters
   };
 }
@@ -2375,15 +2560,24 @@ function formatAge(age2) {
   if (age2 < 3600) return `${Math.floor(age2 / 60)}m${Math.floor(age2 % 60)}s`;
   return `${Math.floor(age2 / 3600)}h${Math.floor(age2 % 3600 / 60)}m`;
 }
-function statusTable(servers, counters, opts = {}) {
-  const live = (s) => isLive(s, opts.liveAge);
+function formatInterval(interval) {
+  if (interval === null) return "-";
+  return interval < 1 ? `${Math.round(interval * 1e3)}ms` : `${+interval.toFixed(3)}s`;
+}
+function formatLive(s, liveness) {
+  const left = liveFor(s, liveness);
+  if (left === null) return "no";
+  return left > 0 ? `yes, dead in ${formatAge(left)}` : `no, dead ${formatAge(-left)} ago`;
+}
+function statusTable(servers, counters, opts) {
+  const live = (s) => isLive(s, opts.liveness);
   const sorted = sortServers(servers);
-  const rows = [["SERVER", "STATE", "READY", "BUSY", "AGE", "PACKETS", "LIVE"]];
+  const rows = [["SERVER", "STATE", "READY", "BUSY", "INTERVAL", "AGE", "PACKETS", "LIVE"]];
   for (const s of sorted) {
-    rows.push([formatEndpoint(s.host, s.port), s.state, String(s.ready), String(s.busy), formatAge(s.age), s.packets === void 0 ? "-" : String(s.packets), live(s) ? "yes" : "no"]);
+    rows.push([formatEndpoint(s.host, s.port), s.state, String(s.ready), String(s.busy), formatInterval(s.interval), formatAge(s.age), s.packets === void 0 ? "-" : String(s.packets), formatLive(s, opts.liveness)]);
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  const lines = rows.map((r) => r.map((cell, c) => c === 0 || c === 1 || c === 6 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join("  ").trimEnd());
+  const lines = rows.map((r) => r.map((cell, c) => c === 0 || c === 1 || c === 7 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join("  ").trimEnd());
   if (opts.notLive) {
     for (let i = 0; i < sorted.length; i++) if (!live(sorted[i])) lines[i + 1] = opts.notLive(lines[i + 1]);
   }
@@ -2396,7 +2590,9 @@ function statusTable(servers, counters, opts = {}) {
 // src/term/demo.ts
 var DEFAULT_DURATION_MS = 15e3;
 var INTERVAL_MS = 250;
-var MAX_AGE_S = 2.5;
+var LIVENESS = { maxAge: DEFAULT_LIVENESS.maxAge / 4, misses: DEFAULT_LIVENESS.misses };
+var LIVE_S = liveAge(INTERVAL_MS / 1e3, LIVENESS);
+var MISSED = Math.floor(LIVE_S / (INTERVAL_MS / 1e3));
 var TICK_MS = 500;
 var PICKS_PER_TICK = 100;
 var BAR = 20;
@@ -2564,11 +2760,14 @@ var View = class {
     this.counters = counters;
     for (const s of servers) {
       const name = formatEndpoint(s.host, s.port);
-      if (isLive(s, MAX_AGE_S)) this.wasLive.add(name);
-      else if (this.wasLive.delete(name)) this.events.push(`${`t=${t.toFixed(1)}s`.padEnd(8)} ${name} silent for ${MAX_AGE_S}s: not live, no more picks`);
+      if (isLive(s, LIVENESS)) this.wasLive.add(name);
+      else if (this.wasLive.delete(name)) {
+        const died = t + (liveFor(s, LIVENESS) ?? 0);
+        this.events.push(`${`t=${died.toFixed(1)}s`.padEnd(8)} ${name} missed ${MISSED} announcements in a row (silent ${formatAge(LIVE_S)}): dead, no more picks`);
+      }
     }
     this.lastPicks.clear();
-    for (const s of pick(servers, { maxAge: MAX_AGE_S, method: "weighted", count: PICKS_PER_TICK, distinct: false, random: Math.random })) {
+    for (const s of pick(servers, { liveness: LIVENESS, method: "weighted", count: PICKS_PER_TICK, distinct: false, random: Math.random })) {
       const name = formatEndpoint(s.host, s.port);
       this.lastPicks.set(name, (this.lastPicks.get(name) ?? 0) + 1);
       this.picks.set(name, (this.picks.get(name) ?? 0) + 1);
@@ -2579,9 +2778,9 @@ var View = class {
     const lines = [
       `hbeat demo, t=${t.toFixed(1)}s of ${+(this.durationMs / 1e3).toFixed(1)}s${this.screen.redraw ? " (Ctrl-C stops)" : ""}`,
       `${this.names.length} backends announce their load every ${INTERVAL_MS}ms to a listener on ${formatEndpoint(this.listener.host, this.listener.port)}.`,
-      `Time runs 4x fast: live means heard from in the last ${MAX_AGE_S}s (10s in production).`,
+      `Time runs 4x fast: a backend that misses ${MISSED} in a row is dead, ${formatAge(LIVE_S)} after its last (${formatAge(LIVE_S * 4)} in production).`,
       "",
-      statusTable(this.servers, this.counters, { liveAge: MAX_AGE_S, notLive: this.dim }),
+      statusTable(this.servers, this.counters, { liveness: LIVENESS, notLive: this.dim }),
       "",
       `${PICKS_PER_TICK} picks every ${TICK_MS / 1e3}s, each backend with probability weight / total:`,
       "weight = ready (ready/4 while busy is 0); 0 when draining or not live",
@@ -2594,7 +2793,7 @@ var View = class {
     this.screen.show(lines.join("\n"));
   }
   pickTable() {
-    const weights = new Map(this.servers.map((s) => [formatEndpoint(s.host, s.port), isLive(s, MAX_AGE_S) && s.state !== "drain" ? weight(s) : 0]));
+    const weights = new Map(this.servers.map((s) => [formatEndpoint(s.host, s.port), isLive(s, LIVENESS) && s.state !== "drain" ? weight(s) : 0]));
     const rows = [["SERVER", "WEIGHT", "PICKS", "SHARE", "LAST 100", ""]];
     for (const name of [...this.names].sort()) {
       const total = this.picks.get(name) ?? 0;
@@ -2606,18 +2805,6 @@ var View = class {
     return rows.map((r) => r.map((cell, c) => c === 0 || c === 5 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join("  ").trimEnd()).join("\n");
   }
 };
-
-// src/core/liveness.ts
-var DEFAULT_MAX_AGE_S = 10;
-var DEFAULT_MISSES = 3;
-var DEFAULT_LIVENESS = Object.freeze({ maxAge: DEFAULT_MAX_AGE_S, misses: DEFAULT_MISSES });
-function liveAge(interval, l) {
-  if (l.misses === 0 || interval === null) return l.maxAge;
-  return Math.min(l.maxAge, (l.misses + 0.5) * interval);
-}
-function isLive2(s, l) {
-  return s.age !== null && s.age < liveAge(s.interval, l);
-}
 
 // src/core/values.ts
 function integer(text, what, min, max) {
@@ -2638,6 +2825,10 @@ function duration(text, what, range) {
   }
   return ms;
 }
+function path(text, what) {
+  if (text === "") throw new Error(`${what} needs a path, not an empty string`);
+  return text;
+}
 function endpoint(text, what) {
   return parseEndpoint(text, what);
 }
@@ -2649,19 +2840,19 @@ function memberList(text, what) {
 var MAX_AGE_RANGE = { min: 0, max: 7 * 864e5 };
 var MAX_MISSES = 1e3;
 var MAX_PICK_COUNT = 1e6;
-function livenessOptions(v, prefix) {
+function livenessOptions(v, prefix, defaults = DEFAULT_LIVENESS) {
   return {
-    maxAge: v["max-age"] === void 0 ? DEFAULT_MAX_AGE_S : duration(v["max-age"], `${prefix}max-age`, MAX_AGE_RANGE) / 1e3,
-    misses: v.misses === void 0 ? DEFAULT_MISSES : integer(v.misses, `${prefix}misses`, 0, MAX_MISSES)
+    maxAge: v["max-age"] === void 0 ? defaults.maxAge : duration(v["max-age"], `${prefix}max-age`, MAX_AGE_RANGE) / 1e3,
+    misses: v.misses === void 0 ? defaults.misses : integer(v.misses, `${prefix}misses`, 0, MAX_MISSES)
   };
 }
-function pickOptions(v, prefix, maxCount = MAX_PICK_COUNT) {
+function pickOptions(v, prefix, maxCount = MAX_PICK_COUNT, defaults = DEFAULT_LIVENESS) {
   const method = v.method ?? "weighted";
   if (method !== "weighted" && method !== "two-choices") {
     throw new Error(`${prefix}method takes weighted or two-choices, not ${JSON.stringify(method)}`);
   }
   return {
-    maxAge: livenessOptions(v, prefix).maxAge,
+    liveness: livenessOptions(v, prefix, defaults),
     members: v.members === void 0 ? void 0 : memberList(v.members, `${prefix}members`),
     method,
     count: v.count === void 0 ? 1 : integer(v.count, `${prefix}count`, 1, maxCount),
@@ -2721,6 +2912,12 @@ function untilSignal() {
     process.on("SIGINT", done);
   });
 }
+function reloadOnHangup(keyFile, use) {
+  process.on("SIGHUP", () => {
+    if (keyFile === void 0) log("info", "SIGHUP: no --key-file to re-read; going on");
+    else reloadKeys(keyFile, use);
+  });
+}
 function writeStdout(text) {
   const buf = Buffer.from(text);
   let done = 0;
@@ -2758,27 +2955,41 @@ file lives in a temporary directory that it removes.`,
 var import_node_path4 = require("node:path");
 
 // src/core/hbdat.ts
-var import_node_net3 = require("node:net");
+var import_node_net4 = require("node:net");
 var import_node_fs9 = require("node:fs");
 var import_node_path3 = require("node:path");
-var HB_DAT_SEEN_TIMEOUT_S = 30;
-function formatHbDat(servers) {
+var MAX_HB_DAT_BYTES = 128 << 20;
+function hbDatOf(servers, liveness) {
   let text = "";
+  let members = "";
+  let firstDeath = Infinity;
   for (const s of servers) {
-    if (s.age === null || s.state === "drain") continue;
-    const lastseen = Math.floor(s.age);
-    if (lastseen > HB_DAT_SEEN_TIMEOUT_S) continue;
-    text += `${s.host} &ready=${s.ready}&busy=${s.busy}&lastseen=${lastseen}&port=${s.port}
+    const left = liveFor(s, liveness);
+    if (left === null || !(left > 0) || s.state === "drain") continue;
+    text += `${s.host} &ready=${s.ready}&busy=${s.busy}&lastseen=${Math.floor(s.age)}&port=${s.port}
 `;
+    members += `${s.host} ${s.port}
+`;
+    if (left < firstDeath) firstDeath = left;
   }
-  return text;
+  return { text, members, firstDeath };
 }
-function writeHbDat(path, servers) {
-  const tmp = `${path}.tmp-${process.pid}`;
+function checkReplaceable(path2) {
+  let st;
   try {
-    (0, import_node_fs9.writeFileSync)(tmp, formatHbDat(servers));
+    st = (0, import_node_fs9.statSync)(path2);
+  } catch {
+    return;
+  }
+  if (!st.isFile()) throw new Error(`exists and is ${fileKind(st)}, not a regular file; refusing to replace it`);
+}
+function writeHbDat(path2, text) {
+  checkReplaceable(path2);
+  const tmp = `${path2}.tmp-${process.pid}`;
+  try {
+    (0, import_node_fs9.writeFileSync)(tmp, text);
     (0, import_node_fs9.chmodSync)(tmp, 420);
-    (0, import_node_fs9.renameSync)(tmp, path);
+    (0, import_node_fs9.renameSync)(tmp, path2);
   } catch (err) {
     try {
       (0, import_node_fs9.unlinkSync)(tmp);
@@ -2787,14 +2998,14 @@ function writeHbDat(path, servers) {
     throw err;
   }
 }
-function hbDatReason(path, err) {
+function hbDatReason(path2, err) {
   const e = err;
   switch (e.code) {
     case "ENOENT":
-      return `directory ${(0, import_node_path3.dirname)(path)} does not exist`;
+      return missingReason((0, import_node_path3.dirname)(path2));
     case "EACCES":
     case "EPERM":
-      return `permission denied in ${(0, import_node_path3.dirname)(path)}`;
+      return `permission denied in ${(0, import_node_path3.dirname)(path2)}`;
     case "EROFS":
       return "read-only file system";
     case "EISDIR":
@@ -2805,46 +3016,22 @@ function hbDatReason(path, err) {
       return e.code ? `${e.code}: ${e.message.split("\n")[0]}` : String(e.message ?? e);
   }
 }
-var HbDatWriter = class _HbDatWriter {
-  constructor(path, servers) {
-    this.path = path;
-    this.servers = servers;
-    this.outage = new Outage("cannot write hb.dat; trying again at the next interval", "hb.dat written again", { path }, { level: "error", repeatMs: 6e4 });
+function missingReason(dir) {
+  let st;
+  try {
+    st = (0, import_node_fs9.statSync)(dir);
+  } catch {
+    return `directory ${dir} does not exist`;
   }
-  path;
-  servers;
-  outage;
-  timer;
-  /** Writes the file at once (throwing, for a one-line exit, when it cannot), then every intervalMs. */
-  static start(path, intervalMs, servers) {
-    const writer = new _HbDatWriter(path, servers);
-    writeHbDat(path, servers());
-    writer.timer = setInterval(() => writer.write(), intervalMs);
-    writer.timer.unref();
-    return writer;
-  }
-  /** One write; false when it failed (logged). */
-  write() {
-    try {
-      writeHbDat(this.path, this.servers());
-    } catch (err) {
-      this.outage.fail(hbDatReason(this.path, err));
-      return false;
-    }
-    this.outage.ok();
-    return true;
-  }
-  /** A last write, so the file is as fresh as it can be; then no more. */
-  stop() {
-    if (this.timer === void 0) return;
-    clearInterval(this.timer);
-    this.timer = void 0;
-    this.write();
-  }
-};
-function readHbDat(path, nowMs = Date.now()) {
-  const data = (0, import_node_fs9.readFileSync)(path);
-  const fileAge = Math.max(0, nowMs - (0, import_node_fs9.statSync)(path).mtimeMs) / 1e3;
+  if (!st.isDirectory()) return `${dir} is not a directory`;
+  return `cannot make a file in ${dir}: its file system does not allow it`;
+}
+function ipv4Unmapped(host) {
+  return /^::ffff:/i.test(host) && (0, import_node_net4.isIPv4)(host.slice(7)) ? host.slice(7) : host;
+}
+function readHbDat(path2, nowMs = Date.now()) {
+  const { data, stats } = readRegular(path2, MAX_HB_DAT_BYTES);
+  const fileAge = Math.max(0, nowMs - stats.mtimeMs) / 1e3;
   const servers = [];
   for (let start = 0; start < data.length; ) {
     const next = data.indexOf(10, start);
@@ -2853,8 +3040,8 @@ function readHbDat(path, nowMs = Date.now()) {
     const space = data.indexOf(32, start);
     if (data[start] !== 35 && space > start && space < end) {
       const fields = parseHbDatQuery(data, space + 1, end);
-      const host = data.toString("latin1", start, space);
-      if (fields && (0, import_node_net3.isIP)(stripScope(host))) servers.push({ host, address: stripScope(host), port: fields.port, ready: fields.ready, busy: fields.busy, age: fields.lastseen + fileAge, interval: null, state: "up" });
+      const host = ipv4Unmapped(data.toString("latin1", start, space));
+      if (fields && (0, import_node_net4.isIP)(stripScope(host))) servers.push({ host, address: stripScope(host), port: fields.port, ready: fields.ready, busy: fields.busy, age: fields.lastseen + fileAge, interval: null, state: "up" });
     }
     start = lineEnd + 1;
   }
@@ -2868,18 +3055,18 @@ function slotsPath(given, env = process.env) {
   const runtime = env.RUNTIME_DIRECTORY?.split(":")[0];
   return runtime ? (0, import_node_path4.join)(runtime, "hbeat.slots") : "hbeat.slots";
 }
-function slotSource(path) {
-  return { label: path, read: () => readSnapshot(path) };
+function slotSource(path2) {
+  return { label: path2, read: () => readSnapshot(path2) };
 }
-function hbDatSource(path) {
+function hbDatSource(path2) {
   const read = () => {
     try {
-      return { servers: readHbDat(path), counters: null };
+      return { servers: readHbDat(path2), counters: null };
     } catch (err) {
-      throw new OperatorError(`hb.dat ${path}: ${errnoText(err)}`);
+      throw new OperatorError(`hb.dat ${path2}: ${errnoText(err)}`);
     }
   };
-  return { label: path, read };
+  return { label: path2, read };
 }
 
 // src/feeds/feed.ts
@@ -2901,7 +3088,7 @@ async function startFeeds(starters, ctx) {
 var import_node_perf_hooks4 = require("node:perf_hooks");
 
 // src/feeds/haproxy-api.ts
-var import_node_net4 = require("node:net");
+var import_node_net5 = require("node:net");
 function parseTarget(text, what = "--haproxy") {
   if (text.startsWith("/") || text.startsWith(".")) return { path: text };
   try {
@@ -2942,7 +3129,7 @@ var HaproxyConnection = class _HaproxyConnection {
   failure;
   /** Connects and enters prompt mode; rejects with the socket's reason or HAProxy's. */
   static async open(target, timeoutMs = 5e3) {
-    const socket = "path" in target ? (0, import_node_net4.connect)(target.path) : (0, import_node_net4.connect)({ host: target.host, port: target.port });
+    const socket = "path" in target ? (0, import_node_net5.connect)(target.path) : (0, import_node_net5.connect)({ host: target.host, port: target.port });
     await new Promise((resolve, reject) => {
       const fail2 = (err) => {
         socket.destroy();
@@ -3056,7 +3243,7 @@ function serverKey(address, port) {
 function knownServers(records, liveness) {
   const known = /* @__PURE__ */ new Map();
   for (const s of records) {
-    const live = isLive2(s, liveness);
+    const live = isLive(s, liveness);
     const key = serverKey(s.address, s.port);
     known.set(key, {
       key,
@@ -3309,13 +3496,13 @@ var HaproxyFeed = class {
     const { commands: commands2, unplaced } = plan(model, known);
     this.noteUnplaced(model.name, unplaced, known);
     const answers = await Promise.all(commands2.map((c) => conn.request(commandText(model.name, c))));
-    let refusal;
+    let refusal2;
     commands2.forEach((c, i) => {
       if (accepted(c, answers[i])) applyCommand(model, c);
-      else refusal ??= [commandText(model.name, c), answers[i].split("\n")[0]];
+      else refusal2 ??= [commandText(model.name, c), answers[i].split("\n")[0]];
     });
-    if (refusal === void 0) this.refusals.get(model.name)?.ok();
-    else this.refused(model.name, ...refusal, now);
+    if (refusal2 === void 0) this.refusals.get(model.name)?.ok();
+    else this.refused(model.name, ...refusal2, now);
   }
   /** One line per outage with HAProxy's words; the backend waits retryMs before it is tried again. */
   refused(backend, command, words, now) {
@@ -3342,7 +3529,7 @@ var HaproxyFeed = class {
 };
 
 // src/feeds/haproxy-agent.ts
-var import_node_net5 = require("node:net");
+var import_node_net6 = require("node:net");
 var import_node_perf_hooks5 = require("node:perf_hooks");
 
 // src/feeds/tcp.ts
@@ -3388,7 +3575,7 @@ var HaproxyAgent = class _HaproxyAgent {
   readAt = -Infinity;
   sockets = /* @__PURE__ */ new Set();
   static async start(opts, ctx) {
-    const server = (0, import_node_net5.createServer)();
+    const server = (0, import_node_net6.createServer)();
     const agent = new _HaproxyAgent(server, ctx, opts);
     server.on("connection", (socket) => agent.serve(socket));
     await listenOn(server, opts.on, "--haproxy-agent", { listening: "haproxy agent listening", error: "haproxy agent error" });
@@ -3434,11 +3621,88 @@ var HaproxyAgent = class _HaproxyAgent {
 };
 
 // src/feeds/hbdat.ts
+var HB_DAT_CHECK_MS = 250;
+var HbDatWriter = class _HbDatWriter {
+  constructor(path2, table, liveness) {
+    this.path = path2;
+    this.table = table;
+    this.liveness = liveness;
+    this.outage = new Outage("cannot write hb.dat; trying again at the next interval", "hb.dat written again", { path: path2 }, { level: "error", repeatMs: 6e4 });
+  }
+  path;
+  table;
+  liveness;
+  outage;
+  periodic;
+  checker;
+  /** Who had a line in what was last written (or last tried). */
+  members = "";
+  /** The accepted count at the last look at the table. */
+  version = -1;
+  /** Monotonic ms when the first server with a line turns dead, as of the last look. */
+  deathAt = Infinity;
+  /** Writes the file at once (throwing, for a one-line exit, when it cannot), then every intervalMs and on every change of who is live. */
+  static start(path2, opts) {
+    const writer = new _HbDatWriter(path2, opts.table, opts.liveness);
+    const first = writer.look();
+    writeHbDat(path2, first.text);
+    writer.members = first.members;
+    writer.periodic = setInterval(() => writer.write(), opts.intervalMs);
+    writer.periodic.unref();
+    writer.scheduleCheck(HB_DAT_CHECK_MS);
+    return writer;
+  }
+  /** One write from the table as it is now; false when it failed (logged). */
+  write() {
+    return this.put(this.look());
+  }
+  /** Rewrites the file when someone gained or lost a line since the last write. */
+  check() {
+    if (this.table.counters[ACCEPTED] === this.version && monoNow() < this.deathAt) return;
+    const now = this.look();
+    if (now.members !== this.members) this.put(now);
+  }
+  /** A last write, so the file is as fresh as it can be; then no more. */
+  stop() {
+    if (this.periodic === void 0) return;
+    clearInterval(this.periodic);
+    clearTimeout(this.checker);
+    this.periodic = this.checker = void 0;
+    this.write();
+  }
+  /** The file's content from a fresh snapshot, noting when to look again. */
+  look() {
+    this.version = this.table.counters[ACCEPTED];
+    const at3 = monoNow();
+    const content = hbDatOf(this.table.snapshot(), this.liveness);
+    this.deathAt = at3 + content.firstDeath * 1e3;
+    return content;
+  }
+  put(content) {
+    this.members = content.members;
+    try {
+      writeHbDat(this.path, content.text);
+    } catch (err) {
+      this.outage.fail(hbDatReason(this.path, err));
+      return false;
+    }
+    this.outage.ok();
+    return true;
+  }
+  scheduleCheck(ms) {
+    this.checker = setTimeout(() => {
+      const began = monoNow();
+      this.check();
+      if (this.periodic !== void 0) this.scheduleCheck(Math.max(HB_DAT_CHECK_MS, 10 * (monoNow() - began)));
+    }, ms);
+    this.checker.unref();
+  }
+};
 function hbDatFeed(opts) {
-  return async ({ listener }) => {
+  return async ({ listener, liveness }) => {
     let writer;
     try {
-      writer = HbDatWriter.start(opts.path, opts.intervalMs, () => listener.table.snapshot());
+      writer = HbDatWriter.start(opts.path, { intervalMs: opts.intervalMs, table: listener.table, liveness });
     } catch (err) {
       throw new OperatorError(`--hb-dat ${opts.path}: ${hbDatReason(opts.path, err)}`);
     }
@@ -3450,7 +3714,7 @@ function hbDatFeed(opts) {
 var import_node_http = require("node:http");
 var DEFAULT_TIMEOUTS = { headers: 1e4, request: 2e4, keepAlive: 5e3, idle: 3e4, check: 1e3 };
 var MAX_PICK_COUNT2 = 1e4;
-var PICK_PARAMS = /* @__PURE__ */ new Set(["count", "distinct", "members", "method", "seed", "max-age"]);
+var PICK_PARAMS = /* @__PURE__ */ new Set(["count", "distinct", "members", "method", "seed", "max-age", "misses"]);
 var OVERSIZED = Buffer.alloc(MAX_DATAGRAM + 1);
 var reasonScratch = newHeartbeat();
 var BadRequest = class extends Error {
@@ -3471,11 +3735,12 @@ var PickView = class {
   /** The picks `opts` asks for, ages as of `now`. */
   pick(opts, now) {
     this.refresh(now);
-    const key = `${opts.maxAge} ${opts.members?.join(",") ?? "*"}`;
+    const l = opts.liveness;
+    const key = `${l.maxAge} ${l.misses} ${opts.members?.join(",") ?? "*"}`;
     let pool = this.pools.get(key);
     if (pool !== void 0) {
       this.pools.delete(key);
-      if (pool.oldest !== void 0 && !isFresh(age(pool.oldest, now), opts.maxAge)) pool = void 0;
+      if (pool.firstToDie !== void 0 && !isLive(age(pool.firstToDie, now), l)) pool = void 0;
     } else if (this.pools.size >= CACHED_POOLS) {
       this.pools.delete(this.pools.keys().next().value);
     }
@@ -3511,7 +3776,7 @@ function ages(servers, now) {
   for (const s of servers) age(s, now);
   return servers;
 }
-function pickQuery(query) {
+function pickQuery(query, liveness) {
   const params = new URLSearchParams(query);
   for (const key of params.keys()) if (!PICK_PARAMS.has(key)) throw new BadRequest(`unknown parameter ${JSON.stringify(key)} (known: ${[...PICK_PARAMS].join(", ")})`);
   const last = (key) => params.getAll(key).at(-1);
@@ -3523,30 +3788,35 @@ function pickQuery(query) {
     count: last("count"),
     distinct: distinct === "" || distinct === "1" || distinct === "true",
     seed: last("seed"),
-    "max-age": last("max-age")
+    "max-age": last("max-age"),
+    misses: last("misses")
   };
   try {
-    return pickOptions(values, "", MAX_PICK_COUNT2);
+    return pickOptions(values, "", MAX_PICK_COUNT2, liveness);
   } catch (err) {
     throw new BadRequest(err.message);
   }
 }
-var DEFAULT_PICK = pickOptions({}, "");
 var TEXT = "text/plain; charset=utf-8";
 function httpFeed(on) {
-  return async ({ listener }) => HttpServer.start({ on, listener });
+  return async ({ listener, liveness }) => HttpServer.start({ on, listener, liveness });
 }
 var HttpServer = class _HttpServer {
-  constructor(server, listener, refreshMs) {
+  constructor(server, listener, liveness, refreshMs) {
     this.server = server;
     this.listener = listener;
+    this.liveness = liveness;
     this.table = listener.table;
     this.view = new PickView(this.table, refreshMs);
+    this.defaultPick = { liveness, method: "weighted", count: 1, distinct: false, random: Math.random };
   }
   server;
   listener;
+  liveness;
   view;
   table;
+  /** A bare /pick's options: listen's liveness, one weighted pick. */
+  defaultPick;
   /** Listens on `opts.on` only; a port in use or an address not of this host is a ListenError. */
   static async start(opts) {
     const t = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
@@ -3557,7 +3827,7 @@ var HttpServer = class _HttpServer {
       connectionsCheckingInterval: t.check
     });
     server.timeout = t.idle;
-    const http = new _HttpServer(server, opts.listener, opts.refreshMs ?? 100);
+    const http = new _HttpServer(server, opts.listener, opts.liveness, opts.refreshMs ?? 100);
     server.on("request", (req, res) => http.handle(req, res));
     await listenOn(server, opts.on, "--http", { listening: "http listening", error: "http server error" });
     return http;
@@ -3580,9 +3850,9 @@ var HttpServer = class _HttpServer {
   handle(req, res) {
     const url = req.url ?? "/";
     const q = url.indexOf("?");
-    const path = q < 0 ? url : url.slice(0, q);
+    const path2 = q < 0 ? url : url.slice(0, q);
     try {
-      switch (path) {
+      switch (path2) {
         case "/":
         case "/heartbeat":
           if (req.method !== "POST") return this.notAllowed(req, res, "POST");
@@ -3592,16 +3862,16 @@ var HttpServer = class _HttpServer {
         case "/pick":
           req.resume();
           if (req.method !== "GET" && req.method !== "HEAD") return this.notAllowed(req, res, "GET, HEAD");
-          if (path === "/status") return this.status(res);
-          if (path === "/metrics") return this.metrics(res);
+          if (path2 === "/status") return this.status(res);
+          if (path2 === "/metrics") return this.metrics(res);
           return this.pick(req, res, q < 0 ? "" : url.slice(q + 1));
         default:
           req.resume();
-          return reply(res, 404, TEXT, `no such path: ${path}; try /status, /metrics, /pick or POST /heartbeat
+          return reply(res, 404, TEXT, `no such path: ${path2}; try /status, /metrics, /pick or POST /heartbeat
 `);
       }
     } catch (err) {
-      log("error", "http request failed", { path, error: err.message });
+      log("error", "http request failed", { path: path2, error: err.message });
       if (!res.headersSent) reply(res, 500, TEXT, "internal error\n");
       else res.destroy();
     }
@@ -3651,15 +3921,15 @@ var HttpServer = class _HttpServer {
     req.on("end", onEnd);
   }
   status(res) {
-    reply(res, 200, "application/json", JSON.stringify(statusJson(this.table.snapshot(), countersRecord(this.table.counters))) + "\n");
+    reply(res, 200, "application/json", JSON.stringify(statusJson(this.table.snapshot(), countersRecord(this.table.counters), this.liveness)) + "\n");
   }
   metrics(res) {
-    reply(res, 200, "text/plain; version=0.0.4; charset=utf-8", metricsText(this.table.snapshot(), countersRecord(this.table.counters)));
+    reply(res, 200, "text/plain; version=0.0.4; charset=utf-8", metricsText(this.table.snapshot(), countersRecord(this.table.counters), this.liveness));
   }
   pick(req, res, query) {
     let opts;
     try {
-      opts = query === "" ? DEFAULT_PICK : pickQuery(query);
+      opts = query === "" ? this.defaultPick : pickQuery(query, this.liveness);
     } catch (err) {
       if (!(err instanceof BadRequest)) throw err;
       return reply(res, 400, TEXT, `${err.message}
@@ -3690,7 +3960,7 @@ function reply(res, status, type, body) {
 function label(value) {
   return value.replace(/[\\"\n]/g, (c) => c === "\n" ? "\\n" : `\\${c}`);
 }
-function metricsText(servers, counters) {
+function metricsText(servers, counters, liveness) {
   const sorted = sortServers(servers);
   const labels = sorted.map((s) => `{server="${label(formatEndpoint(s.host, s.port))}",state="${s.state}"}`);
   let out2 = "";
@@ -3707,7 +3977,8 @@ function metricsText(servers, counters) {
   family("hbeat_server_ready", "gauge", "Free workers the server last announced.", (s) => s.ready);
   family("hbeat_server_busy", "gauge", "Busy workers the server last announced.", (s) => s.busy);
   family("hbeat_server_age_seconds", "gauge", "Seconds since the server's last accepted heartbeat (absent when not heard from since boot).", (s) => s.age);
-  family("hbeat_server_live", "gauge", "Whether the server was heard from in the last 10 s (1) or not (0).", (s) => isLive(s) ? 1 : 0);
+  const rule = liveness.misses === 0 ? `${liveness.maxAge} s` : `${liveness.misses + 0.5} of its announced intervals and ${liveness.maxAge} s`;
+  family("hbeat_server_live", "gauge", `Whether the server is live (1) or not (0): heard from within ${rule}.`, (s) => isLive(s, liveness) ? 1 : 0);
   family("hbeat_server_packets_total", "counter", "Heartbeats accepted from the server.", (s) => s.packets);
   out2 += "# HELP hbeat_datagrams_total Heartbeats received, by what became of them.\n# TYPE hbeat_datagrams_total counter\n";
   for (const name of COUNTER_NAMES) out2 += `hbeat_datagrams_total{result="${name}"} ${counters[name]}
@@ -3733,7 +4004,9 @@ var options = {
   "max-skew": { type: "string" },
   haproxy: { type: "string" },
   "haproxy-backend": { type: "string", multiple: true },
-  "haproxy-agent": { type: "string" }
+  "haproxy-agent": { type: "string" },
+  "max-age": { type: "string" },
+  misses: { type: "string" }
 };
 var listenCommand = defineCommand({
   summary: "collect heartbeats into the slot file (on each proxy)",
@@ -3742,23 +4015,29 @@ var listenCommand = defineCommand({
   --on ADDR:PORT            where to listen (repeatable); default 239.0.0.1:27999.
                             A multicast address is joined, a unicast one bound.
                             IPv6 as [ADDR]:PORT
-  --interface ADDR|NAME     where to join multicast groups
+  --interface ADDR|NAME     where to join multicast groups (only with a
+                            multicast --on)
   ${SLOTS_HELP}
   --max-servers N           slots in a new file, 1 to 1048576 (default 1024)
   --write-delay D           how late the slot file may follow memory (default 10ms;
                             0 to 1s; 0 writes each datagram's slot at once)
   --hb-dat F                also write Apache's hb.dat (for mod_lbmethod_heartbeat's
-                            HeartbeatStorage), atomically
+                            HeartbeatStorage), atomically; a path that exists
+                            must be a regular file
   --hb-dat-interval D       how often (default 5s; 100ms to 3600s)
   --http ADDR:PORT          serve HTTP there: POST / or /heartbeat a heartbeat
                             (as mod_heartmonitor's handler), GET /status (JSON),
                             /metrics (Prometheus), /pick?count=&distinct=&members=
-                            &method=&seed=&max-age= (HOST:PORT lines; JSON lines
-                            with Accept: application/json; 503 when none is live)
-  --key-file F              accept only datagrams signed with the key in F (hex,
-                            or 16+ raw bytes; no access for group or others):
-                            unsigned, badly signed and replayed ones are dropped
-                            and counted
+                            &method=&seed=&max-age=&misses= (HOST:PORT lines;
+                            JSON lines with Accept: application/json; 503 when
+                            none is live)
+  --key-file F              accept only datagrams signed with a key in F (hex
+                            keys one a line, or one raw key of 16+ bytes; a
+                            regular file of at most 4096 bytes, no access for
+                            group or others), from the address they name in
+                            host=: unsigned, badly signed (or relayed) and
+                            replayed ones are dropped and counted. SIGHUP
+                            re-reads F (a bad file keeps the keys in use)
   --max-skew D              with --key-file: drop a ts further than D from this
                             host's clock (default 30s; at most 86400s)
   --haproxy SOCKET          keep HAProxy's server weights equal to hbeat's through
@@ -3768,21 +4047,34 @@ var listenCommand = defineCommand({
                             servers at an address and port hbeat knows, and its
                             free server-template servers (0.0.0.0, maintenance)
   --haproxy-agent ADDR:PORT answer HAProxy's agent-check there: agent-send
-                            "HOST:PORT\\n", answered "N%" (weight 100 servers)`,
+                            "HOST:PORT\\n", answered "N%" (weight 100 servers)
+  --max-age D               who is live, for /pick, /status, /metrics, hb.dat
+  --misses N                and the feeds: heard from within min(--max-age,
+                            (N + 0.5) x its announced interval); default 10s
+                            (at most 604800s) and 3 (0: --max-age alone, as
+                            Apache), so 3.5s at one heartbeat a second
+
+SIGTERM or SIGINT stops it cleanly; SIGHUP re-reads --key-file and never
+stops it.`,
   options,
   async run(v) {
     const on = (v.on ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, "--on")));
+    if (v.interface !== void 0 && !on.some((ep) => isMulticast(ep.host))) throw new UsageError(`--interface ${v.interface} is for joining multicast groups, and every --on is unicast`);
     const maxServers = flagValue(v["max-servers"], (t) => integer(t, "--max-servers", 1, MAX_SERVERS_LIMIT), void 0);
     const writeDelayMs = flagValue(v["write-delay"], (t) => duration(t, "--write-delay", { min: 0, max: 1e3 }), DEFAULT_WRITE_DELAY_MS);
     const feeds = feedsFlags(v);
     const verifier = verifierFlags(v);
+    const liveness = flag(() => livenessOptions(v, "--"));
     const stopped = untilSignal();
-    const table = SlotTable.open(slotsPath(v.slots), maxServers, { writeDelayMs, checkMs: DEFAULT_CHECK_MS });
+    reloadOnHangup(v["key-file"], (keys) => verifier?.setKeys(keys));
+    const slots = slotsPath(flagValue(v.slots, (t) => path(t, "--slots"), void 0));
+    refuseDangling(slots, "slot file");
+    const table = SlotTable.open(slots, maxServers, { writeDelayMs, checkMs: DEFAULT_CHECK_MS });
     let listener;
     let stopFeeds;
     try {
       listener = await Listener.start({ on, iface: v.interface, table, verifier });
-      stopFeeds = await startFeeds(feeds, { listener, liveness: DEFAULT_LIVENESS });
+      stopFeeds = await startFeeds(feeds, { listener, liveness });
     } catch (err) {
       await listener?.close();
       table.close();
@@ -3802,7 +4094,7 @@ function feedsFlags(v) {
   const feeds = [];
   if (v["hb-dat"] !== void 0) {
     const intervalMs = flagValue(v["hb-dat-interval"], (t) => duration(t, "--hb-dat-interval", { min: 100, max: 36e5 }), 5e3);
-    feeds.push(hbDatFeed({ path: v["hb-dat"], intervalMs }));
+    feeds.push(hbDatFeed({ path: flag(() => path(v["hb-dat"], "--hb-dat")), intervalMs }));
   }
   if (v.http !== void 0) feeds.push(httpFeed(flag(() => endpoint(v.http, "--http"))));
   return [...feeds, ...haproxyFlags(v)];
@@ -3822,23 +4114,34 @@ function verifierFlags(v) {
     return void 0;
   }
   const skew = flagValue(v["max-skew"], (t) => duration(t, "--max-skew", { min: 1, max: 864e5 }), DEFAULT_MAX_SKEW_MS);
-  return new Verifier(loadKey(v["key-file"]), skew);
+  return new Verifier(loadKeys(flag(() => path(v["key-file"], "--key-file"))), skew);
 }
 
 // src/cli/pick.ts
 function sourceFlag(v) {
   if (v.slots !== void 0 && v["hb-dat"] !== void 0) throw new UsageError("--slots and --hb-dat are alternatives: give one");
-  return v["hb-dat"] !== void 0 ? hbDatSource(v["hb-dat"]) : slotSource(slotsPath(v.slots));
+  if (v.misses !== void 0 && v["hb-dat"] !== void 0) throw new UsageError("--misses needs the slot file: hb.dat lines carry no interval, so --max-age alone judges them");
+  if (v["hb-dat"] !== void 0) return hbDatSource(flag(() => path(v["hb-dat"], "--hb-dat")));
+  const slots = slotsPath(flagValue(v.slots, (t) => path(t, "--slots"), void 0));
+  refuseDangling(slots, "slot file");
+  return slotSource(slots);
 }
+var LIVENESS_HELP = `--max-age D               never live at this age or older (default 10s, at
+                            most 604800s)
+  --misses N                dead once it has missed N heartbeats in a row: at
+                            an age of (N + 0.5) x its announced interval, when
+                            under --max-age (default 3; 0: --max-age alone, as
+                            Apache; not with --hb-dat, whose lines have no
+                            interval)`;
 var pickCommand = defineCommand({
   summary: "choose a backend with room for work (for whatever routes requests)",
   usage: `usage: hbeat pick [options]
 
   ${SLOTS_HELP}
   --hb-dat F                pick from Apache's hb.dat instead (its own age is
-                            added to each lastseen)
-  --max-age D               only servers seen less than D ago (default 10s, at
-                            most 604800s)
+                            added to each lastseen; a regular file of at most
+                            128 MiB, a full table of 1048576 servers)
+  ${LIVENESS_HELP}
   --members H:P,...         only these servers
   --method M                weighted (default): chosen with probability
                             weight/total, weight = ready (ready/4 when busy is 0);
@@ -3854,6 +4157,7 @@ stderr when no live backend has weight over 0.`,
     slots: { type: "string" },
     "hb-dat": { type: "string" },
     "max-age": { type: "string" },
+    misses: { type: "string" },
     members: { type: "string" },
     method: { type: "string" },
     count: { type: "string" },
@@ -3998,12 +4302,12 @@ function countEstablished(table, port) {
   }
   return n;
 }
-async function procTable(path, signal, optional) {
+async function procTable(path2, signal, optional) {
   try {
-    return await (0, import_promises2.readFile)(path, { encoding: "latin1", signal });
+    return await (0, import_promises2.readFile)(path2, { encoding: "latin1", signal });
   } catch (err) {
     if (optional && err.code === "ENOENT") return "";
-    throw at2(path, err);
+    throw at2(path2, err);
   }
 }
 function connectionsSource(port, capacity) {
@@ -4103,7 +4407,9 @@ load source, exactly one of:
   --exec CMD                run CMD with /bin/sh -c every interval; it prints
                             one line, ready=N&busy=N (optionally &state=drain)
   A source that fails (refused, no answer within 80% of the interval, a page
-  or output it cannot read) makes that datagram say ready=0, until it recovers.
+  or output it cannot read) makes that datagram say ready=0, until it recovers;
+  the first datagram leaves within one interval of the start, whatever the
+  source does.
 
   --port N                  the advertised service port (adds &port=N; a
                             listener assumes 80 without it)
@@ -4111,17 +4417,24 @@ load source, exactly one of:
   --interface ADDR|NAME     multicast out-interface
   --ttl N                   multicast TTL, 0 to 255 (default 1: this link only)
   --drain                   advertise state=drain: alive, but give it no new work
-  --key-file F              sign every datagram with the key in F (hex, or 16+ raw
-                            bytes; no access for group or others): adds &ts= and
-                            &sig=, an HMAC-SHA256 that Apache ignores
+  --key-file F              sign every datagram with the first key in F (hex
+                            keys one a line, or one raw key of 16+ bytes; a
+                            regular file of at most 4096 bytes, no access for
+                            group or others): adds &host= (the address it is
+                            sent from, which the listener must see as such: no
+                            NAT between), &ts= and &sig=, an HMAC-SHA256 that
+                            Apache ignores. SIGHUP re-reads F (a bad file keeps
+                            the key in use)
   --once                    send one datagram and exit
 
 Every datagram carries &interval=MS, so that listeners judge this backend dead
 after it misses a few. On SIGTERM or SIGINT it sends one last datagram with
-ready=0, so proxies stop choosing this backend at once, then exits 0.`,
+ready=0 to every target, so proxies stop choosing this backend at once, then
+exits 0. SIGHUP re-reads --key-file and never stops it.`,
   options: options2,
   async run(v) {
     const intervalMs = flagValue(v.interval, (t) => duration(t, "--interval", { min: 10, max: 36e5 }), 1e3);
+    const keyFile = flagValue(v["key-file"], (t) => path(t, "--key-file"), void 0);
     const opts = {
       to: (v.to ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, "--to"))),
       intervalMs,
@@ -4130,26 +4443,44 @@ ready=0, so proxies stop choosing this backend at once, then exits 0.`,
       iface: v.interface,
       ttl: flagValue(v.ttl, (t) => integer(t, "--ttl", 0, 255), 1),
       drain: v.drain === true,
-      key: v["key-file"] === void 0 ? void 0 : loadKey(v["key-file"]),
-      // Last: it may ask the server once, which only flags that parse are worth.
-      load: await loadSource(v, intervalMs)
+      keys: keyFile === void 0 ? void 0 : loadKeys(keyFile),
+      load: loadSource(v, intervalMs)
     };
-    if (v.once) {
-      const sender2 = await Sender.open(opts);
-      const result = await sender2.sendOnce();
-      await sender2.close();
+    const stopped = v.once ? void 0 : untilSignal();
+    let sender;
+    if (stopped !== void 0) reloadOnHangup(keyFile, (keys) => sender?.setKeys(keys));
+    sender = await Sender.open(opts);
+    const reading = new AbortController();
+    let first;
+    try {
+      if (stopped !== void 0) log("info", "started", { to: v.to?.join(",") ?? DEFAULT_GROUP, interval_ms: opts.intervalMs, pid: process.pid });
+      first = (await firstRead(v, opts.load, reading.signal, stopped))?.read;
+    } catch (err) {
+      await sender.close();
+      throw err;
+    }
+    if (stopped === void 0) {
+      const result = await sender.sendOnce(first);
+      await sender.close();
       return result.loadFailed || result.sendFailed > 0 ? 1 : 0;
     }
-    const stopped = untilSignal();
-    const sender = await Sender.start(opts);
-    log("info", "started", { to: v.to?.join(",") ?? DEFAULT_GROUP, interval_ms: opts.intervalMs, pid: process.pid });
+    sender.begin(first);
     const signal = await stopped;
+    reading.abort(new Error("stopping"));
     await sender.stop();
     log("info", "stopped", { signal });
     return 0;
   }
 });
-async function loadSource(v, intervalMs) {
+async function firstRead(v, load, signal, stopped) {
+  if (v["status-url"] === void 0 || v.capacity !== void 0) return void 0;
+  const read = load(signal);
+  const failed = read.then(() => void 0, (err) => err);
+  const checked = await (stopped === void 0 ? failed : Promise.race([failed, stopped]));
+  if (checked instanceof CapacityError) throw new UsageError(checked.message);
+  return { read };
+}
+function loadSource(v, intervalMs) {
   const given = [v.ready ?? v.busy, v["status-url"], v.connections, v.exec].filter((x) => x !== void 0);
   if (given.length !== 1) {
     throw new UsageError("give exactly one load source: --ready N --busy N, --status-url URL, --connections PORT --capacity N, or --exec CMD");
@@ -4164,18 +4495,10 @@ async function loadSource(v, intervalMs) {
     const load = { ready: count(v.ready, "--ready"), busy: count(v.busy, "--busy") };
     return async () => load;
   }
-  const timeoutMs = Math.round(intervalMs * 0.8);
+  const timeoutMs = Math.round(intervalMs * LOAD_DEADLINE);
   if (v["status-url"] !== void 0) {
     const url = flag(() => parseStatusUrl(v["status-url"]));
-    const source = statusUrlSource(url, { capacity, timeoutMs });
-    if (capacity === void 0) {
-      try {
-        await source(new AbortController().signal);
-      } catch (err) {
-        if (err instanceof CapacityError) throw new UsageError(err.message);
-      }
-    }
-    return source;
+    return statusUrlSource(url, { capacity, timeoutMs });
   }
   if (v.connections !== void 0) {
     const port = flag(() => integer(v.connections, "--connections", 1, 65535));
@@ -4208,9 +4531,9 @@ ${message2}`);
 `);
         return;
       }
-      if (opts.json) out2.write(JSON.stringify(statusJson(snap.servers, snap.counters)) + "\n");
+      if (opts.json) out2.write(JSON.stringify(statusJson(snap.servers, snap.counters, opts.liveness)) + "\n");
       else {
-        const table = statusTable(snap.servers, snap.counters, { notLive });
+        const table = statusTable(snap.servers, snap.counters, { liveness: opts.liveness, notLive });
         screen.show(screen.redraw ? `${header(opts.label, period, listenerState(snap.listenerPid))}
 
 ${table}` : table);
@@ -4245,7 +4568,9 @@ var statusCommand = defineCommand({
 
   ${SLOTS_HELP}
   --hb-dat F                show Apache's hb.dat instead (its own age is added
-                            to each lastseen; it has no packets or counters)
+                            to each lastseen; it has no packets or counters; a
+                            regular file of at most 128 MiB)
+  ${LIVENESS_HELP}
   --json                    one JSON object: servers and counters
   --watch                   again every --interval until Ctrl-C: in place on a
                             terminal (servers not live dimmed), else one
@@ -4256,6 +4581,8 @@ var statusCommand = defineCommand({
   options: {
     slots: { type: "string" },
     "hb-dat": { type: "string" },
+    "max-age": { type: "string" },
+    misses: { type: "string" },
     json: { type: "boolean" },
     watch: { type: "boolean" },
     interval: { type: "string" }
@@ -4263,10 +4590,11 @@ var statusCommand = defineCommand({
   async run(v) {
     if (v.interval !== void 0 && !v.watch) throw new UsageError("--interval goes with --watch");
     const intervalMs = flagValue(v.interval, (t) => duration(t, "--interval", { min: 100, max: 36e5 }), 1e3);
+    const liveness = flag(() => livenessOptions(v, "--"));
     const source = sourceFlag(v);
-    if (v.watch) return watchStatus({ ...source, json: v.json === true, intervalMs });
+    if (v.watch) return watchStatus({ ...source, liveness, json: v.json === true, intervalMs });
     const snap = source.read();
-    const text = v.json ? JSON.stringify(statusJson(snap.servers, snap.counters)) : statusTable(snap.servers, snap.counters);
+    const text = v.json ? JSON.stringify(statusJson(snap.servers, snap.counters, liveness)) : statusTable(snap.servers, snap.counters, { liveness });
     process.stdout.write(text + "\n");
     return 0;
   }

@@ -1,10 +1,11 @@
 // The readers' side of the slot file: readSnapshot, as `pick`, `status` and
 // any other process read the table, without locks, and the records it returns.
-import { closeSync, openSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { readAddress } from './address.ts';
 import { bootId, monoNow } from './clock.ts';
 import { crc32, shift, zeroBytes, zeroShift } from './crc.ts';
+import { openRegular } from './regular-file.ts';
 import {
   C_PID, C_VALUES, COUNTER_NAMES, countersRecord, H_BOOT, H_CREATED, HEADER_SIZE, readFully, readHeader, readU64, S_ADDR, S_BUSY,
   S_CRC, S_FAMILY, S_INTERVAL, S_LAST_TS, S_PACKETS, S_PORT, S_READY, S_SCOPE, S_SCOPE_LEN, S_SEEN_MONO, S_SEEN_WALL, S_SEQ,
@@ -52,6 +53,7 @@ class SlotRecord implements ServerRecord {
   readonly ready: number;
   readonly busy: number;
   readonly age: number | null;
+  /** Decoded at once as well: every reader's liveness rule reads it. */
   readonly interval: number;
 
   constructor(private readonly ctx: ReadContext, readonly slot: number) {
@@ -62,7 +64,6 @@ class SlotRecord implements ServerRecord {
     this.busy = view.getUint32(off + S_BUSY, true);
     const seen = view.getFloat64(off + S_SEEN_MONO, true);
     this.age = ctx.bootOk && seen >= 0 ? Math.max(0, ctx.now - seen) / 1000 : null;
-    // Liveness reads it of every server.
     this.interval = view.getUint32(off + S_INTERVAL, true) / 1000;
   }
 
@@ -169,7 +170,7 @@ export function decodeAll(
 export function readSnapshot(path: string): Snapshot {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = openRegular(path);
   } catch (err) {
     systemReason(path, err as NodeJS.ErrnoException, 'read');
   }
