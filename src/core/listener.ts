@@ -152,7 +152,9 @@ export class Listener {
       if (why !== 0) {
         const counter = DROPPED_AS[why]!;
         table.count(counter);
-        this.limited.log(DROPPED_MSG[counter]!, 'warn', DROPPED_MSG[counter]!, () => ({ from: fromPort ? formatEndpoint(from, fromPort) : from, reason: TRUST_REASONS[why] }));
+        this.limited.log(DROPPED_MSG[counter]!, 'warn', DROPPED_MSG[counter]!, () => ({
+          from: fromPort ? formatEndpoint(from, fromPort) : from, reason: TRUST_REASONS[why],
+        }));
         return counter;
       }
     }
