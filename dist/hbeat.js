@@ -346,7 +346,10 @@ function systemReason(path, err, doing) {
 function validateHeader(header2, got, fileSize, path) {
   if (got < HEADER_SIZE || !header2.subarray(0, 8).equals(MAGIC)) fail(path, "not an hbeat slot file (no magic number); refusing to touch it");
   const version = header2.readUInt32LE(H_VERSION);
-  if (version !== FORMAT_VERSION) fail(path, `format version ${version}, this hbeat reads version ${FORMAT_VERSION}; refusing to touch it`);
+  if (version !== FORMAT_VERSION) {
+    const what = version < FORMAT_VERSION ? "made by an older hbeat" : "made by a newer hbeat";
+    fail(path, `format version ${version} (${what}), this hbeat reads version ${FORMAT_VERSION}; refusing to touch it: stop its listener and remove the file, and the next listener makes a new one`);
+  }
   if (!sealed(header2, 0, H_CRC)) fail(path, "damaged header (checksum mismatch); refusing to touch it", true);
   const headerSize = header2.readUInt32LE(H_HEADER_SIZE);
   const slotSize = header2.readUInt32LE(H_SLOT_SIZE);
@@ -467,7 +470,7 @@ function readSnapshot(path) {
     (0, import_node_fs2.closeSync)(fd);
   }
 }
-var import_node_fs2, import_node_path, import_node_zlib, MAGIC, FORMAT_VERSION, HEADER_SIZE, SLOT_SIZE, MAX_SERVERS_LIMIT, DEFAULT_MAX_SERVERS, EVICT_AGE_MS, COUNTER_NAMES, ACCEPTED, MALFORMED, UNSIGNED, BADSIG, REPLAYED, FULL, H_VERSION, H_HEADER_SIZE, H_SLOT_SIZE, H_SLOTS, H_BOOT, H_CREATED, H_CRC, C_OFF, C_SEQ, C_PID, C_VALUES, C_CRC, C_LEN, S_SEQ, S_FAMILY, S_STATE, S_PORT, S_READY, S_BUSY, S_PACKETS, S_SEEN_MONO, S_SEEN_WALL, S_LAST_TS, S_ADDR, S_SCOPE_LEN, S_SCOPE, SCOPE_MAX, S_CRC, SlotFileError, CRC_TABLE, HEAD_LEN, TAIL_LEN, WORD_TABLE, TAIL_SHIFT, SlotRecord, slotShift, sealedSlot, SlotTable;
+var import_node_fs2, import_node_path, import_node_zlib, MAGIC, FORMAT_VERSION, HEADER_SIZE, SLOT_SIZE, MAX_SERVERS_LIMIT, DEFAULT_MAX_SERVERS, EVICT_AGE_MS, COUNTER_NAMES, ACCEPTED, MALFORMED, UNSIGNED, BADSIG, REPLAYED, FULL, H_VERSION, H_HEADER_SIZE, H_SLOT_SIZE, H_SLOTS, H_BOOT, H_CREATED, H_CRC, C_OFF, C_SEQ, C_PID, C_VALUES, C_CRC, C_LEN, S_SEQ, S_FAMILY, S_STATE, S_PORT, S_READY, S_BUSY, S_PACKETS, S_SEEN_MONO, S_SEEN_WALL, S_LAST_TS, S_ADDR, S_SCOPE_LEN, S_SCOPE, SCOPE_MAX, S_INTERVAL, S_CRC, SlotFileError, CRC_TABLE, HEAD_LEN, TAIL_LEN, WORD_TABLE, TAIL_SHIFT, SlotRecord, slotShift, sealedSlot, SlotTable;
 var init_slotfile = __esm({
   "src/core/slotfile.ts"() {
     "use strict";
@@ -477,7 +480,7 @@ var init_slotfile = __esm({
     init_address();
     init_clock();
     MAGIC = Buffer.from("HBEATSLT", "latin1");
-    FORMAT_VERSION = 1;
+    FORMAT_VERSION = 2;
     HEADER_SIZE = 256;
     SLOT_SIZE = 128;
     MAX_SERVERS_LIMIT = 1048576;
@@ -517,6 +520,7 @@ var init_slotfile = __esm({
     S_SCOPE_LEN = 64;
     S_SCOPE = 65;
     SCOPE_MAX = 31;
+    S_INTERVAL = 96;
     S_CRC = 124;
     SlotFileError = class extends Error {
       /** A checksum mismatch, which a concurrent write can cause: worth a re-read. */
@@ -557,6 +561,9 @@ var init_slotfile = __esm({
       }
       get packets() {
         return readU64(this.ctx.buf, this.slot * SLOT_SIZE + S_PACKETS);
+      }
+      get interval() {
+        return this.ctx.view.getUint32(this.slot * SLOT_SIZE + S_INTERVAL, true) / 1e3;
       }
       get seenWall() {
         return this.ctx.view.getFloat64(this.slot * SLOT_SIZE + S_SEEN_WALL, true);
@@ -807,6 +814,10 @@ var init_slotfile = __esm({
         v.setFloat64(off + S_SEEN_MONO, now, true);
         v.setFloat64(off + S_SEEN_WALL, wall, true);
         if (u.ts >= 0) v.setFloat64(off + S_LAST_TS, u.ts, true);
+        if (v.getUint32(off + S_INTERVAL, true) !== u.interval) {
+          v.setUint32(off + S_INTERVAL, u.interval, true);
+          this.tailChanged(slot);
+        }
         if (scope.length !== 0 || this.mirror[off + S_SCOPE_LEN] !== 0) this.setScope(slot, scope);
         v.setUint32(off + S_CRC, slotCrc(v, off, this.tailCrc[slot]), true);
         (0, import_node_fs2.writeSync)(this.fd, this.mirror, off, SLOT_SIZE, HEADER_SIZE + off);
@@ -1010,7 +1021,7 @@ var init_trust = __esm({
 
 // src/core/wire.ts
 function newHeartbeat() {
-  return { ready: 0, busy: 0, port: 80, state: STATE_UP, ts: -1, signedLength: -1, sigStart: -1, sigEnd: -1 };
+  return { ready: 0, busy: 0, port: 80, state: STATE_UP, interval: DEFAULT_INTERVAL_MS, ts: -1, signedLength: -1, sigStart: -1, sigEnd: -1 };
 }
 function isHex(c) {
   return c >= 48 && c <= 57 || (c | 32) >= 97 && (c | 32) <= 102;
@@ -1053,7 +1064,9 @@ function keyId(buf, start, end) {
       if (lowerKey(0) === 115 && lowerKey(1) === 116 && lowerKey(2) === 97 && lowerKey(3) === 116 && lowerKey(4) === 101) return K_STATE;
       return -1;
     case 8:
-      return lowerKey(0) === 108 && lowerKey(1) === 97 && lowerKey(2) === 115 && lowerKey(3) === 116 && lowerKey(4) === 115 && lowerKey(5) === 101 && lowerKey(6) === 101 && lowerKey(7) === 110 ? K_LASTSEEN : -1;
+      if (lowerKey(0) === 108 && lowerKey(1) === 97 && lowerKey(2) === 115 && lowerKey(3) === 116 && lowerKey(4) === 115 && lowerKey(5) === 101 && lowerKey(6) === 101 && lowerKey(7) === 110) return K_LASTSEEN;
+      if (lowerKey(0) === 105 && lowerKey(1) === 110 && lowerKey(2) === 116 && lowerKey(3) === 101 && lowerKey(4) === 114 && lowerKey(5) === 118 && lowerKey(6) === 97 && lowerKey(7) === 108) return K_INTERVAL;
+      return -1;
     default:
       return -1;
   }
@@ -1138,6 +1151,11 @@ function parseHeartbeat(buf, len, out2) {
   if (port < 0) return MALFORMED_PORT;
   const state = scannedState(buf);
   if (state < 0) return MALFORMED_STATE;
+  let interval = DEFAULT_INTERVAL_MS;
+  if (span[2 * K_INTERVAL] !== ABSENT) {
+    interval = decimalValue(buf, K_INTERVAL, 1, MAX_INTERVAL_MS);
+    if (interval < 0) return MALFORMED_INTERVAL;
+  }
   let ts = -1;
   if (span[2 * K_TS] !== ABSENT) {
     ts = decimalValue(buf, K_TS, 0, Number.MAX_SAFE_INTEGER);
@@ -1157,6 +1175,7 @@ function parseHeartbeat(buf, len, out2) {
   out2.busy = scanned.busy;
   out2.port = port;
   out2.state = state;
+  out2.interval = interval;
   out2.ts = ts;
   out2.signedLength = signedLength;
   out2.sigStart = sigStart;
@@ -1198,17 +1217,23 @@ function encodeHeartbeat(f) {
     if (f.state !== STATE_DRAIN) throw new RangeError(`heartbeat state must be STATE_UP or STATE_DRAIN, not ${f.state}`);
     s += "&state=drain";
   }
+  if (f.interval !== void 0) {
+    checkInt("interval", f.interval, 1, MAX_INTERVAL_MS);
+    s += `&interval=${f.interval}`;
+  }
   if (f.ts !== void 0 && f.ts !== -1) {
     checkInt("ts", f.ts, 0, Number.MAX_SAFE_INTEGER);
     s += `&ts=${f.ts}`;
   }
   return s;
 }
-var MAX_DATAGRAM, STATE_UP, STATE_DRAIN, MALFORMED_TOO_LONG, MALFORMED_NUL, MALFORMED_SIG_FIRST, MALFORMED_SIG_NOT_LAST, MALFORMED_NO_V, MALFORMED_NO_READY, MALFORMED_NO_BUSY, MALFORMED_READY, MALFORMED_BUSY, MALFORMED_PORT, MALFORMED_STATE, MALFORMED_TS, MALFORMED_SIG, MALFORMED2, INT31_MAX, K_V, K_READY, K_BUSY, K_PORT, K_STATE, K_TS, K_SIG, K_LASTSEEN, KEY_COUNT, ABSENT, IMPLICIT_ONE, span, signedLength, keyBytes, valueBytes, AMP, EQ, PERCENT, LF, CR, scanned;
+var MAX_DATAGRAM, DEFAULT_INTERVAL_MS, MAX_INTERVAL_MS, STATE_UP, STATE_DRAIN, MALFORMED_TOO_LONG, MALFORMED_NUL, MALFORMED_SIG_FIRST, MALFORMED_SIG_NOT_LAST, MALFORMED_NO_V, MALFORMED_NO_READY, MALFORMED_NO_BUSY, MALFORMED_READY, MALFORMED_BUSY, MALFORMED_PORT, MALFORMED_STATE, MALFORMED_TS, MALFORMED_SIG, MALFORMED_INTERVAL, MALFORMED2, INT31_MAX, K_V, K_READY, K_BUSY, K_PORT, K_STATE, K_TS, K_SIG, K_LASTSEEN, K_INTERVAL, KEY_COUNT, ABSENT, IMPLICIT_ONE, span, signedLength, keyBytes, valueBytes, AMP, EQ, PERCENT, LF, CR, scanned;
 var init_wire = __esm({
   "src/core/wire.ts"() {
     "use strict";
     MAX_DATAGRAM = 1e3;
+    DEFAULT_INTERVAL_MS = 1e3;
+    MAX_INTERVAL_MS = 36e5;
     STATE_UP = 0;
     STATE_DRAIN = 1;
     MALFORMED_TOO_LONG = 1;
@@ -1224,6 +1249,7 @@ var init_wire = __esm({
     MALFORMED_STATE = 11;
     MALFORMED_TS = 12;
     MALFORMED_SIG = 13;
+    MALFORMED_INTERVAL = 14;
     MALFORMED2 = Object.freeze([
       "",
       `over ${MAX_DATAGRAM} bytes`,
@@ -1238,7 +1264,8 @@ var init_wire = __esm({
       "port is not an integer from 1 to 65535",
       "state is not up or drain",
       `ts is not an integer from 0 to ${Number.MAX_SAFE_INTEGER}`,
-      "sig is not 64 lower-case hex digits"
+      "sig is not 64 lower-case hex digits",
+      `interval is not an integer from 1 to ${MAX_INTERVAL_MS}`
     ]);
     INT31_MAX = 2147483647;
     K_V = 0;
@@ -1249,7 +1276,8 @@ var init_wire = __esm({
     K_TS = 5;
     K_SIG = 6;
     K_LASTSEEN = 7;
-    KEY_COUNT = 8;
+    K_INTERVAL = 8;
+    KEY_COUNT = 9;
     ABSENT = -1;
     IMPLICIT_ONE = -2;
     span = new Int32Array(KEY_COUNT * 2);
@@ -1799,7 +1827,7 @@ var init_sender = __esm({
         if (opts.to.length === 0) throw new SendError("no target to send to");
         if (!(opts.intervalMs > 0)) throw new SendError(`the interval must be over 0 ms, not ${opts.intervalMs}`);
         try {
-          encodeHeartbeat({ ready: 0, busy: 0, port: opts.port });
+          encodeHeartbeat({ ready: 0, busy: 0, port: opts.port, interval: Math.round(opts.intervalMs) });
         } catch (err) {
           throw new SendError(message(err));
         }
@@ -1890,7 +1918,7 @@ var init_sender = __esm({
       encode(load) {
         const state = this.opts.drain ? STATE_DRAIN : load.state ?? STATE_UP;
         const signer = this.signer;
-        const text = encodeHeartbeat({ ready: load.ready, busy: load.busy, port: this.opts.port, state, ts: signer?.nextTs() });
+        const text = encodeHeartbeat({ ready: load.ready, busy: load.busy, port: this.opts.port, state, interval: Math.round(this.opts.intervalMs), ts: signer?.nextTs() });
         this.last = { ready: load.ready, busy: load.busy, state };
         return signer === void 0 ? text : signer.sign(text);
       }
@@ -2369,7 +2397,7 @@ function readHbDat(path, nowMs = Date.now()) {
     if (data[start] !== 35 && space > start && space < end) {
       const fields = parseHbDatQuery(data, space + 1, end);
       const host = data.toString("latin1", start, space);
-      if (fields && (0, import_node_net3.isIP)(stripScope(host))) servers.push({ host, address: stripScope(host), port: fields.port, ready: fields.ready, busy: fields.busy, age: fields.lastseen + fileAge, state: "up" });
+      if (fields && (0, import_node_net3.isIP)(stripScope(host))) servers.push({ host, address: stripScope(host), port: fields.port, ready: fields.ready, busy: fields.busy, age: fields.lastseen + fileAge, interval: null, state: "up" });
     }
     start = lineEnd + 1;
   }
@@ -2777,7 +2805,7 @@ var init_http = __esm({
         const all = [];
         for (const s of this.table.snapshot()) {
           if (s.age === null) continue;
-          all.push({ host: s.host, address: s.address, port: s.port, ready: s.ready, busy: s.busy, state: s.state, age: s.age, seen: now - s.age * 1e3 });
+          all.push({ host: s.host, address: s.address, port: s.port, ready: s.ready, busy: s.busy, state: s.state, age: s.age, interval: s.interval, seen: now - s.age * 1e3 });
         }
         this.all = all;
         this.candidates = all.filter((s) => s.state === "up" && weight(s) > 0);

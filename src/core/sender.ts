@@ -94,7 +94,7 @@ export class Sender {
     if (opts.to.length === 0) throw new SendError('no target to send to');
     if (!(opts.intervalMs > 0)) throw new SendError(`the interval must be over 0 ms, not ${opts.intervalMs}`);
     try {
-      encodeHeartbeat({ ready: 0, busy: 0, port: opts.port });
+      encodeHeartbeat({ ready: 0, busy: 0, port: opts.port, interval: Math.round(opts.intervalMs) });
     } catch (err) {
       throw new SendError(message(err));
     }
@@ -198,7 +198,7 @@ export class Sender {
   private encode(load: Load): string {
     const state = this.opts.drain ? STATE_DRAIN : load.state ?? STATE_UP;
     const signer = this.signer;
-    const text = encodeHeartbeat({ ready: load.ready, busy: load.busy, port: this.opts.port, state, ts: signer?.nextTs() });
+    const text = encodeHeartbeat({ ready: load.ready, busy: load.busy, port: this.opts.port, state, interval: Math.round(this.opts.intervalMs), ts: signer?.nextTs() });
     this.last = { ready: load.ready, busy: load.busy, state };
     return signer === undefined ? text : signer.sign(text);
   }

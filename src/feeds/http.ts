@@ -109,7 +109,7 @@ export class PickView {
     const all: ViewServer[] = [];
     for (const s of this.table.snapshot()) {
       if (s.age === null) continue;
-      all.push({ host: s.host, address: s.address, port: s.port, ready: s.ready, busy: s.busy, state: s.state, age: s.age, seen: now - s.age * 1000 });
+      all.push({ host: s.host, address: s.address, port: s.port, ready: s.ready, busy: s.busy, state: s.state, age: s.age, interval: s.interval, seen: now - s.age * 1000 });
     }
     this.all = all;
     this.candidates = all.filter((s) => s.state === 'up' && weight(s) > 0);

@@ -121,7 +121,7 @@ test('GET /status is status --json; /metrics is Prometheus text with HELP and TY
   for (const line of body.trim().split('\n')) assert.match(line, /^(# (HELP|TYPE) \w+ .+|\w+(\{[^}]*\})? \S+)$/, line);
   assert.equal(table.counters[0], 2, 'reading changes nothing');
 
-  const text = metricsText([{ slot: 0, address: 'fe80::1', scope: 'e"\\', host: 'fe80::1%e"\\', port: 80, state: 'up', ready: 1, busy: 1, packets: 1, age: null, seenWall: 0, lastTs: -1 }], json.counters);
+  const text = metricsText([{ slot: 0, address: 'fe80::1', scope: 'e"\\', host: 'fe80::1%e"\\', port: 80, state: 'up', ready: 1, busy: 1, packets: 1, age: null, interval: 1, seenWall: 0, lastTs: -1 }], json.counters);
   assert.match(text, /^hbeat_server_ready\{server="\[fe80::1%e\\"\\\\\]:80",state="up"\} 1$/m);
   assert.doesNotMatch(text, /hbeat_server_age_seconds\{/, 'no age sample for a server not heard from since boot');
 });
