@@ -1,0 +1,33 @@
+// A real Caddy routing every request on hbeat's /pick: forward_auth to hbeat,
+// reverse_proxy to the backend its X-Hbeat-Backend names, with
+// contrib/caddy/Caddyfile as shipped (only addresses changed).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { caddySkipReason, startCaddy, type Caddy } from '../helpers/caddy.ts';
+import { contrib, scenario, skipReason, startFleet, substitute } from '../helpers/proxies.ts';
+
+async function caddyFor(t: { after(fn: () => unknown): void }, hbeatPort: number): Promise<Caddy> {
+  const caddy = await startCaddy((port) => substitute(contrib('caddy/Caddyfile'), [
+    ['http://:8080 {', `http://:${port} {`],
+    ['forward_auth 127.0.0.1:8081 {', `forward_auth 127.0.0.1:${hbeatPort} {`],
+  ]));
+  t.after(() => caddy.stop());
+  return caddy;
+}
+
+test('Caddy forward_auth: the shares of hbeat\'s pick, a killed backend dropped within the liveness bound, 503 when nothing is live', { skip: skipReason(caddySkipReason()) }, async (t) => {
+  const fleet = await startFleet(t);
+  const caddy = await caddyFor(t, fleet.http);
+  // A client's own X-Hbeat-Backend chooses nothing: hbeat's replaces it.
+  const forged = await new Promise<string>((resolve, reject) => {
+    const silent = fleet.backends.find((b) => b.name === 'silent')!;
+    request({ host: '127.0.0.1', port: caddy.port, headers: { 'X-Hbeat-Backend': `${silent.host}:${silent.port}` } }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve(body));
+    }).on('error', reject).end();
+  });
+  assert.match(forged, /^r(60|30|10)$/);
+  await scenario(fleet, { port: caddy.port, log: () => caddy.errorLog() }, /^no live backend: 6 servers known, 0 seen in the last 10s\n$/);
+});
