@@ -1,0 +1,226 @@
+// The proxy benchmark: what a pick per request costs inside a real nginx.
+// One nginx serves four front ends, each built from the shipped contrib
+// files (only addresses and paths changed), all proxying to the same one
+// backend:
+//   fixed        proxy_pass to the backend, a new connection per request
+//   auth_request contrib/nginx/hbeat-auth-request.conf: a kept-alive round
+//                trip to hbeat's /pick, then as "fixed"
+//   fixed, kept  proxy_pass to an upstream with keepalive
+//   lua          contrib/nginx/hbeat-lua.conf: hbeat.lua picks from the slot
+//                file (kept-alive upstream, as "fixed, kept")
+// and prints, for each, requests/s under 16 connections and the median latency
+// of one request at a time, then the latency each set-up adds to its
+// yardstick. The set-ups take turns, round by round, so that other work on
+// the machine weighs on all alike; figures are medians. It asserts nothing.
+//
+// The backend is a server block of the same nginx (cheaper than anything in
+// Node), on 127.0.0.2; hbeat listen and one hbeat send on 127.0.0.1. Load
+// comes from wrk; without wrk (or nginx, or its Lua module) it says so and
+// skips. `npm run bench` calls benchProxies(); `node bench/proxies.mjs` runs
+// it alone.
+import { spawn, spawnSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(HERE, '..');
+const HBEAT = join(ROOT, 'dist', 'hbeat.js');
+const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find(existsSync);
+const LUA_MODULES = ['/usr/lib/nginx/modules/ndk_http_module.so', '/usr/lib/nginx/modules/ngx_http_lua_module.so'];
+const BACKEND = '127.0.0.2';
+const CONNECTIONS = 16;
+const ROUNDS = +(process.env.ROUNDS ?? 3), SECONDS = 3, LATENCY_SECONDS = 2, WARM_SECONDS = 1;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const fmt = (x, digits = 0) => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+function freePort(kind, host = '127.0.0.1') {
+  return new Promise((resolve, reject) => {
+    const s = kind === 'udp' ? createSocket('udp4') : createServer();
+    s.once('error', reject);
+    const done = () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    };
+    if (kind === 'udp') s.bind(0, host, done);
+    else s.listen(0, host, done);
+  });
+}
+
+/** `text` with every [from, to] replaced; each must be there, or the contrib file changed shape. */
+function substitute(text, pairs) {
+  for (const [from, to] of pairs) {
+    if (!text.includes(from)) throw new Error(`expected ${JSON.stringify(from)} in a contrib file`);
+    text = text.replaceAll(from, to);
+  }
+  return text;
+}
+
+const contrib = (path) => readFileSync(join(ROOT, 'contrib', path), 'utf8');
+
+/** Spawns `cmd`, resolving once `stream`'s output matches `ready`. */
+function startChild(cmd, args, ready, what) {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const onExit = (code, signal) => reject(new Error(`${what} exited (${signal ?? code}) before it was ready:\n${text}`));
+    child.once('exit', onExit);
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk) => {
+      text += chunk;
+      if (ready.test(text)) {
+        child.off('exit', onExit);
+        child.stderr.resume();
+        resolve(child);
+      }
+    });
+  });
+}
+
+async function stop(child) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(killer);
+}
+
+function run(cmd, args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} exited ${code}:\n${out}`))));
+  });
+}
+
+const UNITS = { us: 1, ms: 1e3, s: 1e6 };
+
+/** wrk against `url`: requests/s, median latency in µs (steadier than the
+ * mean on a shared machine), and answers that were not 2xx or failed. */
+async function wrk(url, connections, seconds) {
+  const out = await run('wrk', ['-t', '1', '-c', String(connections), '-d', `${seconds}s`, '--latency', url]);
+  const rate = Number(/Requests\/sec:\s+([0-9.]+)/.exec(out)?.[1]);
+  const lat = /^\s+50%\s+([0-9.]+)(us|ms|s)\b/m.exec(out);
+  if (!Number.isFinite(rate) || !lat) throw new Error(`wrk said:\n${out}`);
+  const bad = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0) + Number(/Socket errors: .*?(\d+)/.exec(out)?.[1] ?? 0);
+  return { rate, latencyUs: Number(lat[1]) * UNITS[lat[2]], bad };
+}
+
+function skipReason() {
+  if (spawnSync('wrk', ['--version']).error) return 'no wrk (apt-get install wrk)';
+  if (!NGINX) return 'no nginx (Debian\'s nginx-light)';
+  const missing = [...LUA_MODULES, '/usr/share/lua/5.1/resty/core.lua'].find((f) => !existsSync(f));
+  if (missing) return `no ${missing} (Debian's libnginx-mod-http-lua and lua-resty-core)`;
+  if (process.env.HBEAT_NETNS !== '1') return 'not in the private network namespace (run it under sh test/netns-run)';
+  return false;
+}
+
+export async function benchProxies() {
+  console.log('\nproxies: nginx with a pick per request, against nginx proxying to one fixed backend');
+  const skip = skipReason();
+  if (skip) return console.log(`  skipped: ${skip}`);
+  const dir = mkdtempSync(join(tmpdir(), 'hbeat-bench-proxies-'));
+  const children = [];
+  try {
+    const slots = join(dir, 'hbeat.slots');
+    const udp = await freePort('udp');
+    const http = await freePort('tcp');
+    children.push(await startChild(process.execPath, [HBEAT, 'listen', '--on', `127.0.0.1:${udp}`, '--http', `127.0.0.1:${http}`, '--slots', slots], /msg=started/, 'hbeat listen'));
+    const backendPort = await freePort('tcp', BACKEND);
+    children.push(await startChild(process.execPath, [HBEAT, 'send', '--source', BACKEND, '--to', `127.0.0.1:${udp}`, '--port', String(backendPort), '--ready', '10', '--busy', '1'], /msg=started/, 'hbeat send'));
+
+    const ports = { fixed: await freePort('tcp'), auth_request: await freePort('tcp'), 'fixed, kept': await freePort('tcp'), lua: await freePort('tcp') };
+    const auth = substitute(contrib('nginx/hbeat-auth-request.conf'), [
+      ['listen 127.0.0.1:8080;', `listen 127.0.0.1:${ports.auth_request};`],
+      ['server 127.0.0.1:8081;', `server 127.0.0.1:${http};`],
+    ]);
+    const lua = substitute(contrib('nginx/hbeat-lua.conf'), [
+      ['lua_package_path "/usr/local/share/hbeat/?.lua;;";', `lua_package_path "${join(ROOT, 'contrib', 'nginx')}/?.lua;;";`],
+      ['listen 127.0.0.1:8080;', `listen 127.0.0.1:${ports.lua};`],
+    ]);
+    const conf = join(dir, 'nginx.conf');
+    writeFileSync(conf, `${LUA_MODULES.map((m) => `load_module ${m};`).join('\n')}
+env HBEAT_SLOTS=${slots};
+daemon off;
+master_process off;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  # The backend: a constant answer, as cheap as an answer gets.
+  server { listen ${BACKEND}:${backendPort}; location / { return 200 "backend\\n"; } }
+  server { listen 127.0.0.1:${ports.fixed}; location / { proxy_pass http://${BACKEND}:${backendPort}; } }
+  upstream kept { server ${BACKEND}:${backendPort}; keepalive 32; }
+  server {
+    listen 127.0.0.1:${ports['fixed, kept']};
+    location / { proxy_pass http://kept; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+${auth}
+${lua}
+}
+`);
+    const nginx = spawn(NGINX, ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { stdio: 'ignore' });
+    children.push(nginx);
+    for (let i = 0; ; i++) {
+      if (existsSync(join(dir, 'nginx.pid'))) break;
+      if (nginx.exitCode !== null || i > 100) throw new Error(`nginx did not start:\n${readFileSync(join(dir, 'error.log'), 'utf8')}`);
+      await sleep(50);
+    }
+    await sleep(300); // the first heartbeat in the table
+
+    const names = Object.keys(ports);
+    const url = (name) => `http://127.0.0.1:${ports[name]}/`;
+    for (const name of names) await wrk(url(name), CONNECTIONS, WARM_SECONDS);
+    const rates = Object.fromEntries(names.map((n) => [n, []]));
+    const latencies = Object.fromEntries(names.map((n) => [n, []]));
+    let bad = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const name of round % 2 ? [...names].reverse() : names) {
+        const load = await wrk(url(name), CONNECTIONS, SECONDS);
+        const one = await wrk(url(name), 1, LATENCY_SECONDS);
+        rates[name].push(load.rate);
+        latencies[name].push(one.latencyUs);
+        bad += load.bad + one.bad;
+      }
+    }
+    const rate = (n) => median(rates[n]), lat = (n) => median(latencies[n]);
+    console.log(`  one nginx worker, wrk 1 thread; ${CONNECTIONS} connections for requests/s, 1 for latency; ${ROUNDS} rounds of ${SECONDS} s + ${LATENCY_SECONDS} s each`);
+    console.log('  set-up                requests/s   median latency, 1 at a time   added per request   rate vs yardstick');
+    const row = (n, base) => {
+      const added = base ? `${fmt(lat(n) - lat(base)).padStart(10)} µs` : '   (yardstick)';
+      const ratio = base ? fmt(rate(n) / rate(base), 2).padStart(10) : '';
+      console.log(`  ${n.padEnd(20)} ${fmt(rate(n)).padStart(11)}   ${fmt(lat(n)).padStart(22)} µs   ${added.padStart(17)}   ${ratio}`);
+    };
+    row('fixed');
+    row('auth_request', 'fixed');
+    row('fixed, kept');
+    row('lua', 'fixed, kept');
+    if (bad > 0) console.log(`  ${fmt(bad)} answers were errors or not 2xx: the figures are suspect\n${readFileSync(join(dir, 'error.log'), 'utf8').slice(-2000)}`);
+  } finally {
+    for (const child of children.reverse()) await stop(child);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  benchProxies().catch((err) => {
+    console.error(`bench proxies: ${err.stack ?? err}`);
+    process.exitCode = 1;
+  });
+}
