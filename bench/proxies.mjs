@@ -33,7 +33,7 @@ const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find(existsSync);
 const LUA_MODULES = ['/usr/lib/nginx/modules/ndk_http_module.so', '/usr/lib/nginx/modules/ngx_http_lua_module.so'];
 const BACKEND = '127.0.0.2';
 const CONNECTIONS = 16;
-const ROUNDS = +(process.env.ROUNDS ?? 3), SECONDS = 3, LATENCY_SECONDS = 2, WARM_SECONDS = 1;
+const ROUNDS = 3, SECONDS = 3, LATENCY_SECONDS = 2, WARM_SECONDS = 1;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const fmt = (x, digits = 0) => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });

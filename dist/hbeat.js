@@ -2961,6 +2961,7 @@ var init_http = __esm({
           return reply(res, 503, TEXT, `${noneReason(this.view.allAt(now), opts)}
 `);
         }
+        res.setHeader("X-Hbeat-Backend", formatEndpoint(chosen[0].host, chosen[0].port));
         const accept = req.headers.accept;
         if (accept !== void 0 && /application\/(x-nd)?json/.test(accept)) {
           let body2 = "";
