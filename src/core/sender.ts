@@ -11,6 +11,7 @@ import { formatEndpoint, isMulticast, multicastInterface, stripScope, type Endpo
 import { log, Outage } from './log.ts';
 import { Signer } from './trust.ts';
 import { encodeHeartbeat, STATE_DRAIN, STATE_UP } from './wire.ts';
+import { OperatorError } from './errors.ts';
 
 /** One reading of the backend's load; `state` STATE_DRAIN announces drain. */
 export interface Load { ready: number; busy: number; state?: number }
@@ -53,7 +54,7 @@ export interface RoundResult {
 }
 
 /** A setup failure (bind, socket option, options that contradict): one line, for exit status 1. */
-export class SendError extends Error {}
+export class SendError extends OperatorError {}
 
 /** A wait of intervalMs × [0.9, 1.1), uniform, so that a fleet started together drifts apart. */
 export function jitter(intervalMs: number, random: () => number): number {

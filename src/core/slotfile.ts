@@ -6,6 +6,7 @@ import { dirname } from 'node:path';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { readAddress, writeAddress } from './address.ts';
 import { bootId, monoNow } from './clock.ts';
+import { OperatorError } from './errors.ts';
 
 export const MAGIC = Buffer.from('HBEATSLT', 'latin1');
 /** 2: each slot keeps its server's announced interval. */
@@ -31,7 +32,7 @@ const S_SEQ = 0, S_FAMILY = 4, S_STATE = 5, S_PORT = 6, S_READY = 8, S_BUSY = 12
   S_SEEN_MONO = 24, S_SEEN_WALL = 32, S_LAST_TS = 40, S_ADDR = 48, S_SCOPE_LEN = 64, S_SCOPE = 65,
   SCOPE_MAX = 31, S_INTERVAL = 96, S_CRC = 124;
 
-export class SlotFileError extends Error {
+export class SlotFileError extends OperatorError {
   /** A checksum mismatch, which a concurrent write can cause: worth a re-read. */
   torn = false;
 }

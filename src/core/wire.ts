@@ -4,6 +4,9 @@
 // so it reads the bytes in place and allocates nothing: its only scratch is
 // module-level and reused.
 
+/** The largest ready or busy a heartbeat carries: 31 bits, as Apache's int. */
+export const INT31_MAX = 2147483647;
+
 /** mod_heartmonitor's MAX_MSG_LEN. */
 export const MAX_DATAGRAM = 1000;
 /** `interval` when absent: mod_heartbeat sends once a second. */
@@ -68,7 +71,6 @@ export const MALFORMED: readonly string[] = Object.freeze([
   `interval is not an integer from 1 to ${MAX_INTERVAL_MS}`,
 ]);
 
-const INT31_MAX = 2147483647;
 
 // The keys parseHeartbeat looks at; span holds, per key, where the value of
 // its last occurrence is: [start, end) in the buffer, start ABSENT or
@@ -90,7 +92,8 @@ function isHex(c: number): boolean {
   return (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66);
 }
 
-function hexValue(c: number): number {
+/** The value of one hex digit's character code (either case). */
+export function hexValue(c: number): number {
   return c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x61 + 10;
 }
 
