@@ -8,6 +8,8 @@
 //   fixed, kept  proxy_pass to an upstream with keepalive
 //   lua          contrib/nginx/hbeat-lua.conf: hbeat.lua picks from the slot
 //                file (kept-alive upstream, as "fixed, kept")
+//   lua, no pick the same two Lua phases naming the one backend, to tell
+//                hbeat.lua's own cost from the Lua module's
 // and prints, for each, requests/s under 16 connections and the median latency
 // of one request at a time, then the latency each set-up adds to its
 // yardstick. The set-ups take turns, round by round, so that other work on
@@ -138,7 +140,7 @@ export async function benchProxies() {
     const backendPort = await freePort('tcp', BACKEND);
     children.push(await startChild(process.execPath, [HBEAT, 'send', '--source', BACKEND, '--to', `127.0.0.1:${udp}`, '--port', String(backendPort), '--ready', '10', '--busy', '1'], /msg=started/, 'hbeat send'));
 
-    const ports = { fixed: await freePort('tcp'), auth_request: await freePort('tcp'), 'fixed, kept': await freePort('tcp'), lua: await freePort('tcp') };
+    const ports = { fixed: await freePort('tcp'), auth_request: await freePort('tcp'), 'fixed, kept': await freePort('tcp'), 'lua, no pick': await freePort('tcp'), lua: await freePort('tcp') };
     const auth = substitute(contrib('nginx/hbeat-auth-request.conf'), [
       ['listen 127.0.0.1:8080;', `listen 127.0.0.1:${ports.auth_request};`],
       ['server 127.0.0.1:8081;', `server 127.0.0.1:${http};`],
@@ -170,6 +172,18 @@ http {
   server {
     listen 127.0.0.1:${ports['fixed, kept']};
     location / { proxy_pass http://kept; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+  upstream lua_fixed {
+    server 0.0.0.1;
+    balancer_by_lua_block { require("ngx.balancer").set_current_peer("${BACKEND}", ${backendPort}) }
+    keepalive 32;
+  }
+  server {
+    listen 127.0.0.1:${ports['lua, no pick']};
+    location / {
+      access_by_lua_block { ngx.ctx.peer = true }
+      proxy_pass http://lua_fixed; proxy_http_version 1.1; proxy_set_header Connection "";
+    }
   }
 ${auth}
 ${lua}
@@ -210,6 +224,7 @@ ${lua}
     row('fixed');
     row('auth_request', 'fixed');
     row('fixed, kept');
+    row('lua, no pick', 'fixed, kept');
     row('lua', 'fixed, kept');
     if (bad > 0) console.log(`  ${fmt(bad)} answers were errors or not 2xx: the figures are suspect\n${readFileSync(join(dir, 'error.log'), 'utf8').slice(-2000)}`);
   } finally {
