@@ -12,8 +12,11 @@
 //                hbeat.lua's own cost from the Lua module's
 // and prints, for each, requests/s under 16 connections and the median latency
 // of one request at a time, then the latency each set-up adds to its
-// yardstick. The set-ups take turns, round by round, so that other work on
-// the machine weighs on all alike; figures are medians. It asserts nothing.
+// yardstick and its rate over the yardstick's. The set-ups take turns,
+// round by round, so that other work on the machine weighs on all alike;
+// figures are medians, the ratios and added latencies medians of each
+// round's own (a set-up against its yardstick minutes apart says little on a
+// shared machine). It asserts nothing.
 //
 // The backend is a server block of the same nginx (cheaper than anything in
 // Node), on 127.0.0.2; hbeat listen and one hbeat send on 127.0.0.1. Load
@@ -35,7 +38,7 @@ const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find(existsSync);
 const LUA_MODULES = ['/usr/lib/nginx/modules/ndk_http_module.so', '/usr/lib/nginx/modules/ngx_http_lua_module.so'];
 const BACKEND = '127.0.0.2';
 const CONNECTIONS = 16;
-const ROUNDS = 3, SECONDS = 3, LATENCY_SECONDS = 2, WARM_SECONDS = 1;
+const ROUNDS = 5, SECONDS = 2, LATENCY_SECONDS = 1, WARM_SECONDS = 1;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const fmt = (x, digits = 0) => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
@@ -214,11 +217,12 @@ ${lua}
       }
     }
     const rate = (n) => median(rates[n]), lat = (n) => median(latencies[n]);
+    const perRound = (xs, ys, f) => median(xs.map((x, i) => f(x, ys[i])));
     console.log(`  one nginx worker, wrk 1 thread; ${CONNECTIONS} connections for requests/s, 1 for latency; ${ROUNDS} rounds of ${SECONDS} s + ${LATENCY_SECONDS} s each`);
     console.log('  set-up                requests/s   median latency, 1 at a time   added per request   rate vs yardstick');
     const row = (n, base) => {
-      const added = base ? `${fmt(lat(n) - lat(base)).padStart(10)} µs` : '   (yardstick)';
-      const ratio = base ? fmt(rate(n) / rate(base), 2).padStart(10) : '';
+      const added = base ? `${fmt(perRound(latencies[n], latencies[base], (a, b) => a - b)).padStart(10)} µs` : '   (yardstick)';
+      const ratio = base ? fmt(perRound(rates[n], rates[base], (a, b) => a / b), 2).padStart(10) : '';
       console.log(`  ${n.padEnd(20)} ${fmt(rate(n)).padStart(11)}   ${fmt(lat(n)).padStart(22)} µs   ${added.padStart(17)}   ${ratio}`);
     };
     row('fixed');
