@@ -24,12 +24,11 @@
 // skips. `npm run bench` calls benchProxies(); `node bench/proxies.mjs` runs
 // it alone.
 import { spawn, spawnSync } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort, run, stop, waitFor } from './http.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
@@ -44,19 +43,6 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const fmt = (x, digits = 0) => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
-function freePort(kind, host = '127.0.0.1') {
-  return new Promise((resolve, reject) => {
-    const s = kind === 'udp' ? createSocket('udp4') : createServer();
-    s.once('error', reject);
-    const done = () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    };
-    if (kind === 'udp') s.bind(0, host, done);
-    else s.listen(0, host, done);
-  });
-}
-
 /** `text` with every [from, to] replaced; each must be there, or the contrib file changed shape. */
 function substitute(text, pairs) {
   for (const [from, to] of pairs) {
@@ -68,43 +54,11 @@ function substitute(text, pairs) {
 
 const contrib = (path) => readFileSync(join(ROOT, 'contrib', path), 'utf8');
 
-/** Spawns `cmd`, resolving once `stream`'s output matches `ready`. */
-function startChild(cmd, args, ready, what) {
+/** Spawns `cmd`, resolving once its stderr matches `ready`. */
+async function startChild(cmd, args, ready, what) {
   const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const onExit = (code, signal) => reject(new Error(`${what} exited (${signal ?? code}) before it was ready:\n${text}`));
-    child.once('exit', onExit);
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (chunk) => {
-      text += chunk;
-      if (ready.test(text)) {
-        child.off('exit', onExit);
-        child.stderr.resume();
-        resolve(child);
-      }
-    });
-  });
-}
-
-async function stop(child) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(killer);
-}
-
-function run(cmd, args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (d) => (out += d));
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} exited ${code}:\n${out}`))));
-  });
+  await waitFor(child, child.stderr, ready, what);
+  return child;
 }
 
 const UNITS = { us: 1, ms: 1e3, s: 1e6 };
@@ -140,7 +94,8 @@ export async function benchProxies() {
     const udp = await freePort('udp');
     const http = await freePort('tcp');
     children.push(await startChild(process.execPath, [HBEAT, 'listen', '--on', `127.0.0.1:${udp}`, '--http', `127.0.0.1:${http}`, '--slots', slots], /msg=started/, 'hbeat listen'));
-    const backendPort = await freePort('tcp', BACKEND);
+    // Free on 127.0.0.1 and so, in the namespace where nothing else uses 127.0.0.2, there too.
+    const backendPort = await freePort('tcp');
     children.push(await startChild(process.execPath, [HBEAT, 'send', '--source', BACKEND, '--to', `127.0.0.1:${udp}`, '--port', String(backendPort), '--ready', '10', '--busy', '1'], /msg=started/, 'hbeat send'));
 
     const ports = { fixed: await freePort('tcp'), auth_request: await freePort('tcp'), 'fixed, kept': await freePort('tcp'), 'lua, no pick': await freePort('tcp'), lua: await freePort('tcp') };
@@ -163,12 +118,7 @@ error_log ${dir}/error.log warn;
 events { worker_connections 1024; }
 http {
   access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  # The backend: a constant answer, as cheap as an answer gets.
+${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${dir}/${t};\n`).join('')}  # The backend: a constant answer, as cheap as an answer gets.
   server { listen ${BACKEND}:${backendPort}; location / { return 200 "backend\\n"; } }
   server { listen 127.0.0.1:${ports.fixed}; location / { proxy_pass http://${BACKEND}:${backendPort}; } }
   upstream kept { server ${BACKEND}:${backendPort}; keepalive 32; }

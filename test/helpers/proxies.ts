@@ -41,11 +41,6 @@ export function luaSkipReason(): string | false {
   return false;
 }
 
-/** The main-context lines hbeat-lua.conf asks for, with the slot file's path. */
-export function luaMain(slots: string): string {
-  return `${LUA_MODULES.map((m) => `load_module ${m};`).join('\n')}\nenv HBEAT_SLOTS=${slots};\n`;
-}
-
 /** Interval of every sender: the liveness bound is then min(10, 3.5 × 0.5) = 1.75 s (SPEC "Liveness"). */
 export const INTERVAL_S = 0.5;
 export const LIVE_BOUND_S = Math.min(10, 3.5 * INTERVAL_S);
