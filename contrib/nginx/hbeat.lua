@@ -340,17 +340,18 @@ function M.balance()
   local s = ctx.hbeat
   if balancer.get_last_failure() == nil then
     s = s or pick(nil)
-    if not s then return ngx.exit(502) end
+    if not s then return ngx.exit(503) end -- a 500: access() answers a clear 503 first
     balancer.set_more_tries(1)
   else
-    s = pick(s)
-    if not s then return ngx.exit(502) end -- no other candidate: the failure stands
+    -- No other candidate: the same one again, which fails again, so that
+    -- nginx answers its own 502 (an exit here would come out as a 500).
+    s = pick(s) or s
   end
   ctx.hbeat = s
   local ok, err = balancer.set_current_peer(s.peer, s.port)
   if not ok then
     ngx.log(ngx.ERR, "hbeat: cannot use ", s.peer, ":", s.port, ": ", err)
-    return ngx.exit(502)
+    return ngx.exit(ngx.ERROR)
   end
 end
 

@@ -3,7 +3,7 @@
 // contrib/nginx/hbeat-auth-request.conf as shipped (only addresses changed).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpServer, request } from 'node:http';
 import { createServer, type Socket } from 'node:net';
 import { nginxSkipReason, startNginx, type Nginx } from '../helpers/nginx.ts';
 import { contrib, get, scenario, skipReason, startFleet, substitute, type Fleet } from '../helpers/proxies.ts';
@@ -49,6 +49,12 @@ test('nginx auth_request: a refused backend gets one more try through a fresh pi
   assert.equal(r.status, 200, `${r.status} ${r.body}\n${nginx.errorLog().slice(-2000)}`);
   assert.equal(r.body, 'live');
   assert.equal(picks, 2, 'a second pick after the refusal');
+  // A POST may have been acted on before a failure: never sent twice.
+  const post = await new Promise<number>((resolve, reject) => {
+    request({ host: '127.0.0.1', port: nginx.port, method: 'POST', agent: false }, (res) => (res.resume(), resolve(res.statusCode!))).on('error', reject).end('x');
+  });
+  assert.equal(post, 502);
+  assert.equal(picks, 3, 'one pick, no retry');
 
   // hbeat gone: nothing listens, and nginx's kept connection is cut.
   await new Promise((r) => {

@@ -153,4 +153,8 @@ test('nginx Lua: a refused backend gets one more try, on another backend; $RUNTI
   const counts = await tally(nginx.port, 40);
   assert.deepEqual([...counts], [[live!.host, 40]], nginx.errorLog().slice(-1500));
   assert.match(nginx.errorLog(), /Connection refused/, 'the first try did go to the refusing one');
+  // Nothing else to try: the refusal stands.
+  writeSlots(join(dir, 'hbeat.slots'), [{ ...dead, ready: 1000, busy: 1, ago: 0 }]);
+  await reread();
+  assert.equal((await get(nginx.port)).status, 502);
 });
