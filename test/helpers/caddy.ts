@@ -10,13 +10,13 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { executable, runDaemon, type Daemon } from './daemon.ts';
-import { freePort } from './run.ts';
+import { freePort, toolMissing } from './run.ts';
 
 export const caddyBinary: string | undefined = ['/usr/bin/caddy', '/usr/local/bin/caddy'].find(executable);
 
 /** A reason for node:test's `skip` when Caddy is not installed, else false. */
 export function caddySkipReason(): string | false {
-  return caddyBinary ? false : 'no caddy (/usr/bin/caddy; Debian\'s caddy)';
+  return caddyBinary ? false : toolMissing('no caddy (/usr/bin/caddy; Debian\'s caddy)');
 }
 
 export interface Caddy extends Daemon {

@@ -11,8 +11,7 @@ import { Agent, createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { netnsSkipReason } from './apache.ts';
-import { freePort, start, statusJson, testDir, until, type Running } from './run.ts';
+import { freePort, NO_NETNS, start, statusJson, testDir, toolMissing, until, type Running } from './run.ts';
 
 export const CONTRIB = join(import.meta.dirname, '..', '..', 'contrib');
 
@@ -36,7 +35,7 @@ export const LUA_MODULES = ['/usr/lib/nginx/modules/ndk_http_module.so', '/usr/l
 /** Why the Lua set-up cannot run here, else false. */
 export function luaSkipReason(): string | false {
   for (const f of [...LUA_MODULES, '/usr/share/lua/5.1/resty/core.lua']) {
-    if (!existsSync(f)) return `no ${f} (Debian's libnginx-mod-http-lua and lua-resty-core)`;
+    if (!existsSync(f)) return toolMissing(`no ${f} (Debian's libnginx-mod-http-lua and lua-resty-core)`);
   }
   return false;
 }
@@ -195,7 +194,7 @@ export async function scenario(fleet: Fleet, proxy: Proxy, noneBody: RegExp): Pr
   }
 }
 
-/** Why a proxy test cannot run: the namespace, and whatever else `more` says. */
+/** Why a proxy test cannot run: whatever `more` says (a missing tool), or no namespace. */
 export function skipReason(...more: (string | false)[]): string | false {
-  return more.find((r) => r !== false) ?? netnsSkipReason();
+  return more.find((r) => r !== false) ?? NO_NETNS;
 }
