@@ -10,6 +10,7 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { crc32 } from 'node:zlib';
+import { writeAddress } from '../../src/core/address.ts';
 import { bootId, monoNow } from '../../src/core/clock.ts';
 import { nginxSkipReason, startNginx, type Nginx } from '../helpers/nginx.ts';
 import { CONTRIB, contrib, get, luaSkipReason, LUA_MODULES, scenario, skipReason, startFleet, substitute, tally } from '../helpers/proxies.ts';
@@ -37,6 +38,7 @@ test('nginx Lua: the shares of hbeat\'s pick, a killed backend dropped within th
 });
 
 interface Slot {
+  /** IPv4 or IPv6, as the slot file's address field takes them. */
   host: string; port: number; ready: number; busy: number;
   /** ms before now of its last heartbeat; null: not seen since boot (-1). */
   ago: number | null;
@@ -62,7 +64,7 @@ function writeSlots(path: string, slots: Slot[], opts: { version?: number; boot?
   slots.forEach((s, i) => {
     const o = 256 + 128 * (i + 1); // slot 0 stays empty
     buf.writeUInt32LE(7 + i, o);
-    buf[o + 4] = 4;
+    buf[o + 4] = writeAddress(s.host, buf, o + 48);
     buf[o + 5] = s.drain ? 1 : 0;
     buf.writeUInt16LE(s.port, o + 6);
     buf.writeUInt32LE(s.ready, o + 8);
@@ -70,7 +72,6 @@ function writeSlots(path: string, slots: Slot[], opts: { version?: number; boot?
     buf.writeDoubleLE(s.ago === null ? -1 : now - s.ago, o + 24);
     buf.writeDoubleLE(Date.now(), o + 32);
     buf.writeDoubleLE(-1, o + 40);
-    s.host.split('.').forEach((b, k) => (buf[o + 48 + k] = Number(b)));
     buf.writeUInt32LE(s.interval ?? 1000, o + 96);
     buf.writeUInt32LE((crc32(buf.subarray(o, o + 124)) ^ (s.torn ? 1 : 0)) >>> 0, o + 124);
   });
@@ -141,7 +142,7 @@ test('nginx Lua reads the slot file as docs/slot-file.md says: weights, interval
   assert.equal(nginx.errorLog().match(/No such file or directory/g)?.length, 1, nginx.errorLog());
 });
 
-test('nginx Lua: a refused backend gets one more try, on another backend; $RUNTIME_DIRECTORY finds the file', { skip: SKIP }, async (t) => {
+test('nginx Lua: a refused backend gets one more try, on another backend; an IPv6 backend; $RUNTIME_DIRECTORY finds the file', { skip: SKIP }, async (t) => {
   const dir = testDir(t);
   const [live] = await backends(t, 1);
   const dead = { host: '127.0.0.9', port: await freePort('tcp') };
@@ -153,6 +154,14 @@ test('nginx Lua: a refused backend gets one more try, on another backend; $RUNTI
   const counts = await tally(nginx.port, 40);
   assert.deepEqual([...counts], [[live!.host, 40]], nginx.errorLog().slice(-1500));
   assert.match(nginx.errorLog(), /Connection refused/, 'the first try did go to the refusing one');
+  // An IPv6 backend: nginx's balancer takes it as [ADDR].
+  const v6: Server = createServer((_req, res) => res.end('v6'));
+  await new Promise<void>((r) => v6.listen(0, '::1', r));
+  t.after(() => new Promise((r) => { v6.close(r); v6.closeAllConnections(); }));
+  writeSlots(join(dir, 'hbeat.slots'), [{ host: '0:0::1', port: (v6.address() as { port: number }).port, ready: 5, busy: 1, ago: 0 }]);
+  await reread();
+  assert.equal((await get(nginx.port)).body, 'v6');
+
   // Nothing else to try: the refusal stands.
   writeSlots(join(dir, 'hbeat.slots'), [{ ...dead, ready: 1000, busy: 1, ago: 0 }]);
   await reread();
