@@ -64,5 +64,5 @@ test('nginx auth_request: a refused backend gets one more try through a fresh pi
   const none = await get(nginx.port);
   assert.equal(none.status, 503);
   assert.equal(none.headers['retry-after'], '1');
-  assert.equal(none.body, 'no backend: hbeat /pick did not answer\n');
+  assert.equal(none.body, 'no backend: hbeat /pick gave none (status 502)\n');
 });
