@@ -29,5 +29,6 @@ test('Caddy forward_auth: the shares of hbeat\'s pick, a killed backend dropped 
     }).on('error', reject).end();
   });
   assert.match(forged, /^r(60|30|10)$/);
-  await scenario(fleet, { port: caddy.port, log: () => caddy.errorLog() }, /^no live backend: 6 servers known, 0 seen in the last 10s\n$/);
+  // hbeat's own 503 (its wording is noneReason's), passed on as it is.
+  await scenario(fleet, { port: caddy.port, log: () => caddy.errorLog() }, /^no live backend: 6 servers known, [^\n]*\n$/);
 });
