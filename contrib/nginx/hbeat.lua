@@ -170,6 +170,13 @@ local function decode(rec, boot_ok)
   }
 end
 
+-- What the last read decoded, by slot index, with the seq of the sealed copy
+-- it came from. seq goes up at every write of a slot, so a slot whose seq
+-- is unchanged is still that write: reused with no copy, CRC or decode
+-- (docs/slot-file.md says a reader may). Kept while the header's boot id and
+-- creation time stay the same: a new file counts its seqs afresh.
+local decoded, decoded_file = {}, nil
+
 -- Reads and checks the whole file (docs/slot-file.md, "Reading without
 -- locks"); returns the servers and how many slots stayed torn, or nil and
 -- why the file was refused.
@@ -198,20 +205,29 @@ local function read_file(path)
   local boot_ok = sub(head, 25, 40) == this_boot()
   local body = f:read(SLOT * n) or ""
   if #body ~= SLOT * n then return refuse("truncated while reading") end
-  local servers, torn = {}, 0
-  local seqs = ffi.cast(u8p, body)
+  local file_id = sub(head, 25, 48)
+  if file_id ~= decoded_file then decoded, decoded_file = {}, file_id end
+  local servers, torn, now_decoded = {}, 0, {}
+  local p = ffi.cast(u8p, body)
   for i = 0, n - 1 do
     local off = i * SLOT
-    if ffi.cast(u32p, seqs + off)[0] ~= 0 then -- seq 0: never used
-      local rec = sub(body, off + 1, off + SLOT)
-      rec = stable(f, rec, HEADER + off)
+    local seq = ffi.cast(u32p, p + off)[0]
+    local known = decoded[i]
+    if known and known.seq == seq then
+      now_decoded[i] = known
+      servers[#servers + 1] = known.server
+    elseif seq ~= 0 then -- seq 0: never used
+      local rec = stable(f, sub(body, off + 1, off + SLOT), HEADER + off)
       if rec then
-        servers[#servers + 1] = decode(rec, boot_ok)
+        local d = { seq = ffi.cast(u32p, ffi.cast(u8p, rec))[0], server = decode(rec, boot_ok) }
+        now_decoded[i] = d
+        servers[#servers + 1] = d.server
       else
         torn = torn + 1 -- stays torn: skipped for this read
       end
     end
   end
+  decoded = now_decoded
   f:close()
   return servers, torn
 end

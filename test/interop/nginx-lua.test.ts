@@ -5,7 +5,7 @@
 // listener only meets by accident (a torn slot, another boot, version 1).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { renameSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -43,6 +43,37 @@ interface Slot {
   /** ms before now of its last heartbeat; null: not seen since boot (-1). */
   ago: number | null;
   interval?: number; drain?: boolean; torn?: boolean;
+  /** Default 7 + its slot index. */
+  seq?: number;
+}
+
+/** Slot `i` (at 256 + 128·i) of `buf`, as a listener writes it. */
+function sealSlot(buf: Buffer, i: number, s: Slot): void {
+  const o = 256 + 128 * i;
+  buf.fill(0, o, o + 128);
+  buf.writeUInt32LE(s.seq ?? 7 + i, o);
+  buf[o + 4] = writeAddress(s.host, buf, o + 48);
+  buf[o + 5] = s.drain ? 1 : 0;
+  buf.writeUInt16LE(s.port, o + 6);
+  buf.writeUInt32LE(s.ready, o + 8);
+  buf.writeUInt32LE(s.busy, o + 12);
+  buf.writeDoubleLE(s.ago === null ? -1 : monoNow() - s.ago, o + 24);
+  buf.writeDoubleLE(Date.now(), o + 32);
+  buf.writeDoubleLE(-1, o + 40);
+  buf.writeUInt32LE(s.interval ?? 1000, o + 96);
+  buf.writeUInt32LE((crc32(buf.subarray(o, o + 124)) ^ (s.torn ? 1 : 0)) >>> 0, o + 124);
+}
+
+/** Rewrites slot `i` of the file in place, as the listener does for each heartbeat. */
+function rewriteSlot(path: string, i: number, s: Slot): void {
+  const buf = Buffer.alloc(256 + 128 * (i + 1));
+  sealSlot(buf, i, s);
+  const fd = openSync(path, 'r+');
+  try {
+    writeSync(fd, buf, 256 + 128 * i, 128, 256 + 128 * i);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** A slot file as docs/slot-file.md has it, written atomically at `path`. */
@@ -60,21 +91,7 @@ function writeSlots(path: string, slots: Slot[], opts: { version?: number; boot?
   buf.writeUInt32LE(1, 64);
   buf.writeUInt32LE(process.pid, 68);
   buf.writeUInt32LE(crc32(buf.subarray(64, 124)), 124);
-  const now = monoNow();
-  slots.forEach((s, i) => {
-    const o = 256 + 128 * (i + 1); // slot 0 stays empty
-    buf.writeUInt32LE(7 + i, o);
-    buf[o + 4] = writeAddress(s.host, buf, o + 48);
-    buf[o + 5] = s.drain ? 1 : 0;
-    buf.writeUInt16LE(s.port, o + 6);
-    buf.writeUInt32LE(s.ready, o + 8);
-    buf.writeUInt32LE(s.busy, o + 12);
-    buf.writeDoubleLE(s.ago === null ? -1 : now - s.ago, o + 24);
-    buf.writeDoubleLE(Date.now(), o + 32);
-    buf.writeDoubleLE(-1, o + 40);
-    buf.writeUInt32LE(s.interval ?? 1000, o + 96);
-    buf.writeUInt32LE((crc32(buf.subarray(o, o + 124)) ^ (s.torn ? 1 : 0)) >>> 0, o + 124);
-  });
+  slots.forEach((s, i) => sealSlot(buf, i + 1, s)); // slot 0 stays empty
   writeFileSync(`${path}.tmp`, buf);
   renameSync(`${path}.tmp`, path);
 }
@@ -136,6 +153,14 @@ test('nginx Lua reads the slot file as docs/slot-file.md says: weights, interval
   writeSlots(path, fresh);
   await reread();
   assert.equal((await get(nginx.port)).status, 200, 'a good file again: back at once');
+  // A heartbeat rewrites one slot in place, seq one up: the change is seen.
+  writeSlots(path, [fresh[0]!, { ...fresh[1]!, drain: true }]);
+  await reread();
+  assert.deepEqual([...(await tally(nginx.port, 20)).keys()], [b[0]!.host]);
+  rewriteSlot(path, 2, { ...fresh[1]!, seq: 10, ready: 4000, busy: 1 });
+  rewriteSlot(path, 1, { ...fresh[0]!, seq: 9, ready: 0 });
+  await reread();
+  assert.deepEqual([...(await tally(nginx.port, 20)).keys()], [b[1]!.host]);
   renameSync(path, `${path}.gone`);
   await refused(/^no live backend: cannot open the slot file: .*No such file or directory\n$/);
   // An outage is logged once, not once per request.
