@@ -18,13 +18,13 @@
 --       optional, in init_by_lua or init_worker_by_lua
 --   require("hbeat").access()    in access_by_lua: picks, or answers 503
 --   require("hbeat").balance()   in balancer_by_lua: the peer; on a refused
---                                 connection one more, never the same one
+--                                 connection one more, another when there is one
 
 local ffi = require "ffi"
 local balancer = require "ngx.balancer"
 
 local floor, min, random = math.floor, math.min, math.random
-local byte, sub = string.byte, string.sub
+local sub = string.sub
 local crc32 = ngx.crc32_long -- zlib's CRC-32: crc32_long("123456789") is 0xCBF43926
 
 local HEADER, SLOT, VERSION, MAX_SLOTS, RETRIES = 256, 128, 2, 1048576, 3
@@ -64,7 +64,8 @@ local view = {
 local logged_reason -- the last failure logged, so that an outage logs once
 local seeded_pid
 
---- Overrides the defaults: slots (path), max_age (s), misses.
+--- Overrides the defaults: slots (path), max_age (s), misses, refresh_ms
+-- (the least time between two reads of the file).
 function M.configure(opts)
   for k, v in pairs(opts or {}) do
     if config[k] == nil and k ~= "slots" then error("hbeat.configure: unknown option " .. tostring(k)) end
@@ -103,20 +104,22 @@ local function this_boot()
   return boot_id
 end
 
--- Whether the record of `len` bytes at 0-based `off` in `s` ends in the CRC-32 of the rest.
-local function sealed(s, off, len)
-  return crc32(sub(s, off + 1, off + len - 4)) == ffi.cast(u32p, ffi.cast(u8p, s) + off + len - 4)[0]
+-- Whether the first `len` bytes of `s` end in the CRC-32 of the rest.
+local function sealed(s, len)
+  return crc32(sub(s, 1, len - 4)) == ffi.cast(u32p, ffi.cast(u8p, s) + len - 4)[0]
 end
 
--- The record re-read while torn, up to RETRIES times; nil when it stays torn.
+-- The record re-read while torn, up to RETRIES times; nil when it stays torn
+-- (or the file shrank under us).
 local function stable(f, rec, at)
+  local len = #rec
   for _ = 1, RETRIES do
-    if sealed(rec, 0, #rec) then return rec end
+    if sealed(rec, len) then return rec end
     f:seek("set", at)
-    rec = f:read(#rec) or ""
-    if #rec < 1 then return nil end
+    rec = f:read(len) or ""
+    if #rec ~= len then return nil end
   end
-  if sealed(rec, 0, #rec) then return rec end
+  if sealed(rec, len) then return rec end
   return nil
 end
 
@@ -196,7 +199,7 @@ local function read_file(path)
     return refuse("format version " .. tonumber(h[0]) .. ", this reader reads version " .. VERSION
       .. "; remove it (the listener makes a new one)")
   end
-  if not sealed(head, 0, 64) then return refuse("damaged header") end
+  if not sealed(head, 64) then return refuse("damaged header") end
   local n = tonumber(h[3])
   if h[1] ~= HEADER or h[2] ~= SLOT or n < 1 or n > MAX_SLOTS or size ~= HEADER + SLOT * n then
     return refuse("another geometry, or truncated")
