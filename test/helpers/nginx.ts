@@ -34,7 +34,7 @@ export interface Nginx extends Daemon {
  * block, and `http` holds the caller's own, listening on `port`. Rejects with
  * its output and error log when it exits or has not started within 15 s,
  * leaving nothing behind. */
-export async function startNginx(opts: { server?: string; http?: string | ((port: number) => string); main?: string; env?: NodeJS.ProcessEnv }): Promise<Nginx> {
+export async function startNginx(opts: { server?: string; http?: string | ((port: number) => string); main?: string }): Promise<Nginx> {
   if (!nginxBinary) throw new Error('startNginx: nginx is not installed');
   const port = await freePort('tcp');
   const dir = mkdtempSync(join(tmpdir(), 'hbeat-nginx-'));
@@ -69,7 +69,6 @@ ${opts.server}
     // nginx writes its pid file once its listening socket is open.
     ready: (d) => d.read('nginx.pid').trim() === String(d.pid),
     readyWhat: 'write its pid file',
-    env: opts.env,
   });
   return { ...daemon, port };
 }
