@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { Agent, createServer, request, type Server } from 'node:http';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -140,6 +141,27 @@ export async function tally(port: number, count: number): Promise<Map<string, nu
     }),
   );
   return counts;
+}
+
+/**
+ * A stand-in for hbeat's /pick: every request gets a 200 naming `backend()`
+ * in X-Hbeat-Backend, for what a real listener cannot be made to pick.
+ * gone() makes it unreachable: nothing listens, kept connections are cut;
+ * it is gone after t in any case.
+ */
+export async function standInPick(t: TestContext, backend: () => string): Promise<{ port: number; gone(): Promise<void> }> {
+  const conns = new Set<Socket>();
+  const server = createNetServer((c) => {
+    conns.add(c);
+    c.on('data', () => c.write(`HTTP/1.1 200 OK\r\nX-Hbeat-Backend: ${backend()}\r\nContent-Length: 0\r\n\r\n`));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const gone = (): Promise<void> => new Promise((r) => {
+    server.close(() => r());
+    for (const c of conns) c.destroy();
+  });
+  t.after(gone);
+  return { port: (server.address() as { port: number }).port, gone };
 }
 
 /** What the scenario needs of a proxy: its port, and its error log for failures. */

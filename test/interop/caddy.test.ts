@@ -4,9 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { createServer, type Socket } from 'node:net';
 import { caddySkipReason, startCaddy, type Caddy } from '../helpers/caddy.ts';
-import { contrib, get, scenario, skipReason, startFleet, substitute } from '../helpers/proxies.ts';
+import { contrib, get, scenario, skipReason, standInPick, startFleet, substitute } from '../helpers/proxies.ts';
 import { freePort } from '../helpers/run.ts';
 
 async function caddyFor(t: { after(fn: () => unknown): void }, hbeatPort: number): Promise<Caddy> {
@@ -38,21 +37,13 @@ test('Caddy forward_auth: the shares of hbeat\'s pick, a killed backend dropped 
 test('Caddy forward_auth: a refusing backend is a plain 502; hbeat unreachable is a 503 that says so', { skip: skipReason(caddySkipReason()) }, async (t) => {
   // A stand-in for /pick that names a port where nothing listens.
   const refused = await freePort('tcp');
-  const conns = new Set<Socket>();
-  const hbeat = createServer((c) => {
-    conns.add(c);
-    c.on('data', () => c.write(`HTTP/1.1 200 OK\r\nX-Hbeat-Backend: 127.0.0.1:${refused}\r\nContent-Length: 0\r\n\r\n`));
-  });
-  await new Promise<void>((r) => hbeat.listen(0, '127.0.0.1', r));
-  const caddy = await caddyFor(t, (hbeat.address() as { port: number }).port);
+  const hbeat = await standInPick(t, () => `127.0.0.1:${refused}`);
+  const caddy = await caddyFor(t, hbeat.port);
   const bad = await get(caddy.port);
   assert.equal(bad.status, 502, bad.body);
   assert.equal(bad.headers['retry-after'], undefined, 'not taken for "no backend"');
 
-  await new Promise((r) => {
-    hbeat.close(r);
-    for (const c of conns) c.destroy();
-  });
+  await hbeat.gone();
   const none = await get(caddy.port);
   assert.equal(none.status, 503);
   assert.equal(none.headers['retry-after'], '1');

@@ -4,9 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer, request } from 'node:http';
-import { createServer, type Socket } from 'node:net';
 import { nginxSkipReason, startNginx, type Nginx } from '../helpers/nginx.ts';
-import { contrib, get, scenario, skipReason, startFleet, substitute, type Fleet } from '../helpers/proxies.ts';
+import { contrib, get, scenario, skipReason, standInPick, startFleet, substitute, type Fleet } from '../helpers/proxies.ts';
 import { freePort } from '../helpers/run.ts';
 
 async function nginxFor(t: { after(fn: () => unknown): void }, hbeatPort: number): Promise<Nginx> {
@@ -34,17 +33,8 @@ test('nginx auth_request: a refused backend gets one more try through a fresh pi
   t.after(() => new Promise((r) => { live.close(r); live.closeAllConnections(); }));
   const livePort = (live.address() as { port: number }).port;
   let picks = 0;
-  const conns = new Set<Socket>();
-  const hbeat = createServer((c) => {
-    conns.add(c);
-    c.on('data', () => {
-      const backend = picks++ % 2 === 0 ? `127.0.0.1:${refused}` : `127.0.0.2:${livePort}`;
-      c.write(`HTTP/1.1 200 OK\r\nX-Hbeat-Backend: ${backend}\r\nContent-Length: 0\r\n\r\n`);
-    });
-  });
-  await new Promise<void>((r) => hbeat.listen(0, '127.0.0.1', r));
-  const hbeatPort = (hbeat.address() as { port: number }).port;
-  const nginx = await nginxFor(t, hbeatPort);
+  const hbeat = await standInPick(t, () => (picks++ % 2 === 0 ? `127.0.0.1:${refused}` : `127.0.0.2:${livePort}`));
+  const nginx = await nginxFor(t, hbeat.port);
   const r = await get(nginx.port);
   assert.equal(r.status, 200, `${r.status} ${r.body}\n${nginx.errorLog().slice(-2000)}`);
   assert.equal(r.body, 'live');
@@ -57,10 +47,7 @@ test('nginx auth_request: a refused backend gets one more try through a fresh pi
   assert.equal(picks, 3, 'one pick, no retry');
 
   // hbeat gone: nothing listens, and nginx's kept connection is cut.
-  await new Promise((r) => {
-    hbeat.close(r);
-    for (const c of conns) c.destroy();
-  });
+  await hbeat.gone();
   const none = await get(nginx.port);
   assert.equal(none.status, 503);
   assert.equal(none.headers['retry-after'], '1');
