@@ -307,7 +307,8 @@ local function draw(except)
     end
   end
   if total - skip_w <= 0 then return nil end
-  -- r uniform over 0 .. total - skip_w - 1; values from skip_lo on shift past the excluded one.
+  -- r uniform over 0 .. total - skip_w - 1 (LuaJIT's random() has 52 bits:
+  -- a bias of at most total / 2^52); values from skip_lo on shift past the excluded one.
   local r = floor(random() * (total - skip_w))
   if skip_w > 0 and r >= skip_lo then r = r + skip_w end
   -- The first candidate whose cumulative weight exceeds r: each has exactly `weight` values of r.
