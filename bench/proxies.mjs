@@ -32,7 +32,6 @@ import { freePort, run, stop, waitFor } from './http.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
-const HBEAT = join(ROOT, 'dist', 'hbeat.js');
 const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find(existsSync);
 const LUA_MODULES = ['/usr/lib/nginx/modules/ndk_http_module.so', '/usr/lib/nginx/modules/ngx_http_lua_module.so'];
 const BACKEND = '127.0.0.2';
@@ -83,7 +82,8 @@ function skipReason() {
   return false;
 }
 
-export async function benchProxies() {
+/** `hbeat`: the build to run, as run.mjs's --hbeat. */
+export async function benchProxies(hbeat = join(ROOT, 'dist', 'hbeat.js')) {
   console.log('\nproxies: nginx with a pick per request, against nginx proxying to one fixed backend');
   const skip = skipReason();
   if (skip) return console.log(`  skipped: ${skip}`);
@@ -93,10 +93,10 @@ export async function benchProxies() {
     const slots = join(dir, 'hbeat.slots');
     const udp = await freePort('udp');
     const http = await freePort('tcp');
-    children.push(await startChild(process.execPath, [HBEAT, 'listen', '--on', `127.0.0.1:${udp}`, '--http', `127.0.0.1:${http}`, '--slots', slots], /msg=started/, 'hbeat listen'));
+    children.push(await startChild(process.execPath, [hbeat, 'listen', '--on', `127.0.0.1:${udp}`, '--http', `127.0.0.1:${http}`, '--slots', slots], /msg=started/, 'hbeat listen'));
     // Free on 127.0.0.1 and so, in the namespace where nothing else uses 127.0.0.2, there too.
     const backendPort = await freePort('tcp');
-    children.push(await startChild(process.execPath, [HBEAT, 'send', '--source', BACKEND, '--to', `127.0.0.1:${udp}`, '--port', String(backendPort), '--ready', '10', '--busy', '1'], /msg=started/, 'hbeat send'));
+    children.push(await startChild(process.execPath, [hbeat, 'send', '--source', BACKEND, '--to', `127.0.0.1:${udp}`, '--port', String(backendPort), '--ready', '10', '--busy', '1'], /msg=started/, 'hbeat send'));
 
     const ports = { fixed: await freePort('tcp'), auth_request: await freePort('tcp'), 'fixed, kept': await freePort('tcp'), 'lua, no pick': await freePort('tcp'), lua: await freePort('tcp') };
     const auth = substitute(contrib('nginx/hbeat-auth-request.conf'), [
