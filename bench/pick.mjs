@@ -29,7 +29,7 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const SIZES = [1_000, 10_000];
 const ROUNDS = 30;
 const FRESH_MS = 500;
-const TARGETS = { 1_000: 1.2, 10_000: 1.4 };
+const TARGETS = { 1_000: 1.15, 10_000: 1.25 };
 const INPROC = [
   { method: 'weighted', count: 1 },
   { method: 'two-choices', count: 1 },
@@ -74,11 +74,11 @@ function bootId() {
  * ready 1 to 100 and busy 1 to 50 (so that no weight is a slow-start quarter).
  * refresh() marks them all seen now and rewrites the file.
  */
-function slotFile(path, n) {
+export function slotFile(path, n) {
   const HEADER = 256, SLOT = 128;
   const buf = Buffer.alloc(HEADER + n * SLOT);
   buf.write('HBEATSLT', 0, 'latin1');
-  buf.writeUInt32LE(1, 8);
+  buf.writeUInt32LE(2, 8); // format version
   buf.writeUInt32LE(HEADER, 12);
   buf.writeUInt32LE(SLOT, 16);
   buf.writeUInt32LE(n, 20);
@@ -97,6 +97,7 @@ function slotFile(path, n) {
     buf.writeUInt32LE(1, off + 16); // packets
     buf.writeDoubleLE(-1, off + 40); // no ts
     buf.set([127, 1, (i >> 8) & 0xff, i & 0xff], off + 48);
+    buf.writeUInt32LE(1000, off + 96); // interval, ms
   }
   let written = -Infinity;
   const refresh = () => {

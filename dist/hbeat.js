@@ -32,7 +32,7 @@ function errnoText(err) {
 
 // src/term/demo.ts
 var import_node_dgram3 = require("node:dgram");
-var import_node_fs4 = require("node:fs");
+var import_node_fs7 = require("node:fs");
 var import_node_os2 = require("node:os");
 var import_node_path2 = require("node:path");
 var import_node_perf_hooks3 = require("node:perf_hooks");
@@ -260,84 +260,51 @@ var Outage = class {
   }
 };
 
-// src/core/slotfile.ts
-var import_node_fs3 = require("node:fs");
-var import_node_path = require("node:path");
-var import_node_zlib = require("node:zlib");
-
-// src/core/regular-file.ts
+// src/core/slot-layout.ts
 var import_node_fs2 = require("node:fs");
-function fileKind(st) {
-  if (st.isDirectory()) return "a directory";
-  if (st.isFIFO()) return "a FIFO";
-  if (st.isCharacterDevice()) return "a character device";
-  if (st.isBlockDevice()) return "a block device";
-  if (st.isSocket()) return "a socket";
-  return "not a regular file";
+var import_node_path = require("node:path");
+
+// src/core/crc.ts
+var CRC_TABLE = new Int32Array(256);
+for (let n = 0; n < 256; n++) {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 3988292384 ^ c >>> 1 : c >>> 1;
+  CRC_TABLE[n] = c;
 }
-function danglingTarget(path2) {
-  try {
-    return (0, import_node_fs2.lstatSync)(path2).isSymbolicLink() ? (0, import_node_fs2.readlinkSync)(path2) : void 0;
-  } catch {
-    return void 0;
+function crc32(buf, start, end) {
+  let c = -1;
+  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ buf[i]) & 255] ^ c >>> 8;
+  return (c ^ -1) >>> 0;
+}
+function zeroBytes(c, n) {
+  for (let i = 0; i < n; i++) c = CRC_TABLE[c & 255] ^ c >>> 8;
+  return c;
+}
+function zeroShift(n) {
+  const t = new Int32Array(1024);
+  for (let bit = 0; bit < 32; bit++) t[(bit >> 3) * 256 + (1 << (bit & 7))] = zeroBytes(1 << bit, n);
+  for (let i = 0; i < 1024; i++) {
+    const b = i & 255, low = b & -b;
+    if (b !== low) t[i] = t[i - b + low] ^ t[i - low];
   }
+  return t;
 }
-function refuseDangling(path2, what) {
-  const target = danglingTarget(path2);
-  if (target !== void 0) throw new OperatorError(`${what} ${path2}: is a dangling symbolic link to ${target}`);
+function shift(t, c) {
+  return t[c & 255] ^ t[256 + (c >>> 8 & 255)] ^ t[512 + (c >>> 16 & 255)] ^ t[768 + (c >>> 24)];
 }
-function openReason(err) {
-  if (err.code === "ELOOP") return "too many levels of symbolic links";
-  if (err.code === "ENXIO") return "is a socket, not a regular file";
-  return errnoText(err);
-}
-function refusal(reason2, code) {
-  return Object.assign(new Error(reason2), { code });
-}
-function openRegular(path2, maxBytes = Infinity) {
-  let fd;
-  try {
-    if (path2 === "") throw refusal("is an empty path");
-    fd = (0, import_node_fs2.openSync)(path2, import_node_fs2.constants.O_RDONLY | import_node_fs2.constants.O_NONBLOCK);
-  } catch (err) {
-    const e = err;
-    if (e.code === void 0) throw e;
-    const target = e.code === "ENOENT" ? danglingTarget(path2) : void 0;
-    throw target === void 0 ? refusal(openReason(e), e.code) : refusal(`is a dangling symbolic link to ${target}`);
+var WORD_TABLE = new Int32Array(1024);
+WORD_TABLE.set(CRC_TABLE);
+for (let n = 256; n < 1024; n++) WORD_TABLE[n] = zeroBytes(WORD_TABLE[n - 256], 1);
+function crcWords(view, from, to, c) {
+  const T = WORD_TABLE;
+  for (let i = from; i < to; i += 4) {
+    c ^= view.getInt32(i, true);
+    c = T[768 + (c & 255)] ^ T[512 + (c >>> 8 & 255)] ^ T[256 + (c >>> 16 & 255)] ^ T[c >>> 24];
   }
-  try {
-    const st = (0, import_node_fs2.fstatSync)(fd);
-    if (!st.isFile()) throw refusal(`is ${fileKind(st)}, not a regular file`);
-    if (st.size > maxBytes) throw refusal(`is ${st.size} bytes, larger than the ${maxBytes} bytes it may be`);
-  } catch (err) {
-    (0, import_node_fs2.closeSync)(fd);
-    throw err;
-  }
-  return fd;
-}
-function readRegular(path2, maxBytes) {
-  const fd = openRegular(path2, maxBytes);
-  try {
-    const stats = (0, import_node_fs2.fstatSync)(fd);
-    let buf = Buffer.allocUnsafe(Math.min(maxBytes + 1, stats.size + 4096));
-    let got = 0;
-    for (; ; ) {
-      if (got === buf.length) {
-        if (got > maxBytes) throw refusal(`is larger than the ${maxBytes} bytes it may be`);
-        const bigger = Buffer.allocUnsafe(Math.min(maxBytes + 1, buf.length * 2));
-        buf.copy(bigger);
-        buf = bigger;
-      }
-      const n = (0, import_node_fs2.readSync)(fd, buf, got, buf.length - got, null);
-      if (n === 0) return { data: buf.subarray(0, got), stats };
-      got += n;
-    }
-  } finally {
-    (0, import_node_fs2.closeSync)(fd);
-  }
+  return c;
 }
 
-// src/core/slotfile.ts
+// src/core/slot-layout.ts
 var MAGIC = Buffer.from("HBEATSLT", "latin1");
 var FORMAT_VERSION = 2;
 var HEADER_SIZE = 256;
@@ -390,52 +357,30 @@ var SlotFileError = class extends OperatorError {
   /** A checksum mismatch, which a concurrent write can cause: worth a re-read. */
   torn = false;
 };
-var CRC_TABLE = new Int32Array(256);
-for (let n = 0; n < 256; n++) {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 3988292384 ^ c >>> 1 : c >>> 1;
-  CRC_TABLE[n] = c;
+function fail(path2, why, torn = false) {
+  const err = new SlotFileError(`slot file ${path2}: ${why}`);
+  err.torn = torn;
+  throw err;
 }
-function crc32(buf, start, end) {
-  let c = -1;
-  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ buf[i]) & 255] ^ c >>> 8;
-  return (c ^ -1) >>> 0;
-}
-var HEAD_LEN = S_ADDR;
-var TAIL_LEN = S_CRC - S_ADDR;
-function zeroBytes(c, n) {
-  for (let i = 0; i < n; i++) c = CRC_TABLE[c & 255] ^ c >>> 8;
-  return c;
-}
-function zeroShift(n) {
-  const t = new Int32Array(1024);
-  for (let bit = 0; bit < 32; bit++) t[(bit >> 3) * 256 + (1 << (bit & 7))] = zeroBytes(1 << bit, n);
-  for (let i = 0; i < 1024; i++) {
-    const b = i & 255, low = b & -b;
-    if (b !== low) t[i] = t[i - b + low] ^ t[i - low];
+function systemReason(path2, err, doing) {
+  if (err.code === "ENOENT") {
+    fail(path2, doing === "create" ? `directory ${(0, import_node_path.dirname)(path2)} does not exist` : "does not exist (is `hbeat listen` running with this --slots?)");
   }
-  return t;
-}
-var WORD_TABLE = new Int32Array(1024);
-WORD_TABLE.set(CRC_TABLE);
-for (let n = 256; n < 1024; n++) WORD_TABLE[n] = zeroBytes(WORD_TABLE[n - 256], 1);
-var TAIL_SHIFT = zeroShift(TAIL_LEN);
-function slotCrc(view, off, tail) {
-  const T = WORD_TABLE;
-  let c = -1;
-  for (let i = off; i < off + HEAD_LEN; i += 4) {
-    c ^= view.getInt32(i, true);
-    c = T[768 + (c & 255)] ^ T[512 + (c >>> 8 & 255)] ^ T[256 + (c >>> 16 & 255)] ^ T[c >>> 24];
-  }
-  c = ~c;
-  const Z = TAIL_SHIFT;
-  return (Z[c & 255] ^ Z[256 + (c >>> 8 & 255)] ^ Z[512 + (c >>> 16 & 255)] ^ Z[768 + (c >>> 24)] ^ tail) >>> 0;
+  if (err.code === "EACCES" || err.code === "EPERM") fail(path2, `permission denied (${doing})`);
+  if (err.code === "EROFS") fail(path2, "read-only file system");
+  if (err.code === "EISDIR") fail(path2, "is a directory");
+  if (err.code === "ENOSPC" || err.code === "EDQUOT") fail(path2, `no space left on the device (${doing})`);
+  fail(path2, `${err.code ?? "error"} (${doing}): ${err.message.split("\n")[0]}`);
 }
 function sealed(buf, off, crcAt) {
   return buf.readUInt32LE(off + crcAt) === crc32(buf, off, off + crcAt);
 }
 function seal(buf, off, crcAt) {
   buf.writeUInt32LE(crc32(buf, off, off + crcAt), off + crcAt);
+}
+var tailShift;
+function slotCrc(view, off, tail) {
+  return (shift(tailShift ??= zeroShift(S_CRC - S_ADDR), ~crcWords(view, off, off + S_ADDR, -1)) ^ tail) >>> 0;
 }
 function readU64(buf, off) {
   return buf.readUInt32LE(off) + buf.readUInt32LE(off + 4) * 4294967296;
@@ -444,20 +389,20 @@ function writeU64(buf, off, value) {
   buf.writeUInt32LE(value >>> 0, off);
   buf.writeUInt32LE(Math.floor(value / 4294967296), off + 4);
 }
-function fail(path2, why, torn = false) {
-  const err = new SlotFileError(`slot file ${path2}: ${why}`);
-  err.torn = torn;
-  throw err;
+function readFully(fd, buf, position) {
+  let got = 0;
+  while (got < buf.length) {
+    const n = (0, import_node_fs2.readSync)(fd, buf, got, buf.length - got, position + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
 }
-function systemReason(path2, err, doing) {
-  if (err.code === "ENOENT") fail(path2, doing === "create" ? `directory ${(0, import_node_path.dirname)(path2)} does not exist` : "does not exist (is `hbeat listen` running with this --slots?)");
-  if (err.code === "EACCES" || err.code === "EPERM") fail(path2, `permission denied (${doing})`);
-  if (err.code === "EROFS") fail(path2, "read-only file system");
-  if (err.code === "EISDIR") fail(path2, "is a directory");
-  fail(path2, `${err.code ?? "error"} (${doing}): ${err.message.split("\n")[0]}`);
-}
-function validateHeader(header2, got, fileSize, path2) {
-  if (got < HEADER_SIZE || !header2.subarray(0, 8).equals(MAGIC)) fail(path2, "not an hbeat slot file (no magic number); refusing to touch it");
+var fileSize = (slots) => HEADER_SIZE + slots * SLOT_SIZE;
+function validateHeader(header2, got, size, path2) {
+  if (got < HEADER_SIZE || !header2.subarray(0, 8).equals(MAGIC)) {
+    fail(path2, "not an hbeat slot file (no magic number); refusing to touch it");
+  }
   const version = header2.readUInt32LE(H_VERSION);
   if (version !== FORMAT_VERSION) {
     const what = version < FORMAT_VERSION ? "made by an older hbeat" : "made by a newer hbeat";
@@ -470,13 +415,15 @@ function validateHeader(header2, got, fileSize, path2) {
   if (headerSize !== HEADER_SIZE || slotSize !== SLOT_SIZE || slots < 1 || slots > MAX_SERVERS_LIMIT) {
     fail(path2, `another geometry (header ${headerSize} B, slots of ${slotSize} B, ${slots} slots); refusing to touch it`);
   }
-  const want = HEADER_SIZE + slots * SLOT_SIZE;
-  if (fileSize !== want) fail(path2, `${fileSize} bytes where its header says ${want} (${slots} slots): truncated or another geometry; refusing to touch it`);
+  const want = fileSize(slots);
+  if (size !== want) {
+    fail(path2, `${size} bytes where its header says ${want} (${slots} slots): truncated or another geometry; refusing to touch it`);
+  }
   if (!sealed(header2, C_OFF, C_CRC - C_OFF)) fail(path2, "damaged counters (checksum mismatch); refusing to touch it", true);
   return slots;
 }
 function readHeader(fd, path2) {
-  const st = (0, import_node_fs3.fstatSync)(fd);
+  const st = (0, import_node_fs2.fstatSync)(fd);
   if (!st.isFile()) fail(path2, "not a regular file");
   const header2 = Buffer.alloc(HEADER_SIZE);
   for (let tries = 0; ; tries++) {
@@ -486,15 +433,6 @@ function readHeader(fd, path2) {
       if (!(err instanceof SlotFileError && err.torn) || tries === 3) throw err;
     }
   }
-}
-function readFully(fd, buf, position) {
-  let got = 0;
-  while (got < buf.length) {
-    const n = (0, import_node_fs3.readSync)(fd, buf, got, buf.length - got, position + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got;
 }
 function newHeader(slots, boot) {
   const h = Buffer.alloc(HEADER_SIZE);
@@ -509,418 +447,81 @@ function newHeader(slots, boot) {
   seal(h, C_OFF, C_CRC - C_OFF);
   return h;
 }
-function isListener(pid) {
+
+// src/core/trust.ts
+var import_node_crypto = require("node:crypto");
+
+// src/core/regular-file.ts
+var import_node_fs3 = require("node:fs");
+function fileKind(st) {
+  if (st.isDirectory()) return "a directory";
+  if (st.isFIFO()) return "a FIFO";
+  if (st.isCharacterDevice()) return "a character device";
+  if (st.isBlockDevice()) return "a block device";
+  if (st.isSocket()) return "a socket";
+  return "not a regular file";
+}
+function danglingTarget(path2) {
   try {
-    return (0, import_node_fs3.readFileSync)(`/proc/${pid}/cmdline`, "latin1").includes("hbeat");
+    return (0, import_node_fs3.lstatSync)(path2).isSymbolicLink() ? (0, import_node_fs3.readlinkSync)(path2) : void 0;
   } catch {
-    return false;
+    return void 0;
   }
 }
-var SlotRecord = class {
-  constructor(ctx, slot) {
-    this.ctx = ctx;
-    this.slot = slot;
-    const off = slot * SLOT_SIZE;
-    const view = ctx.view;
-    this.state = ctx.buf[off + S_STATE] === 1 ? "drain" : "up";
-    this.ready = view.getUint32(off + S_READY, true);
-    this.busy = view.getUint32(off + S_BUSY, true);
-    const seen = view.getFloat64(off + S_SEEN_MONO, true);
-    this.age = ctx.bootOk && seen >= 0 ? Math.max(0, ctx.now - seen) / 1e3 : null;
-    this.interval = view.getUint32(off + S_INTERVAL, true) / 1e3;
-  }
-  ctx;
-  slot;
-  state;
-  ready;
-  busy;
-  age;
-  /** Decoded at once as well: every reader's liveness rule reads it. */
-  interval;
-  get port() {
-    return this.ctx.view.getUint16(this.slot * SLOT_SIZE + S_PORT, true);
-  }
-  get packets() {
-    return readU64(this.ctx.buf, this.slot * SLOT_SIZE + S_PACKETS);
-  }
-  get seenWall() {
-    return this.ctx.view.getFloat64(this.slot * SLOT_SIZE + S_SEEN_WALL, true);
-  }
-  get lastTs() {
-    return this.ctx.view.getFloat64(this.slot * SLOT_SIZE + S_LAST_TS, true);
-  }
-  get address() {
-    const off = this.slot * SLOT_SIZE;
-    return readAddress(this.ctx.buf[off + S_FAMILY], this.ctx.buf, off + S_ADDR);
-  }
-  get scope() {
-    const off = this.slot * SLOT_SIZE;
-    const len = Math.min(this.ctx.buf[off + S_SCOPE_LEN], SCOPE_MAX);
-    return len === 0 ? "" : this.ctx.buf.toString("latin1", off + S_SCOPE, off + S_SCOPE + len);
-  }
-  get host() {
-    const scope = this.scope;
-    return scope ? `${this.address}%${scope}` : this.address;
-  }
-};
-function readContext(buf, now, bootOk) {
-  return { buf, view: new DataView(buf.buffer, buf.byteOffset, buf.length), now, bootOk };
+function refuseDangling(path2, what) {
+  const target = danglingTarget(path2);
+  if (target !== void 0) throw new OperatorError(`${what} ${path2}: is a dangling symbolic link to ${target}`);
 }
-function readCounters(header2) {
-  return countersRecord(COUNTER_NAMES.map((_, i) => readU64(header2, C_VALUES + 8 * i)));
+function openReason(err) {
+  if (err.code === "ELOOP") return "too many levels of symbolic links";
+  if (err.code === "ENXIO") return "is a socket, not a regular file";
+  return errnoText(err);
 }
-var slotShift;
-var sealedSlot = 0;
-function prepareRegionCheck() {
-  const slot = Buffer.alloc(SLOT_SIZE);
-  seal(slot, 0, S_CRC);
-  sealedSlot = ~crc32(slot, 0, SLOT_SIZE) ^ zeroBytes(-1, SLOT_SIZE);
-  return zeroShift(SLOT_SIZE);
+function refusal(reason2, code) {
+  return Object.assign(new Error(reason2), { code });
 }
-function decodeAll(body, slots, bootOk, reread) {
-  const ctx = readContext(body, monoNow(), bootOk);
-  const servers = [];
-  if (import_node_zlib.crc32) {
-    const t = slotShift ??= prepareRegionCheck();
-    let c = -1;
-    for (let i = 0; i < slots; i++) {
-      c = t[c & 255] ^ t[256 + (c >>> 8 & 255)] ^ t[512 + (c >>> 16 & 255)] ^ t[768 + (c >>> 24)];
-      if (ctx.view.getUint32(i * SLOT_SIZE + S_SEQ, true) !== 0) {
-        c ^= sealedSlot;
-        servers.push(new SlotRecord(ctx, i));
-      }
-    }
-    if (~c >>> 0 === (0, import_node_zlib.crc32)(body)) return { servers, torn: 0 };
-    servers.length = 0;
-  }
-  let torn = 0;
-  for (let i = 0; i < slots; i++) {
-    const off = i * SLOT_SIZE;
-    if (body.readUInt32LE(off + S_SEQ) === 0) continue;
-    for (let tries = 0; !sealed(body, off, S_CRC) && reread && tries < 3; tries++) reread(i);
-    if (sealed(body, off, S_CRC)) servers.push(new SlotRecord(ctx, i));
-    else torn++;
-  }
-  return { servers, torn };
-}
-function readSnapshot(path2) {
+function openRegular(path2, maxBytes = Infinity) {
   let fd;
   try {
-    fd = openRegular(path2);
+    if (path2 === "") throw refusal("is an empty path");
+    fd = (0, import_node_fs3.openSync)(path2, import_node_fs3.constants.O_RDONLY | import_node_fs3.constants.O_NONBLOCK);
   } catch (err) {
-    systemReason(path2, err, "read");
+    const e = err;
+    if (e.code === void 0) throw e;
+    const target = e.code === "ENOENT" ? danglingTarget(path2) : void 0;
+    throw target === void 0 ? refusal(openReason(e), e.code) : refusal(`is a dangling symbolic link to ${target}`);
   }
   try {
-    const { header: header2, slots } = readHeader(fd, path2);
-    const body = Buffer.allocUnsafe(slots * SLOT_SIZE);
-    readFully(fd, body, HEADER_SIZE);
-    const bootOk = header2.subarray(H_BOOT, H_BOOT + 16).equals(bootId());
-    const { servers, torn } = decodeAll(body, slots, bootOk, (i) => readFully(fd, body.subarray(i * SLOT_SIZE, (i + 1) * SLOT_SIZE), HEADER_SIZE + i * SLOT_SIZE));
-    return {
-      path: path2,
-      slots,
-      created: header2.readDoubleLE(H_CREATED),
-      listenerPid: header2.readUInt32LE(C_PID),
-      bootMatches: bootOk,
-      counters: readCounters(header2),
-      servers,
-      torn
-    };
+    const st = (0, import_node_fs3.fstatSync)(fd);
+    if (!st.isFile()) throw refusal(`is ${fileKind(st)}, not a regular file`);
+    if (st.size > maxBytes) throw refusal(`is ${st.size} bytes, larger than the ${maxBytes} bytes it may be`);
+  } catch (err) {
+    (0, import_node_fs3.closeSync)(fd);
+    throw err;
+  }
+  return fd;
+}
+function readRegular(path2, maxBytes) {
+  const fd = openRegular(path2, maxBytes);
+  try {
+    const stats = (0, import_node_fs3.fstatSync)(fd);
+    let buf = Buffer.allocUnsafe(Math.min(maxBytes + 1, stats.size + 4096));
+    let got = 0;
+    for (; ; ) {
+      if (got === buf.length) {
+        if (got > maxBytes) throw refusal(`is larger than the ${maxBytes} bytes it may be`);
+        const bigger = Buffer.allocUnsafe(Math.min(maxBytes + 1, buf.length * 2));
+        buf.copy(bigger);
+        buf = bigger;
+      }
+      const n = (0, import_node_fs3.readSync)(fd, buf, got, buf.length - got, null);
+      if (n === 0) return { data: buf.subarray(0, got), stats };
+      got += n;
+    }
   } finally {
     (0, import_node_fs3.closeSync)(fd);
   }
 }
-var SlotTable = class _SlotTable {
-  constructor(path2, fd, header2, mirror) {
-    this.path = path2;
-    this.fd = fd;
-    this.header = header2;
-    this.mirror = mirror;
-    this.view = new DataView(mirror.buffer, mirror.byteOffset, mirror.length);
-    this.slots = header2.readUInt32LE(H_SLOTS);
-    this.tailCrc = new Int32Array(this.slots);
-    this.slotAddress = new Array(this.slots);
-    this.free = new Int32Array(this.slots);
-    COUNTER_NAMES.forEach((_, i) => this.counters[i] = readU64(header2, C_VALUES + 8 * i));
-  }
-  path;
-  fd;
-  slots;
-  counters = new Float64Array(COUNTER_NAMES.length);
-  header;
-  mirror;
-  // Over the mirror: explicit little-endian accesses, cheaper than Buffer's.
-  view;
-  // Per slot, crc32() of its bytes 48..123, for slotCrc().
-  tailCrc;
-  // Wall time = monotonic time + this offset, re-read once a second: one
-  // clock read per datagram, and a step of the wall clock shows within 1 s.
-  wallOffset = 0;
-  wallOffsetUntil = -Infinity;
-  // address (no scope) -> port -> slot: two lookups, no key string to build.
-  index = /* @__PURE__ */ new Map();
-  slotAddress;
-  // Slots free for a new server: a stack, refilled by reclaim().
-  free;
-  freeCount = 0;
-  // No slot in use can be evicted before this monotonic time, so a full table
-  // refuses a flood of new servers without scanning it for each datagram.
-  nextReclaim = 0;
-  addressScratch = Buffer.alloc(16);
-  countersDirty = false;
-  flushTimer;
-  /**
-   * Opens the file, or creates it with `maxServers` slots. A file that is not
-   * a slot file, of another version or geometry is refused and left untouched.
-   */
-  static open(path2, maxServers) {
-    if (maxServers !== void 0 && !(Number.isInteger(maxServers) && maxServers >= 1 && maxServers <= MAX_SERVERS_LIMIT)) {
-      throw new RangeError(`max servers must be 1 to ${MAX_SERVERS_LIMIT}`);
-    }
-    let fd;
-    try {
-      fd = (0, import_node_fs3.openSync)(path2, "r+");
-    } catch (err) {
-      if (err.code !== "ENOENT") systemReason(path2, err, "open for writing");
-      fd = _SlotTable.create(path2, maxServers ?? DEFAULT_MAX_SERVERS);
-    }
-    try {
-      const { header: header2, slots } = readHeader(fd, path2);
-      const owner = header2.readUInt32LE(C_PID);
-      if (owner !== 0 && owner !== process.pid && isListener(owner)) fail(path2, `in use by the listener with pid ${owner}: one listener per slot file`);
-      if (maxServers !== void 0 && maxServers !== slots) fail(path2, `has ${slots} slots, not the ${maxServers} of --max-servers; refusing to touch it (remove it to start afresh)`);
-      const mirror = Buffer.alloc(slots * SLOT_SIZE);
-      readFully(fd, mirror, HEADER_SIZE);
-      const table = new _SlotTable(path2, fd, header2, mirror);
-      table.adopt();
-      return table;
-    } catch (err) {
-      (0, import_node_fs3.closeSync)(fd);
-      throw err;
-    }
-  }
-  // Made under a temporary name and linked into place, so no reader or
-  // listener ever sees a half-made file, and two creators cannot both win.
-  static create(path2, slots) {
-    const tmp = `${path2}.new-${process.pid}`;
-    let fd;
-    try {
-      fd = (0, import_node_fs3.openSync)(tmp, "w+", 420);
-    } catch (err) {
-      systemReason(path2, err, "create");
-    }
-    try {
-      const header2 = newHeader(slots, bootId());
-      (0, import_node_fs3.writeSync)(fd, header2, 0, HEADER_SIZE, 0);
-      (0, import_node_fs3.writeSync)(fd, Buffer.alloc(1), 0, 1, HEADER_SIZE + slots * SLOT_SIZE - 1);
-      try {
-        (0, import_node_fs3.linkSync)(tmp, path2);
-      } catch (err) {
-        if (err.code !== "EEXIST") systemReason(path2, err, "create");
-      }
-    } catch (err) {
-      (0, import_node_fs3.closeSync)(fd);
-      throw err;
-    } finally {
-      (0, import_node_fs3.unlinkSync)(tmp);
-    }
-    (0, import_node_fs3.closeSync)(fd);
-    try {
-      return (0, import_node_fs3.openSync)(path2, "r+");
-    } catch (err) {
-      systemReason(path2, err, "open for writing");
-    }
-  }
-  /** Takes over what an earlier listener left: its servers, and after a reboot, their staleness. */
-  adopt() {
-    const boot = bootId();
-    const rebooted = !this.header.subarray(H_BOOT, H_BOOT + 16).equals(boot);
-    const m = this.mirror;
-    for (let slot = this.slots - 1; slot >= 0; slot--) {
-      const off = slot * SLOT_SIZE;
-      if (m.readUInt32LE(off + S_SEQ) === 0 || !sealed(m, off, S_CRC)) {
-        this.free[this.freeCount++] = slot;
-        continue;
-      }
-      if (rebooted) {
-        m.writeDoubleLE(-1, off + S_SEEN_MONO);
-        seal(m, off, S_CRC);
-      }
-      const address = readAddress(m[off + S_FAMILY], m, off + S_ADDR);
-      this.link(address, m.readUInt16LE(off + S_PORT), slot);
-      this.tailChanged(slot);
-    }
-    if (rebooted) {
-      (0, import_node_fs3.writeSync)(this.fd, m, 0, m.length, HEADER_SIZE);
-      boot.copy(this.header, H_BOOT);
-      seal(this.header, 0, H_CRC);
-      (0, import_node_fs3.writeSync)(this.fd, this.header, 0, C_OFF, 0);
-    }
-    this.header.writeUInt32LE(process.pid, C_PID);
-    this.flushCounters();
-  }
-  link(address, port, slot) {
-    let ports = this.index.get(address);
-    if (!ports) this.index.set(address, ports = /* @__PURE__ */ new Map());
-    ports.set(port, slot);
-    this.slotAddress[slot] = address;
-  }
-  /** The slot of a known server, or -1. */
-  lookup(address, port) {
-    const ports = this.index.get(address);
-    if (ports === void 0) return -1;
-    const slot = ports.get(port);
-    return slot === void 0 ? -1 : slot;
-  }
-  /** The `ts` last accepted from the server in `slot` (-1 none), for replay checks. */
-  lastTs(slot) {
-    return this.mirror.readDoubleLE(slot * SLOT_SIZE + S_LAST_TS);
-  }
-  /**
-   * A slot for a new server: a free one, or one silent for over 30 s. -1 when
-   * every slot holds a live server: none is evicted, the caller counts `full`.
-   * Throws on an address that is not an IP (never the case for a socket's).
-   */
-  claim(address, port, now = monoNow()) {
-    const family = writeAddress(address, this.addressScratch, 0);
-    if (family === 0) throw new Error(`not an IP address: ${address}`);
-    for (; ; ) {
-      if (this.freeCount === 0) {
-        if (now <= this.nextReclaim) return -1;
-        this.reclaim(now);
-        if (this.freeCount === 0) return -1;
-      }
-      const slot = this.free[--this.freeCount];
-      if (this.slotAddress[slot] !== void 0) {
-        if (this.isLive(slot, now)) continue;
-        this.unlink(slot);
-      }
-      const off = slot * SLOT_SIZE;
-      const m = this.mirror;
-      const seq = m.readUInt32LE(off + S_SEQ);
-      m.fill(0, off, off + SLOT_SIZE);
-      m.writeUInt32LE(seq, off + S_SEQ);
-      m[off + S_FAMILY] = family;
-      m.writeUInt16LE(port, off + S_PORT);
-      m.writeDoubleLE(-1, off + S_LAST_TS);
-      this.addressScratch.copy(m, off + S_ADDR);
-      this.link(address, port, slot);
-      this.tailChanged(slot);
-      return slot;
-    }
-  }
-  /** Takes the CRC of the slot's bytes 48..123 again, after they changed. */
-  tailChanged(slot) {
-    const off = slot * SLOT_SIZE;
-    this.tailCrc[slot] = crc32(this.mirror, off + S_ADDR, off + S_CRC);
-  }
-  isLive(slot, now) {
-    const seen = this.mirror.readDoubleLE(slot * SLOT_SIZE + S_SEEN_MONO);
-    return seen >= 0 && now - seen <= EVICT_AGE_MS;
-  }
-  /**
-   * Offers every slot silent for over 30 s. Their servers stay linked until
-   * claim() takes the slot, so one that speaks again first keeps its slot.
-   */
-  reclaim(now) {
-    let earliest = Infinity;
-    for (let slot = 0; slot < this.slots; slot++) {
-      if (this.slotAddress[slot] === void 0) continue;
-      if (this.isLive(slot, now)) earliest = Math.min(earliest, this.mirror.readDoubleLE(slot * SLOT_SIZE + S_SEEN_MONO));
-      else this.free[this.freeCount++] = slot;
-    }
-    this.nextReclaim = earliest + EVICT_AGE_MS;
-  }
-  unlink(slot) {
-    const address = this.slotAddress[slot];
-    const port = this.mirror.readUInt16LE(slot * SLOT_SIZE + S_PORT);
-    const ports = this.index.get(address);
-    if (ports?.get(port) === slot) {
-      ports.delete(port);
-      if (ports.size === 0) this.index.delete(address);
-    }
-    this.slotAddress[slot] = void 0;
-  }
-  /** The per-datagram update: the slot changed in place, then one positional write. */
-  write(slot, u, scope, now = monoNow(), wall = this.wallAt(now)) {
-    const v = this.view;
-    const off = slot * SLOT_SIZE;
-    const seq = v.getUint32(off + S_SEQ, true);
-    v.setUint32(off + S_SEQ, seq === 4294967295 ? 1 : seq + 1, true);
-    this.mirror[off + S_STATE] = u.state;
-    v.setUint32(off + S_READY, u.ready, true);
-    v.setUint32(off + S_BUSY, u.busy, true);
-    const lo = v.getUint32(off + S_PACKETS, true);
-    if (lo === 4294967295) {
-      v.setUint32(off + S_PACKETS, 0, true);
-      v.setUint32(off + S_PACKETS + 4, v.getUint32(off + S_PACKETS + 4, true) + 1, true);
-    } else v.setUint32(off + S_PACKETS, lo + 1, true);
-    v.setFloat64(off + S_SEEN_MONO, now, true);
-    v.setFloat64(off + S_SEEN_WALL, wall, true);
-    if (u.ts >= 0) v.setFloat64(off + S_LAST_TS, u.ts, true);
-    if (v.getUint32(off + S_INTERVAL, true) !== u.interval) {
-      v.setUint32(off + S_INTERVAL, u.interval, true);
-      this.tailChanged(slot);
-    }
-    if (scope.length !== 0 || this.mirror[off + S_SCOPE_LEN] !== 0) this.setScope(slot, scope);
-    v.setUint32(off + S_CRC, slotCrc(v, off, this.tailCrc[slot]), true);
-    (0, import_node_fs3.writeSync)(this.fd, this.mirror, off, SLOT_SIZE, HEADER_SIZE + off);
-  }
-  /** Stores the scope of the slot's last datagram; the CRC of bytes 48..123 again only when it changed. */
-  setScope(slot, scope) {
-    const m = this.mirror;
-    const off = slot * SLOT_SIZE;
-    const len = scope.length > SCOPE_MAX ? SCOPE_MAX : scope.length;
-    let same = m[off + S_SCOPE_LEN] === len;
-    for (let i = 0; same && i < len; i++) same = m[off + S_SCOPE + i] === (scope.charCodeAt(i) & 255);
-    if (same) return;
-    m[off + S_SCOPE_LEN] = len;
-    m.fill(0, off + S_SCOPE, off + S_SCOPE + SCOPE_MAX);
-    m.write(scope, off + S_SCOPE, len, "latin1");
-    this.tailChanged(slot);
-  }
-  /** Unix time in ms at monotonic time `now`. */
-  wallAt(now) {
-    if (now >= this.wallOffsetUntil) {
-      const mono = monoNow();
-      this.wallOffset = Date.now() - mono;
-      this.wallOffsetUntil = mono + 1e3;
-    }
-    return Math.floor(now + this.wallOffset);
-  }
-  /** Counts one event; the header is written soon after, not per datagram. */
-  count(counter) {
-    this.counters[counter]++;
-    if (this.countersDirty) return;
-    this.countersDirty = true;
-    this.flushTimer = setTimeout(() => this.flushCounters(), 100);
-    this.flushTimer.unref();
-  }
-  /** Writes the counters record: 64 bytes in one positional write. */
-  flushCounters() {
-    const h = this.header;
-    h.writeUInt32LE(h.readUInt32LE(C_SEQ) + 1 >>> 0, C_SEQ);
-    for (let i = 0; i < COUNTER_NAMES.length; i++) writeU64(h, C_VALUES + 8 * i, this.counters[i]);
-    seal(h, C_OFF, C_CRC - C_OFF);
-    (0, import_node_fs3.writeSync)(this.fd, h, C_OFF, C_LEN, C_OFF);
-    this.countersDirty = false;
-    clearTimeout(this.flushTimer);
-  }
-  /** What a reader of the file would see, from memory: no file read (a copy, since the mirror changes). */
-  snapshot() {
-    return decodeAll(Buffer.from(this.mirror), this.slots, true).servers;
-  }
-  close() {
-    if (this.fd < 0) return;
-    this.header.writeUInt32LE(0, C_PID);
-    this.flushCounters();
-    (0, import_node_fs3.closeSync)(this.fd);
-    this.fd = -1;
-  }
-};
-
-// src/core/trust.ts
-var import_node_crypto = require("node:crypto");
 
 // src/core/wire.ts
 var import_node_net2 = require("node:net");
@@ -1406,7 +1007,8 @@ var Listener = class _Listener {
             socket.addMembership(stripScope(ep.host), on);
           } catch (err) {
             closeQuietly(socket);
-            reject(new ListenError(`${where}: cannot join the group${iface === void 0 ? "" : ` on ${iface}`}: ${err.message} (is there a multicast route? see the README's troubleshooting)`));
+            const onIface = iface === void 0 ? "" : ` on ${iface}`;
+            reject(new ListenError(`${where}: cannot join the group${onIface}: ${err.message} (is there a multicast route? see the README's troubleshooting)`));
             return;
           }
         }
@@ -1425,7 +1027,13 @@ var Listener = class _Listener {
     } catch {
     }
     const got = socket.getRecvBufferSize();
-    if (got < RECV_BUFFER) log("warn", "receive buffer smaller than asked; raise net.core.rmem_max to avoid drops at high rates", { on: where, bytes: got, wanted: RECV_BUFFER });
+    if (got < RECV_BUFFER) {
+      log("warn", "receive buffer smaller than asked; raise net.core.rmem_max to avoid drops at high rates", {
+        on: where,
+        bytes: got,
+        wanted: RECV_BUFFER
+      });
+    }
   }
   /**
    * The per-datagram path, also fed by the HTTP endpoint. `from` is the
@@ -1438,19 +1046,20 @@ var Listener = class _Listener {
     const code = parseHeartbeat(msg, msg.length, hb);
     if (code !== 0) {
       this.table.count(MALFORMED);
-      this.limited.log("malformed", "warn", "malformed datagram dropped", () => ({ from: fromPort ? formatEndpoint(from, fromPort) : from, reason: MALFORMED2[code] }));
+      this.limited.log("malformed", "warn", "malformed datagram dropped", () => ({
+        from: fromPort ? formatEndpoint(from, fromPort) : from,
+        reason: MALFORMED2[code]
+      }));
       return MALFORMED;
     }
     let address = from;
     let scope = "";
-    if (isIPv6Text(from)) {
-      const pct = from.indexOf("%");
-      if (pct >= 0) {
-        address = from.slice(0, pct);
-        scope = from.slice(pct + 1);
-      }
-      if (address.startsWith("::ffff:") && address.includes(".")) address = address.slice(7);
+    const pct = from.indexOf("%");
+    if (pct >= 0) {
+      address = from.slice(0, pct);
+      scope = from.slice(pct + 1);
     }
+    if (address.startsWith("::ffff:") && address.includes(".")) address = address.slice(7);
     const table = this.table;
     let slot = table.lookup(address, hb.port);
     if (this.verifier !== void 0) {
@@ -1458,7 +1067,10 @@ var Listener = class _Listener {
       if (why !== 0) {
         const counter = DROPPED_AS[why];
         table.count(counter);
-        this.limited.log(DROPPED_MSG[counter], "warn", DROPPED_MSG[counter], () => ({ from: fromPort ? formatEndpoint(from, fromPort) : from, reason: TRUST_REASONS[why] }));
+        this.limited.log(DROPPED_MSG[counter], "warn", DROPPED_MSG[counter], () => ({
+          from: fromPort ? formatEndpoint(from, fromPort) : from,
+          reason: TRUST_REASONS[why]
+        }));
         return counter;
       }
     }
@@ -1467,7 +1079,10 @@ var Listener = class _Listener {
       slot = table.claim(address, hb.port, now);
       if (slot < 0) {
         table.count(FULL);
-        this.limited.log("full", "warn", "table full: new server refused, no live server evicted (raise --max-servers)", () => ({ from: formatEndpoint(address, hb.port), slots: table.slots }));
+        this.limited.log("full", "warn", "table full: new server refused, no live server evicted (raise --max-servers)", () => ({
+          from: formatEndpoint(address, hb.port),
+          slots: table.slots
+        }));
         return FULL;
       }
     }
@@ -1480,16 +1095,14 @@ var Listener = class _Listener {
     this.sockets.length = 0;
   }
 };
-function isIPv6Text(address) {
-  for (let i = 0; i < 5; i++) if (address.charCodeAt(i) === 58) return true;
-  return false;
-}
 function groupInterface(ep, iface) {
   if (iface !== void 0) return multicastInterface(iface, ep.family);
   if (ep.family !== 6) return void 0;
   const pct = ep.host.indexOf("%");
   if (pct >= 0) return `::${ep.host.slice(pct)}`;
-  if (/^ff[0-9a-f][12]:/i.test(ep.host)) throw new Error(`${formatEndpoint(ep.host, ep.port)}: a link-local group needs an interface: --interface NAME, or [ADDR%NAME]:PORT`);
+  if (/^ff[0-9a-f][12]:/i.test(ep.host)) {
+    throw new Error(`${formatEndpoint(ep.host, ep.port)}: a link-local group needs an interface: --interface NAME, or [ADDR%NAME]:PORT`);
+  }
   return void 0;
 }
 function closeQuietly(socket) {
@@ -2031,6 +1644,903 @@ function message(err) {
   return err instanceof Error ? err.message : String(err);
 }
 
+// src/core/slot-reader.ts
+var import_node_fs4 = require("node:fs");
+var import_node_zlib = require("node:zlib");
+var SlotRecord = class {
+  constructor(ctx, slot) {
+    this.ctx = ctx;
+    this.slot = slot;
+    const off = slot * SLOT_SIZE;
+    const view = ctx.view;
+    this.state = ctx.buf[off + S_STATE] === 1 ? "drain" : "up";
+    this.ready = view.getUint32(off + S_READY, true);
+    this.busy = view.getUint32(off + S_BUSY, true);
+    const seen = view.getFloat64(off + S_SEEN_MONO, true);
+    this.age = ctx.bootOk && seen >= 0 ? Math.max(0, ctx.now - seen) / 1e3 : null;
+    this.interval = view.getUint32(off + S_INTERVAL, true) / 1e3;
+  }
+  ctx;
+  slot;
+  state;
+  ready;
+  busy;
+  age;
+  /** Decoded at once as well: every reader's liveness rule reads it. */
+  interval;
+  get port() {
+    return this.ctx.view.getUint16(this.slot * SLOT_SIZE + S_PORT, true);
+  }
+  get packets() {
+    return readU64(this.ctx.buf, this.slot * SLOT_SIZE + S_PACKETS);
+  }
+  get seenWall() {
+    return this.ctx.view.getFloat64(this.slot * SLOT_SIZE + S_SEEN_WALL, true);
+  }
+  get lastTs() {
+    return this.ctx.view.getFloat64(this.slot * SLOT_SIZE + S_LAST_TS, true);
+  }
+  get address() {
+    const off = this.slot * SLOT_SIZE;
+    return readAddress(this.ctx.buf[off + S_FAMILY], this.ctx.buf, off + S_ADDR);
+  }
+  get scope() {
+    const off = this.slot * SLOT_SIZE;
+    const len = Math.min(this.ctx.buf[off + S_SCOPE_LEN], SCOPE_MAX);
+    return len === 0 ? "" : this.ctx.buf.toString("latin1", off + S_SCOPE, off + S_SCOPE + len);
+  }
+  get host() {
+    const scope = this.scope;
+    return scope ? `${this.address}%${scope}` : this.address;
+  }
+};
+function readContext(buf, now, bootOk) {
+  return { buf, view: new DataView(buf.buffer, buf.byteOffset, buf.length), now, bootOk };
+}
+function readCounters(header2) {
+  return countersRecord(COUNTER_NAMES.map((_, i) => readU64(header2, C_VALUES + 8 * i)));
+}
+var slotShift;
+var sealedSlot = 0;
+function prepareRegionCheck() {
+  const slot = Buffer.alloc(SLOT_SIZE);
+  seal(slot, 0, S_CRC);
+  sealedSlot = ~crc32(slot, 0, SLOT_SIZE) ^ zeroBytes(-1, SLOT_SIZE);
+  return zeroShift(SLOT_SIZE);
+}
+function decodeAll(body, slots, bootOk, reread) {
+  const ctx = readContext(body, monoNow(), bootOk);
+  const servers = [];
+  if (import_node_zlib.crc32) {
+    const t = slotShift ??= prepareRegionCheck();
+    let c = -1;
+    for (let i = 0; i < slots; i++) {
+      c = shift(t, c);
+      if (ctx.view.getUint32(i * SLOT_SIZE + S_SEQ, true) !== 0) {
+        c ^= sealedSlot;
+        servers.push(new SlotRecord(ctx, i));
+      }
+    }
+    if (~c >>> 0 === (0, import_node_zlib.crc32)(body)) return { servers, torn: 0 };
+    servers.length = 0;
+  }
+  let torn = 0;
+  for (let i = 0; i < slots; i++) {
+    const off = i * SLOT_SIZE;
+    if (body.readUInt32LE(off + S_SEQ) === 0) continue;
+    for (let tries = 0; !sealed(body, off, S_CRC) && reread && tries < 3; tries++) reread(i);
+    if (sealed(body, off, S_CRC)) servers.push(new SlotRecord(ctx, i));
+    else torn++;
+  }
+  return { servers, torn };
+}
+function readSnapshot(path2) {
+  let fd;
+  try {
+    fd = openRegular(path2);
+  } catch (err) {
+    systemReason(path2, err, "read");
+  }
+  try {
+    const { header: header2, slots } = readHeader(fd, path2);
+    const body = Buffer.allocUnsafe(slots * SLOT_SIZE);
+    readFully(fd, body, HEADER_SIZE);
+    const bootOk = header2.subarray(H_BOOT, H_BOOT + 16).equals(bootId());
+    const reread = (i) => readFully(fd, body.subarray(i * SLOT_SIZE, (i + 1) * SLOT_SIZE), HEADER_SIZE + i * SLOT_SIZE);
+    const { servers, torn } = decodeAll(body, slots, bootOk, reread);
+    return {
+      path: path2,
+      slots,
+      created: header2.readDoubleLE(H_CREATED),
+      listenerPid: header2.readUInt32LE(C_PID),
+      bootMatches: bootOk,
+      counters: readCounters(header2),
+      servers,
+      torn
+    };
+  } finally {
+    (0, import_node_fs4.closeSync)(fd);
+  }
+}
+
+// src/core/slot-table.ts
+var import_node_fs6 = require("node:fs");
+
+// src/core/slot-index.ts
+var SlotKey = class {
+  family = 0;
+  port = 0;
+  bytes = new Uint8Array(16);
+  /** The same 16 bytes as 4 words (native order: for hashing and comparing only). */
+  words = new Int32Array(this.bytes.buffer);
+  /**
+   * Sets the key from an address as a socket gives it (no scope); family 0
+   * when it is not an IP. Dotted IPv4, by far the commonest, is read here
+   * without a call out; anything else goes through writeAddress.
+   */
+  set(address, port) {
+    this.port = port;
+    this.family = ipv4(address, this.bytes) ? 4 : writeAddress(address, this.bytes, 0);
+    return this;
+  }
+};
+function ipv4(text, bytes) {
+  const n = text.length;
+  if (n < 7 || n > 15) return false;
+  let value = 0, digits = 0, parts = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i === n ? 46 : text.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || value > 255 || digits > 1 && text.charCodeAt(i - digits) === 48 || parts === 4) return false;
+      bytes[parts++] = value;
+      value = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      value = value * 10 + c - 48;
+      digits++;
+    } else return false;
+  }
+  if (parts !== 4) return false;
+  bytes.fill(0, 4);
+  return true;
+}
+var SlotIndex = class {
+  /** `seen(slot)`: the monotonic ms of the slot's last datagram, -1 for never (this boot). */
+  constructor(slots, seen) {
+    this.seen = seen;
+    this.slots = slots;
+    this.family = new Uint8Array(slots);
+    this.port = new Uint16Array(slots);
+    this.addr = new Int32Array(4 * slots);
+    let size = 16;
+    while (size < 2 * slots) size *= 2;
+    this.hash = new Int32Array(size);
+    this.mask = size - 1;
+    this.free = new Int32Array(slots);
+  }
+  seen;
+  slots;
+  // Per slot, the key of the server it holds; family 0: none.
+  family;
+  port;
+  addr;
+  // 4 words a slot
+  // The hash: slot + 1 at each used position, 0 empty; a power of two, at least twice the slots.
+  hash;
+  mask;
+  // Slots free for a new server: a stack, refilled by reclaim().
+  free;
+  freeCount = 0;
+  // No slot in use can be evicted before this monotonic time, so a full table
+  // refuses a flood of new servers without scanning it for each datagram.
+  nextReclaim = 0;
+  position(family, port, a, at3) {
+    let h = Math.imul(a[at3] ^ port << 8 ^ family, 2654435761);
+    h = Math.imul(h ^ a[at3 + 1] ^ h >>> 15, 2246822519);
+    h = Math.imul(h ^ a[at3 + 2] ^ h >>> 13, 3266489917);
+    h = Math.imul(h ^ a[at3 + 3] ^ h >>> 16, 668265263);
+    return (h ^ h >>> 15) & this.mask;
+  }
+  holdsKey(slot, family, port, w) {
+    const a = this.addr, at3 = 4 * slot;
+    return this.family[slot] === family && this.port[slot] === port && a[at3] === w[0] && a[at3 + 1] === w[1] && a[at3 + 2] === w[2] && a[at3 + 3] === w[3];
+  }
+  /** The slot of a known server, or -1. */
+  find(key) {
+    if (key.family === 0) return -1;
+    const hash = this.hash, w = key.words;
+    for (let i = this.position(key.family, key.port, w, 0); ; i = i + 1 & this.mask) {
+      const e = hash[i];
+      if (e === 0) return -1;
+      if (this.holdsKey(e - 1, key.family, key.port, w)) return e - 1;
+    }
+  }
+  /** Whether `slot` holds a server (indexed, or reclaimed but not yet reused). */
+  holds(slot) {
+    return this.family[slot] !== 0;
+  }
+  /**
+   * Gives `slot` to the server of `key`. One already found at another slot
+   * (two slots naming one server, which a crash can leave) is found here from
+   * now on; the other slot keeps its server until unlink().
+   */
+  link(slot, key) {
+    if (key.family === 0) throw new Error("not an IP address");
+    this.family[slot] = key.family;
+    this.port[slot] = key.port;
+    this.addr.set(key.words, 4 * slot);
+    const hash = this.hash;
+    for (let i = this.position(key.family, key.port, key.words, 0); ; i = i + 1 & this.mask) {
+      const e = hash[i];
+      if (e === 0 || this.holdsKey(e - 1, key.family, key.port, key.words)) {
+        hash[i] = slot + 1;
+        return;
+      }
+    }
+  }
+  /** Forgets the server of `slot`; the hash entry goes only if it is this slot's. */
+  unlink(slot) {
+    if (this.family[slot] === 0) return;
+    const hash = this.hash, mask = this.mask;
+    let i = this.position(this.family[slot], this.port[slot], this.addr, 4 * slot);
+    while (hash[i] !== 0 && hash[i] !== slot + 1) i = i + 1 & mask;
+    if (hash[i] === slot + 1) {
+      for (let j = i + 1 & mask; hash[j] !== 0; j = j + 1 & mask) {
+        const s = hash[j] - 1;
+        const home = this.position(this.family[s], this.port[s], this.addr, 4 * s);
+        if ((j - home & mask) >= (j - i & mask)) {
+          hash[i] = hash[j];
+          i = j;
+        }
+      }
+      hash[i] = 0;
+    }
+    this.family[slot] = 0;
+  }
+  /** Offers `slot` to new servers (at start-up: the last offered goes first). */
+  release(slot) {
+    this.free[this.freeCount++] = slot;
+  }
+  isLive(slot, now) {
+    const seen = this.seen(slot);
+    return seen >= 0 && now - seen <= EVICT_AGE_MS;
+  }
+  /**
+   * A slot for the new server of `key`, linked to it: a free one, or one
+   * silent for over 30 s. -1 when every slot holds a live server: none is
+   * evicted, the caller counts `full`.
+   */
+  claim(key, now) {
+    for (; ; ) {
+      if (this.freeCount === 0) {
+        if (now <= this.nextReclaim) return -1;
+        this.reclaim(now);
+        if (this.freeCount === 0) return -1;
+      }
+      const slot = this.free[--this.freeCount];
+      if (this.family[slot] !== 0) {
+        if (this.isLive(slot, now)) continue;
+        this.unlink(slot);
+      }
+      this.link(slot, key);
+      return slot;
+    }
+  }
+  /**
+   * Offers every slot silent for over 30 s. Their servers stay linked until
+   * claim() takes the slot, so one that speaks again first keeps its slot.
+   */
+  reclaim(now) {
+    let earliest = Infinity;
+    for (let slot = 0; slot < this.slots; slot++) {
+      if (this.family[slot] === 0) continue;
+      if (this.isLive(slot, now)) earliest = Math.min(earliest, this.seen(slot));
+      else this.free[this.freeCount++] = slot;
+    }
+    this.nextReclaim = Math.min(earliest, now) + EVICT_AGE_MS;
+  }
+};
+
+// src/core/slot-lock.ts
+var import_node_fs5 = require("node:fs");
+var LockError = class extends Error {
+  constructor(message2, pid = 0) {
+    super(message2);
+    this.pid = pid;
+  }
+  pid;
+};
+function startTime(pid) {
+  try {
+    const stat = (0, import_node_fs5.readFileSync)(`/proc/${pid}/stat`, "latin1");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? "";
+  } catch {
+    return "";
+  }
+}
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === "EPERM";
+  }
+}
+function holderRuns(text) {
+  const [pidText, start, boot] = text.trim().split(" ");
+  const pid = Number(pidText);
+  if (!Number.isInteger(pid) || pid <= 0) return 0;
+  if (boot !== bootId().toString("hex")) return 0;
+  if (start === void 0 || start === "") return alive(pid) ? pid : 0;
+  return startTime(pid) === start ? pid : 0;
+}
+var errno = (err) => err.code;
+function readText(path2) {
+  try {
+    return (0, import_node_fs5.readFileSync)(path2, "latin1");
+  } catch (err) {
+    if (errno(err) === "ENOENT") return void 0;
+    throw err;
+  }
+}
+var CLAIM_STALE_MS = 1e4;
+var SlotLock = class _SlotLock {
+  constructor(path2, text) {
+    this.path = path2;
+    this.text = text;
+  }
+  path;
+  text;
+  /**
+   * Takes `FILE.lock` for this process, or throws a LockError naming the
+   * listener that holds it. `describe` turns a system error into one line.
+   */
+  static take(file, describe) {
+    const path2 = `${file}.lock`;
+    const text = `${process.pid} ${startTime("self")} ${bootId().toString("hex")}
+`;
+    const tmp = `${path2}.${process.pid}`;
+    try {
+      (0, import_node_fs5.writeFileSync)(tmp, text, { mode: 420 });
+    } catch (err) {
+      describe(err);
+    }
+    try {
+      for (let tries = 0; tries < 100; tries++) {
+        try {
+          (0, import_node_fs5.linkSync)(tmp, path2);
+          return new _SlotLock(path2, text);
+        } catch (err) {
+          if (errno(err) !== "EEXIST") describe(err);
+        }
+        const held = readText(path2);
+        if (held === void 0) continue;
+        const pid = holderRuns(held);
+        if (pid !== 0) throw new LockError(`in use by the listener with pid ${pid} (${path2}): one listener per slot file`, pid);
+        _SlotLock.breakStale(path2, held);
+      }
+      throw new LockError(`${path2}: could not be taken (changing too fast)`);
+    } finally {
+      try {
+        (0, import_node_fs5.unlinkSync)(tmp);
+      } catch {
+      }
+    }
+  }
+  /**
+   * Removes a lock whose holder is dead, but only that lock: another taker
+   * may have replaced it since it was read. The breaker first links the lock
+   * to a name made from its text (`FILE.lock.PID-START`): link captures one
+   * inode, and only one breaker can make the name. If what it captured holds
+   * the dead holder's text, it is that holder's lock (no live process has
+   * the same pid and start time), and no one else can remove it meanwhile.
+   */
+  static breakStale(path2, held) {
+    const [pid, start] = held.trim().split(" ");
+    const claim = `${path2}.${pid}-${start ?? ""}`;
+    try {
+      (0, import_node_fs5.linkSync)(path2, claim);
+    } catch (err) {
+      if (errno(err) === "ENOENT") return;
+      if (errno(err) !== "EEXIST") throw err;
+      try {
+        if (Date.now() - (0, import_node_fs5.statSync)(claim).ctimeMs > CLAIM_STALE_MS) (0, import_node_fs5.unlinkSync)(claim);
+      } catch {
+      }
+      return;
+    }
+    try {
+      if (readText(claim) === held) (0, import_node_fs5.unlinkSync)(path2);
+    } finally {
+      (0, import_node_fs5.unlinkSync)(claim);
+    }
+  }
+  /** Removes the lock if it is still this one's. */
+  release() {
+    try {
+      if (readText(this.path) === this.text) (0, import_node_fs5.unlinkSync)(this.path);
+    } catch {
+    }
+  }
+  /** Whether the lock file still names this process; puts it back when it is gone. */
+  check() {
+    const held = readText(this.path);
+    if (held === this.text) return "held";
+    if (held !== void 0) return "lost";
+    try {
+      (0, import_node_fs5.writeFileSync)(`${this.path}.${process.pid}`, this.text, { mode: 420 });
+      (0, import_node_fs5.linkSync)(`${this.path}.${process.pid}`, this.path);
+      return "restored";
+    } catch {
+      return "lost";
+    } finally {
+      try {
+        (0, import_node_fs5.unlinkSync)(`${this.path}.${process.pid}`);
+      } catch {
+      }
+    }
+  }
+};
+
+// src/core/slot-table.ts
+var DEFAULT_WRITE_DELAY_MS = 10;
+var DEFAULT_CHECK_MS = 3e3;
+var COUNTERS_DELAY_MS = 100;
+var RETRY_MS = 1e3;
+var FLUSH_GAP_SLOTS = 32;
+var ZEROS_CHUNK = 1 << 20;
+var AFRESH = {
+  removed: "slot file was removed: made afresh from memory",
+  replaced: "slot file was replaced: made afresh from memory"
+};
+function writeFully(fd, buf, from, length, position) {
+  while (length > 0) {
+    const n = (0, import_node_fs6.writeSync)(fd, buf, from, length, position);
+    if (n <= 0) throw Object.assign(new Error("no space left on device (short write)"), { code: "ENOSPC" });
+    from += n;
+    position += n;
+    length -= n;
+  }
+}
+function writeWhole(fd, header2, mirror, slots) {
+  writeFully(fd, header2, 0, HEADER_SIZE, 0);
+  if (mirror) writeFully(fd, mirror, 0, mirror.length, HEADER_SIZE);
+  else {
+    const zeros = Buffer.alloc(Math.min(slots * SLOT_SIZE, ZEROS_CHUNK));
+    for (let at3 = 0, left = slots * SLOT_SIZE; left > 0; at3 += zeros.length, left -= zeros.length) {
+      writeFully(fd, zeros, 0, Math.min(left, zeros.length), HEADER_SIZE + at3);
+    }
+  }
+}
+var SlotTable = class _SlotTable {
+  constructor(path2, fd, header2, mirror, lock, opts) {
+    this.path = path2;
+    this.fd = fd;
+    this.lock = lock;
+    this.header = header2;
+    this.mirror = mirror;
+    this.view = new DataView(mirror.buffer, mirror.byteOffset, mirror.length);
+    this.slots = header2.readUInt32LE(H_SLOTS);
+    this.tailCrc = new Int32Array(this.slots);
+    this.index = new SlotIndex(this.slots, (slot) => this.view.getFloat64(slot * SLOT_SIZE + S_SEEN_MONO, true));
+    this.delay = opts.writeDelayMs ?? 0;
+    this.dirty = new Uint8Array(this.slots);
+    this.dirtyList = new Int32Array(this.slots);
+    const fields = { slots: path2 }, level = { level: "error" };
+    this.writes = new Outage(
+      "slot file write failed: serving from memory, writing again when it can",
+      "slot file written again",
+      fields,
+      level
+    );
+    this.remake = new Outage("slot file cannot be made afresh: serving from memory, trying again", "slot file made afresh", fields, level);
+    COUNTER_NAMES.forEach((_, i) => this.counters[i] = readU64(header2, C_VALUES + 8 * i));
+  }
+  path;
+  fd;
+  lock;
+  slots;
+  counters = new Float64Array(COUNTER_NAMES.length);
+  header;
+  mirror;
+  // Over the mirror: explicit little-endian accesses (bench/micro.mjs weighs them against Buffer's).
+  view;
+  // Per slot, crc32() of its bytes 48..123, for slotCrc().
+  tailCrc;
+  // Wall time = monotonic time + this offset, re-read once a second: one
+  // clock read per datagram, and a step of the wall clock shows within 1 s.
+  wallOffset = 0;
+  wallOffsetUntil = -Infinity;
+  index;
+  key = new SlotKey();
+  delay;
+  // Slots changed in memory and not yet in the file: a flag per slot, and
+  // the list of those flagged, both made once.
+  dirty;
+  dirtyList;
+  dirtyCount = 0;
+  countersDirty = false;
+  flushPending = false;
+  lastFlush = -Infinity;
+  // Set while writes fail (a full disk, EIO): everything waits for the next try.
+  failing = false;
+  writes;
+  remake;
+  checkTimer;
+  flushNow = () => {
+    this.flushPending = false;
+    this.flush();
+  };
+  /**
+   * Takes the file's lock, then opens the file, or creates it with
+   * `maxServers` slots. A file that is not a slot file, of another version
+   * or geometry is refused and left untouched.
+   */
+  static open(path2, maxServers, opts = {}) {
+    if (maxServers !== void 0 && !(Number.isInteger(maxServers) && maxServers >= 1 && maxServers <= MAX_SERVERS_LIMIT)) {
+      throw new RangeError(`max servers must be 1 to ${MAX_SERVERS_LIMIT}`);
+    }
+    let lock;
+    try {
+      lock = SlotLock.take(path2, (err) => systemReason(path2, err, "create"));
+    } catch (err) {
+      if (err instanceof LockError) fail(path2, err.message);
+      throw err;
+    }
+    let fd = -1;
+    try {
+      try {
+        fd = (0, import_node_fs6.openSync)(path2, "r+");
+      } catch (err) {
+        if (err.code !== "ENOENT") systemReason(path2, err, "open for writing");
+        fd = _SlotTable.create(path2, maxServers ?? DEFAULT_MAX_SERVERS);
+      }
+      const { header: header2, slots } = readHeader(fd, path2);
+      if (maxServers !== void 0 && maxServers !== slots) {
+        fail(path2, `has ${slots} slots, not the ${maxServers} of --max-servers; refusing to touch it (remove it to start afresh)`);
+      }
+      const mirror = Buffer.alloc(slots * SLOT_SIZE);
+      readFully(fd, mirror, HEADER_SIZE);
+      const table = new _SlotTable(path2, fd, header2, mirror, lock, opts);
+      table.adopt();
+      if (opts.checkMs) {
+        table.checkTimer = setInterval(() => table.check(), opts.checkMs);
+        table.checkTimer.unref();
+      }
+      return table;
+    } catch (err) {
+      if (fd >= 0) (0, import_node_fs6.closeSync)(fd);
+      lock.release();
+      throw err;
+    }
+  }
+  // Made in full under a temporary name and linked into place, so no reader
+  // ever sees a half-made file, and a full disk is met here, not later.
+  static create(path2, slots) {
+    const tmp = `${path2}.new-${process.pid}`;
+    let fd;
+    try {
+      fd = (0, import_node_fs6.openSync)(tmp, "w+", 420);
+    } catch (err) {
+      systemReason(path2, err, "create");
+    }
+    try {
+      writeWhole(fd, newHeader(slots, bootId()), void 0, slots);
+      (0, import_node_fs6.linkSync)(tmp, path2);
+    } catch (err) {
+      const code = err.code;
+      if (code === "ENOSPC" || code === "EDQUOT") {
+        fail(path2, `no space for its ${fileSize(slots)} bytes (${slots} slots): free some, or lower --max-servers`);
+      }
+      if (code !== "EEXIST") systemReason(path2, err, "create");
+    } finally {
+      (0, import_node_fs6.closeSync)(fd);
+      (0, import_node_fs6.unlinkSync)(tmp);
+    }
+    try {
+      return (0, import_node_fs6.openSync)(path2, "r+");
+    } catch (err) {
+      systemReason(path2, err, "open for writing");
+    }
+  }
+  /** Takes over what an earlier listener left: its servers, and after a reboot, their staleness. */
+  adopt() {
+    const boot = bootId();
+    const rebooted = !this.header.subarray(H_BOOT, H_BOOT + 16).equals(boot);
+    const m = this.mirror;
+    const key = this.key;
+    for (let slot = this.slots - 1; slot >= 0; slot--) {
+      const off = slot * SLOT_SIZE;
+      if (m.readUInt32LE(off + S_SEQ) === 0 || !sealed(m, off, S_CRC)) {
+        this.index.release(slot);
+        continue;
+      }
+      if (rebooted) {
+        m.writeDoubleLE(-1, off + S_SEEN_MONO);
+        seal(m, off, S_CRC);
+      }
+      this.index.link(slot, key.set(readAddress(m[off + S_FAMILY], m, off + S_ADDR), m.readUInt16LE(off + S_PORT)));
+      this.tailChanged(slot);
+    }
+    const st = (0, import_node_fs6.fstatSync)(this.fd);
+    if (rebooted || st.blocks * 512 < st.size) {
+      try {
+        writeFully(this.fd, m, 0, m.length, HEADER_SIZE);
+        boot.copy(this.header, H_BOOT);
+        seal(this.header, 0, H_CRC);
+        writeFully(this.fd, this.header, 0, C_OFF, 0);
+      } catch (err) {
+        systemReason(this.path, err, "fill to its full size");
+      }
+    }
+    this.header.writeUInt32LE(process.pid, C_PID);
+    try {
+      this.writeCounters();
+    } catch (err) {
+      systemReason(this.path, err, "write");
+    }
+  }
+  /** The slot of a known server, or -1. */
+  lookup(address, port) {
+    return this.index.find(this.key.set(address, port));
+  }
+  /** The `ts` last accepted from the server in `slot` (-1 none), for replay checks. */
+  lastTs(slot) {
+    return this.view.getFloat64(slot * SLOT_SIZE + S_LAST_TS, true);
+  }
+  /**
+   * A slot for a new server: a free one, or one silent for over 30 s. -1 when
+   * every slot holds a live server: none is evicted, the caller counts `full`.
+   * Throws on an address that is not an IP (never the case for a socket's).
+   */
+  claim(address, port, now = monoNow()) {
+    const key = this.key.set(address, port);
+    if (key.family === 0) throw new Error(`not an IP address: ${address}`);
+    const slot = this.index.claim(key, now);
+    if (slot < 0) return -1;
+    const off = slot * SLOT_SIZE;
+    const m = this.mirror;
+    const seq = m.readUInt32LE(off + S_SEQ);
+    m.fill(0, off, off + SLOT_SIZE);
+    m.writeUInt32LE(seq, off + S_SEQ);
+    m[off + S_FAMILY] = key.family;
+    m.writeUInt16LE(port, off + S_PORT);
+    m.writeDoubleLE(-1, off + S_LAST_TS);
+    m.set(key.bytes, off + S_ADDR);
+    this.tailChanged(slot);
+    return slot;
+  }
+  /** Takes the CRC of the slot's bytes 48..123 again, after they changed. */
+  tailChanged(slot) {
+    const off = slot * SLOT_SIZE;
+    this.tailCrc[slot] = crc32(this.mirror, off + S_ADDR, off + S_CRC);
+  }
+  /** The per-datagram update: the slot changed and sealed in memory; in the file at once or within the write delay. */
+  write(slot, u, scope, now = monoNow(), wall = this.wallAt(now)) {
+    const v = this.view;
+    const off = slot * SLOT_SIZE;
+    const seq = v.getUint32(off + S_SEQ, true);
+    v.setUint32(off + S_SEQ, seq === 4294967295 ? 1 : seq + 1, true);
+    this.mirror[off + S_STATE] = u.state;
+    v.setUint32(off + S_READY, u.ready, true);
+    v.setUint32(off + S_BUSY, u.busy, true);
+    const lo = v.getUint32(off + S_PACKETS, true);
+    if (lo === 4294967295) {
+      v.setUint32(off + S_PACKETS, 0, true);
+      v.setUint32(off + S_PACKETS + 4, v.getUint32(off + S_PACKETS + 4, true) + 1, true);
+    } else v.setUint32(off + S_PACKETS, lo + 1, true);
+    v.setFloat64(off + S_SEEN_MONO, now, true);
+    v.setFloat64(off + S_SEEN_WALL, wall, true);
+    if (u.ts >= 0) v.setFloat64(off + S_LAST_TS, u.ts, true);
+    if (v.getUint32(off + S_INTERVAL, true) !== u.interval) {
+      v.setUint32(off + S_INTERVAL, u.interval, true);
+      this.tailChanged(slot);
+    }
+    if (scope.length !== 0 || this.mirror[off + S_SCOPE_LEN] !== 0) this.setScope(slot, scope);
+    v.setUint32(off + S_CRC, slotCrc(v, off, this.tailCrc[slot]), true);
+    if (this.delay === 0 && !this.failing) {
+      try {
+        writeFully(this.fd, this.mirror, off, SLOT_SIZE, HEADER_SIZE + off);
+        return;
+      } catch (err) {
+        this.writeFailed(err);
+      }
+    }
+    if (this.dirty[slot] === 0) {
+      this.dirty[slot] = 1;
+      this.dirtyList[this.dirtyCount++] = slot;
+    }
+    this.schedule();
+  }
+  /** Stores the scope of the slot's last datagram; the CRC of bytes 48..123 again only when it changed. */
+  setScope(slot, scope) {
+    const m = this.mirror;
+    const off = slot * SLOT_SIZE;
+    const len = scope.length > SCOPE_MAX ? SCOPE_MAX : scope.length;
+    let same = m[off + S_SCOPE_LEN] === len;
+    for (let i = 0; same && i < len; i++) same = m[off + S_SCOPE + i] === (scope.charCodeAt(i) & 255);
+    if (same) return;
+    m[off + S_SCOPE_LEN] = len;
+    m.fill(0, off + S_SCOPE, off + S_SCOPE + SCOPE_MAX);
+    m.write(scope, off + S_SCOPE, len, "latin1");
+    this.tailChanged(slot);
+  }
+  /** Unix time in ms at monotonic time `now`. */
+  wallAt(now) {
+    if (now >= this.wallOffsetUntil) {
+      const mono = monoNow();
+      this.wallOffset = Date.now() - mono;
+      this.wallOffsetUntil = mono + 1e3;
+    }
+    return Math.floor(now + this.wallOffset);
+  }
+  /** Counts one event; the counters record goes out with the next flush. */
+  count(counter) {
+    this.counters[counter]++;
+    this.countersDirty = true;
+    this.schedule();
+  }
+  /**
+   * Makes sure a flush is coming: at once (after the datagrams already read
+   * in this turn of the event loop, so that a slot and its count go out
+   * together) when nothing was written in the last write delay, else when
+   * that delay is up.
+   */
+  schedule() {
+    if (this.flushPending) return;
+    this.flushPending = true;
+    const wait = this.failing ? RETRY_MS : this.delay === 0 ? COUNTERS_DELAY_MS : this.lastFlush + this.delay - monoNow();
+    if (wait <= 0) setImmediate(this.flushNow).unref();
+    else setTimeout(this.flushNow, wait).unref();
+  }
+  /**
+   * Writes what memory has and the file not yet: the dirty slots, nearby
+   * ones in one positional write, then the counters record, so that the
+   * file is one consistent picture once it returns. On a failure all of it
+   * stays to be written at the next try.
+   */
+  flush() {
+    if (this.fd < 0) return;
+    this.lastFlush = monoNow();
+    try {
+      const n = this.dirtyCount;
+      if (n > 0) {
+        const list = this.dirtyList.subarray(0, n).sort();
+        let first = list[0], last = first;
+        for (let i = 1; i <= n; i++) {
+          const slot = i < n ? list[i] : Infinity;
+          if (slot - last <= FLUSH_GAP_SLOTS) {
+            last = slot;
+            continue;
+          }
+          writeFully(this.fd, this.mirror, first * SLOT_SIZE, (last - first + 1) * SLOT_SIZE, HEADER_SIZE + first * SLOT_SIZE);
+          first = last = slot;
+        }
+        for (let i = 0; i < n; i++) this.dirty[list[i]] = 0;
+        this.dirtyCount = 0;
+      }
+      if (this.countersDirty) this.writeCounters();
+    } catch (err) {
+      this.writeFailed(err);
+      return;
+    }
+    if (this.failing) {
+      this.failing = false;
+      this.writes.ok();
+    }
+  }
+  /** The counters record: 64 bytes in one positional write. */
+  writeCounters() {
+    const h = this.header;
+    h.writeUInt32LE(h.readUInt32LE(C_SEQ) + 1 >>> 0, C_SEQ);
+    for (let i = 0; i < COUNTER_NAMES.length; i++) writeU64(h, C_VALUES + 8 * i, this.counters[i]);
+    seal(h, C_OFF, C_CRC - C_OFF);
+    writeFully(this.fd, h, C_OFF, C_LEN, C_OFF);
+    this.countersDirty = false;
+  }
+  writeFailed(err) {
+    this.writes.fail(err);
+    if (!this.failing) {
+      this.failing = true;
+      this.countersDirty = true;
+    }
+    this.schedule();
+  }
+  /**
+   * The listener's look at its own file, every few seconds: the path must
+   * still name the file it writes, with the header it wrote. A file removed
+   * or replaced (by an operator, a cleaner of /run) is made afresh from
+   * memory; a damaged header or counters record is written again.
+   */
+  check() {
+    if (this.fd < 0) return;
+    let gone;
+    try {
+      const st = (0, import_node_fs6.statSync)(this.path);
+      const own = (0, import_node_fs6.fstatSync)(this.fd);
+      if (st.ino !== own.ino || st.dev !== own.dev) gone = "replaced";
+      else if (own.size !== fileSize(this.slots)) {
+        (0, import_node_fs6.ftruncateSync)(this.fd, fileSize(this.slots));
+        writeWhole(this.fd, this.header, this.mirror, this.slots);
+        log("warn", "slot file had another size: written again in full from memory", { slots: this.path, bytes: own.size });
+        return;
+      }
+    } catch (err) {
+      if (err.code !== "ENOENT") {
+        this.writes.fail(err);
+        return;
+      }
+      gone = "removed";
+    }
+    if (gone) {
+      this.makeAfresh(gone);
+      return;
+    }
+    const onDisk = Buffer.alloc(2 * C_OFF);
+    readFully(this.fd, onDisk, 0);
+    if (!onDisk.subarray(0, C_OFF).equals(this.header.subarray(0, C_OFF))) {
+      try {
+        writeFully(this.fd, this.header, 0, C_OFF, 0);
+      } catch (err) {
+        this.writeFailed(err);
+        return;
+      }
+      log("warn", "slot file header was damaged: written again", { slots: this.path });
+    }
+    if (!this.countersDirty && !onDisk.subarray(C_OFF).equals(this.header.subarray(C_OFF, 2 * C_OFF))) {
+      log("warn", "slot file counters record was damaged: written again", { slots: this.path });
+      this.countersDirty = true;
+      this.schedule();
+    }
+    if (this.lock.check() === "restored") log("warn", "slot file lock was removed: taken again", { lock: this.lock.path });
+  }
+  /** A new file at the path, from memory, made in full and then put in place; the old one is let go. */
+  makeAfresh(why) {
+    const tmp = `${this.path}.new-${process.pid}`;
+    let fd = -1;
+    try {
+      fd = (0, import_node_fs6.openSync)(tmp, "w+", 420);
+      this.header.writeUInt32LE(this.header.readUInt32LE(C_SEQ) + 1 >>> 0, C_SEQ);
+      for (let i = 0; i < COUNTER_NAMES.length; i++) writeU64(this.header, C_VALUES + 8 * i, this.counters[i]);
+      seal(this.header, C_OFF, C_CRC - C_OFF);
+      writeWhole(fd, this.header, this.mirror, this.slots);
+      if (why === "removed") (0, import_node_fs6.linkSync)(tmp, this.path);
+      else (0, import_node_fs6.renameSync)(tmp, this.path);
+    } catch (err) {
+      if (fd >= 0) (0, import_node_fs6.closeSync)(fd);
+      try {
+        (0, import_node_fs6.unlinkSync)(tmp);
+      } catch {
+      }
+      this.remake.fail(err);
+      return;
+    }
+    if (why === "removed") (0, import_node_fs6.unlinkSync)(tmp);
+    (0, import_node_fs6.closeSync)(this.fd);
+    this.fd = fd;
+    for (let i = 0; i < this.dirtyCount; i++) this.dirty[this.dirtyList[i]] = 0;
+    this.dirtyCount = 0;
+    this.countersDirty = false;
+    this.remake.ok();
+    log("warn", AFRESH[why], { slots: this.path, servers: this.snapshot().length });
+  }
+  /** What a reader of the file would see, from memory: no file read (a copy, since the mirror changes). */
+  snapshot() {
+    return decodeAll(Buffer.from(this.mirror), this.slots, true).servers;
+  }
+  /** Writes everything still in memory only, marks the file as left, and lets go of it and its lock. */
+  close() {
+    if (this.fd < 0) return;
+    clearInterval(this.checkTimer);
+    this.header.writeUInt32LE(0, C_PID);
+    this.countersDirty = true;
+    this.flush();
+    (0, import_node_fs6.closeSync)(this.fd);
+    this.fd = -1;
+    this.lock.release();
+  }
+};
+
 // src/core/status.ts
 function serverJson(s) {
   return { host: s.host, port: s.port, ready: s.ready, busy: s.busy, age: s.age === null ? null : round3(s.age) };
@@ -2119,7 +2629,7 @@ async function runDemo(opts) {
   const out2 = opts.out ?? process.stdout;
   let dir;
   try {
-    dir = (0, import_node_fs4.mkdtempSync)((0, import_node_path2.join)((0, import_node_os2.tmpdir)(), "hbeat-demo-"));
+    dir = (0, import_node_fs7.mkdtempSync)((0, import_node_path2.join)((0, import_node_os2.tmpdir)(), "hbeat-demo-"));
   } catch (err) {
     throw new DemoError(`cannot make a temporary directory in ${(0, import_node_os2.tmpdir)()} (set TMPDIR to a writable one): ${err.message.replace(/^[A-Z]+: /, "").replace(/, mkdtemp .*/, "")}`);
   }
@@ -2165,7 +2675,7 @@ async function runDemo(opts) {
     await Promise.all(senders.map((s) => s?.close()));
     await listener?.close();
     table?.close();
-    (0, import_node_fs4.rmSync)(dir, { recursive: true, force: true });
+    (0, import_node_fs7.rmSync)(dir, { recursive: true, force: true });
     sink.write = write;
     for (const line of errors) write(line);
   }
@@ -2355,7 +2865,7 @@ function pickOptions(v, prefix, maxCount = MAX_PICK_COUNT, defaults = DEFAULT_LI
 }
 
 // src/cli/command.ts
-var import_node_fs5 = require("node:fs");
+var import_node_fs8 = require("node:fs");
 var import_node_util = require("node:util");
 function defineCommand(spec) {
   return {
@@ -2415,7 +2925,7 @@ function writeStdout(text) {
   const buf = Buffer.from(text);
   let done = 0;
   try {
-    while (done < buf.length) done += (0, import_node_fs5.writeSync)(1, buf, done);
+    while (done < buf.length) done += (0, import_node_fs8.writeSync)(1, buf, done);
   } catch (err) {
     const code = err.code;
     if (code === "EAGAIN") process.stdout.write(buf.subarray(done));
@@ -2449,7 +2959,7 @@ var import_node_path4 = require("node:path");
 
 // src/core/hbdat.ts
 var import_node_net4 = require("node:net");
-var import_node_fs6 = require("node:fs");
+var import_node_fs9 = require("node:fs");
 var import_node_path3 = require("node:path");
 var MAX_HB_DAT_BYTES = 128 << 20;
 function hbDatOf(servers, liveness) {
@@ -2470,7 +2980,7 @@ function hbDatOf(servers, liveness) {
 function checkReplaceable(path2) {
   let st;
   try {
-    st = (0, import_node_fs6.statSync)(path2);
+    st = (0, import_node_fs9.statSync)(path2);
   } catch {
     return;
   }
@@ -2480,12 +2990,12 @@ function writeHbDat(path2, text) {
   checkReplaceable(path2);
   const tmp = `${path2}.tmp-${process.pid}`;
   try {
-    (0, import_node_fs6.writeFileSync)(tmp, text);
-    (0, import_node_fs6.chmodSync)(tmp, 420);
-    (0, import_node_fs6.renameSync)(tmp, path2);
+    (0, import_node_fs9.writeFileSync)(tmp, text);
+    (0, import_node_fs9.chmodSync)(tmp, 420);
+    (0, import_node_fs9.renameSync)(tmp, path2);
   } catch (err) {
     try {
-      (0, import_node_fs6.unlinkSync)(tmp);
+      (0, import_node_fs9.unlinkSync)(tmp);
     } catch {
     }
     throw err;
@@ -2512,7 +3022,7 @@ function hbDatReason(path2, err) {
 function missingReason(dir) {
   let st;
   try {
-    st = (0, import_node_fs6.statSync)(dir);
+    st = (0, import_node_fs9.statSync)(dir);
   } catch {
     return `directory ${dir} does not exist`;
   }
@@ -3490,6 +4000,7 @@ var options = {
   interface: { type: "string" },
   slots: { type: "string" },
   "max-servers": { type: "string" },
+  "write-delay": { type: "string" },
   "hb-dat": { type: "string" },
   "hb-dat-interval": { type: "string" },
   http: { type: "string" },
@@ -3512,6 +4023,8 @@ var listenCommand = defineCommand({
                             multicast --on)
   ${SLOTS_HELP}
   --max-servers N           slots in a new file, 1 to 1048576 (default 1024)
+  --write-delay D           how late the slot file may follow memory (default 10ms;
+                            0 to 1s; 0 writes each datagram's slot at once)
   --hb-dat F                also write Apache's hb.dat (for mod_lbmethod_heartbeat's
                             HeartbeatStorage), atomically; a path that exists
                             must be a regular file
@@ -3552,6 +4065,7 @@ stops it.`,
     const on = (v.on ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, "--on")));
     if (v.interface !== void 0 && !on.some((ep) => isMulticast(ep.host))) throw new UsageError(`--interface ${v.interface} is for joining multicast groups, and every --on is unicast`);
     const maxServers = flagValue(v["max-servers"], (t) => integer(t, "--max-servers", 1, MAX_SERVERS_LIMIT), void 0);
+    const writeDelayMs = flagValue(v["write-delay"], (t) => duration(t, "--write-delay", { min: 0, max: 1e3 }), DEFAULT_WRITE_DELAY_MS);
     const feeds = feedsFlags(v);
     const verifier = verifierFlags(v);
     const liveness = flag(() => livenessOptions(v, "--"));
@@ -3559,7 +4073,7 @@ stops it.`,
     reloadOnHangup(v["key-file"], (keys) => verifier?.setKeys(keys));
     const slots = slotsPath(flagValue(v.slots, (t) => path(t, "--slots"), void 0));
     refuseDangling(slots, "slot file");
-    const table = SlotTable.open(slots, maxServers);
+    const table = SlotTable.open(slots, maxServers, { writeDelayMs, checkMs: DEFAULT_CHECK_MS });
     let listener;
     let stopFeeds;
     try {

@@ -3,7 +3,7 @@
 import { UsageError } from '../core/errors.ts';
 import { DEFAULT_GROUP, Listener } from '../core/listener.ts';
 import { log } from '../core/log.ts';
-import { MAX_SERVERS_LIMIT, SlotTable } from '../core/slotfile.ts';
+import { DEFAULT_CHECK_MS, DEFAULT_WRITE_DELAY_MS, MAX_SERVERS_LIMIT, SlotTable } from '../core/slotfile.ts';
 import { slotsPath } from '../core/source.ts';
 import { isMulticast } from '../core/address.ts';
 import { refuseDangling } from '../core/regular-file.ts';
@@ -22,6 +22,7 @@ const options = {
   interface: { type: 'string' },
   slots: { type: 'string' },
   'max-servers': { type: 'string' },
+  'write-delay': { type: 'string' },
   'hb-dat': { type: 'string' },
   'hb-dat-interval': { type: 'string' },
   http: { type: 'string' },
@@ -45,6 +46,8 @@ export const listenCommand = defineCommand({
                             multicast --on)
   ${SLOTS_HELP}
   --max-servers N           slots in a new file, 1 to 1048576 (default 1024)
+  --write-delay D           how late the slot file may follow memory (default 10ms;
+                            0 to 1s; 0 writes each datagram's slot at once)
   --hb-dat F                also write Apache's hb.dat (for mod_lbmethod_heartbeat's
                             HeartbeatStorage), atomically; a path that exists
                             must be a regular file
@@ -86,6 +89,7 @@ stops it.`,
     // Silently unused, a typo in it would go unnoticed until a group is added.
     if (v.interface !== undefined && !on.some((ep) => isMulticast(ep.host))) throw new UsageError(`--interface ${v.interface} is for joining multicast groups, and every --on is unicast`);
     const maxServers = flagValue(v['max-servers'], (t) => integer(t, '--max-servers', 1, MAX_SERVERS_LIMIT), undefined);
+    const writeDelayMs = flagValue(v['write-delay'], (t) => duration(t, '--write-delay', { min: 0, max: 1000 }), DEFAULT_WRITE_DELAY_MS);
     const feeds = feedsFlags(v);
     const verifier = verifierFlags(v);
     const liveness = flag(() => livenessOptions(v, '--'));
@@ -94,7 +98,7 @@ stops it.`,
     reloadOnHangup(v['key-file'], (keys) => verifier?.setKeys(keys));
     const slots = slotsPath(flagValue(v.slots, (t) => path(t, '--slots'), undefined));
     refuseDangling(slots, 'slot file');
-    const table = SlotTable.open(slots, maxServers);
+    const table = SlotTable.open(slots, maxServers, { writeDelayMs, checkMs: DEFAULT_CHECK_MS });
     let listener: Listener | undefined;
     let stopFeeds: () => Promise<void>;
     try {

@@ -1,11 +1,13 @@
-// The listener: UDP sockets in, one slot write out per accepted datagram.
-// socket -> parseHeartbeat -> SlotTable.write, with nothing on the way that
-// allocates more as the table or the rate grows.
+// The listener: UDP sockets in, each accepted datagram a change of its slot.
+// socket -> parseHeartbeat -> SlotTable.write (in memory; the file follows
+// within the write delay), with nothing on the way that allocates more as the
+// table or the rate grows.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { formatEndpoint, isMulticast, multicastInterface, stripScope, type Endpoint } from './address.ts';
 import { monoNow } from './clock.ts';
 import { log, RateLimitedLog } from './log.ts';
-import { ACCEPTED, BADSIG, FULL, MALFORMED, REPLAYED, SlotTable, UNSIGNED } from './slotfile.ts';
+import { ACCEPTED, BADSIG, FULL, MALFORMED, REPLAYED, UNSIGNED } from './slot-layout.ts';
+import type { SlotTable } from './slot-table.ts';
 import { TRUST_REASONS, type Verifier } from './trust.ts';
 import { MALFORMED as REASONS, newHeartbeat, parseHeartbeat } from './wire.ts';
 import { OperatorError } from './errors.ts';
@@ -86,7 +88,9 @@ export class Listener {
             socket.addMembership(stripScope(ep.host), on);
           } catch (err) {
             closeQuietly(socket);
-            reject(new ListenError(`${where}: cannot join the group${iface === undefined ? '' : ` on ${iface}`}: ${(err as Error).message} (is there a multicast route? see the README's troubleshooting)`));
+            const onIface = iface === undefined ? '' : ` on ${iface}`;
+            reject(new ListenError(`${where}: cannot join the group${onIface}: ${(err as Error).message}`
+              + ' (is there a multicast route? see the README\'s troubleshooting)'));
             return;
           }
         }
@@ -108,7 +112,11 @@ export class Listener {
     }
     const got = socket.getRecvBufferSize();
     // Linux reports double what it grants; half the request means it was capped.
-    if (got < RECV_BUFFER) log('warn', 'receive buffer smaller than asked; raise net.core.rmem_max to avoid drops at high rates', { on: where, bytes: got, wanted: RECV_BUFFER });
+    if (got < RECV_BUFFER) {
+      log('warn', 'receive buffer smaller than asked; raise net.core.rmem_max to avoid drops at high rates', {
+        on: where, bytes: got, wanted: RECV_BUFFER,
+      });
+    }
   }
 
   /**
@@ -122,20 +130,20 @@ export class Listener {
     const code = parseHeartbeat(msg, msg.length, hb);
     if (code !== 0) {
       this.table.count(MALFORMED);
-      this.limited.log('malformed', 'warn', 'malformed datagram dropped', () => ({ from: fromPort ? formatEndpoint(from, fromPort) : from, reason: REASONS[code] }));
+      this.limited.log('malformed', 'warn', 'malformed datagram dropped', () => ({
+        from: fromPort ? formatEndpoint(from, fromPort) : from, reason: REASONS[code],
+      }));
       return MALFORMED;
     }
     let address = from;
     let scope = '';
-    if (isIPv6Text(from)) {
-      const pct = from.indexOf('%');
-      if (pct >= 0) {
-        address = from.slice(0, pct);
-        scope = from.slice(pct + 1);
-      }
-      // A dual-stack socket shows IPv4 senders as ::ffff:a.b.c.d: the same server.
-      if (address.startsWith('::ffff:') && address.includes('.')) address = address.slice(7);
+    const pct = from.indexOf('%');
+    if (pct >= 0) {
+      address = from.slice(0, pct);
+      scope = from.slice(pct + 1);
     }
+    // A dual-stack socket shows IPv4 senders as ::ffff:a.b.c.d: the same server.
+    if (address.startsWith('::ffff:') && address.includes('.')) address = address.slice(7);
     const table = this.table;
     let slot = table.lookup(address, hb.port);
     // Before claim(): a forged or replayed datagram must not take a slot.
@@ -144,7 +152,9 @@ export class Listener {
       if (why !== 0) {
         const counter = DROPPED_AS[why]!;
         table.count(counter);
-        this.limited.log(DROPPED_MSG[counter]!, 'warn', DROPPED_MSG[counter]!, () => ({ from: fromPort ? formatEndpoint(from, fromPort) : from, reason: TRUST_REASONS[why] }));
+        this.limited.log(DROPPED_MSG[counter]!, 'warn', DROPPED_MSG[counter]!, () => ({
+          from: fromPort ? formatEndpoint(from, fromPort) : from, reason: TRUST_REASONS[why],
+        }));
         return counter;
       }
     }
@@ -153,7 +163,9 @@ export class Listener {
       slot = table.claim(address, hb.port, now);
       if (slot < 0) {
         table.count(FULL);
-        this.limited.log('full', 'warn', 'table full: new server refused, no live server evicted (raise --max-servers)', () => ({ from: formatEndpoint(address, hb.port), slots: table.slots }));
+        this.limited.log('full', 'warn', 'table full: new server refused, no live server evicted (raise --max-servers)', () => ({
+          from: formatEndpoint(address, hb.port), slots: table.slots,
+        }));
         return FULL;
       }
     }
@@ -169,16 +181,6 @@ export class Listener {
 }
 
 /**
- * Whether a source address is IPv6 text, the only kind with a %scope or a
- * ::ffff: prefix: it has a ':' within its first 5 characters, IPv4 text none.
- * Cheaper than searching an IPv4 address for either, once per datagram.
- */
-function isIPv6Text(address: string): boolean {
-  for (let i = 0; i < 5; i++) if (address.charCodeAt(i) === 0x3a) return true;
-  return false;
-}
-
-/**
  * The interface to join ep's group on, as addMembership takes it: from
  * --interface, else an IPv6 group's own scope ([ff02::1%eth0]:PORT), else
  * undefined (the kernel's choice, by route). Throws for an IPv6 group whose
@@ -189,7 +191,9 @@ function groupInterface(ep: Endpoint, iface: string | undefined): string | undef
   if (ep.family !== 6) return undefined;
   const pct = ep.host.indexOf('%');
   if (pct >= 0) return `::${ep.host.slice(pct)}`;
-  if (/^ff[0-9a-f][12]:/i.test(ep.host)) throw new Error(`${formatEndpoint(ep.host, ep.port)}: a link-local group needs an interface: --interface NAME, or [ADDR%NAME]:PORT`);
+  if (/^ff[0-9a-f][12]:/i.test(ep.host)) {
+    throw new Error(`${formatEndpoint(ep.host, ep.port)}: a link-local group needs an interface: --interface NAME, or [ADDR%NAME]:PORT`);
+  }
   return undefined;
 }
 
