@@ -14,7 +14,7 @@
 //    so it runs the code dist/hbeat.js runs, with no bench-only entry point.
 //
 // The slot files are written here, by a writer of its own from
-// docs/slot-file.md (not src/core/slotfile.ts, so that the bench reads what any
+// docs/slot-file.md (not src/core/slot-reader.ts, so that the bench reads what any
 // other writer would make), on /dev/shm, and removed at the end. Every server
 // is live: the files are rewritten with a fresh `seen` before anything reads
 // them once the last write is half a second old.
@@ -197,14 +197,14 @@ function rate(fn) {
 
 /** The child's side: readSnapshot() and pick() over the file it was given. */
 async function inProcess(path) {
-  const { readSnapshot } = await import('../src/core/slotfile.ts');
+  const { readSnapshot } = await import('../src/core/slot-reader.ts');
   const { pick } = await import('../src/core/picker.ts');
   const lines = [];
   const reads = rate(() => readSnapshot(path));
   const servers = readSnapshot(path).servers;
   lines.push(`  readSnapshot() of ${fmt(servers.length)} servers: ${fmt(reads)}/s (${fmt(1000 / reads, 2)} ms each)`);
   for (const { method, count } of INPROC) {
-    const opts = { maxAge: 10, method, count, distinct: false, random: Math.random };
+    const opts = { liveness: { maxAge: 10, misses: 3 }, method, count, distinct: false, random: Math.random };
     const got = pick(servers, opts).length;
     if (got !== count) throw new Error(`pick() returned ${got} of ${count}`);
     const calls = rate(() => pick(servers, opts));

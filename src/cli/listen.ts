@@ -3,7 +3,8 @@
 import { UsageError } from '../core/errors.ts';
 import { DEFAULT_GROUP, Listener } from '../core/listener.ts';
 import { log } from '../core/log.ts';
-import { DEFAULT_CHECK_MS, DEFAULT_WRITE_DELAY_MS, MAX_SERVERS_LIMIT, SlotTable } from '../core/slotfile.ts';
+import { DEFAULT_CHECK_MS, DEFAULT_WRITE_DELAY_MS, SlotTable } from '../core/slot-table.ts';
+import { MAX_SERVERS_LIMIT } from '../core/slot-layout.ts';
 import { slotsPath } from '../core/source.ts';
 import { isMulticast } from '../core/address.ts';
 import { refuseDangling } from '../core/regular-file.ts';
@@ -15,7 +16,8 @@ import { haproxyAgentFeed } from '../feeds/haproxy-agent.ts';
 import { checkName, parseTarget } from '../feeds/haproxy-api.ts';
 import { hbDatFeed } from '../feeds/hbdat.ts';
 import { httpFeed } from '../feeds/http.ts';
-import { defineCommand, flag, flagValue, reloadOnHangup, SLOTS_HELP, untilSignal, type Values } from './command.ts';
+import { defineCommand, flag, flagValue, SLOTS_HELP, type Values } from './command.ts';
+import { reloadOnHangup, untilSignal } from './signals.ts';
 
 const options = {
   on: { type: 'string', multiple: true },
@@ -36,7 +38,6 @@ const options = {
 } as const;
 
 export const listenCommand = defineCommand({
-  summary: 'collect heartbeats into the slot file (on each proxy)',
   usage: `usage: hbeat listen [options]
 
   --on ADDR:PORT            where to listen (repeatable); default 239.0.0.1:27999.

@@ -7,7 +7,7 @@ import { stripScope } from './address.ts';
 import { liveFor, type Liveness } from './liveness.ts';
 import { fileKind, readRegular } from './regular-file.ts';
 import type { PickServer } from './picker.ts';
-import type { ServerRecord } from './slotfile.ts';
+import type { ServerRecord } from './slot-reader.ts';
 import { parseHbDatQuery } from './wire.ts';
 
 /**

@@ -3,7 +3,7 @@
 import { formatEndpoint } from './address.ts';
 import { isLive, liveFor, type Liveness } from './liveness.ts';
 import type { PickServer } from './picker.ts';
-import { COUNTER_NAMES, type CounterName } from './slotfile.ts';
+import { COUNTER_NAMES, type CounterName } from './slot-layout.ts';
 
 /** A server as `status` shows it: packets are known from a slot file, not from an hb.dat. */
 export interface StatusServer extends PickServer {

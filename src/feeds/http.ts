@@ -13,7 +13,9 @@ import { haproxyMetrics } from './haproxy.ts';
 import { listenOn } from './tcp.ts';
 import { isLive, type Liveness } from '../core/liveness.ts';
 import { noneReason, Prepared, weight, type PickOptions, type PickServer } from '../core/picker.ts';
-import { ACCEPTED, COUNTER_NAMES, countersRecord, MALFORMED, FULL, type CounterName, type ServerRecord, type SlotTable } from '../core/slotfile.ts';
+import { ACCEPTED, COUNTER_NAMES, countersRecord, MALFORMED, FULL, type CounterName } from '../core/slot-layout.ts';
+import { type ServerRecord } from '../core/slot-reader.ts';
+import { type SlotTable } from '../core/slot-table.ts';
 import { serverJson, sortServers, statusJson } from '../core/status.ts';
 import { MALFORMED as REASONS, MALFORMED_TOO_LONG, MAX_DATAGRAM, newHeartbeat, parseHeartbeat } from '../core/wire.ts';
 

@@ -16,7 +16,9 @@ import { DEFAULT_LIVENESS, isLive, liveAge, liveFor, type Liveness } from '../co
 import { pick, weight } from '../core/picker.ts';
 import { dimmer, every, isTerminal, Screen, stopSignal, type Output } from './screen.ts';
 import { Sender, SendError, type Load } from '../core/sender.ts';
-import { countersRecord, SlotTable, type CounterName, type ServerRecord } from '../core/slotfile.ts';
+import { countersRecord, type CounterName } from '../core/slot-layout.ts';
+import { SlotTable } from '../core/slot-table.ts';
+import { type ServerRecord } from '../core/slot-reader.ts';
 import { formatAge, statusTable } from '../core/status.ts';
 import { STATE_DRAIN } from '../core/wire.ts';
 import { OperatorError } from '../core/errors.ts';

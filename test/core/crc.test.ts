@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { crc32 as zlibCrc32 } from 'node:zlib';
-import { crc32, slotCrc } from '../../src/core/slotfile.ts';
+import { crc32 } from '../../src/core/crc.ts';
+import { slotCrc } from '../../src/core/slot-layout.ts';
 import { SLOT, S } from '../helpers/slots.ts';
 
 test('crc32 is zlib\'s CRC-32', () => {

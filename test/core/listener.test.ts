@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Listener } from '../../src/core/listener.ts';
-import { readSnapshot, SlotTable } from '../../src/core/slotfile.ts';
+import { readSnapshot } from '../../src/core/slot-reader.ts';
+import { SlotTable } from '../../src/core/slot-table.ts';
 import { UP, T0, tempDir } from '../helpers/slots.ts';
 
 test('the listener: IPv6 with and without scope is one server showing the last scope; IPv4-mapped is IPv4', async (t) => {

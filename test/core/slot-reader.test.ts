@@ -10,7 +10,9 @@ import { crc32 as zlibCrc32 } from 'node:zlib';
 import { bootId, monoNow } from '../../src/core/clock.ts';
 import { Listener } from '../../src/core/listener.ts';
 import { DEFAULT_LIVENESS, isLive } from '../../src/core/liveness.ts';
-import { MALFORMED, readSnapshot, SlotTable, type ServerRecord, type Snapshot } from '../../src/core/slotfile.ts';
+import { MALFORMED } from '../../src/core/slot-layout.ts';
+import { readSnapshot, type ServerRecord, type Snapshot } from '../../src/core/slot-reader.ts';
+import { SlotTable } from '../../src/core/slot-table.ts';
 import { H, S, UP, tempDir, slotOff, patchHeader, filled, hosts } from '../helpers/slots.ts';
 
 test('a torn slot is skipped and the rest read; a slot with seq 0 is empty', (t) => {

@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { bootId, monoNow } from '../../src/core/clock.ts';
 import { sink } from '../../src/core/log.ts';
-import { ACCEPTED, FULL, MALFORMED, readSnapshot, SlotFileError, SlotTable } from '../../src/core/slotfile.ts';
+import { ACCEPTED, FULL, MALFORMED, SlotFileError } from '../../src/core/slot-layout.ts';
+import { readSnapshot } from '../../src/core/slot-reader.ts';
+import { SlotTable } from '../../src/core/slot-table.ts';
 import { H, C, S, UP, T0, tempDir, sha, slotOff, patchHeader, filled, hosts, refuses } from '../helpers/slots.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

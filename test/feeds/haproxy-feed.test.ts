@@ -9,7 +9,7 @@ import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Listener } from '../../src/core/listener.ts';
 import { DEFAULT_LIVENESS } from '../../src/core/liveness.ts';
-import { SlotTable } from '../../src/core/slotfile.ts';
+import { SlotTable } from '../../src/core/slot-table.ts';
 import type { Feed } from '../../src/feeds/feed.ts';
 import { haproxyFeed, type HaproxyOptions } from '../../src/feeds/haproxy.ts';
 import { logInto } from '../helpers/logs.ts';

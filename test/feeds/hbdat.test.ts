@@ -9,7 +9,8 @@ import { monoNow } from '../../src/core/clock.ts';
 import { hbDatOf, writeHbDat } from '../../src/core/hbdat.ts';
 import { DEFAULT_LIVENESS } from '../../src/core/liveness.ts';
 import { HbDatWriter } from '../../src/feeds/hbdat.ts';
-import { SlotTable, type ServerRecord } from '../../src/core/slotfile.ts';
+import { SlotTable } from '../../src/core/slot-table.ts';
+import { type ServerRecord } from '../../src/core/slot-reader.ts';
 import { captureLog } from '../helpers/logs.ts';
 import { freePort, hbeat, send, start, tempDir, until } from '../helpers/run.ts';
 

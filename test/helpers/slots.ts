@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { crc32 as zlibCrc32 } from 'node:zlib';
-import { SlotFileError, SlotTable } from '../../src/core/slotfile.ts';
+import { SlotFileError } from '../../src/core/slot-layout.ts';
+import { SlotTable } from '../../src/core/slot-table.ts';
 
 export const HEADER = 256, SLOT = 128;
 export const H = { version: 8, headerSize: 12, slotSize: 16, slots: 20, boot: 24, created: 40, crc: 60 };

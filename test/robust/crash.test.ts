@@ -9,7 +9,9 @@ import { createSocket, type Socket } from 'node:dgram';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { crc32, readSnapshot, SlotTable } from '../../src/core/slotfile.ts';
+import { crc32 } from '../../src/core/crc.ts';
+import { readSnapshot } from '../../src/core/slot-reader.ts';
+import { SlotTable } from '../../src/core/slot-table.ts';
 import { freePort, HBEAT, hbeat, send, start, statusJson, testDir, toolMissing, until, type Running } from '../helpers/run.ts';
 
 const HERE = import.meta.dirname ?? new URL('.', import.meta.url).pathname;
