@@ -1136,6 +1136,22 @@ var init_listener = __esm({
           });
         }
       }
+      /** Why the last malformed datagram was dropped: an index of wire.ts's MALFORMED reasons. */
+      lastMalformed = 0;
+      /**
+       * Counts and logs (rate-limited) a malformed heartbeat, for `reason` (an
+       * index of wire.ts's MALFORMED): receive()'s own, or the HTTP endpoint's
+       * for a body too long to read. Returns the MALFORMED counter.
+       */
+      dropMalformed(reason2, from, fromPort = 0) {
+        this.lastMalformed = reason2;
+        this.table.count(MALFORMED);
+        this.limited.log("malformed", "warn", "malformed datagram dropped", () => ({
+          from: fromPort ? formatEndpoint(from, fromPort) : from,
+          reason: MALFORMED2[reason2]
+        }));
+        return MALFORMED;
+      }
       /**
        * The per-datagram path, also fed by the HTTP endpoint. `from` is the
        * source address as the socket gives it (an IPv6 one may carry %scope).
@@ -1145,14 +1161,7 @@ var init_listener = __esm({
       receive(msg, from, fromPort = 0) {
         const hb = this.hb;
         const code = parseHeartbeat(msg, msg.length, hb);
-        if (code !== 0) {
-          this.table.count(MALFORMED);
-          this.limited.log("malformed", "warn", "malformed datagram dropped", () => ({
-            from: fromPort ? formatEndpoint(from, fromPort) : from,
-            reason: MALFORMED2[code]
-          }));
-          return MALFORMED;
-        }
+        if (code !== 0) return this.dropMalformed(code, from, fromPort);
         let address = from;
         let scope = "";
         const pct = from.indexOf("%");
@@ -2836,16 +2845,10 @@ var init_haproxy_plan = __esm({
 });
 
 // src/feeds/haproxy.ts
-function haproxyMetrics() {
-  return `# HELP hbeat_haproxy_no_free_server_total Live servers that found no free server in a --haproxy-backend.
-# TYPE hbeat_haproxy_no_free_server_total counter
-hbeat_haproxy_no_free_server_total ${haproxyCounters.noFreeServer}
-`;
-}
 function haproxyFeed(opts) {
   return async (ctx) => new HaproxyFeed(opts, ctx);
 }
-var import_node_perf_hooks2, haproxyCounters, HaproxyFeed;
+var import_node_perf_hooks2, HaproxyFeed;
 var init_haproxy = __esm({
   "src/feeds/haproxy.ts"() {
     "use strict";
@@ -2854,11 +2857,11 @@ var init_haproxy = __esm({
     init_log();
     init_haproxy_api();
     init_haproxy_plan();
-    haproxyCounters = { noFreeServer: 0 };
     HaproxyFeed = class {
       constructor(opts, ctx) {
         this.opts = opts;
         this.ctx = ctx;
+        this.noFreeServer = ctx.metrics.counter("hbeat_haproxy_no_free_server_total", "Live servers that found no free server in a --haproxy-backend.");
         this.where = formatTarget(opts.target);
         this.tickMs = opts.tickMs ?? 250;
         this.retryMs = opts.retryMs ?? 1e3;
@@ -2887,6 +2890,8 @@ var init_haproxy = __esm({
       where;
       tickMs;
       retryMs;
+      /** Live servers that found no free server in a managed backend, since start. */
+      noFreeServer;
       async stop() {
         this.stopped = true;
         this.conn?.close();
@@ -3007,7 +3012,7 @@ var init_haproxy = __esm({
         const after = new Set(keys);
         for (const key of after) {
           if (before.has(key)) continue;
-          haproxyCounters.noFreeServer++;
+          this.noFreeServer.inc();
           const k = known.get(key);
           const msg = "no free server in the backend for a live server (add servers to its server-template)";
           this.limited.log(`no free ${backend}`, "warn", msg, () => ({ backend, server: formatEndpoint(k.address, k.port) }));
@@ -3283,43 +3288,7 @@ var init_status = __esm({
   }
 });
 
-// src/feeds/http.ts
-function age(s, now) {
-  s.age = now > s.seen ? (now - s.seen) / 1e3 : 0;
-  return s;
-}
-function ages(servers, now) {
-  for (const s of servers) age(s, now);
-  return servers;
-}
-function pickQuery(query, liveness) {
-  const params = new URLSearchParams(query);
-  for (const key of params.keys()) if (!PICK_PARAMS.has(key)) throw new BadRequest(`unknown parameter ${JSON.stringify(key)} (known: ${[...PICK_PARAMS].join(", ")})`);
-  const last = (key) => params.getAll(key).at(-1);
-  const distinct = last("distinct");
-  if (distinct !== void 0 && !["", "1", "true", "0", "false"].includes(distinct)) throw new BadRequest(`distinct takes 1, true, 0 or false, not ${JSON.stringify(distinct)}`);
-  const values = {
-    members: params.has("members") ? params.getAll("members").join(",") : void 0,
-    method: last("method"),
-    count: last("count"),
-    distinct: distinct === "" || distinct === "1" || distinct === "true",
-    seed: last("seed"),
-    "max-age": last("max-age"),
-    misses: last("misses")
-  };
-  try {
-    return pickOptions(values, "", MAX_PICK_COUNT2, liveness);
-  } catch (err) {
-    throw new BadRequest(err.message);
-  }
-}
-function httpFeed(on) {
-  return async ({ listener, liveness }) => HttpServer.start({ on, listener, liveness });
-}
-function reply(res, status, type, body) {
-  res.writeHead(status, { "Content-Type": type, "Content-Length": Buffer.byteLength(body), "Cache-Control": "no-store" });
-  res.end(body);
-}
+// src/feeds/metrics.ts
 function label(value) {
   return value.replace(/[\\"\n]/g, (c) => c === "\n" ? "\\n" : `\\${c}`);
 }
@@ -3350,31 +3319,58 @@ function metricsText(servers, counters, liveness) {
 # TYPE hbeat_servers gauge
 hbeat_servers ${servers.length}
 `;
-  return out2 + haproxyMetrics();
+  return out2;
 }
-var import_node_http, DEFAULT_TIMEOUTS, MAX_PICK_COUNT2, PICK_PARAMS, OVERSIZED, reasonScratch, BadRequest, CACHED_POOLS, PickView, TEXT, HttpServer;
-var init_http = __esm({
-  "src/feeds/http.ts"() {
+var Metrics;
+var init_metrics = __esm({
+  "src/feeds/metrics.ts"() {
     "use strict";
-    import_node_http = require("node:http");
     init_address();
-    init_values();
-    init_clock();
-    init_log();
-    init_haproxy();
-    init_tcp();
+    init_liveness();
+    init_slot_layout();
+    init_status();
+    Metrics = class {
+      counters = /* @__PURE__ */ new Map();
+      /** The counter `name` (hbeat_..._total), made at 0 the first time. */
+      counter(name, help) {
+        let c = this.counters.get(name);
+        if (c === void 0) this.counters.set(name, c = { help, value: 0 });
+        const entry = c;
+        return {
+          inc: () => void entry.value++,
+          get value() {
+            return entry.value;
+          }
+        };
+      }
+      text() {
+        let out2 = "";
+        for (const [name, c] of this.counters) out2 += `# HELP ${name} ${c.help}
+# TYPE ${name} counter
+${name} ${c.value}
+`;
+        return out2;
+      }
+    };
+  }
+});
+
+// src/core/pick-view.ts
+function age(s, now) {
+  s.age = now > s.seen ? (now - s.seen) / 1e3 : 0;
+  return s;
+}
+function ages(servers, now) {
+  for (const s of servers) age(s, now);
+  return servers;
+}
+var CACHED_POOLS, PickView;
+var init_pick_view = __esm({
+  "src/core/pick-view.ts"() {
+    "use strict";
     init_liveness();
     init_picker();
     init_slot_layout();
-    init_status();
-    init_wire();
-    DEFAULT_TIMEOUTS = { headers: 1e4, request: 2e4, keepAlive: 5e3, idle: 3e4, check: 1e3 };
-    MAX_PICK_COUNT2 = 1e4;
-    PICK_PARAMS = /* @__PURE__ */ new Set(["count", "distinct", "members", "method", "seed", "max-age", "misses"]);
-    OVERSIZED = Buffer.alloc(MAX_DATAGRAM + 1);
-    reasonScratch = newHeartbeat();
-    BadRequest = class extends Error {
-    };
     CACHED_POOLS = 16;
     PickView = class {
       constructor(table, refreshMs = 100) {
@@ -3424,23 +3420,79 @@ var init_http = __esm({
         this.builtAt = now;
       }
     };
+  }
+});
+
+// src/feeds/http.ts
+function pickQuery(query, liveness) {
+  const params = new URLSearchParams(query);
+  for (const key of params.keys()) if (!PICK_PARAMS.has(key)) throw new BadRequest(`unknown parameter ${JSON.stringify(key)} (known: ${[...PICK_PARAMS].join(", ")})`);
+  const last = (key) => params.getAll(key).at(-1);
+  const distinct = last("distinct");
+  if (distinct !== void 0 && !["", "1", "true", "0", "false"].includes(distinct)) throw new BadRequest(`distinct takes 1, true, 0 or false, not ${JSON.stringify(distinct)}`);
+  const values = {
+    members: params.has("members") ? params.getAll("members").join(",") : void 0,
+    method: last("method"),
+    count: last("count"),
+    distinct: distinct === "" || distinct === "1" || distinct === "true",
+    seed: last("seed"),
+    "max-age": last("max-age"),
+    misses: last("misses")
+  };
+  try {
+    return pickOptions(values, "", MAX_PICK_COUNT2, liveness);
+  } catch (err) {
+    throw new BadRequest(err.message);
+  }
+}
+function httpFeed(on) {
+  return async ({ listener, liveness, metrics }) => HttpServer.start({ on, listener, liveness, metrics });
+}
+function reply(res, status, type, body) {
+  res.writeHead(status, { "Content-Type": type, "Content-Length": Buffer.byteLength(body), "Cache-Control": "no-store" });
+  res.end(body);
+}
+var import_node_http, DEFAULT_TIMEOUTS, MAX_PICK_COUNT2, PICK_PARAMS, BadRequest, TEXT, HttpServer;
+var init_http = __esm({
+  "src/feeds/http.ts"() {
+    "use strict";
+    import_node_http = require("node:http");
+    init_address();
+    init_values();
+    init_clock();
+    init_log();
+    init_metrics();
+    init_tcp();
+    init_picker();
+    init_pick_view();
+    init_slot_layout();
+    init_status();
+    init_wire();
+    DEFAULT_TIMEOUTS = { headers: 1e4, request: 2e4, keepAlive: 5e3, idle: 3e4, check: 1e3 };
+    MAX_PICK_COUNT2 = 1e4;
+    PICK_PARAMS = /* @__PURE__ */ new Set(["count", "distinct", "members", "method", "seed", "max-age", "misses"]);
+    BadRequest = class extends Error {
+    };
     TEXT = "text/plain; charset=utf-8";
     HttpServer = class _HttpServer {
-      constructor(server, listener, liveness, refreshMs) {
+      constructor(server, opts) {
         this.server = server;
+        const { listener, liveness } = opts;
         this.listener = listener;
         this.liveness = liveness;
+        this.metricsOf = opts.metrics ?? new Metrics();
         this.table = listener.table;
-        this.view = new PickView(this.table, refreshMs);
+        this.view = new PickView(this.table, opts.refreshMs ?? 100);
         this.defaultPick = { liveness, method: "weighted", count: 1, distinct: false, random: Math.random };
       }
       server;
-      listener;
-      liveness;
       view;
       table;
       /** A bare /pick's options: listen's liveness, one weighted pick. */
       defaultPick;
+      listener;
+      liveness;
+      metricsOf;
       /** Listens on `opts.on` only; a port in use or an address not of this host is a ListenError. */
       static async start(opts) {
         const t = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
@@ -3451,7 +3503,7 @@ var init_http = __esm({
           connectionsCheckingInterval: t.check
         });
         server.timeout = t.idle;
-        const http = new _HttpServer(server, opts.listener, opts.liveness, opts.refreshMs ?? 100);
+        const http = new _HttpServer(server, opts);
         server.on("request", (req, res) => http.handle(req, res));
         await listenOn(server, opts.on, "--http", { listening: "http listening", error: "http server error" });
         return http;
@@ -3512,7 +3564,7 @@ var init_http = __esm({
         const fromPort = req.socket.remotePort ?? 0;
         if (from === void 0) return void req.destroy();
         const tooLarge = () => {
-          this.listener.receive(OVERSIZED, from, fromPort);
+          this.listener.dropMalformed(MALFORMED_TOO_LONG, from, fromPort);
           res.setHeader("Connection", "close");
           reply(res, 413, TEXT, `malformed heartbeat: ${MALFORMED2[MALFORMED_TOO_LONG]}
 `);
@@ -3535,7 +3587,7 @@ var init_http = __esm({
           const body = Buffer.concat(chunks, size);
           const code = this.listener.receive(body, from, fromPort);
           if (code === 0) return reply(res, 200, "text/plain", "OK");
-          if (code === MALFORMED) return reply(res, 400, TEXT, `malformed heartbeat: ${MALFORMED2[parseHeartbeat(body, body.length, reasonScratch)]}
+          if (code === MALFORMED) return reply(res, 400, TEXT, `malformed heartbeat: ${MALFORMED2[this.listener.lastMalformed]}
 `);
           if (code === FULL) return reply(res, 503, TEXT, "table full: new server refused (raise --max-servers)\n");
           reply(res, 403, TEXT, `heartbeat refused: ${COUNTER_NAMES[code]}
@@ -3548,7 +3600,8 @@ var init_http = __esm({
         reply(res, 200, "application/json", JSON.stringify(statusJson(this.table.snapshot(), countersRecord(this.table.counters), this.liveness)) + "\n");
       }
       metrics(res) {
-        reply(res, 200, "text/plain; version=0.0.4; charset=utf-8", metricsText(this.table.snapshot(), countersRecord(this.table.counters), this.liveness));
+        const text = metricsText(this.table.snapshot(), countersRecord(this.table.counters), this.liveness) + this.metricsOf.text();
+        reply(res, 200, "text/plain; version=0.0.4; charset=utf-8", text);
       }
       pick(req, res, query) {
         let opts;
@@ -3717,6 +3770,7 @@ var init_listen = __esm({
     init_haproxy_api();
     init_hbdat2();
     init_http();
+    init_metrics();
     init_command();
     init_signals();
     options = {
@@ -3801,7 +3855,7 @@ stops it.`,
         let stopFeeds;
         try {
           listener = await Listener.start({ on, iface: v.interface, table, verifier });
-          stopFeeds = await startFeeds(feeds, { listener, liveness });
+          stopFeeds = await startFeeds(feeds, { listener, liveness, metrics: new Metrics() });
         } catch (err) {
           await listener?.close();
           table.close();

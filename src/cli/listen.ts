@@ -16,6 +16,7 @@ import { haproxyAgentFeed } from '../feeds/haproxy-agent.ts';
 import { checkName, parseTarget } from '../feeds/haproxy-api.ts';
 import { hbDatFeed } from '../feeds/hbdat.ts';
 import { httpFeed } from '../feeds/http.ts';
+import { Metrics } from '../feeds/metrics.ts';
 import { defineCommand, flag, flagValue, SLOTS_HELP, type Values } from './command.ts';
 import { reloadOnHangup, untilSignal } from './signals.ts';
 
@@ -104,7 +105,7 @@ stops it.`,
     let stopFeeds: () => Promise<void>;
     try {
       listener = await Listener.start({ on, iface: v.interface, table, verifier });
-      stopFeeds = await startFeeds(feeds, { listener, liveness });
+      stopFeeds = await startFeeds(feeds, { listener, liveness, metrics: new Metrics() });
     } catch (err) {
       await listener?.close();
       table.close();

@@ -119,6 +119,23 @@ export class Listener {
     }
   }
 
+  /** Why the last malformed datagram was dropped: an index of wire.ts's MALFORMED reasons. */
+  lastMalformed = 0;
+
+  /**
+   * Counts and logs (rate-limited) a malformed heartbeat, for `reason` (an
+   * index of wire.ts's MALFORMED): receive()'s own, or the HTTP endpoint's
+   * for a body too long to read. Returns the MALFORMED counter.
+   */
+  dropMalformed(reason: number, from: string, fromPort = 0): number {
+    this.lastMalformed = reason;
+    this.table.count(MALFORMED);
+    this.limited.log('malformed', 'warn', 'malformed datagram dropped', () => ({
+      from: fromPort ? formatEndpoint(from, fromPort) : from, reason: REASONS[reason],
+    }));
+    return MALFORMED;
+  }
+
   /**
    * The per-datagram path, also fed by the HTTP endpoint. `from` is the
    * source address as the socket gives it (an IPv6 one may carry %scope).
@@ -128,13 +145,7 @@ export class Listener {
   receive(msg: Buffer, from: string, fromPort = 0): number {
     const hb = this.hb;
     const code = parseHeartbeat(msg, msg.length, hb);
-    if (code !== 0) {
-      this.table.count(MALFORMED);
-      this.limited.log('malformed', 'warn', 'malformed datagram dropped', () => ({
-        from: fromPort ? formatEndpoint(from, fromPort) : from, reason: REASONS[code],
-      }));
-      return MALFORMED;
-    }
+    if (code !== 0) return this.dropMalformed(code, from, fromPort);
     let address = from;
     let scope = '';
     const pct = from.indexOf('%');
