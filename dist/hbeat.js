@@ -32,9 +32,14 @@ function errnoText(err) {
     case "EISDIR":
       return "is a directory";
     case "ENOSPC":
-      return "no space left on device";
+    case "EDQUOT":
+      return "no space left on the device";
     case "ENOTDIR":
       return "a part of the path is not a directory";
+    case "EADDRINUSE":
+      return "address already in use";
+    case "EADDRNOTAVAIL":
+      return "address not available on this host";
     default:
       return e.code ? `${e.code}: ${errorText(e)}` : errorText(e);
   }
@@ -349,11 +354,8 @@ function systemReason(path2, err, doing) {
   if (err.code === "ENOENT") {
     fail(path2, doing === "create" ? `directory ${(0, import_node_path.dirname)(path2)} does not exist` : "does not exist (is `hbeat listen` running with this --slots?)");
   }
-  if (err.code === "EACCES" || err.code === "EPERM") fail(path2, `permission denied (${doing})`);
-  if (err.code === "EROFS") fail(path2, "read-only file system");
-  if (err.code === "EISDIR") fail(path2, "is a directory");
-  if (err.code === "ENOSPC" || err.code === "EDQUOT") fail(path2, `no space left on the device (${doing})`);
-  fail(path2, `${err.code ?? "error"} (${doing}): ${err.message.split("\n")[0]}`);
+  if (err.code === "EROFS" || err.code === "EISDIR") fail(path2, errnoText(err));
+  fail(path2, `${errnoText(err)} (${doing})`);
 }
 function sealed(buf, off, crcAt) {
   return buf.readUInt32LE(off + crcAt) === crc32(buf, off, off + crcAt);
@@ -1029,16 +1031,9 @@ function closeQuietly(socket) {
   }
 }
 function bindReason(err, inUse) {
-  switch (err.code) {
-    case "EADDRINUSE":
-      return inUse === void 0 ? "address already in use" : `address already in use (${inUse})`;
-    case "EADDRNOTAVAIL":
-      return "address not available on this host";
-    case "EACCES":
-      return "permission denied (a port below 1024 needs privileges)";
-    default:
-      return err.message;
-  }
+  if (err.code === "EADDRINUSE" && inUse !== void 0) return `${errnoText(err)} (${inUse})`;
+  if (err.code === "EACCES") return "permission denied (a port below 1024 needs privileges)";
+  return errnoText(err);
 }
 var import_node_dgram, DEFAULT_GROUP, RECV_BUFFER, ListenError, DROPPED_AS, DROPPED_MSG, Listener;
 var init_listener = __esm({
@@ -2205,21 +2200,9 @@ function writeHbDat(path2, text) {
 }
 function hbDatReason(path2, err) {
   const e = err;
-  switch (e.code) {
-    case "ENOENT":
-      return missingReason((0, import_node_path2.dirname)(path2));
-    case "EACCES":
-    case "EPERM":
-      return `permission denied in ${(0, import_node_path2.dirname)(path2)}`;
-    case "EROFS":
-      return "read-only file system";
-    case "EISDIR":
-      return "is a directory";
-    case "ENOSPC":
-      return "no space left on device";
-    default:
-      return e.code ? `${e.code}: ${e.message.split("\n")[0]}` : String(e.message ?? e);
-  }
+  if (e.code === "ENOENT") return missingReason((0, import_node_path2.dirname)(path2));
+  if (e.code === "EACCES" || e.code === "EPERM") return `permission denied in ${(0, import_node_path2.dirname)(path2)}`;
+  return errnoText(e);
 }
 function missingReason(dir) {
   let st;
@@ -2263,6 +2246,7 @@ var init_hbdat = __esm({
     init_liveness();
     init_regular_file();
     init_wire();
+    init_errors();
     MAX_HB_DAT_BYTES = 128 << 20;
   }
 });
@@ -3262,6 +3246,10 @@ function formatLive(s, liveness) {
   if (left === null) return "no";
   return left > 0 ? `yes, dead in ${formatAge(left)}` : `no, dead ${formatAge(-left)} ago`;
 }
+function columns(rows, left) {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((cell, c) => left.includes(c) ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join("  ").trimEnd());
+}
 function statusTable(servers, counters, opts) {
   const live = (s) => isLive(s, opts.liveness);
   const sorted = sortServers(servers);
@@ -3269,8 +3257,7 @@ function statusTable(servers, counters, opts) {
   for (const s of sorted) {
     rows.push([formatEndpoint(s.host, s.port), s.state, String(s.ready), String(s.busy), formatInterval(s.interval), formatAge(s.age), s.packets === void 0 ? "-" : String(s.packets), formatLive(s, opts.liveness)]);
   }
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  const lines = rows.map((r) => r.map((cell, c) => c === 0 || c === 1 || c === 7 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join("  ").trimEnd());
+  const lines = columns(rows, [0, 1, 7]);
   if (opts.notLive) {
     for (let i = 0; i < sorted.length; i++) if (!live(sorted[i])) lines[i + 1] = opts.notLive(lines[i + 1]);
   }
@@ -4578,13 +4565,13 @@ function isTerminal(out2, env = process.env) {
 function dimmer(terminal, env = process.env) {
   return terminal && !env.NO_COLOR ? (text) => DIM + text + UNDIM : (text) => text;
 }
-function fit(lines, rows = 0, columns = 0) {
+function fit(lines, rows = 0, columns2 = 0) {
   if (rows < 2) return lines;
   const budget = rows - 1;
   let used = 0;
   for (let i = 0; i < lines.length; i++) {
     const width = lines[i].replace(ANSI, "").length;
-    const height = columns > 0 ? Math.max(1, Math.ceil(width / columns)) : 1;
+    const height = columns2 > 0 ? Math.max(1, Math.ceil(width / columns2)) : 1;
     if (used + height > budget || used + height === budget && i < lines.length - 1) {
       return [...lines.slice(0, i), `... ${lines.length - i} more line${lines.length - i === 1 ? "" : "s"}: enlarge the terminal`];
     }
@@ -5012,8 +4999,7 @@ var init_demo = __esm({
           const share = this.totalPicks === 0 ? 0 : total / this.totalPicks;
           rows.push([name, String(weights.get(name) ?? 0), String(total), `${(100 * share).toFixed(1)}%`, String(last), "#".repeat(Math.round(BAR * last / PICKS_PER_TICK))]);
         }
-        const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-        return rows.map((r) => r.map((cell, c) => c === 0 || c === 5 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join("  ").trimEnd()).join("\n");
+        return columns(rows, [0, 5]).join("\n");
       }
     };
   }

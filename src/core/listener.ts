@@ -10,7 +10,7 @@ import { ACCEPTED, BADSIG, FULL, MALFORMED, REPLAYED, UNSIGNED } from './slot-la
 import type { SlotTable } from './slot-table.ts';
 import { TRUST_REASONS, type Verifier } from './trust.ts';
 import { MALFORMED as REASONS, newHeartbeat, parseHeartbeat } from './wire.ts';
-import { OperatorError } from './errors.ts';
+import { OperatorError, errnoText } from './errors.ts';
 
 export const DEFAULT_GROUP = '239.0.0.1:27999';
 // The default buffer (~200 KiB) overflows within milliseconds at tens of
@@ -218,10 +218,7 @@ function closeQuietly(socket: Socket): void {
 
 /** Why a socket could not bind or listen, for a one-line error; `inUse` adds a likely cause to EADDRINUSE. */
 export function bindReason(err: NodeJS.ErrnoException, inUse?: string): string {
-  switch (err.code) {
-    case 'EADDRINUSE': return inUse === undefined ? 'address already in use' : `address already in use (${inUse})`;
-    case 'EADDRNOTAVAIL': return 'address not available on this host';
-    case 'EACCES': return 'permission denied (a port below 1024 needs privileges)';
-    default: return err.message;
-  }
+  if (err.code === 'EADDRINUSE' && inUse !== undefined) return `${errnoText(err)} (${inUse})`;
+  if (err.code === 'EACCES') return 'permission denied (a port below 1024 needs privileges)';
+  return errnoText(err);
 }

@@ -4,7 +4,7 @@
 import { fstatSync, readSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { crc32, crcWords, shift, zeroShift } from './crc.ts';
-import { OperatorError } from './errors.ts';
+import { OperatorError, errnoText } from './errors.ts';
 
 export const MAGIC = Buffer.from('HBEATSLT', 'latin1');
 /** 2: each slot keeps its server's announced interval. */
@@ -53,11 +53,8 @@ export function systemReason(path: string, err: NodeJS.ErrnoException, doing: st
     fail(path, doing === 'create' ? `directory ${dirname(path)} does not exist`
       : 'does not exist (is `hbeat listen` running with this --slots?)');
   }
-  if (err.code === 'EACCES' || err.code === 'EPERM') fail(path, `permission denied (${doing})`);
-  if (err.code === 'EROFS') fail(path, 'read-only file system');
-  if (err.code === 'EISDIR') fail(path, 'is a directory');
-  if (err.code === 'ENOSPC' || err.code === 'EDQUOT') fail(path, `no space left on the device (${doing})`);
-  fail(path, `${err.code ?? 'error'} (${doing}): ${err.message.split('\n')[0]}`);
+  if (err.code === 'EROFS' || err.code === 'EISDIR') fail(path, errnoText(err));
+  fail(path, `${errnoText(err)} (${doing})`);
 }
 
 export function sealed(buf: Buffer, off: number, crcAt: number): boolean {

@@ -19,7 +19,7 @@ import { Sender, SendError, type Load } from '../core/sender.ts';
 import { countersRecord, type CounterName } from '../core/slot-layout.ts';
 import { SlotTable } from '../core/slot-table.ts';
 import { type ServerRecord } from '../core/slot-reader.ts';
-import { formatAge, statusTable } from '../core/status.ts';
+import { columns, formatAge, statusTable } from '../core/status.ts';
 import { STATE_DRAIN } from '../core/wire.ts';
 import { OperatorError } from '../core/errors.ts';
 
@@ -280,7 +280,6 @@ class View {
       const share = this.totalPicks === 0 ? 0 : total / this.totalPicks;
       rows.push([name, String(weights.get(name) ?? 0), String(total), `${(100 * share).toFixed(1)}%`, String(last), '#'.repeat(Math.round((BAR * last) / PICKS_PER_TICK))]);
     }
-    const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-    return rows.map((r) => r.map((cell, c) => (c === 0 || c === 5 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd()).join('\n');
+    return columns(rows, [0, 5]).join('\n');
   }
 }
