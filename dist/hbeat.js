@@ -791,7 +791,7 @@ function encodeHeartbeat(f) {
   }
   return s;
 }
-var import_node_net2, INT31_MAX, MAX_DATAGRAM, DEFAULT_INTERVAL_MS, MAX_INTERVAL_MS, STATE_UP, STATE_DRAIN, MALFORMED_TOO_LONG, MALFORMED_NUL, MALFORMED_SIG_FIRST, MALFORMED_SIG_NOT_LAST, MALFORMED_NO_V, MALFORMED_NO_READY, MALFORMED_NO_BUSY, MALFORMED_READY, MALFORMED_BUSY, MALFORMED_PORT, MALFORMED_STATE, MALFORMED_TS, MALFORMED_SIG, MALFORMED_INTERVAL, MALFORMED_HOST, MALFORMED2, K_V, K_READY, K_BUSY, K_PORT, K_STATE, K_TS, K_SIG, K_LASTSEEN, K_INTERVAL, K_HOST, KEY_COUNT, ABSENT, IMPLICIT_ONE, span, signedLength, keyBytes, valueBytes, AMP, EQ, PERCENT, LF, CR, scanned;
+var import_node_net2, INT31_MAX, MAX_DATAGRAM, DEFAULT_INTERVAL_MS, MAX_INTERVAL_MS, STATE_UP, STATE_DRAIN, MALFORMED_TOO_LONG, MALFORMED_NUL, MALFORMED_SIG_FIRST, MALFORMED_SIG_NOT_LAST, MALFORMED_NO_V, MALFORMED_NO_READY, MALFORMED_NO_BUSY, MALFORMED_READY, MALFORMED_BUSY, MALFORMED_PORT, MALFORMED_STATE, MALFORMED_TS, MALFORMED_SIG, MALFORMED_INTERVAL, MALFORMED_HOST, MALFORMED_REASONS, K_V, K_READY, K_BUSY, K_PORT, K_STATE, K_TS, K_SIG, K_LASTSEEN, K_INTERVAL, K_HOST, KEY_COUNT, ABSENT, IMPLICIT_ONE, span, signedLength, keyBytes, valueBytes, AMP, EQ, PERCENT, LF, CR, scanned;
 var init_wire = __esm({
   "src/core/wire.ts"() {
     "use strict";
@@ -817,7 +817,7 @@ var init_wire = __esm({
     MALFORMED_SIG = 13;
     MALFORMED_INTERVAL = 14;
     MALFORMED_HOST = 15;
-    MALFORMED2 = Object.freeze([
+    MALFORMED_REASONS = Object.freeze([
       "",
       `over ${MAX_DATAGRAM} bytes`,
       "NUL byte",
@@ -999,7 +999,7 @@ var init_trust = __esm({
         if (hb.host === "") return NO_HOST;
         if (hb.host !== from && !this.sameAddress(hb.host, from)) return WRONG_HOST;
         const claimed = this.claimed;
-        for (let i = 0, at3 = hb.sigStart; i < SIG_BYTES; i++, at3 += 2) claimed[i] = hexValue(buf[at3]) << 4 | hexValue(buf[at3 + 1]);
+        for (let i = 0, at = hb.sigStart; i < SIG_BYTES; i++, at += 2) claimed[i] = hexValue(buf[at]) << 4 | hexValue(buf[at + 1]);
         const signed = buf.subarray(0, hb.signedLength);
         if (!this.keys.some((key) => (0, import_node_crypto.timingSafeEqual)((0, import_node_crypto.createHmac)("sha256", key).update(signed).digest(), claimed))) return BAD_SIG;
         return replayCheck(hb.ts, lastTs, this.now(), this.maxSkewMs);
@@ -1131,11 +1131,11 @@ var init_listener = __esm({
           });
         }
       }
-      /** Why the last malformed datagram was dropped: an index of wire.ts's MALFORMED reasons. */
+      /** Why the last malformed datagram was dropped: an index of wire.ts's MALFORMED_REASONS reasons. */
       lastMalformed = 0;
       /**
        * Counts and logs (rate-limited) a malformed heartbeat, for `reason` (an
-       * index of wire.ts's MALFORMED): receive()'s own, or the HTTP endpoint's
+       * index of wire.ts's MALFORMED_REASONS): receive()'s own, or the HTTP endpoint's
        * for a body too long to read. Returns the MALFORMED counter.
        */
       dropMalformed(reason2, from, fromPort = 0) {
@@ -1143,7 +1143,7 @@ var init_listener = __esm({
         this.table.count(MALFORMED);
         this.limited.log("malformed", "warn", "malformed datagram dropped", () => ({
           from: fromPort ? formatEndpoint(from, fromPort) : from,
-          reason: MALFORMED2[reason2]
+          reason: MALFORMED_REASONS[reason2]
         }));
         return MALFORMED;
       }
@@ -1277,16 +1277,16 @@ var init_slot_index = __esm({
       // No slot in use can be evicted before this monotonic time, so a full table
       // refuses a flood of new servers without scanning it for each datagram.
       nextReclaim = 0;
-      position(family, port, a, at3) {
-        let h = Math.imul(a[at3] ^ port << 8 ^ family, 2654435761);
-        h = Math.imul(h ^ a[at3 + 1] ^ h >>> 15, 2246822519);
-        h = Math.imul(h ^ a[at3 + 2] ^ h >>> 13, 3266489917);
-        h = Math.imul(h ^ a[at3 + 3] ^ h >>> 16, 668265263);
+      position(family, port, a, at) {
+        let h = Math.imul(a[at] ^ port << 8 ^ family, 2654435761);
+        h = Math.imul(h ^ a[at + 1] ^ h >>> 15, 2246822519);
+        h = Math.imul(h ^ a[at + 2] ^ h >>> 13, 3266489917);
+        h = Math.imul(h ^ a[at + 3] ^ h >>> 16, 668265263);
         return (h ^ h >>> 15) & this.mask;
       }
       holdsKey(slot, family, port, w) {
-        const a = this.addr, at3 = 4 * slot;
-        return this.family[slot] === family && this.port[slot] === port && a[at3] === w[0] && a[at3 + 1] === w[1] && a[at3 + 2] === w[2] && a[at3 + 3] === w[3];
+        const a = this.addr, at = 4 * slot;
+        return this.family[slot] === family && this.port[slot] === port && a[at] === w[0] && a[at + 1] === w[1] && a[at + 2] === w[2] && a[at + 3] === w[3];
       }
       /** The slot of a known server, or -1. */
       find(key) {
@@ -1678,8 +1678,8 @@ function writeWhole(fd, header2, mirror, slots) {
   if (mirror) writeFully(fd, mirror, 0, mirror.length, HEADER_SIZE);
   else {
     const zeros = Buffer.alloc(Math.min(slots * SLOT_SIZE, ZEROS_CHUNK));
-    for (let at3 = 0, left = slots * SLOT_SIZE; left > 0; at3 += zeros.length, left -= zeros.length) {
-      writeFully(fd, zeros, 0, Math.min(left, zeros.length), HEADER_SIZE + at3);
+    for (let at = 0, left = slots * SLOT_SIZE; left > 0; at += zeros.length, left -= zeros.length) {
+      writeFully(fd, zeros, 0, Math.min(left, zeros.length), HEADER_SIZE + at);
     }
   }
 }
@@ -3187,9 +3187,9 @@ var init_hbdat2 = __esm({
       /** The file's content from a fresh snapshot, noting when to look again. */
       look() {
         this.version = this.table.counters[ACCEPTED];
-        const at3 = monoNow();
+        const at = monoNow();
         const content = hbDatOf(this.table.snapshot(), this.liveness);
-        this.deathAt = at3 + content.firstDeath * 1e3;
+        this.deathAt = at + content.firstDeath * 1e3;
         return content;
       }
       put(content) {
@@ -3553,7 +3553,7 @@ var init_http = __esm({
         const tooLarge = () => {
           this.listener.dropMalformed(MALFORMED_TOO_LONG, from, fromPort);
           res.setHeader("Connection", "close");
-          reply(res, 413, TEXT, `malformed heartbeat: ${MALFORMED2[MALFORMED_TOO_LONG]}
+          reply(res, 413, TEXT, `malformed heartbeat: ${MALFORMED_REASONS[MALFORMED_TOO_LONG]}
 `);
         };
         const declared = Number(req.headers["content-length"]);
@@ -3574,7 +3574,7 @@ var init_http = __esm({
           const body = Buffer.concat(chunks, size);
           const code = this.listener.receive(body, from, fromPort);
           if (code === 0) return reply(res, 200, "text/plain", "OK");
-          if (code === MALFORMED) return reply(res, 400, TEXT, `malformed heartbeat: ${MALFORMED2[this.listener.lastMalformed]}
+          if (code === MALFORMED) return reply(res, 400, TEXT, `malformed heartbeat: ${MALFORMED_REASONS[this.listener.lastMalformed]}
 `);
           if (code === FULL) return reply(res, 503, TEXT, "table full: new server refused (raise --max-servers)\n");
           reply(res, 403, TEXT, `heartbeat refused: ${COUNTER_NAMES[code]}
@@ -3986,7 +3986,7 @@ function shown(url) {
   copy.password = "***";
   return copy.href;
 }
-function at(where, err) {
+function failedAt(where, err) {
   const text = `${where}: ${(err instanceof Error ? err.message : String(err)).split("\n")[0]}`;
   return err instanceof CapacityError ? new CapacityError(text) : new Error(text);
 }
@@ -4043,7 +4043,7 @@ function statusUrlSource(url, opts) {
     try {
       return statusLoad(await fetchBody(url, opts.timeoutMs, signal), opts.capacity);
     } catch (err) {
-      throw at(where, err);
+      throw failedAt(where, err);
     }
   };
 }
@@ -4061,7 +4061,7 @@ async function procTable(path2, signal, optional) {
     return await (0, import_promises.readFile)(path2, { encoding: "latin1", signal });
   } catch (err) {
     if (optional && err.code === "ENOENT") return "";
-    throw at(path2, err);
+    throw failedAt(path2, err);
   }
 }
 function connectionsSource(port, capacity) {
@@ -4076,7 +4076,7 @@ function parseExecOutput(output) {
   if (text.includes("\n")) throw new Error("printed more than one line");
   const out2 = newHeartbeat();
   const code = parseLoadQuery(Buffer.from(text, "latin1"), 0, text.length, out2);
-  if (code !== 0) throw new Error(`printed ${JSON.stringify(text.length > 80 ? text.slice(0, 80) + "..." : text)}: ${MALFORMED2[code]}`);
+  if (code !== 0) throw new Error(`printed ${JSON.stringify(text.length > 80 ? text.slice(0, 80) + "..." : text)}: ${MALFORMED_REASONS[code]}`);
   return { ready: out2.ready, busy: out2.busy, state: out2.state };
 }
 function lastLine(stderr) {
@@ -4116,7 +4116,7 @@ function execSource(command, timeoutMs) {
     try {
       return parseExecOutput(await runCommand(command, timeoutMs, signal));
     } catch (err) {
-      throw at("--exec", err);
+      throw failedAt("--exec", err);
     }
   };
 }
@@ -4765,7 +4765,7 @@ var init_status2 = __esm({
 });
 
 // src/term/demo.ts
-function at2(capacity, busy) {
+function loadOf(capacity, busy) {
   const b = Math.max(0, Math.round(busy));
   return { ready: capacity - b, busy: b };
 }
@@ -4908,18 +4908,18 @@ var init_demo = __esm({
     WORK_AT = 0.2;
     ROLES = [
       // Steady: 100 workers, a third of them busy, give or take.
-      { load: (t) => at2(100, 35 + 10 * wave(t, 4)) },
+      { load: (t) => loadOf(100, 35 + 10 * wave(t, 4)) },
       // Filling up: busier and busier, so its share of the picks shrinks.
-      { load: (_, f) => at2(100, 20 + 70 * f) },
+      { load: (_, f) => loadOf(100, 20 + 70 * f) },
       // Drains: still announcing, but state=drain, finishing what it has.
       {
-        load: (t, f) => f < DRAIN_AT ? at2(60, 30 + 5 * wave(t, 3)) : { ...at2(60, 30 * (1 - (f - DRAIN_AT) / (1 - DRAIN_AT))), state: STATE_DRAIN },
+        load: (t, f) => f < DRAIN_AT ? loadOf(60, 30 + 5 * wave(t, 3)) : { ...loadOf(60, 30 * (1 - (f - DRAIN_AT) / (1 - DRAIN_AT))), state: STATE_DRAIN },
         event: { at: DRAIN_AT, says: "drains: state=drain, no new picks" }
       },
       // Dies: stops announcing without a word, as a crashed host does.
-      { load: (t) => at2(100, 40 + 8 * wave(t, 5)), event: { at: DIE_AT, says: "dies: stops announcing" }, dies: true },
+      { load: (t) => loadOf(100, 40 + 8 * wave(t, 5)), event: { at: DIE_AT, says: "dies: stops announcing" }, dies: true },
       // Just started: nothing busy, so Apache's slow start weighs it ready/4, until work arrives.
-      { load: (t, f) => f < WORK_AT ? at2(40, 0) : at2(40, 5 + 3 * wave(t, 2)), event: { at: WORK_AT, says: "takes work; until now busy 0, so weight ready/4" } }
+      { load: (t, f) => f < WORK_AT ? loadOf(40, 0) : loadOf(40, 5 + 3 * wave(t, 2)), event: { at: WORK_AT, says: "takes work; until now busy 0, so weight ready/4" } }
     ];
     BY_EVENT_TIME = ROLES.flatMap((r, i) => r.event ? [i] : []).sort((a, b) => ROLES[a].event.at - ROLES[b].event.at);
     DemoError = class extends OperatorError {

@@ -9,7 +9,7 @@ import { log, RateLimitedLog } from './log.ts';
 import { ACCEPTED, BADSIG, FULL, MALFORMED, REPLAYED, UNSIGNED } from './slot-layout.ts';
 import type { SlotTable } from './slot-table.ts';
 import { TRUST_REASONS, type Verifier } from './trust.ts';
-import { MALFORMED as REASONS, newHeartbeat, parseHeartbeat } from './wire.ts';
+import { MALFORMED_REASONS, newHeartbeat, parseHeartbeat } from './wire.ts';
 import { OperatorError, errnoText } from './errors.ts';
 
 export const DEFAULT_GROUP = '239.0.0.1:27999';
@@ -119,19 +119,19 @@ export class Listener {
     }
   }
 
-  /** Why the last malformed datagram was dropped: an index of wire.ts's MALFORMED reasons. */
+  /** Why the last malformed datagram was dropped: an index of wire.ts's MALFORMED_REASONS reasons. */
   lastMalformed = 0;
 
   /**
    * Counts and logs (rate-limited) a malformed heartbeat, for `reason` (an
-   * index of wire.ts's MALFORMED): receive()'s own, or the HTTP endpoint's
+   * index of wire.ts's MALFORMED_REASONS): receive()'s own, or the HTTP endpoint's
    * for a body too long to read. Returns the MALFORMED counter.
    */
   dropMalformed(reason: number, from: string, fromPort = 0): number {
     this.lastMalformed = reason;
     this.table.count(MALFORMED);
     this.limited.log('malformed', 'warn', 'malformed datagram dropped', () => ({
-      from: fromPort ? formatEndpoint(from, fromPort) : from, reason: REASONS[reason],
+      from: fromPort ? formatEndpoint(from, fromPort) : from, reason: MALFORMED_REASONS[reason],
     }));
     return MALFORMED;
   }

@@ -18,7 +18,7 @@ import { PickView } from '../core/pick-view.ts';
 import { COUNTER_NAMES, countersRecord, MALFORMED, FULL } from '../core/slot-layout.ts';
 import { type SlotTable } from '../core/slot-table.ts';
 import { serverJson, statusJson } from '../core/status.ts';
-import { MALFORMED as REASONS, MALFORMED_TOO_LONG, MAX_DATAGRAM } from '../core/wire.ts';
+import { MALFORMED_REASONS, MALFORMED_TOO_LONG, MAX_DATAGRAM } from '../core/wire.ts';
 
 /** Milliseconds. Slow or idle clients are cut off, so none can hold a connection for long. */
 export interface HttpTimeouts {
@@ -185,7 +185,7 @@ export class HttpServer {
       this.listener.dropMalformed(MALFORMED_TOO_LONG, from, fromPort);
       // The rest of the body is never read: the connection cannot be reused.
       res.setHeader('Connection', 'close');
-      reply(res, 413, TEXT, `malformed heartbeat: ${REASONS[MALFORMED_TOO_LONG]}\n`);
+      reply(res, 413, TEXT, `malformed heartbeat: ${MALFORMED_REASONS[MALFORMED_TOO_LONG]}\n`);
     };
     const declared = Number(req.headers['content-length']);
     if (declared > MAX_DATAGRAM) return tooLarge();
@@ -205,7 +205,7 @@ export class HttpServer {
       const body = Buffer.concat(chunks, size);
       const code = this.listener.receive(body, from, fromPort);
       if (code === 0) return reply(res, 200, 'text/plain', 'OK');
-      if (code === MALFORMED) return reply(res, 400, TEXT, `malformed heartbeat: ${REASONS[this.listener.lastMalformed]}\n`);
+      if (code === MALFORMED) return reply(res, 400, TEXT, `malformed heartbeat: ${MALFORMED_REASONS[this.listener.lastMalformed]}\n`);
       if (code === FULL) return reply(res, 503, TEXT, 'table full: new server refused (raise --max-servers)\n');
       reply(res, 403, TEXT, `heartbeat refused: ${COUNTER_NAMES[code]}\n`);
     };

@@ -50,25 +50,25 @@ const DRAIN_AT = 0.35, DIE_AT = 0.5, WORK_AT = 0.2;
 
 const ROLES: Role[] = [
   // Steady: 100 workers, a third of them busy, give or take.
-  { load: (t) => at(100, 35 + 10 * wave(t, 4)) },
+  { load: (t) => loadOf(100, 35 + 10 * wave(t, 4)) },
   // Filling up: busier and busier, so its share of the picks shrinks.
-  { load: (_, f) => at(100, 20 + 70 * f) },
+  { load: (_, f) => loadOf(100, 20 + 70 * f) },
   // Drains: still announcing, but state=drain, finishing what it has.
   {
-    load: (t, f) => (f < DRAIN_AT ? at(60, 30 + 5 * wave(t, 3)) : { ...at(60, 30 * (1 - (f - DRAIN_AT) / (1 - DRAIN_AT))), state: STATE_DRAIN }),
+    load: (t, f) => (f < DRAIN_AT ? loadOf(60, 30 + 5 * wave(t, 3)) : { ...loadOf(60, 30 * (1 - (f - DRAIN_AT) / (1 - DRAIN_AT))), state: STATE_DRAIN }),
     event: { at: DRAIN_AT, says: 'drains: state=drain, no new picks' },
   },
   // Dies: stops announcing without a word, as a crashed host does.
-  { load: (t) => at(100, 40 + 8 * wave(t, 5)), event: { at: DIE_AT, says: 'dies: stops announcing' }, dies: true },
+  { load: (t) => loadOf(100, 40 + 8 * wave(t, 5)), event: { at: DIE_AT, says: 'dies: stops announcing' }, dies: true },
   // Just started: nothing busy, so Apache's slow start weighs it ready/4, until work arrives.
-  { load: (t, f) => (f < WORK_AT ? at(40, 0) : at(40, 5 + 3 * wave(t, 2))), event: { at: WORK_AT, says: 'takes work; until now busy 0, so weight ready/4' } },
+  { load: (t, f) => (f < WORK_AT ? loadOf(40, 0) : loadOf(40, 5 + 3 * wave(t, 2))), event: { at: WORK_AT, says: 'takes work; until now busy 0, so weight ready/4' } },
 ];
 
 // The roles with an event, earliest first: a short demo lists several events in one tick.
 const BY_EVENT_TIME = ROLES.flatMap((r, i) => (r.event ? [i] : [])).sort((a, b) => ROLES[a]!.event!.at - ROLES[b]!.event!.at);
 
 /** `capacity` workers of which `busy` are busy. */
-function at(capacity: number, busy: number): Load {
+function loadOf(capacity: number, busy: number): Load {
   const b = Math.max(0, Math.round(busy));
   return { ready: capacity - b, busy: b };
 }
