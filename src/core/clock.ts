@@ -1,15 +1,15 @@
 // Time for ages: the system-wide monotonic clock, so that a step of the wall
 // clock changes no age and every process on the host reads the same timeline.
 import { readFileSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
 
-// performance.now() runs on the same CLOCK_MONOTONIC as process.hrtime but
-// returns a plain double, so the per-datagram path allocates no BigInt.
-const offsetMs = Number(process.hrtime.bigint()) / 1e6 - performance.now();
-
-/** Milliseconds on CLOCK_MONOTONIC (since boot, as clock_gettime gives it). */
+/**
+ * Milliseconds on CLOCK_MONOTONIC (since boot, as clock_gettime gives it).
+ * process.hrtime() rather than performance.now(): the same clock without
+ * loading perf_hooks (a millisecond of a short-lived `pick`), and no BigInt.
+ */
 export function monoNow(): number {
-  return offsetMs + performance.now();
+  const [s, ns] = process.hrtime();
+  return s * 1000 + ns / 1e6;
 }
 
 /** This boot's id (16 bytes) from the kernel; zeros where there is none. */
