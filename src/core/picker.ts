@@ -262,15 +262,18 @@ export function pickColumns(cols: SlotColumns, opts: PickOptions): ServerRecord[
   const weights = new Float64Array(cols.n);
   let n = 0;
   let total = 0;
-  // One server at a time through liveFor, the one rule, with no object per server.
+  // One server at a time through liveFor, the one rule, with no object per
+  // server; the columns in locals, as cold code looks a field up at each use.
   const probe: { age: number | null; interval: number | null } = { age: null, interval: null };
+  const { age: ages, interval, drain, ready, busy } = cols;
+  const l = opts.liveness;
   for (let k = 0; k < cols.n; k++) {
-    const age = cols.age[k]!;
+    const age = ages[k]!;
     probe.age = age === age ? age : null;
-    probe.interval = cols.interval[k]!;
-    const left = liveFor(probe, opts.liveness);
-    if (left === null || !(left > 0) || cols.drain[k] === 1) continue;
-    const w = weightOf(cols.ready[k]!, cols.busy[k]!);
+    probe.interval = interval[k]!;
+    const left = liveFor(probe, l);
+    if (left === null || !(left > 0) || drain[k] === 1) continue;
+    const w = weightOf(ready[k]!, busy[k]!);
     if (w > 0) {
       index[n] = k;
       weights[n++] = w;

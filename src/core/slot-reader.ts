@@ -224,19 +224,20 @@ export class SlotColumns {
     const { n, torn } = sealedSlots(body, slots, this.slot, reread);
     this.n = n;
     this.torn = torn;
-    this.ready = new Uint32Array(n);
-    this.busy = new Uint32Array(n);
-    this.drain = new Uint8Array(n);
-    this.age = new Float64Array(n);
-    this.interval = new Float64Array(n);
-    const view = this.ctx.view;
+    // Locals, not fields, in the loop: cold code looks a field up at each use.
+    const ctx = this.ctx, view = ctx.view, slot = this.slot;
+    const ready = (this.ready = new Uint32Array(n));
+    const busy = (this.busy = new Uint32Array(n));
+    const drain = (this.drain = new Uint8Array(n));
+    const age = (this.age = new Float64Array(n));
+    const interval = (this.interval = new Float64Array(n));
     for (let k = 0; k < n; k++) {
-      const off = this.slot[k]! * SLOT_SIZE;
-      this.ready[k] = view.getUint32(off + S_READY, true);
-      this.busy[k] = view.getUint32(off + S_BUSY, true);
-      this.drain[k] = body[off + S_STATE] === 1 ? 1 : 0;
-      this.age[k] = ageAt(this.ctx, off) ?? NaN;
-      this.interval[k] = view.getUint32(off + S_INTERVAL, true) / 1000;
+      const off = slot[k]! * SLOT_SIZE;
+      ready[k] = view.getUint32(off + S_READY, true);
+      busy[k] = view.getUint32(off + S_BUSY, true);
+      drain[k] = body[off + S_STATE] === 1 ? 1 : 0;
+      age[k] = ageAt(ctx, off) ?? NaN;
+      interval[k] = view.getUint32(off + S_INTERVAL, true) / 1000;
     }
   }
 
