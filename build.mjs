@@ -15,6 +15,8 @@ const result = await build({
   format: 'cjs',
   banner: { js: '#!/usr/bin/env node' },
   define: { HBEAT_VERSION: JSON.stringify(version) },
+  // The page of `listen --http` (src/feeds/page.html) goes in as a string.
+  loader: { '.html': 'text' },
   legalComments: 'none',
   write: false,
   logLevel: 'warning',
