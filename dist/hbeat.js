@@ -1641,7 +1641,7 @@ function serverJson(s) {
 }
 function statusJson(servers, counters2) {
   return {
-    servers: sortServers(servers).map((s) => ({ ...serverJson(s), state: s.state, packets: s.packets ?? null, live: isLive(s) })),
+    servers: sortServers(servers).map((s) => ({ ...serverJson(s), state: s.state, packets: s.packets ?? null, live: isLive(s), weight: weight(s) })),
     counters: counters2
   };
 }
@@ -1679,6 +1679,7 @@ var init_status = __esm({
   "src/core/status.ts"() {
     "use strict";
     init_address();
+    init_picker();
     init_slotfile();
     LIVE_AGE_S = 10;
   }
@@ -2636,6 +2637,596 @@ var init_load = __esm({
   }
 });
 
+// src/feeds/page.html
+var page_default;
+var init_page = __esm({
+  "src/feeds/page.html"() {
+    page_default = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>hbeat</title>
+<link rel="icon" href="data:,">
+<style>
+:root{--bg:#fff;--fg:#1b1f24;--mute:#667085;--line:#e4e7ec;--head:#f4f5f7;--up:#1a7f37;--drain:#b35900;--dead:#c62828;--deadbg:#fdecec;--drainbg:#fff4e5;--bar:#3b6fd8;--ready:#1a7f37;--busy:#d97706;color-scheme:light dark}
+@media (prefers-color-scheme:dark){:root{--bg:#15181d;--fg:#e6e8eb;--mute:#98a2b3;--line:#2a2f37;--head:#1d2128;--deadbg:#3a1d1d;--drainbg:#3a2a12;--ready:#3fb950;--busy:#f0a030}}
+*{box-sizing:border-box}
+body{margin:0;font:13px/1.4 system-ui,sans-serif;background:var(--bg);color:var(--fg)}
+header,section{padding:.5em 1em}
+header{display:flex;gap:1.2em;align-items:baseline;flex-wrap:wrap;border-bottom:1px solid var(--line)}
+h1{font-size:16px;margin:0}
+h2{font-size:13px;margin:0 0 .3em;color:var(--mute);font-weight:600}
+.conn{padding:.1em .5em;border-radius:3px}
+.conn.ok{color:var(--up)}
+.conn.down{background:var(--dead);color:#fff;font-weight:600}
+.counters{display:flex;gap:1.6em;flex-wrap:wrap;border-bottom:1px solid var(--line)}
+.counters b,.num{font-variant-numeric:tabular-nums}
+.counters .bad{color:var(--dead)}
+#chart{width:100%;height:150px;display:block;border:1px solid var(--line)}
+.axis{display:flex;justify-content:space-between;color:var(--mute);font-size:11px}
+#legend{display:flex;gap:1.2em;flex-wrap:wrap;margin-top:.3em}
+.sw{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.3em;vertical-align:-1px}
+.tools{display:flex;gap:1em;align-items:center;margin-bottom:.4em}
+#filter{width:22em;padding:.25em .4em;font:inherit;background:var(--bg);color:var(--fg);border:1px solid var(--line);border-radius:3px}
+button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:pointer;text-align:inherit}
+#reset{color:var(--bar)}
+.grid{display:grid;grid-template-columns:minmax(11em,1.5fr) 4.5em 4em 5.5em 5.5em 5.5em minmax(10em,1.5fr) 5em 5em 6.5em 132px;align-items:center;column-gap:.6em;padding:0 .6em}
+.head{position:sticky;top:0;z-index:1;background:var(--head);border-bottom:1px solid var(--line);height:26px;font-weight:600}
+.head button[aria-sort]::after{content:" \\25BE"}
+.head button[aria-sort=ascending]::after{content:" \\25B4"}
+#rows{position:relative}
+.row{position:absolute;left:0;right:0;height:24px;border-bottom:1px solid var(--line);white-space:nowrap}
+.row>*{overflow:hidden;text-overflow:ellipsis}
+.r{text-align:right}
+.row.dead{background:var(--deadbg)}
+.row.dead .lv{color:var(--dead);font-weight:700}
+.row.drain .st{color:var(--drain);font-weight:700}
+.row.drain{background:var(--drainbg)}
+.row.recent{box-shadow:inset 3px 0 var(--bar)}
+.lv{color:var(--up)}
+.share{display:flex;align-items:center;gap:.4em}
+.share span{width:3.6em;text-align:right;flex:none}
+.bar{flex:1;height:10px;background:var(--line);border-radius:2px;overflow:hidden}
+.bar i{display:block;height:100%;background:var(--bar)}
+.row canvas{width:128px;height:18px;display:block}
+.key{font-weight:400;color:var(--mute)}
+.rk{color:var(--ready)}.bk{color:var(--busy)}
+#more{color:var(--mute);padding:.4em .6em}
+</style>
+</head>
+<body>
+<header>
+<h1>hbeat</h1>
+<span id="conn" class="conn">connecting&hellip;</span>
+<span id="summary"></span>
+</header>
+<section class="counters" id="counters" aria-label="the listener's counters"></section>
+<section>
+<h2>Share of picks over time (weight / total weight of the live servers that do not drain)</h2>
+<canvas id="chart"></canvas>
+<div class="axis"><span id="since"></span><span>now</span></div>
+<div id="legend"></div>
+</section>
+<section>
+<div class="tools">
+<input id="filter" type="search" placeholder="filter: address, up, drain, live, dead" aria-label="filter rows">
+<button id="reset" type="button">rows that matter first</button>
+<span id="shown" class="key"></span>
+</div>
+<div class="grid head" id="head"></div>
+<div id="rows"></div>
+<div id="more"></div>
+</section>
+<script>
+(function () {
+  'use strict';
+  var PERIOD = 1000;     // ms between two reads of status
+  var TIMEOUT = 2500;    // ms: a read that takes longer counts as no answer
+  var CAP = 660;         // samples kept: 11 minutes at one a second
+  var ROW = 24;          // px; fixed, so that only the rows in view need to exist
+  var OVERSCAN = 10;     // rows made beyond the view each way, for smooth scrolling
+  var RECENT = 60000;    // ms: a change of state or liveness this recent brings a row up
+  var TOP = 6;           // servers drawn on their own in the chart; the rest as one
+  var SPARK_W = 128, SPARK_H = 18, CHART_H = 150;  // px, as the style sheet has them
+  var MAXV = 65534;      // ready/busy history holds value + 1 up to this; 0 is no sample, so new blocks need no filling
+  var COLORS = ['#3b6fd8', '#1a9e77', '#d95f02', '#7570b3', '#e7298a', '#66a61e'];
+  var OTHERS = '#b0b7c3';
+  var COUNTERS = ['accepted', 'malformed', 'unsigned', 'badsig', 'replayed', 'full'];
+  var COLUMNS = [
+    ['server', 'server'], ['state', 'state'], ['live', 'live'], ['ready', 'ready', 1], ['busy', 'busy', 1],
+    ['weight', 'weight', 1], ['share', 'share of picks'], ['interval', 'interval', 1], ['age', 'age', 1], ['packets', 'packets', 1]
+  ];
+  // Sort keys, numbers so that a sort of 10,000 rows costs little; ties go by address.
+  var KEYS = {
+    matters: function (s, now) { return (!s.live ? 0 : now - s.changed < RECENT ? 1 : 2) * 4294967296 - s.weight; },
+    server: function (s) { return s.ord; },
+    state: function (s) { return s.state === 'drain' ? 0 : 1; },
+    live: function (s) { return s.live ? 1 : 0; },
+    ready: function (s) { return s.ready; },
+    busy: function (s) { return s.busy; },
+    weight: function (s) { return s.weight; },
+    share: function (s) { return s.share; },
+    interval: function (s) { return s.interval === null ? -1 : s.interval; },
+    age: function (s) { return s.age === null ? Infinity : s.age; },
+    packets: function (s) { return s.packets === null ? -1 : s.packets; }
+  };
+
+  var $ = function (id) { return document.getElementById(id); };
+  var byName = new Map(), all = [], shown = [];
+  var times = new Float64Array(CAP), totals = new Float64Array(CAP), samples = 0;
+  // Every server's history in three blocks, one row of \`width\` servers per sample,
+  // s.h a server's column: one allocation for all (10,000 small typed arrays are
+  // slow to make), and each refresh writes one contiguous row (few fresh pages to fault in).
+  var hr = new Uint16Array(0), hb = new Uint16Array(0), hw = new Float32Array(0), width = 0, used = 0;
+  var top = [], freeColors = COLORS.slice();
+  var sortKey = 'matters', sortDir = 1, terms = [];
+  var prev = null, rates = null, total = 0;
+  var lastOk = 0, downSince = 0, drawn = false;
+  // For tests and the curious: what refreshes cost this thread, in ms: the last 60,
+  // and the parts (JSON, update, drawing) of the last and of the first, which makes everything.
+  var stats = window.hbeatPage = { refreshes: 0, failures: 0, costs: [], parts: [], first: [] };
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  function setText(e, text) { if (e.textContent !== text) e.textContent = text; }
+  function two(n) { return n < 10 ? '0' + n : String(n); }
+  function clock(ms) { var d = new Date(ms); return two(d.getHours()) + ':' + two(d.getMinutes()) + ':' + two(d.getSeconds()); }
+  function rate(x) { return x < 10 ? x.toFixed(1) : String(Math.round(x)); }
+  function seconds(x) {
+    if (x === null || x === undefined) return '-';
+    if (x < 60) return x.toFixed(1) + 's';
+    if (x < 3600) return Math.floor(x / 60) + 'm' + Math.floor(x % 60) + 's';
+    return Math.floor(x / 3600) + 'h' + Math.floor((x % 3600) / 60) + 'm';
+  }
+  function period(x) { return x === null || x === undefined ? '-' : x < 1 ? Math.round(x * 1000) + 'ms' : +x.toFixed(3) + 's'; }
+  function nameOf(d) { return (d.host.indexOf(':') >= 0 ? '[' + d.host + ']' : d.host) + ':' + d.port; }
+  function textOf(s) { return (s.name + ' ' + s.state + ' ' + (s.live ? 'live' : 'dead')).toLowerCase(); }
+
+  // One read of status: the servers' new values and one more sample of their history.
+  function update(data, now) {
+    var k = samples % CAP, first = samples === 0, seen = new Set();
+    total = 0;
+    // A table seen for the first time (or grown a lot) gets its room at once, not by doubling.
+    if (used + data.servers.length - all.length > width) grow(used + data.servers.length - all.length + 64);
+    samples++;
+    times[k] = now;
+    for (var j = 0; j < data.servers.length; j++) {
+      var d = data.servers[j], name = nameOf(d), s = byName.get(name);
+      if (!s) {
+        // Every field from the start: one shape for all, which V8 handles fastest.
+        s = { name: name, ord: 0, since: samples - 1, changed: first ? -Infinity : now, color: -1, h: slot(), state: '', live: false, text: '',
+          ready: 0, busy: 0, age: null, interval: null, packets: null, load: 0, weight: 0, share: 0, sk: 0 };
+        byName.set(name, s);
+        all.push(s);
+      } else if (s.state !== d.state || s.live !== d.live) s.changed = now;
+      if (s.state !== d.state || s.live !== d.live) {
+        s.state = d.state;
+        s.live = d.live;
+        s.text = textOf(s);
+      }
+      // status lists servers in its own order (by address): sorting by server keeps to it.
+      s.ord = j;
+      s.ready = d.ready; s.busy = d.busy; s.age = d.age; s.interval = d.interval; s.packets = d.packets;
+      s.load = d.weight;
+      // What picking uses: the pick weight of a live server that does not drain, else nothing.
+      s.weight = d.live && d.state !== 'drain' ? d.weight : 0;
+      total += s.weight;
+      hr[k * width + s.h] = Math.min(d.ready, MAXV) + 1;
+      hb[k * width + s.h] = Math.min(d.busy, MAXV) + 1;
+      hw[k * width + s.h] = s.weight;
+      seen.add(s);
+    }
+    // A server gone from the table (a new slot file) goes from the page too.
+    if (seen.size !== all.length) {
+      all = all.filter(function (s) { if (!seen.has(s)) byName.delete(s.name); return seen.has(s); });
+      compact();
+    }
+    for (j = 0; j < all.length; j++) all[j].share = total > 0 ? all[j].weight / total : 0;
+    totals[k] = total;
+    chooseTop();
+    var c = data.counters;
+    if (c && prev && now > prev.t) {
+      rates = {};
+      for (j = 0; j < COUNTERS.length; j++) rates[COUNTERS[j]] = Math.max(0, c[COUNTERS[j]] - prev.c[COUNTERS[j]]) / ((now - prev.t) / 1000);
+    }
+    prev = c ? { t: now, c: c } : null;
+  }
+
+  // The history of a new server: a column of its own, the blocks widened when full.
+  function slot() {
+    if (used === width) grow(Math.max(64, width * 2));
+    return used++;
+  }
+  // Room for this many servers; the columns in use, 0 to used - 1, kept as they are.
+  function grow(room) {
+    var r = new Uint16Array(room * CAP), b = new Uint16Array(room * CAP), w = new Float32Array(room * CAP);
+    for (var k = 0; k < CAP && used > 0; k++) {
+      r.set(hr.subarray(k * width, k * width + used), k * room);
+      b.set(hb.subarray(k * width, k * width + used), k * room);
+      w.set(hw.subarray(k * width, k * width + used), k * room);
+    }
+    hr = r; hb = b; hw = w; width = room;
+  }
+  // After servers have gone: the columns of those left moved down to 0 up.
+  function compact() {
+    var r = new Uint16Array(hr.length), b = new Uint16Array(hr.length), w = new Float32Array(hr.length);
+    for (var k = 0; k < CAP; k++) {
+      for (var i = 0; i < all.length; i++) {
+        var from = k * width + all[i].h;
+        r[k * width + i] = hr[from]; b[k * width + i] = hb[from]; w[k * width + i] = hw[from];
+      }
+    }
+    all.forEach(function (s, i) { s.h = i; });
+    hr = r; hb = b; hw = w; used = all.length;
+  }
+
+  // The chart's servers: the largest shares now. A server keeps its colour while it stays among them.
+  function chooseTop() {
+    var best = [];
+    for (var j = 0; j < all.length; j++) {
+      var s = all[j];
+      if (s.share <= 0 || (best.length === TOP && s.share <= best[TOP - 1].share)) continue;
+      var i = best.length < TOP ? best.length : TOP - 1;
+      while (i > 0 && best[i - 1].share < s.share) { best[i] = best[i - 1]; i--; }
+      best[i] = s;
+    }
+    top.forEach(function (s) { if (best.indexOf(s) < 0) { freeColors.push(COLORS[s.color]); s.color = -1; } });
+    best.forEach(function (s) { if (s.color < 0) s.color = COLORS.indexOf(freeColors.shift()); });
+    top = best;
+  }
+
+  function order() {
+    var now = performance.now(), key = KEYS[sortKey], dir = sortDir;
+    shown = terms.length === 0 ? all.slice() : all.filter(function (s) {
+      for (var i = 0; i < terms.length; i++) if (s.text.indexOf(terms[i]) < 0) return false;
+      return true;
+    });
+    for (var i = 0; i < shown.length; i++) shown[i].sk = key(shown[i], now);
+    shown.sort(function (a, b) { return (a.sk - b.sk) * dir || a.ord - b.ord; });
+  }
+
+  // The window of history drawn, shared by the chart and every sparkline.
+  function span() {
+    var n = Math.min(samples, CAP), from = samples - n;
+    return { from: from, t0: times[from % CAP], t1: times[(samples - 1) % CAP] };
+  }
+  function xOf(w, i, W) { return w.t1 > w.t0 ? ((times[i % CAP] - w.t0) / (w.t1 - w.t0)) * W : W; }
+
+  // Sizes and colours, read before anything is written, so that the browser lays the page out once a refresh.
+  function measure() {
+    var css = getComputedStyle(document.documentElement), dpr = window.devicePixelRatio || 1;
+    return {
+      w: span(), dpr: dpr, top: $('rows').getBoundingClientRect().top, chart: $('chart').clientWidth,
+      ready: css.getPropertyValue('--ready').trim(), busy: css.getPropertyValue('--busy').trim(), line: css.getPropertyValue('--line').trim()
+    };
+  }
+
+  function fit(canvas, cssW, cssH, dpr) {
+    var W = Math.round(cssW * dpr), H = Math.round(cssH * dpr);
+    if (canvas.width !== W || canvas.height !== H) { canvas.width = W; canvas.height = H; }
+    var g = canvas.getContext('2d');
+    g.clearRect(0, 0, W, H);
+    return g;
+  }
+
+  function spark(canvas, s, m) {
+    var g = fit(canvas, SPARK_W, SPARK_H, m.dpr), W = canvas.width, H = canvas.height, w = m.w, from = Math.max(w.from, s.since), max = 1, i, k;
+    for (i = from; i < samples; i++) { k = (i % CAP) * width + s.h; if (hr[k]) max = Math.max(max, hr[k] - 1, hb[k] - 1); }
+    g.lineWidth = m.dpr;
+    [[hr, m.ready], [hb, m.busy]].forEach(function (line) {
+      var v = line[0], pen = false;
+      g.strokeStyle = line[1];
+      g.beginPath();
+      for (i = from; i < samples; i++) {
+        k = (i % CAP) * width + s.h;
+        if (!v[k]) { pen = false; continue; }
+        var x = xOf(w, i, W), y = H - 1 - ((v[k] - 1) / max) * (H - 2);
+        if (pen) g.lineTo(x, y); else g.moveTo(x, y);
+        pen = true;
+      }
+      g.stroke();
+    });
+  }
+
+  // Stacked shares: the chart's servers from the bottom up, the others above them.
+  function chart(m) {
+    var canvas = $('chart'), w = m.w, g = fit(canvas, m.chart, CHART_H, m.dpr), W = canvas.width, H = canvas.height, n = samples - w.from, i, j, k;
+    var layers = top.length + 1, cum = new Float64Array(layers * n);
+    for (i = 0; i < n; i++) {
+      k = (w.from + i) % CAP;
+      var t = totals[k], sum = 0;
+      for (j = 0; j < top.length; j++) { sum += t > 0 ? hw[k * width + top[j].h] / t : 0; cum[j * n + i] = sum; }
+      cum[top.length * n + i] = t > 0 ? 1 : 0;
+    }
+    for (j = 0; j < layers; j++) {
+      g.fillStyle = j < top.length ? COLORS[top[j].color] : OTHERS;
+      g.beginPath();
+      for (i = 0; i < n; i++) g.lineTo(xOf(w, w.from + i, W), H - cum[j * n + i] * H);
+      for (i = n - 1; i >= 0; i--) g.lineTo(xOf(w, w.from + i, W), H - (j > 0 ? cum[(j - 1) * n + i] : 0) * H);
+      g.fill();
+    }
+    // Quarters, over the areas so that shares can be read off.
+    g.strokeStyle = 'rgba(255,255,255,.6)';
+    for (j = 1; j < 4; j++) { g.beginPath(); g.moveTo(0, (H * j) / 4); g.lineTo(W, (H * j) / 4); g.stroke(); }
+  }
+
+  var legendItems = [];
+  function legend() {
+    var items = top.map(function (s) { return [COLORS[s.color], s.name, s.share]; });
+    var rest = 1 - top.reduce(function (a, s) { return a + s.share; }, 0);
+    if (total > 0 && all.length > top.length) items.push([OTHERS, (all.length - top.length) + ' others', rest]);
+    if (total === 0) items.push([OTHERS, 'no live server takes picks', 0]);
+    var box = $('legend');
+    while (legendItems.length < items.length) {
+      var e = el('span'), sw = el('i', 'sw'), t = el('span');
+      e.append(sw, t);
+      box.append(e);
+      legendItems.push({ e: e, sw: sw, t: t });
+    }
+    legendItems.forEach(function (li, i) {
+      li.e.hidden = i >= items.length;
+      if (i >= items.length) return;
+      li.sw.style.background = items[i][0];
+      setText(li.t, items[i][1] + (total > 0 ? ' ' + (items[i][2] * 100).toFixed(1) + '%' : ''));
+    });
+  }
+
+  var counterCells = null;
+  function counters() {
+    if (!counterCells) {
+      counterCells = {};
+      COUNTERS.forEach(function (name) {
+        var e = el('span', '', name + ' '), b = el('b');
+        e.append(b);
+        $('counters').append(e);
+        counterCells[name] = { e: e, b: b };
+      });
+    }
+    COUNTERS.forEach(function (name) {
+      var cell = counterCells[name], total = prev ? prev.c[name] : null;
+      setText(cell.b, rates ? rate(rates[name]) + '/s' : '-');
+      cell.e.title = total === null ? '' : total + ' since the slot file was made';
+      cell.e.className = name !== 'accepted' && rates && rates[name] > 0 ? 'bad' : '';
+    });
+  }
+
+  function summary() {
+    var live = 0, drain = 0, dead = 0;
+    for (var i = 0; i < all.length; i++) {
+      if (!all[i].live) dead++;
+      else if (all[i].state === 'drain') drain++;
+      else live++;
+    }
+    setText($('summary'), all.length + ' servers: ' + live + ' live and taking picks, ' + drain + ' draining, ' + dead + ' dead');
+  }
+
+  // Rows: a pool of elements, each showing one server while it is in view.
+  var onScreen = new Map(), spare = [];
+  function makeRow() {
+    var row = { e: el('div', 'grid row'), c: [], s: null, y: -1, at: -1 };
+    COLUMNS.forEach(function (col, i) {
+      var c = el('span', col[2] ? 'r num' : i === 1 ? 'st' : i === 2 ? 'lv' : '');
+      if (col[0] === 'share') {
+        row.pct = el('span', 'num');
+        row.fill = el('i');
+        var bar = el('span', 'bar');
+        bar.append(row.fill);
+        c.className = 'share';
+        c.append(row.pct, bar);
+      }
+      row.c.push(c);
+      row.e.append(c);
+    });
+    row.canvas = el('canvas');
+    row.e.append(row.canvas);
+    $('rows').append(row.e);
+    return row;
+  }
+  function fill(row, s, y, m, now) {
+    if (row.y !== y) { row.e.style.transform = 'translateY(' + y * ROW + 'px)'; row.y = y; }
+    if (row.s !== s) { row.s = s; row.at = -1; }
+    var cls = 'grid row' + (s.live ? '' : ' dead') + (s.state === 'drain' ? ' drain' : '') + (now - s.changed < RECENT ? ' recent' : '');
+    if (row.e.className !== cls) row.e.className = cls;
+    setText(row.c[0], s.name);
+    setText(row.c[1], s.state);
+    setText(row.c[2], s.live ? 'live' : 'dead');
+    setText(row.c[3], String(s.ready));
+    setText(row.c[4], String(s.busy));
+    setText(row.c[5], String(s.weight));
+    row.c[5].title = 'its load weighs ' + s.load + (s.weight === s.load ? '' : '; 0 while dead or draining');
+    setText(row.pct, (s.share * 100).toFixed(1) + '%');
+    row.fill.style.width = s.share * 100 + '%';
+    row.fill.style.background = s.color >= 0 ? COLORS[s.color] : '';
+    setText(row.c[7], period(s.interval));
+    setText(row.c[8], seconds(s.age));
+    setText(row.c[9], s.packets === null ? '-' : String(s.packets));
+    row.c[0].title = now - s.changed < RECENT ? 'state or liveness changed ' + seconds((now - s.changed) / 1000) + ' ago' : '';
+    if (row.at !== samples) { spark(row.canvas, s, m); row.at = samples; }
+  }
+  function rows(m) {
+    var box = $('rows'), now = performance.now(), top = m.top;
+    box.style.height = shown.length * ROW + 'px';
+    var from = Math.max(0, Math.floor(-top / ROW) - OVERSCAN);
+    var to = Math.min(shown.length, Math.ceil((window.innerHeight - top) / ROW) + OVERSCAN);
+    var want = new Map();
+    for (var i = from; i < to; i++) want.set(shown[i], i);
+    onScreen.forEach(function (row, s) {
+      if (want.has(s)) return;
+      row.e.hidden = true;
+      row.s = null;
+      spare.push(row);
+      onScreen.delete(s);
+    });
+    want.forEach(function (y, s) {
+      var row = onScreen.get(s);
+      if (!row) {
+        row = spare.pop() || makeRow();
+        row.e.hidden = false;
+        onScreen.set(s, row);
+      }
+      fill(row, s, y, m, now);
+    });
+    setText($('shown'), shown.length === all.length ? '' : shown.length + ' of ' + all.length + ' servers match');
+    setText($('more'), all.length === 0 ? 'no server has announced itself yet' : shown.length === 0 ? 'no server matches the filter' : '');
+  }
+
+  function header() {
+    var head = $('head');
+    COLUMNS.forEach(function (col) {
+      var b = el('button', col[2] ? 'r' : '', col[1]);
+      b.type = 'button';
+      b.dataset.key = col[0];
+      b.title = 'sort by ' + col[1];
+      head.append(b);
+    });
+    var h = el('span', 'key');
+    h.append(el('span', 'rk', 'ready'), ' / ', el('span', 'bk', 'busy'));
+    head.append(h);
+    head.addEventListener('click', function (e) {
+      var key = e.target.dataset && e.target.dataset.key;
+      if (!key) return;
+      // Numbers start largest first; a second click turns the order round.
+      if (sortKey === key) sortDir = -sortDir;
+      else { sortKey = key; sortDir = e.target.classList.contains('r') || key === 'share' ? -1 : 1; }
+      refresh();
+    });
+  }
+  function marks() {
+    [].forEach.call($('head').children, function (b) {
+      if (b.dataset.key === sortKey) b.setAttribute('aria-sort', sortDir > 0 ? 'ascending' : 'descending');
+      else b.removeAttribute('aria-sort');
+    });
+    var matters = sortKey === 'matters' && sortDir === 1;
+    $('reset').disabled = matters;
+    setText($('reset'), matters ? 'rows that matter first: dead, changed in the last minute, then by weight' : 'back to the rows that matter first');
+  }
+
+  // Everything drawn again from what is known, whether or not the listener answers.
+  function refresh() {
+    var m = measure();
+    order();
+    marks();
+    rows(m);
+    if (samples > 0) {
+      chart(m);
+      setText($('since'), 'since ' + clock(Date.now() - (performance.now() - m.w.t0)));
+    }
+    legend();
+    counters();
+    summary();
+  }
+
+  var pending = false;
+  function soon() {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(function () { pending = false; rows(measure()); });
+  }
+
+  function status(ok, why) {
+    var conn = $('conn');
+    if (ok) {
+      downSince = 0;
+      conn.className = 'conn ok';
+      setText(conn, 'updated ' + clock(lastOk));
+    } else {
+      if (!downSince) downSince = Date.now();
+      conn.className = 'conn down';
+      setText(conn, 'the listener is not answering (' + why + ') since ' + clock(downSince) +
+        (lastOk ? '; the last picture, from ' + clock(lastOk) + ', stays' : ''));
+    }
+  }
+
+  function poll() {
+    var started = performance.now(), ctl = new AbortController(), timer = setTimeout(function () { ctl.abort(); }, TIMEOUT);
+    // Relative: the page works behind a proxy that serves it under a prefix.
+    fetch('status', { cache: 'no-store', signal: ctl.signal })
+      .then(function (res) { if (!res.ok) throw new Error('HTTP ' + res.status); return res.text(); })
+      .then(function (body) {
+        var t = performance.now(), data = JSON.parse(body), t1 = performance.now();
+        update(data, t);
+        var t2 = performance.now();
+        lastOk = Date.now();
+        refresh();
+        status(true);
+        var t3 = performance.now();
+        stats.parts = [t1 - t, t2 - t1, t3 - t2];
+        if (stats.refreshes++ === 0) stats.first = stats.parts;
+        if (stats.costs.push(t3 - t) > 60) stats.costs.shift();
+        drawn = true;
+      })
+      .catch(function (err) {
+        stats.failures++;
+        status(false, err.name === 'AbortError' ? 'no answer in ' + TIMEOUT / 1000 + 's' : err.message || String(err));
+        if (!drawn) refresh();
+      })
+      .finally(function () {
+        clearTimeout(timer);
+        setTimeout(poll, Math.max(0, PERIOD - (performance.now() - started)));
+      });
+  }
+
+  header();
+  $('filter').addEventListener('input', function () {
+    terms = this.value.toLowerCase().split(/\\s+/).filter(Boolean);
+    refresh();
+  });
+  $('reset').addEventListener('click', function () { sortKey = 'matters'; sortDir = 1; refresh(); });
+  window.addEventListener('scroll', soon, { passive: true });
+  window.addEventListener('resize', function () { if (samples > 0) refresh(); });
+  poll();
+})();
+</script>
+</body>
+</html>
+`;
+  }
+});
+
+// src/feeds/page.ts
+function hashes(tag) {
+  const sources = [...page_default.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, "g"))].map((m) => `'sha256-${(0, import_node_crypto2.createHash)("sha256").update(m[1], "utf8").digest("base64")}'`);
+  if (sources.length === 0) throw new Error(`page.html has no <${tag}> block`);
+  return sources.join(" ");
+}
+function pageHeaders() {
+  headers ??= {
+    "Content-Type": "text/html; charset=utf-8",
+    "Content-Length": Buffer.byteLength(page_default),
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": [
+      "default-src 'none'",
+      `script-src ${hashes("script")}`,
+      `style-src ${hashes("style")}`,
+      "connect-src 'self'",
+      "img-src data:",
+      "base-uri 'none'",
+      "form-action 'none'",
+      "frame-ancestors 'none'"
+    ].join("; "),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer"
+  };
+  return headers;
+}
+function servePage(res, head) {
+  res.writeHead(200, pageHeaders());
+  res.end(head ? void 0 : page_default);
+}
+var import_node_crypto2, headers;
+var init_page2 = __esm({
+  "src/feeds/page.ts"() {
+    "use strict";
+    import_node_crypto2 = require("node:crypto");
+    init_page();
+  }
+});
+
 // src/feeds/http.ts
 var http_exports = {};
 __export(http_exports, {
@@ -2729,6 +3320,7 @@ var init_http = __esm({
     init_picker();
     init_slotfile();
     init_status();
+    init_page2();
     init_wire();
     DEFAULT_TIMEOUTS = { headers: 1e4, request: 2e4, keepAlive: 5e3, idle: 3e4, check: 1e3 };
     MAX_PICK_COUNT = 1e4;
@@ -2840,6 +3432,11 @@ var init_http = __esm({
         try {
           switch (path) {
             case "/":
+            case "/ui":
+              if (path === "/" && req.method === "POST") return this.heartbeat(req, res);
+              if (req.method !== "GET" && req.method !== "HEAD") return this.notAllowed(req, res, path === "/" ? "GET, HEAD, POST" : "GET, HEAD");
+              req.resume();
+              return servePage(res, req.method === "HEAD");
             case "/heartbeat":
               if (req.method !== "POST") return this.notAllowed(req, res, "POST");
               return this.heartbeat(req, res);
@@ -2853,7 +3450,7 @@ var init_http = __esm({
               return this.pick(req, res, q < 0 ? "" : url.slice(q + 1));
             default:
               req.resume();
-              return reply(res, 404, TEXT, `no such path: ${path}; try /status, /metrics, /pick or POST /heartbeat
+              return reply(res, 404, TEXT, `no such path: ${path}; try / (the page), /status, /metrics, /pick or POST /heartbeat
 `);
           }
         } catch (err) {

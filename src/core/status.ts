@@ -1,7 +1,7 @@
 // `hbeat status`: what the listener knows, as a table for people or JSON for
 // programs. Reads a snapshot, so it works while a listener runs and after.
 import { formatEndpoint } from './address.ts';
-import type { PickServer } from './picker.ts';
+import { weight, type PickServer } from './picker.ts';
 import { COUNTER_NAMES, type CounterName } from './slotfile.ts';
 
 /** A server as `status` shows it: packets are known from a slot file, not from an hb.dat. */
@@ -33,7 +33,7 @@ export function serverJson(s: PickServer) {
 /** The object `status --json` prints. */
 export function statusJson(servers: StatusServer[], counters: Counters) {
   return {
-    servers: sortServers(servers).map((s) => ({ ...serverJson(s), state: s.state, packets: s.packets ?? null, live: isLive(s) })),
+    servers: sortServers(servers).map((s) => ({ ...serverJson(s), state: s.state, packets: s.packets ?? null, live: isLive(s), weight: weight(s) })),
     counters,
   };
 }
