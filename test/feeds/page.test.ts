@@ -1,0 +1,261 @@
+// The page at GET / and /ui of `listen --http`: what it answers, then the page
+// itself in a real headless Chromium, with real backends (`hbeat send`),
+// 10,000 servers, and the demo. Every request the browser makes is recorded:
+// none may go to another host.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { copyFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEFAULT_LIVENESS, liveAge } from '../../src/core/liveness.ts';
+import { HBEAT, freePort, start, testDir, until, type Running } from '../helpers/run.ts';
+import { browserFor, type Page } from '../helpers/browser.ts';
+import { spawn } from 'node:child_process';
+
+interface Listening { listener: Running; udp: number; http: number; origin: string }
+
+/** `hbeat listen` on 127.0.0.1 with --http, stopped after t. */
+async function listen(t: TestContext, extra: string[] = []): Promise<Listening> {
+  const dir = testDir(t);
+  const udp = await freePort(), http = await freePort('tcp');
+  const listener = await start(['listen', '--on', `127.0.0.1:${udp}`, '--http', `127.0.0.1:${http}`, '--slots', join(dir, 'hbeat.slots'), ...extra]);
+  t.after(() => listener.stop());
+  return { listener, udp, http, origin: `http://127.0.0.1:${http}` };
+}
+
+/** The inline blocks of a page, hashed as CSP hash sources are. */
+function hashes(html: string, tag: string): string[] {
+  return [...html.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, 'g'))].map((m) => `'sha256-${createHash('sha256').update(m[1]!).digest('base64')}'`);
+}
+
+test('GET / and /ui answer the page itself: under 40 KB, naming no other host, a CSP that allows only its own blocks and origin', async (t) => {
+  const { udp, origin } = await listen(t);
+  const root = await fetch(`${origin}/`, { redirect: 'manual' });
+  const html = await root.text();
+  assert.equal(root.status, 200);
+  assert.equal(root.headers.get('content-type'), 'text/html; charset=utf-8');
+  assert.ok(Buffer.byteLength(html) < 40 * 1024, `${Buffer.byteLength(html)} bytes`);
+  assert.match(html, /^<!doctype html>/);
+  // No URL with a scheme or a host: not in links, not in comments, not in the script.
+  assert.doesNotMatch(html, /:\/\/|\bsrc=|\bhref=(?!"data:)|\/\/[a-z0-9-]+\.[a-z]/i);
+  assert.doesNotMatch(html, /\b[a-z0-9-]+\.(com|org|net|io|dev|app)\b/i);
+  const csp = root.headers.get('content-security-policy') ?? '';
+  const directives = Object.fromEntries(csp.split(/;\s*/).map((d) => [d.split(' ')[0], d.split(' ').slice(1).join(' ')]));
+  assert.equal(directives['default-src'], "'none'");
+  assert.equal(directives['connect-src'], "'self'");
+  assert.equal(directives['script-src'], hashes(html, 'script').join(' '), 'the inline script by its hash, nothing else');
+  assert.equal(directives['style-src'], hashes(html, 'style').join(' '));
+  for (const d of ['base-uri', 'form-action', 'frame-ancestors']) assert.equal(directives[d], "'none'", d);
+  assert.doesNotMatch(csp, /unsafe|\*|http/);
+
+  const ui = await fetch(`${origin}/ui`, { redirect: 'manual' });
+  assert.equal(ui.status, 200, 'the page itself, not a redirect');
+  assert.equal(await ui.text(), html);
+  assert.equal(ui.headers.get('content-security-policy'), csp);
+  const head = await fetch(`${origin}/`, { method: 'HEAD' });
+  assert.equal(head.status, 200);
+  assert.equal(head.headers.get('content-length'), String(Buffer.byteLength(html)));
+  assert.equal(await head.text(), '');
+  const put = await fetch(`${origin}/ui`, { method: 'PUT', body: 'x' });
+  assert.equal(put.status, 405);
+  assert.equal(put.headers.get('allow'), 'GET, HEAD');
+
+  // POST / is still mod_heartmonitor's handler.
+  const beat = await fetch(`${origin}/`, { method: 'POST', body: 'v=1&ready=5&busy=1&port=8080' });
+  assert.equal(beat.status, 200);
+  assert.equal(await beat.text(), 'OK');
+  const status = await (await fetch(`${origin}/status`)).json();
+  assert.deepEqual(status.servers.map((s: { host: string; port: number; weight: number }) => [s.host, s.port, s.weight]), [['127.0.0.1', 8080, 5]]);
+  assert.ok(udp > 0);
+});
+
+interface Row { name: string; state: string; live: string; ready: number; busy: number; weight: number; share: number; cls: string }
+
+/** The rows the page shows, as the operator reads them. */
+function rows(page: Page): Promise<Row[]> {
+  return page.evaluate<Row[]>(`[...document.querySelectorAll('#rows .row:not([hidden])')]
+    .sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top)
+    .map((r) => { const c = r.children; return { name: c[0].textContent, state: c[1].textContent, live: c[2].textContent,
+      ready: +c[3].textContent, busy: +c[4].textContent, weight: +c[5].textContent, share: parseFloat(c[6].textContent), cls: r.className }; })`);
+}
+
+/** Fails unless every request the page made went to `origin`. */
+function onlyTo(page: Page, origin: string): void {
+  assert.ok(page.requests.length > 0, 'the page made requests');
+  const elsewhere = page.requests.filter((u) => !u.startsWith(`${origin}/`));
+  assert.deepEqual(elsewhere, [], 'no request to another host');
+}
+
+const BACKENDS = [
+  { source: '127.0.0.2', ready: 100, busy: 20 },
+  { source: '127.0.0.3', ready: 60, busy: 10 },
+  { source: '127.0.0.4', ready: 80, busy: 5, drain: true },
+  { source: '127.0.0.5', ready: 40, busy: 10, killed: true },
+  { source: '127.0.0.6', ready: 30, busy: 0 },
+];
+
+test('five announcing backends: a row each, the killed one dead within the liveness bound, the draining one marked, shares adding up to 100 %', async (t) => {
+  const browser = await browserFor(t);
+  if (!browser) return;
+  const dir = testDir(t);
+  const { listener, udp, origin } = await listen(t);
+  const senders: Running[] = [];
+  t.after(() => Promise.all(senders.map((s) => s.stop())));
+  for (const b of BACKENDS) {
+    senders.push(await start(['send', '--to', `127.0.0.1:${udp}`, '--source', b.source, '--port', '8080', '--ready', String(b.ready), '--busy', String(b.busy), '--interval', '250ms', ...(b.drain ? ['--drain'] : [])]));
+  }
+  const page = await browser.newPage(1200, 700);
+  await page.goto(`${origin}/`);
+  const all = await page.waitFor<Row[]>(`document.querySelectorAll('#rows .row:not([hidden])').length === 5 && [...document.querySelectorAll('#rows .lv')].every((e) => e.textContent === 'live') && 1`, 'five live rows').then(() => rows(page));
+  assert.deepEqual(all.map((r) => r.name).sort(), BACKENDS.map((b) => `${b.source}:8080`));
+
+  const killed = senders[3]!;
+  const killedAt = Date.now();
+  await killed.stop('SIGKILL');
+  const status = await (await fetch(`${origin}/status`)).json();
+  const record = status.servers.find((s: { host: string }) => s.host === '127.0.0.5');
+  const bound = liveAge(record.interval ?? null, DEFAULT_LIVENESS);
+  await page.waitFor(`[...document.querySelectorAll('#rows .row')].some((r) => !r.hidden && r.children[0].textContent === '127.0.0.5:8080' && r.children[2].textContent === 'dead')`, 'the killed backend marked dead', (bound + 5) * 1000);
+  const seenDead = (Date.now() - killedAt) / 1000;
+  const shown = await rows(page);
+  const by = Object.fromEntries(shown.map((r) => [r.name.split(':')[0], r]));
+  const dead = by['127.0.0.5']!;
+  t.diagnostic(`killed backend shown dead ${seenDead.toFixed(2)} s after SIGKILL (liveness bound ${bound} s, refresh 1 s); its age then ${await page.evaluate('[...document.querySelectorAll(".row")].find((r) => r.children[0].textContent === "127.0.0.5:8080").children[8].textContent')}`);
+  assert.match(dead.cls, /\bdead\b/);
+  assert.equal(dead.weight, 0);
+  assert.equal(dead.share, 0);
+  // Dead ones come first: the rows that matter.
+  assert.equal(shown[0]!.name, '127.0.0.5:8080');
+  const drain = by['127.0.0.4']!;
+  assert.equal(drain.state, 'drain');
+  assert.match(drain.cls, /\bdrain\b/);
+  assert.equal(drain.live, 'live');
+  assert.equal(drain.share, 0);
+  // ready, or ready/4 while busy is 0; shares are weight / total of the rest.
+  const takers = shown.filter((r) => r.live === 'live' && r.state === 'up');
+  assert.deepEqual(takers.map((r) => r.weight).sort((a, b) => a - b), [7, 60, 100]);
+  const total = takers.reduce((n, r) => n + r.weight, 0);
+  for (const r of takers) assert.ok(Math.abs(r.share - (100 * r.weight) / total) <= 0.05, `${r.name}: ${r.share} %`);
+  const sum = shown.reduce((n, r) => n + r.share, 0);
+  assert.ok(Math.abs(sum - 100) <= 0.15, `shares add up to ${sum} %`);
+  assert.match(await page.evaluate<string>(`document.getElementById('summary').textContent`), /^5 servers: 3 live and taking picks, 1 draining, 1 dead$/);
+  assert.match(await page.evaluate<string>(`document.getElementById('counters').textContent`), /accepted [\d.]+\/s/);
+  const png = await page.screenshot(join(dir, 'five.png'));
+  t.diagnostic(`screenshot ${join(dir, 'five.png')}: ${png} bytes`);
+
+  // The listener goes away: the page says so and keeps what it showed.
+  await listener.stop();
+  await page.waitFor(`document.getElementById('conn').className.includes('down') && 1`, 'the page to say the listener is not answering');
+  assert.match(await page.evaluate<string>(`document.getElementById('conn').textContent`), /^the listener is not answering \(.+\) since .+; the last picture, from .+, stays$/);
+  assert.deepEqual((await rows(page)).map((r) => r.name), shown.map((r) => r.name));
+  onlyTo(page, origin);
+  assert.deepEqual(page.errors.filter((e) => !/status.*Failed to load|ERR_CONNECTION_REFUSED/.test(e)), [], 'no exception, console error or CSP report');
+});
+
+/** Announces `count` servers (127.0.0.1, ports 10001 up), each with a load of its own, in bursts the listener keeps up with. */
+async function announce(port: number, count: number, round: number, skip: (i: number) => boolean): Promise<void> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  try {
+    for (let i = 0; i < count; i++) {
+      if (skip(i)) continue;
+      const ready = 10 + ((i * 7 + round * 3) % 90), busy = (i + round) % 13;
+      const text = `v=1&ready=${ready}&busy=${busy}&port=${10001 + i}${i % 20 === 0 ? '&state=drain' : ''}`;
+      await new Promise<void>((resolve, reject) => socket.send(text, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())));
+    }
+  } finally {
+    socket.close();
+  }
+}
+
+test('10,000 servers: each refresh stays cheap, rows are made only for what is in view, sort and filter work', async (t) => {
+  const browser = await browserFor(t);
+  if (!browser) return;
+  const COUNT = 10_000;
+  const { udp, origin } = await listen(t, ['--max-servers', '10240']);
+  // One in ten stops announcing after the first round: dead rows, first in the order.
+  let round = 0;
+  await announce(udp, COUNT, round, () => false);
+  await until(async () => ((await (await fetch(`${origin}/status`)).json()).servers.length === COUNT ? true : undefined), '10,000 servers in the table', 30_000);
+  let stop = false;
+  const feeding = (async () => {
+    while (!stop) {
+      const began = Date.now();
+      await announce(udp, COUNT, ++round, (i) => i % 10 === 3);
+      await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - began))));
+    }
+  })();
+  t.after(async () => {
+    stop = true;
+    await feeding;
+  });
+
+  const page = await browser.newPage(1400, 900);
+  await page.goto(`${origin}/`);
+  await page.waitFor(`window.hbeatPage.refreshes >= 3 && document.getElementById('summary').textContent.startsWith('10000 servers') && 1`, 'the page to show 10,000 servers', 30_000);
+  // Measured over ten seconds left alone: no polling of the page meanwhile, which would cost its thread too.
+  const before = await page.metrics();
+  const from = await page.evaluate<number>('window.hbeatPage.refreshes');
+  await new Promise((r) => setTimeout(r, 10_000));
+  const after = await page.metrics();
+  const stats = await page.evaluate<{ refreshes: number; costs: number[]; first: number[] }>('window.hbeatPage');
+  const refreshes = stats.refreshes - from;
+  assert.ok(refreshes > 0, 'it went on refreshing');
+  const taskMs = ((after.TaskDuration! - before.TaskDuration!) * 1000) / refreshes;
+  const costs = stats.costs.slice(-refreshes).sort((a, b) => a - b);
+  const made = await page.evaluate<number>(`document.querySelectorAll('#rows .row').length`);
+  assert.ok(made < 200, `${made} row elements for 10,000 servers`);
+
+  const dead = await rows(page);
+  assert.equal(dead[0]!.live, 'dead', 'the dead come first');
+  // A click sorts at once (the handler draws synchronously): its cost is the click's.
+  const click = (key: string) => page.evaluate<number>(`(() => { const t = performance.now(); document.querySelector('[data-key=${key}]').click(); return performance.now() - t; })()`);
+  const sortMs = await click('weight');
+  const byWeight = await rows(page);
+  for (let i = 1; i < byWeight.length; i++) assert.ok(byWeight[i - 1]!.weight >= byWeight[i]!.weight, 'largest weight first');
+  const serverMs = await click('server');
+  assert.equal((await rows(page))[0]!.name, '127.0.0.1:10001');
+  const filterMs = await page.evaluate<number>(`(() => { const f = document.getElementById('filter'); const t = performance.now(); f.value = ':1234 live'; f.dispatchEvent(new Event('input')); return performance.now() - t; })()`);
+  const filtered = await rows(page);
+  assert.ok(filtered.length > 0 && filtered.every((r) => r.name.includes(':1234') && r.live === 'live'), 'the filter keeps what matches, every word');
+  assert.match(await page.evaluate<string>(`document.getElementById('shown').textContent`), /^\d+ of 10000 servers match$/);
+  // Scrolling the window brings other rows into view from the same pool.
+  await page.evaluate(`(() => { const f = document.getElementById('filter'); f.value = ''; f.dispatchEvent(new Event('input')); window.scrollTo(0, 5000 * 24); })()`);
+  await page.waitFor(`[...document.querySelectorAll('#rows .row:not([hidden])')].some((r) => r.children[0].textContent === '127.0.0.1:15001') && 1`, 'row 5,000 after scrolling');
+  assert.ok((await page.evaluate<number>(`document.querySelectorAll('#rows .row').length`)) < 200, 'no more row elements after scrolling');
+  const ms = (x: number) => x.toFixed(1);
+  t.diagnostic(`10,000 servers, ${refreshes} refreshes: script ${ms(costs[costs.length >> 1]!)} ms a refresh (median; max ${ms(costs.at(-1)!)}), main-thread tasks ${ms(taskMs)} ms a refresh (Chromium's TaskDuration: layout, paint and fetching included); the first refresh ${stats.first.map(ms).join(' + ')} ms (JSON + update + drawing); sort by weight ${ms(sortMs)} ms, by server ${ms(serverMs)} ms, filter ${ms(filterMs)} ms; ${made} row elements`);
+  onlyTo(page, origin);
+  assert.deepEqual(page.errors, []);
+});
+
+test('hbeat demo serves the page on loopback and prints its URL; a screenshot of it', async (t) => {
+  const browser = await browserFor(t);
+  if (!browser) return;
+  const dir = testDir(t);
+  const demo = spawn(process.execPath, [HBEAT, 'demo', '--duration', '30s'], { env: { ...process.env, TMPDIR: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => demo.on('exit', (code) => resolve(code)));
+  t.after(async () => {
+    if (demo.exitCode === null) process.kill(demo.pid!, 'SIGINT');
+    await exited;
+  });
+  let out = '';
+  demo.stdout.on('data', (d) => (out += d));
+  demo.stderr.resume();
+  const url = await until(() => /the page: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out)?.[1], 'the demo to print its page', 20_000);
+  const page = await browser.newPage(1100, 620);
+  await page.goto(url);
+  // Its story: one backend drains, one dies.
+  await page.waitFor(`[...document.querySelectorAll('#rows .row')].some((r) => !r.hidden && r.children[2].textContent === 'dead') && 1`, 'a dead backend on the demo page', 30_000);
+  await page.waitFor(`[...document.querySelectorAll('#rows .row')].some((r) => !r.hidden && r.children[1].textContent === 'drain') && 1`, 'a draining backend on the demo page');
+  assert.equal((await rows(page)).length, 5);
+  const shot = join(dir, 'demo.png');
+  const bytes = await page.screenshot(shot);
+  t.diagnostic(`screenshot ${shot}: ${bytes} bytes`);
+  // HBEAT_PAGE_PNG=docs/page.png remakes the README's picture.
+  if (process.env.HBEAT_PAGE_PNG) copyFileSync(shot, process.env.HBEAT_PAGE_PNG);
+  assert.deepEqual([...readFileSync(shot).subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  onlyTo(page, new URL(url).origin);
+  assert.deepEqual(page.errors, []);
+});
