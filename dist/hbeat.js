@@ -2060,583 +2060,6 @@ var init_watch = __esm({
   }
 });
 
-// src/term/demo.ts
-var demo_exports = {};
-__export(demo_exports, {
-  DEFAULT_DURATION_MS: () => DEFAULT_DURATION_MS,
-  DemoError: () => DemoError,
-  runDemo: () => runDemo
-});
-function at(capacity, busy) {
-  const b = Math.max(0, Math.round(busy));
-  return { ready: capacity - b, busy: b };
-}
-async function runDemo(opts) {
-  const out2 = opts.out ?? process.stdout;
-  let dir;
-  try {
-    dir = (0, import_node_fs4.mkdtempSync)((0, import_node_path2.join)((0, import_node_os2.tmpdir)(), "hbeat-demo-"));
-  } catch (err) {
-    throw new DemoError(`cannot make a temporary directory in ${(0, import_node_os2.tmpdir)()} (set TMPDIR to a writable one): ${err.message.replace(/^[A-Z]+: /, "").replace(/, mkdtemp .*/, "")}`);
-  }
-  const screen = new Screen(out2, isTerminal(out2));
-  const stop = stopSignal(out2);
-  const errors = [];
-  const write = sink.write;
-  sink.write = (line) => void (/(^|[\s>])level=error /.test(line) && errors.push(line));
-  let table;
-  let listener;
-  const senders = [];
-  try {
-    table = SlotTable.open((0, import_node_path2.join)(dir, "hbeat.slots"), 16);
-    const on = await listenOnFreePort(table);
-    listener = on.listener;
-    const began = import_node_perf_hooks3.performance.now();
-    const clock = () => {
-      const t = (import_node_perf_hooks3.performance.now() - began) / 1e3;
-      return { t, f: Math.min(1, t * 1e3 / opts.durationMs) };
-    };
-    const names = await startBackends(on.endpoint, clock, senders);
-    const view = new View(screen, on.endpoint, names, opts.durationMs);
-    const ticks = Math.ceil(opts.durationMs / TICK_MS);
-    const plainEvery = Math.max(2, Math.round(ticks / 5));
-    await every(TICK_MS, stop.signal, (n) => {
-      const t = Math.min(n * TICK_MS, opts.durationMs) / 1e3;
-      const f = t * 1e3 / opts.durationMs;
-      for (const i of BY_EVENT_TIME) {
-        const role = ROLES[i];
-        if (f >= role.event.at && !view.happened(i)) {
-          view.event(t, i, role.event.says);
-          if (role.dies) void senders[i]?.close();
-        }
-      }
-      view.tick(t, table.snapshot(), counters(table));
-      if (screen.redraw || n >= ticks || n > 0 && n % plainEvery === 0) view.draw(t);
-      return n < ticks;
-    });
-    return 0;
-  } finally {
-    stop.dispose();
-    screen.close();
-    await Promise.all(senders.map((s) => s?.close()));
-    await listener?.close();
-    table?.close();
-    (0, import_node_fs4.rmSync)(dir, { recursive: true, force: true });
-    sink.write = write;
-    for (const line of errors) write(line);
-  }
-}
-function counters(table) {
-  const out2 = {};
-  COUNTER_NAMES.forEach((name, i) => out2[name] = table.counters[i]);
-  return out2;
-}
-async function listenOnFreePort(table) {
-  for (let tries = 1; ; tries++) {
-    const endpoint = parseEndpoint(`127.0.0.1:${await freePort()}`);
-    try {
-      return { listener: await Listener.start({ on: [endpoint], table }), endpoint };
-    } catch (err) {
-      if (!(err instanceof ListenError) || tries === 5) throw err;
-    }
-  }
-}
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = (0, import_node_dgram3.createSocket)("udp4");
-    s.once("error", reject);
-    s.bind(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-async function startBackends(to, clock, senders) {
-  const start = (i, source, port) => Sender.start({
-    to: [to],
-    intervalMs: INTERVAL_MS,
-    port,
-    source,
-    ttl: 1,
-    drain: false,
-    load: async () => {
-      const { t, f } = clock();
-      return ROLES[i].load(t, f);
-    }
-  });
-  let loopbackRange = true;
-  try {
-    senders.push(await start(0, "127.0.0.2", 8080));
-  } catch (err) {
-    if (!(err instanceof SendError)) throw err;
-    loopbackRange = false;
-  }
-  const names = [];
-  for (let i = 0; i < ROLES.length; i++) {
-    const source = loopbackRange ? `127.0.0.${2 + i}` : "127.0.0.1";
-    const port = loopbackRange ? 8080 : 8081 + i;
-    if (i > 0 || !loopbackRange) senders[i] = await start(i, loopbackRange ? source : void 0, port);
-    names.push(formatEndpoint(source, port));
-  }
-  return names;
-}
-var import_node_dgram3, import_node_fs4, import_node_os2, import_node_path2, import_node_perf_hooks3, DEFAULT_DURATION_MS, INTERVAL_MS, MAX_AGE_S, TICK_MS, PICKS_PER_TICK, BAR, wave, DRAIN_AT, DIE_AT, WORK_AT, ROLES, BY_EVENT_TIME, DemoError, View;
-var init_demo = __esm({
-  "src/term/demo.ts"() {
-    "use strict";
-    import_node_dgram3 = require("node:dgram");
-    import_node_fs4 = require("node:fs");
-    import_node_os2 = require("node:os");
-    import_node_path2 = require("node:path");
-    import_node_perf_hooks3 = require("node:perf_hooks");
-    init_address();
-    init_listener();
-    init_log();
-    init_picker();
-    init_screen();
-    init_sender();
-    init_slotfile();
-    init_status();
-    init_wire();
-    DEFAULT_DURATION_MS = 15e3;
-    INTERVAL_MS = 250;
-    MAX_AGE_S = 2.5;
-    TICK_MS = 500;
-    PICKS_PER_TICK = 100;
-    BAR = 20;
-    wave = (t, period) => Math.sin(2 * Math.PI * t / period);
-    DRAIN_AT = 0.35;
-    DIE_AT = 0.5;
-    WORK_AT = 0.2;
-    ROLES = [
-      // Steady: 100 workers, a third of them busy, give or take.
-      { load: (t) => at(100, 35 + 10 * wave(t, 4)) },
-      // Filling up: busier and busier, so its share of the picks shrinks.
-      { load: (_, f) => at(100, 20 + 70 * f) },
-      // Drains: still announcing, but state=drain, finishing what it has.
-      {
-        load: (t, f) => f < DRAIN_AT ? at(60, 30 + 5 * wave(t, 3)) : { ...at(60, 30 * (1 - (f - DRAIN_AT) / (1 - DRAIN_AT))), state: STATE_DRAIN },
-        event: { at: DRAIN_AT, says: "drains: state=drain, no new picks" }
-      },
-      // Dies: stops announcing without a word, as a crashed host does.
-      { load: (t) => at(100, 40 + 8 * wave(t, 5)), event: { at: DIE_AT, says: "dies: stops announcing" }, dies: true },
-      // Just started: nothing busy, so Apache's slow start weighs it ready/4, until work arrives.
-      { load: (t, f) => f < WORK_AT ? at(40, 0) : at(40, 5 + 3 * wave(t, 2)), event: { at: WORK_AT, says: "takes work; until now busy 0, so weight ready/4" } }
-    ];
-    BY_EVENT_TIME = ROLES.flatMap((r, i) => r.event ? [i] : []).sort((a, b) => ROLES[a].event.at - ROLES[b].event.at);
-    DemoError = class extends Error {
-    };
-    View = class {
-      constructor(screen, listener, names, durationMs) {
-        this.screen = screen;
-        this.listener = listener;
-        this.names = names;
-        this.durationMs = durationMs;
-        this.dim = dimmer(screen.redraw);
-      }
-      screen;
-      listener;
-      names;
-      durationMs;
-      picks = /* @__PURE__ */ new Map();
-      lastPicks = /* @__PURE__ */ new Map();
-      totalPicks = 0;
-      servers = [];
-      counters = {};
-      events = [];
-      done = /* @__PURE__ */ new Set();
-      wasLive = /* @__PURE__ */ new Set();
-      dim;
-      happened(role) {
-        return this.done.has(role);
-      }
-      event(t, role, says) {
-        this.done.add(role);
-        this.events.push(`${`t=${t.toFixed(1)}s`.padEnd(8)} ${this.names[role]} ${says}`);
-      }
-      /** One tick: a new snapshot, PICKS_PER_TICK picks from it, and the deaths it shows. */
-      tick(t, servers, counters2) {
-        this.servers = servers;
-        this.counters = counters2;
-        for (const s of servers) {
-          const name = formatEndpoint(s.host, s.port);
-          if (isLive(s, MAX_AGE_S)) this.wasLive.add(name);
-          else if (this.wasLive.delete(name)) this.events.push(`${`t=${t.toFixed(1)}s`.padEnd(8)} ${name} silent for ${MAX_AGE_S}s: not live, no more picks`);
-        }
-        this.lastPicks.clear();
-        for (const s of pick(servers, { maxAge: MAX_AGE_S, method: "weighted", count: PICKS_PER_TICK, distinct: false, random: Math.random })) {
-          const name = formatEndpoint(s.host, s.port);
-          this.lastPicks.set(name, (this.lastPicks.get(name) ?? 0) + 1);
-          this.picks.set(name, (this.picks.get(name) ?? 0) + 1);
-          this.totalPicks++;
-        }
-      }
-      draw(t) {
-        const lines = [
-          `hbeat demo, t=${t.toFixed(1)}s of ${+(this.durationMs / 1e3).toFixed(1)}s${this.screen.redraw ? " (Ctrl-C stops)" : ""}`,
-          `${this.names.length} backends announce their load every ${INTERVAL_MS}ms to a listener on ${formatEndpoint(this.listener.host, this.listener.port)}.`,
-          `Time runs 4x fast: live means heard from in the last ${MAX_AGE_S}s (10s in production).`,
-          "",
-          statusTable(this.servers, this.counters, { liveAge: MAX_AGE_S, notLive: this.dim }),
-          "",
-          `${PICKS_PER_TICK} picks every ${TICK_MS / 1e3}s, each backend with probability weight / total:`,
-          "weight = ready (ready/4 while busy is 0); 0 when draining or not live",
-          "",
-          this.pickTable(),
-          "",
-          "what happened:",
-          ...this.events.length === 0 ? ["  nothing yet"] : this.events.map((e) => `  ${e}`)
-        ];
-        this.screen.show(lines.join("\n"));
-      }
-      pickTable() {
-        const weights = new Map(this.servers.map((s) => [formatEndpoint(s.host, s.port), isLive(s, MAX_AGE_S) && s.state !== "drain" ? weight(s) : 0]));
-        const rows = [["SERVER", "WEIGHT", "PICKS", "SHARE", "LAST 100", ""]];
-        for (const name of [...this.names].sort()) {
-          const total = this.picks.get(name) ?? 0;
-          const last = this.lastPicks.get(name) ?? 0;
-          const share = this.totalPicks === 0 ? 0 : total / this.totalPicks;
-          rows.push([name, String(weights.get(name) ?? 0), String(total), `${(100 * share).toFixed(1)}%`, String(last), "#".repeat(Math.round(BAR * last / PICKS_PER_TICK))]);
-        }
-        const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-        return rows.map((r) => r.map((cell, c) => c === 0 || c === 5 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join("  ").trimEnd()).join("\n");
-      }
-    };
-  }
-});
-
-// src/core/hbdat.ts
-var hbdat_exports = {};
-__export(hbdat_exports, {
-  HB_DAT_SEEN_TIMEOUT_S: () => HB_DAT_SEEN_TIMEOUT_S,
-  HbDatWriter: () => HbDatWriter,
-  formatHbDat: () => formatHbDat,
-  hbDatReason: () => hbDatReason,
-  readHbDat: () => readHbDat,
-  writeHbDat: () => writeHbDat
-});
-function formatHbDat(servers) {
-  let text = "";
-  for (const s of servers) {
-    if (s.age === null || s.state === "drain") continue;
-    const lastseen = Math.floor(s.age);
-    if (lastseen > HB_DAT_SEEN_TIMEOUT_S) continue;
-    text += `${s.host} &ready=${s.ready}&busy=${s.busy}&lastseen=${lastseen}&port=${s.port}
-`;
-  }
-  return text;
-}
-function writeHbDat(path, servers) {
-  const tmp = `${path}.tmp-${process.pid}`;
-  try {
-    (0, import_node_fs5.writeFileSync)(tmp, formatHbDat(servers));
-    (0, import_node_fs5.chmodSync)(tmp, 420);
-    (0, import_node_fs5.renameSync)(tmp, path);
-  } catch (err) {
-    try {
-      (0, import_node_fs5.unlinkSync)(tmp);
-    } catch {
-    }
-    throw err;
-  }
-}
-function hbDatReason(path, err) {
-  const e = err;
-  switch (e.code) {
-    case "ENOENT":
-      return `directory ${(0, import_node_path3.dirname)(path)} does not exist`;
-    case "EACCES":
-    case "EPERM":
-      return `permission denied in ${(0, import_node_path3.dirname)(path)}`;
-    case "EROFS":
-      return "read-only file system";
-    case "EISDIR":
-      return "is a directory";
-    case "ENOSPC":
-      return "no space left on device";
-    default:
-      return e.code ? `${e.code}: ${e.message.split("\n")[0]}` : String(e.message ?? e);
-  }
-}
-function readHbDat(path, nowMs = Date.now()) {
-  const data = (0, import_node_fs5.readFileSync)(path);
-  const fileAge = Math.max(0, nowMs - (0, import_node_fs5.statSync)(path).mtimeMs) / 1e3;
-  const servers = [];
-  for (let start = 0; start < data.length; ) {
-    const next = data.indexOf(10, start);
-    const lineEnd = next < 0 ? data.length : next;
-    const end = data[lineEnd - 1] === 13 ? lineEnd - 1 : lineEnd;
-    const space = data.indexOf(32, start);
-    if (data[start] !== 35 && space > start && space < end) {
-      const fields = parseHbDatQuery(data, space + 1, end);
-      const host = data.toString("latin1", start, space);
-      if (fields && (0, import_node_net3.isIP)(stripScope(host))) servers.push({ host, address: stripScope(host), port: fields.port, ready: fields.ready, busy: fields.busy, age: fields.lastseen + fileAge, state: "up" });
-    }
-    start = lineEnd + 1;
-  }
-  return servers;
-}
-var import_node_net3, import_node_fs5, import_node_path3, HB_DAT_SEEN_TIMEOUT_S, HbDatWriter;
-var init_hbdat = __esm({
-  "src/core/hbdat.ts"() {
-    "use strict";
-    import_node_net3 = require("node:net");
-    import_node_fs5 = require("node:fs");
-    import_node_path3 = require("node:path");
-    init_address();
-    init_log();
-    init_wire();
-    HB_DAT_SEEN_TIMEOUT_S = 30;
-    HbDatWriter = class _HbDatWriter {
-      constructor(path, servers) {
-        this.path = path;
-        this.servers = servers;
-        this.outage = new Outage("cannot write hb.dat; trying again at the next interval", "hb.dat written again", { path }, { level: "error", repeatMs: 6e4 });
-      }
-      path;
-      servers;
-      outage;
-      timer;
-      /** Writes the file at once (throwing, for a one-line exit, when it cannot), then every intervalMs. */
-      static start(path, intervalMs, servers) {
-        const writer = new _HbDatWriter(path, servers);
-        writeHbDat(path, servers());
-        writer.timer = setInterval(() => writer.write(), intervalMs);
-        writer.timer.unref();
-        return writer;
-      }
-      /** One write; false when it failed (logged). */
-      write() {
-        try {
-          writeHbDat(this.path, this.servers());
-        } catch (err) {
-          this.outage.fail(hbDatReason(this.path, err));
-          return false;
-        }
-        this.outage.ok();
-        return true;
-      }
-      /** A last write, so the file is as fresh as it can be; then no more. */
-      stop() {
-        if (this.timer === void 0) return;
-        clearInterval(this.timer);
-        this.timer = void 0;
-        this.write();
-      }
-    };
-  }
-});
-
-// src/core/load.ts
-var load_exports = {};
-__export(load_exports, {
-  CapacityError: () => CapacityError,
-  connectionsSource: () => connectionsSource,
-  countEstablished: () => countEstablished,
-  execSource: () => execSource,
-  parseApacheStatus: () => parseApacheStatus,
-  parseExecOutput: () => parseExecOutput,
-  parseNginxStatus: () => parseNginxStatus,
-  parseStatusUrl: () => parseStatusUrl,
-  statusLoad: () => statusLoad,
-  statusUrlSource: () => statusUrlSource,
-  withCapacity: () => withCapacity
-});
-function withCapacity(busy, capacity) {
-  return { ready: Math.max(capacity - busy, 0), busy };
-}
-function field(body, key) {
-  const m = new RegExp(`^${key}:[ \\t]*([0-9]{1,10})[ \\t]*\\r?$`, "m").exec(body);
-  return m && +m[1] <= INT31_MAX2 ? +m[1] : void 0;
-}
-function parseApacheStatus(body) {
-  const busy = field(body, "BusyWorkers");
-  const idle = field(body, "IdleWorkers");
-  if (busy === void 0 || idle === void 0) return null;
-  return { ready: Math.min(idle + 1, INT31_MAX2), busy: Math.max(busy - 1, 0) };
-}
-function parseNginxStatus(body) {
-  if (field(body, "Active connections") === void 0) return null;
-  const m = /^Reading:[ \t]*([0-9]{1,10})[ \t]+Writing:[ \t]*([0-9]{1,10})[ \t]+Waiting:[ \t]*[0-9]{1,10}[ \t]*\r?$/m.exec(body);
-  return m ? Math.min(Math.max(+m[1] + +m[2] - 1, 0), INT31_MAX2) : null;
-}
-function statusLoad(body, capacity) {
-  const apache = parseApacheStatus(body);
-  if (apache) return apache;
-  const busy = parseNginxStatus(body);
-  if (busy === null) {
-    throw new Error("neither Apache mod_status ?auto nor nginx stub_status (an Apache server-status URL needs ?auto)");
-  }
-  if (capacity === void 0) throw new CapacityError("nginx stub_status counts no free workers: give --capacity N");
-  return withCapacity(busy, capacity);
-}
-function parseStatusUrl(text) {
-  let url;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new Error(`--status-url takes an http:// or https:// URL, not ${JSON.stringify(text)}`);
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(`--status-url takes an http:// or https:// URL, not ${url.protocol}`);
-  return url;
-}
-function shown(url) {
-  if (url.password === "") return url.href;
-  const copy = new URL(url.href);
-  copy.password = "***";
-  return copy.href;
-}
-function at2(where, err) {
-  const text = `${where}: ${(err instanceof Error ? err.message : String(err)).split("\n")[0]}`;
-  return err instanceof CapacityError ? new CapacityError(text) : new Error(text);
-}
-function bounded(timeoutMs, signal, start) {
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    let cancel;
-    const finish = () => {
-      if (settled) return false;
-      settled = true;
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
-      return true;
-    };
-    const fail2 = (err) => {
-      if (!finish()) return;
-      cancel?.();
-      reject(err);
-    };
-    const onAbort = () => fail2(signal.reason instanceof Error ? signal.reason : new Error("aborted"));
-    const timer = setTimeout(() => fail2(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    signal.addEventListener("abort", onAbort, { once: true });
-    cancel = start((v) => finish() && resolve(v), fail2);
-    if (signal.aborted) onAbort();
-  });
-}
-function fetchBody(url, timeoutMs, signal) {
-  const get = url.protocol === "https:" ? import_node_https.request : import_node_http.request;
-  return bounded(timeoutMs, signal, (resolve, reject) => {
-    const req = get(url, { agent: false, headers: { connection: "close", "user-agent": "hbeat" } });
-    req.on("error", reject);
-    req.on("response", (res) => {
-      if (res.statusCode === void 0 || res.statusCode < 200 || res.statusCode > 299) {
-        reject(new Error(`HTTP ${res.statusCode} ${res.statusMessage ?? ""}`.trim()));
-        return;
-      }
-      const chunks = [];
-      let size = 0;
-      res.on("data", (chunk) => {
-        size += chunk.length;
-        if (size > MAX_BODY) reject(new Error(`body over ${MAX_BODY} bytes`));
-        else chunks.push(chunk);
-      });
-      res.on("error", reject);
-      res.on("end", () => resolve(Buffer.concat(chunks).toString("latin1")));
-    });
-    req.end();
-    return () => req.destroy();
-  });
-}
-function statusUrlSource(url, opts) {
-  const where = shown(url);
-  return async (signal) => {
-    try {
-      return statusLoad(await fetchBody(url, opts.timeoutMs, signal), opts.capacity);
-    } catch (err) {
-      throw at2(where, err);
-    }
-  };
-}
-function countEstablished(table, port) {
-  const suffix = ":" + port.toString(16).toUpperCase().padStart(4, "0");
-  let n = 0;
-  for (const line of table.split("\n")) {
-    const f = line.trim().split(/\s+/);
-    if (f[3] === "01" && f[1].endsWith(suffix)) n++;
-  }
-  return n;
-}
-async function procTable(path, signal, optional) {
-  try {
-    return await (0, import_promises2.readFile)(path, { encoding: "latin1", signal });
-  } catch (err) {
-    if (optional && err.code === "ENOENT") return "";
-    throw at2(path, err);
-  }
-}
-function connectionsSource(port, capacity) {
-  return async (signal) => {
-    const [v4, v6] = await Promise.all([procTable("/proc/net/tcp", signal, false), procTable("/proc/net/tcp6", signal, true)]);
-    return withCapacity(countEstablished(v4, port) + countEstablished(v6, port), capacity);
-  };
-}
-function parseExecOutput(output) {
-  const text = output.toString("latin1").trim();
-  if (text === "") throw new Error("printed nothing");
-  if (text.includes("\n")) throw new Error("printed more than one line");
-  const out2 = newHeartbeat();
-  const code = parseLoadQuery(Buffer.from(text, "latin1"), 0, text.length, out2);
-  if (code !== 0) throw new Error(`printed ${JSON.stringify(text.length > 80 ? text.slice(0, 80) + "..." : text)}: ${MALFORMED2[code]}`);
-  return { ready: out2.ready, busy: out2.busy, state: out2.state };
-}
-function lastLine(stderr) {
-  const line = stderr.toString("latin1").trim().split("\n").at(-1).trim();
-  return line.length > 200 ? line.slice(0, 200) + "..." : line;
-}
-function runCommand(command, timeoutMs, signal) {
-  return bounded(timeoutMs, signal, (resolve, reject) => {
-    const child = (0, import_node_child_process.spawn)("/bin/sh", ["-c", command], { detached: true, stdio: ["ignore", "pipe", "pipe"] });
-    const out2 = [];
-    const err = [];
-    let outSize = 0, errSize = 0;
-    child.on("error", reject);
-    child.stdout.on("data", (chunk) => {
-      outSize += chunk.length;
-      if (outSize > MAX_OUTPUT) reject(new Error(`printed over ${MAX_OUTPUT} bytes`));
-      else out2.push(chunk);
-    });
-    child.stderr.on("data", (chunk) => {
-      if ((errSize += chunk.length) <= MAX_OUTPUT) err.push(chunk);
-    });
-    child.on("close", (code, sig) => {
-      if (code === 0) return resolve(Buffer.concat(out2));
-      const said = lastLine(Buffer.concat(err));
-      reject(new Error(`${sig ? `killed by ${sig}` : `exited with status ${code}`}${said ? `: ${said}` : ""}`));
-    });
-    return () => {
-      try {
-        process.kill(-child.pid, "SIGKILL");
-      } catch {
-      }
-    };
-  });
-}
-function execSource(command, timeoutMs) {
-  return async (signal) => {
-    try {
-      return parseExecOutput(await runCommand(command, timeoutMs, signal));
-    } catch (err) {
-      throw at2("--exec", err);
-    }
-  };
-}
-var import_node_child_process, import_promises2, import_node_http, import_node_https, INT31_MAX2, MAX_BODY, MAX_OUTPUT, CapacityError;
-var init_load = __esm({
-  "src/core/load.ts"() {
-    "use strict";
-    import_node_child_process = require("node:child_process");
-    import_promises2 = require("node:fs/promises");
-    import_node_http = require("node:http");
-    import_node_https = require("node:https");
-    init_wire();
-    INT31_MAX2 = 2147483647;
-    MAX_BODY = 1 << 20;
-    MAX_OUTPUT = 64 << 10;
-    CapacityError = class extends Error {
-    };
-  }
-});
-
 // src/feeds/page.html
 var page_default;
 var init_page = __esm({
@@ -2790,6 +2213,8 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
   // One read of status: the servers' new values and one more sample of their history.
   function update(data, now) {
     var k = samples % CAP, first = samples === 0, seen = new Set();
+    // The sample this one overwrites, once the ring is full: what leaves the window.
+    var oldTotal = samples >= CAP ? totals[k] : 0;
     total = 0;
     // A table seen for the first time (or grown a lot) gets its room at once, not by doubling.
     if (used + data.servers.length - all.length > width) grow(used + data.servers.length - all.length + 64);
@@ -2800,7 +2225,7 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
       if (!s) {
         // Every field from the start: one shape for all, which V8 handles fastest.
         s = { name: name, ord: 0, since: samples - 1, changed: first ? -Infinity : now, color: -1, h: slot(), state: '', live: false, text: '',
-          ready: 0, busy: 0, age: null, interval: null, packets: null, load: 0, weight: 0, share: 0, sk: 0 };
+          ready: 0, busy: 0, age: null, interval: null, packets: null, load: 0, weight: 0, share: 0, sum: 0, old: 0, sk: 0 };
         byName.set(name, s);
         all.push(s);
       } else if (s.state !== d.state || s.live !== d.live) s.changed = now;
@@ -2818,6 +2243,7 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
       total += s.weight;
       hr[k * width + s.h] = Math.min(d.ready, MAXV) + 1;
       hb[k * width + s.h] = Math.min(d.busy, MAXV) + 1;
+      s.old = hw[k * width + s.h];
       hw[k * width + s.h] = s.weight;
       seen.add(s);
     }
@@ -2826,7 +2252,12 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
       all = all.filter(function (s) { if (!seen.has(s)) byName.delete(s.name); return seen.has(s); });
       compact();
     }
-    for (j = 0; j < all.length; j++) all[j].share = total > 0 ? all[j].weight / total : 0;
+    // sum: the server's shares over the window, kept as samples come and go.
+    for (j = 0; j < all.length; j++) {
+      s = all[j];
+      s.share = total > 0 ? s.weight / total : 0;
+      s.sum = Math.max(0, s.sum + s.share - (oldTotal > 0 ? s.old / oldTotal : 0));
+    }
     totals[k] = total;
     chooseTop();
     var c = data.counters;
@@ -2865,14 +2296,15 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
     hr = r; hb = b; hw = w; used = all.length;
   }
 
-  // The chart's servers: the largest shares now. A server keeps its colour while it stays among them.
+  // The chart's servers: the largest shares over the window (so that one which has just
+  // died or drained still shows as itself). A server keeps its colour while it stays among them.
   function chooseTop() {
     var best = [];
     for (var j = 0; j < all.length; j++) {
       var s = all[j];
-      if (s.share <= 0 || (best.length === TOP && s.share <= best[TOP - 1].share)) continue;
+      if (s.sum <= 1e-9 || (best.length === TOP && s.sum <= best[TOP - 1].sum)) continue;
       var i = best.length < TOP ? best.length : TOP - 1;
-      while (i > 0 && best[i - 1].share < s.share) { best[i] = best[i - 1]; i--; }
+      while (i > 0 && best[i - 1].sum < s.sum) { best[i] = best[i - 1]; i--; }
       best[i] = s;
     }
     top.forEach(function (s) { if (best.indexOf(s) < 0) { freeColors.push(COLORS[s.color]); s.color = -1; } });
@@ -3307,11 +2739,11 @@ hbeat_servers ${servers.length}
 `;
   return out2;
 }
-var import_node_http2, DEFAULT_TIMEOUTS, MAX_PICK_COUNT, DEFAULT_MAX_AGE_S, PICK_PARAMS, OVERSIZED, reasonScratch, BadRequest, CACHED_POOLS, PickView, DEFAULT_PICK, TEXT, HttpServer;
+var import_node_http, DEFAULT_TIMEOUTS, MAX_PICK_COUNT, DEFAULT_MAX_AGE_S, PICK_PARAMS, OVERSIZED, reasonScratch, BadRequest, CACHED_POOLS, PickView, DEFAULT_PICK, TEXT, HttpServer;
 var init_http = __esm({
   "src/feeds/http.ts"() {
     "use strict";
-    import_node_http2 = require("node:http");
+    import_node_http = require("node:http");
     init_address();
     init_main();
     init_clock();
@@ -3394,7 +2826,7 @@ var init_http = __esm({
       /** Listens on `opts.on` only; a port in use or an address not of this host is a ListenError. */
       static async start(opts) {
         const t = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
-        const server = (0, import_node_http2.createServer)({
+        const server = (0, import_node_http.createServer)({
           headersTimeout: t.headers,
           requestTimeout: t.request,
           keepAliveTimeout: t.keepAlive,
@@ -3540,6 +2972,591 @@ var init_http = __esm({
         for (const s of chosen) body += formatEndpoint(s.host, s.port) + "\n";
         reply(res, 200, TEXT, body);
       }
+    };
+  }
+});
+
+// src/term/demo.ts
+var demo_exports = {};
+__export(demo_exports, {
+  DEFAULT_DURATION_MS: () => DEFAULT_DURATION_MS,
+  DemoError: () => DemoError,
+  runDemo: () => runDemo
+});
+function at(capacity, busy) {
+  const b = Math.max(0, Math.round(busy));
+  return { ready: capacity - b, busy: b };
+}
+async function runDemo(opts) {
+  const out2 = opts.out ?? process.stdout;
+  let dir;
+  try {
+    dir = (0, import_node_fs4.mkdtempSync)((0, import_node_path2.join)((0, import_node_os2.tmpdir)(), "hbeat-demo-"));
+  } catch (err) {
+    throw new DemoError(`cannot make a temporary directory in ${(0, import_node_os2.tmpdir)()} (set TMPDIR to a writable one): ${err.message.replace(/^[A-Z]+: /, "").replace(/, mkdtemp .*/, "")}`);
+  }
+  const screen = new Screen(out2, isTerminal(out2));
+  const stop = stopSignal(out2);
+  const errors = [];
+  const write = sink.write;
+  sink.write = (line) => void (/(^|[\s>])level=error /.test(line) && errors.push(line));
+  let table;
+  let listener;
+  let http;
+  const senders = [];
+  try {
+    table = SlotTable.open((0, import_node_path2.join)(dir, "hbeat.slots"), 16);
+    const on = await listenOnFreePort(table);
+    listener = on.listener;
+    http = await HttpServer.start({ on: { host: "127.0.0.1", port: 0, family: 4 }, listener });
+    const page = `http://127.0.0.1:${http.address.port}/`;
+    const began = import_node_perf_hooks3.performance.now();
+    const clock = () => {
+      const t = (import_node_perf_hooks3.performance.now() - began) / 1e3;
+      return { t, f: Math.min(1, t * 1e3 / opts.durationMs) };
+    };
+    const names = await startBackends(on.endpoint, clock, senders);
+    const view = new View(screen, on.endpoint, names, opts.durationMs, page);
+    const ticks = Math.ceil(opts.durationMs / TICK_MS);
+    const plainEvery = Math.max(2, Math.round(ticks / 5));
+    await every(TICK_MS, stop.signal, (n) => {
+      const t = Math.min(n * TICK_MS, opts.durationMs) / 1e3;
+      const f = t * 1e3 / opts.durationMs;
+      for (const i of BY_EVENT_TIME) {
+        const role = ROLES[i];
+        if (f >= role.event.at && !view.happened(i)) {
+          view.event(t, i, role.event.says);
+          if (role.dies) void senders[i]?.close();
+        }
+      }
+      view.tick(t, table.snapshot(), counters(table));
+      if (screen.redraw || n >= ticks || n > 0 && n % plainEvery === 0) view.draw(t);
+      return n < ticks;
+    });
+    return 0;
+  } finally {
+    stop.dispose();
+    screen.close();
+    await Promise.all(senders.map((s) => s?.close()));
+    await http?.close();
+    await listener?.close();
+    table?.close();
+    (0, import_node_fs4.rmSync)(dir, { recursive: true, force: true });
+    sink.write = write;
+    for (const line of errors) write(line);
+  }
+}
+function counters(table) {
+  const out2 = {};
+  COUNTER_NAMES.forEach((name, i) => out2[name] = table.counters[i]);
+  return out2;
+}
+async function listenOnFreePort(table) {
+  for (let tries = 1; ; tries++) {
+    const endpoint = parseEndpoint(`127.0.0.1:${await freePort()}`);
+    try {
+      return { listener: await Listener.start({ on: [endpoint], table }), endpoint };
+    } catch (err) {
+      if (!(err instanceof ListenError) || tries === 5) throw err;
+    }
+  }
+}
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = (0, import_node_dgram3.createSocket)("udp4");
+    s.once("error", reject);
+    s.bind(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+async function startBackends(to, clock, senders) {
+  const start = (i, source, port) => Sender.start({
+    to: [to],
+    intervalMs: INTERVAL_MS,
+    port,
+    source,
+    ttl: 1,
+    drain: false,
+    load: async () => {
+      const { t, f } = clock();
+      return ROLES[i].load(t, f);
+    }
+  });
+  let loopbackRange = true;
+  try {
+    senders.push(await start(0, "127.0.0.2", 8080));
+  } catch (err) {
+    if (!(err instanceof SendError)) throw err;
+    loopbackRange = false;
+  }
+  const names = [];
+  for (let i = 0; i < ROLES.length; i++) {
+    const source = loopbackRange ? `127.0.0.${2 + i}` : "127.0.0.1";
+    const port = loopbackRange ? 8080 : 8081 + i;
+    if (i > 0 || !loopbackRange) senders[i] = await start(i, loopbackRange ? source : void 0, port);
+    names.push(formatEndpoint(source, port));
+  }
+  return names;
+}
+var import_node_dgram3, import_node_fs4, import_node_os2, import_node_path2, import_node_perf_hooks3, DEFAULT_DURATION_MS, INTERVAL_MS, MAX_AGE_S, TICK_MS, PICKS_PER_TICK, BAR, wave, DRAIN_AT, DIE_AT, WORK_AT, ROLES, BY_EVENT_TIME, DemoError, View;
+var init_demo = __esm({
+  "src/term/demo.ts"() {
+    "use strict";
+    import_node_dgram3 = require("node:dgram");
+    import_node_fs4 = require("node:fs");
+    import_node_os2 = require("node:os");
+    import_node_path2 = require("node:path");
+    import_node_perf_hooks3 = require("node:perf_hooks");
+    init_address();
+    init_listener();
+    init_http();
+    init_log();
+    init_picker();
+    init_screen();
+    init_sender();
+    init_slotfile();
+    init_status();
+    init_wire();
+    DEFAULT_DURATION_MS = 15e3;
+    INTERVAL_MS = 250;
+    MAX_AGE_S = 2.5;
+    TICK_MS = 500;
+    PICKS_PER_TICK = 100;
+    BAR = 20;
+    wave = (t, period) => Math.sin(2 * Math.PI * t / period);
+    DRAIN_AT = 0.35;
+    DIE_AT = 0.5;
+    WORK_AT = 0.2;
+    ROLES = [
+      // Steady: 100 workers, a third of them busy, give or take.
+      { load: (t) => at(100, 35 + 10 * wave(t, 4)) },
+      // Filling up: busier and busier, so its share of the picks shrinks.
+      { load: (_, f) => at(100, 20 + 70 * f) },
+      // Drains: still announcing, but state=drain, finishing what it has.
+      {
+        load: (t, f) => f < DRAIN_AT ? at(60, 30 + 5 * wave(t, 3)) : { ...at(60, 30 * (1 - (f - DRAIN_AT) / (1 - DRAIN_AT))), state: STATE_DRAIN },
+        event: { at: DRAIN_AT, says: "drains: state=drain, no new picks" }
+      },
+      // Dies: stops announcing without a word, as a crashed host does.
+      { load: (t) => at(100, 40 + 8 * wave(t, 5)), event: { at: DIE_AT, says: "dies: stops announcing" }, dies: true },
+      // Just started: nothing busy, so Apache's slow start weighs it ready/4, until work arrives.
+      { load: (t, f) => f < WORK_AT ? at(40, 0) : at(40, 5 + 3 * wave(t, 2)), event: { at: WORK_AT, says: "takes work; until now busy 0, so weight ready/4" } }
+    ];
+    BY_EVENT_TIME = ROLES.flatMap((r, i) => r.event ? [i] : []).sort((a, b) => ROLES[a].event.at - ROLES[b].event.at);
+    DemoError = class extends Error {
+    };
+    View = class {
+      constructor(screen, listener, names, durationMs, page) {
+        this.screen = screen;
+        this.listener = listener;
+        this.names = names;
+        this.durationMs = durationMs;
+        this.page = page;
+        this.dim = dimmer(screen.redraw);
+      }
+      screen;
+      listener;
+      names;
+      durationMs;
+      page;
+      picks = /* @__PURE__ */ new Map();
+      lastPicks = /* @__PURE__ */ new Map();
+      totalPicks = 0;
+      servers = [];
+      counters = {};
+      events = [];
+      done = /* @__PURE__ */ new Set();
+      wasLive = /* @__PURE__ */ new Set();
+      dim;
+      happened(role) {
+        return this.done.has(role);
+      }
+      event(t, role, says) {
+        this.done.add(role);
+        this.events.push(`${`t=${t.toFixed(1)}s`.padEnd(8)} ${this.names[role]} ${says}`);
+      }
+      /** One tick: a new snapshot, PICKS_PER_TICK picks from it, and the deaths it shows. */
+      tick(t, servers, counters2) {
+        this.servers = servers;
+        this.counters = counters2;
+        for (const s of servers) {
+          const name = formatEndpoint(s.host, s.port);
+          if (isLive(s, MAX_AGE_S)) this.wasLive.add(name);
+          else if (this.wasLive.delete(name)) this.events.push(`${`t=${t.toFixed(1)}s`.padEnd(8)} ${name} silent for ${MAX_AGE_S}s: not live, no more picks`);
+        }
+        this.lastPicks.clear();
+        for (const s of pick(servers, { maxAge: MAX_AGE_S, method: "weighted", count: PICKS_PER_TICK, distinct: false, random: Math.random })) {
+          const name = formatEndpoint(s.host, s.port);
+          this.lastPicks.set(name, (this.lastPicks.get(name) ?? 0) + 1);
+          this.picks.set(name, (this.picks.get(name) ?? 0) + 1);
+          this.totalPicks++;
+        }
+      }
+      draw(t) {
+        const lines = [
+          `hbeat demo, t=${t.toFixed(1)}s of ${+(this.durationMs / 1e3).toFixed(1)}s${this.screen.redraw ? " (Ctrl-C stops)" : ""}`,
+          `${this.names.length} backends announce their load every ${INTERVAL_MS}ms to a listener on ${formatEndpoint(this.listener.host, this.listener.port)}.`,
+          `Time runs 4x fast: live means heard from in the last ${MAX_AGE_S}s (10s in production).`,
+          `In a browser, the page: ${this.page} (while the demo runs)`,
+          "",
+          statusTable(this.servers, this.counters, { liveAge: MAX_AGE_S, notLive: this.dim }),
+          "",
+          `${PICKS_PER_TICK} picks every ${TICK_MS / 1e3}s, each backend with probability weight / total:`,
+          "weight = ready (ready/4 while busy is 0); 0 when draining or not live",
+          "",
+          this.pickTable(),
+          "",
+          "what happened:",
+          ...this.events.length === 0 ? ["  nothing yet"] : this.events.map((e) => `  ${e}`)
+        ];
+        this.screen.show(lines.join("\n"));
+      }
+      pickTable() {
+        const weights = new Map(this.servers.map((s) => [formatEndpoint(s.host, s.port), isLive(s, MAX_AGE_S) && s.state !== "drain" ? weight(s) : 0]));
+        const rows = [["SERVER", "WEIGHT", "PICKS", "SHARE", "LAST 100", ""]];
+        for (const name of [...this.names].sort()) {
+          const total = this.picks.get(name) ?? 0;
+          const last = this.lastPicks.get(name) ?? 0;
+          const share = this.totalPicks === 0 ? 0 : total / this.totalPicks;
+          rows.push([name, String(weights.get(name) ?? 0), String(total), `${(100 * share).toFixed(1)}%`, String(last), "#".repeat(Math.round(BAR * last / PICKS_PER_TICK))]);
+        }
+        const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+        return rows.map((r) => r.map((cell, c) => c === 0 || c === 5 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join("  ").trimEnd()).join("\n");
+      }
+    };
+  }
+});
+
+// src/core/hbdat.ts
+var hbdat_exports = {};
+__export(hbdat_exports, {
+  HB_DAT_SEEN_TIMEOUT_S: () => HB_DAT_SEEN_TIMEOUT_S,
+  HbDatWriter: () => HbDatWriter,
+  formatHbDat: () => formatHbDat,
+  hbDatReason: () => hbDatReason,
+  readHbDat: () => readHbDat,
+  writeHbDat: () => writeHbDat
+});
+function formatHbDat(servers) {
+  let text = "";
+  for (const s of servers) {
+    if (s.age === null || s.state === "drain") continue;
+    const lastseen = Math.floor(s.age);
+    if (lastseen > HB_DAT_SEEN_TIMEOUT_S) continue;
+    text += `${s.host} &ready=${s.ready}&busy=${s.busy}&lastseen=${lastseen}&port=${s.port}
+`;
+  }
+  return text;
+}
+function writeHbDat(path, servers) {
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    (0, import_node_fs5.writeFileSync)(tmp, formatHbDat(servers));
+    (0, import_node_fs5.chmodSync)(tmp, 420);
+    (0, import_node_fs5.renameSync)(tmp, path);
+  } catch (err) {
+    try {
+      (0, import_node_fs5.unlinkSync)(tmp);
+    } catch {
+    }
+    throw err;
+  }
+}
+function hbDatReason(path, err) {
+  const e = err;
+  switch (e.code) {
+    case "ENOENT":
+      return `directory ${(0, import_node_path3.dirname)(path)} does not exist`;
+    case "EACCES":
+    case "EPERM":
+      return `permission denied in ${(0, import_node_path3.dirname)(path)}`;
+    case "EROFS":
+      return "read-only file system";
+    case "EISDIR":
+      return "is a directory";
+    case "ENOSPC":
+      return "no space left on device";
+    default:
+      return e.code ? `${e.code}: ${e.message.split("\n")[0]}` : String(e.message ?? e);
+  }
+}
+function readHbDat(path, nowMs = Date.now()) {
+  const data = (0, import_node_fs5.readFileSync)(path);
+  const fileAge = Math.max(0, nowMs - (0, import_node_fs5.statSync)(path).mtimeMs) / 1e3;
+  const servers = [];
+  for (let start = 0; start < data.length; ) {
+    const next = data.indexOf(10, start);
+    const lineEnd = next < 0 ? data.length : next;
+    const end = data[lineEnd - 1] === 13 ? lineEnd - 1 : lineEnd;
+    const space = data.indexOf(32, start);
+    if (data[start] !== 35 && space > start && space < end) {
+      const fields = parseHbDatQuery(data, space + 1, end);
+      const host = data.toString("latin1", start, space);
+      if (fields && (0, import_node_net3.isIP)(stripScope(host))) servers.push({ host, address: stripScope(host), port: fields.port, ready: fields.ready, busy: fields.busy, age: fields.lastseen + fileAge, state: "up" });
+    }
+    start = lineEnd + 1;
+  }
+  return servers;
+}
+var import_node_net3, import_node_fs5, import_node_path3, HB_DAT_SEEN_TIMEOUT_S, HbDatWriter;
+var init_hbdat = __esm({
+  "src/core/hbdat.ts"() {
+    "use strict";
+    import_node_net3 = require("node:net");
+    import_node_fs5 = require("node:fs");
+    import_node_path3 = require("node:path");
+    init_address();
+    init_log();
+    init_wire();
+    HB_DAT_SEEN_TIMEOUT_S = 30;
+    HbDatWriter = class _HbDatWriter {
+      constructor(path, servers) {
+        this.path = path;
+        this.servers = servers;
+        this.outage = new Outage("cannot write hb.dat; trying again at the next interval", "hb.dat written again", { path }, { level: "error", repeatMs: 6e4 });
+      }
+      path;
+      servers;
+      outage;
+      timer;
+      /** Writes the file at once (throwing, for a one-line exit, when it cannot), then every intervalMs. */
+      static start(path, intervalMs, servers) {
+        const writer = new _HbDatWriter(path, servers);
+        writeHbDat(path, servers());
+        writer.timer = setInterval(() => writer.write(), intervalMs);
+        writer.timer.unref();
+        return writer;
+      }
+      /** One write; false when it failed (logged). */
+      write() {
+        try {
+          writeHbDat(this.path, this.servers());
+        } catch (err) {
+          this.outage.fail(hbDatReason(this.path, err));
+          return false;
+        }
+        this.outage.ok();
+        return true;
+      }
+      /** A last write, so the file is as fresh as it can be; then no more. */
+      stop() {
+        if (this.timer === void 0) return;
+        clearInterval(this.timer);
+        this.timer = void 0;
+        this.write();
+      }
+    };
+  }
+});
+
+// src/core/load.ts
+var load_exports = {};
+__export(load_exports, {
+  CapacityError: () => CapacityError,
+  connectionsSource: () => connectionsSource,
+  countEstablished: () => countEstablished,
+  execSource: () => execSource,
+  parseApacheStatus: () => parseApacheStatus,
+  parseExecOutput: () => parseExecOutput,
+  parseNginxStatus: () => parseNginxStatus,
+  parseStatusUrl: () => parseStatusUrl,
+  statusLoad: () => statusLoad,
+  statusUrlSource: () => statusUrlSource,
+  withCapacity: () => withCapacity
+});
+function withCapacity(busy, capacity) {
+  return { ready: Math.max(capacity - busy, 0), busy };
+}
+function field(body, key) {
+  const m = new RegExp(`^${key}:[ \\t]*([0-9]{1,10})[ \\t]*\\r?$`, "m").exec(body);
+  return m && +m[1] <= INT31_MAX2 ? +m[1] : void 0;
+}
+function parseApacheStatus(body) {
+  const busy = field(body, "BusyWorkers");
+  const idle = field(body, "IdleWorkers");
+  if (busy === void 0 || idle === void 0) return null;
+  return { ready: Math.min(idle + 1, INT31_MAX2), busy: Math.max(busy - 1, 0) };
+}
+function parseNginxStatus(body) {
+  if (field(body, "Active connections") === void 0) return null;
+  const m = /^Reading:[ \t]*([0-9]{1,10})[ \t]+Writing:[ \t]*([0-9]{1,10})[ \t]+Waiting:[ \t]*[0-9]{1,10}[ \t]*\r?$/m.exec(body);
+  return m ? Math.min(Math.max(+m[1] + +m[2] - 1, 0), INT31_MAX2) : null;
+}
+function statusLoad(body, capacity) {
+  const apache = parseApacheStatus(body);
+  if (apache) return apache;
+  const busy = parseNginxStatus(body);
+  if (busy === null) {
+    throw new Error("neither Apache mod_status ?auto nor nginx stub_status (an Apache server-status URL needs ?auto)");
+  }
+  if (capacity === void 0) throw new CapacityError("nginx stub_status counts no free workers: give --capacity N");
+  return withCapacity(busy, capacity);
+}
+function parseStatusUrl(text) {
+  let url;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new Error(`--status-url takes an http:// or https:// URL, not ${JSON.stringify(text)}`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(`--status-url takes an http:// or https:// URL, not ${url.protocol}`);
+  return url;
+}
+function shown(url) {
+  if (url.password === "") return url.href;
+  const copy = new URL(url.href);
+  copy.password = "***";
+  return copy.href;
+}
+function at2(where, err) {
+  const text = `${where}: ${(err instanceof Error ? err.message : String(err)).split("\n")[0]}`;
+  return err instanceof CapacityError ? new CapacityError(text) : new Error(text);
+}
+function bounded(timeoutMs, signal, start) {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    let cancel;
+    const finish = () => {
+      if (settled) return false;
+      settled = true;
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+      return true;
+    };
+    const fail2 = (err) => {
+      if (!finish()) return;
+      cancel?.();
+      reject(err);
+    };
+    const onAbort = () => fail2(signal.reason instanceof Error ? signal.reason : new Error("aborted"));
+    const timer = setTimeout(() => fail2(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    signal.addEventListener("abort", onAbort, { once: true });
+    cancel = start((v) => finish() && resolve(v), fail2);
+    if (signal.aborted) onAbort();
+  });
+}
+function fetchBody(url, timeoutMs, signal) {
+  const get = url.protocol === "https:" ? import_node_https.request : import_node_http2.request;
+  return bounded(timeoutMs, signal, (resolve, reject) => {
+    const req = get(url, { agent: false, headers: { connection: "close", "user-agent": "hbeat" } });
+    req.on("error", reject);
+    req.on("response", (res) => {
+      if (res.statusCode === void 0 || res.statusCode < 200 || res.statusCode > 299) {
+        reject(new Error(`HTTP ${res.statusCode} ${res.statusMessage ?? ""}`.trim()));
+        return;
+      }
+      const chunks = [];
+      let size = 0;
+      res.on("data", (chunk) => {
+        size += chunk.length;
+        if (size > MAX_BODY) reject(new Error(`body over ${MAX_BODY} bytes`));
+        else chunks.push(chunk);
+      });
+      res.on("error", reject);
+      res.on("end", () => resolve(Buffer.concat(chunks).toString("latin1")));
+    });
+    req.end();
+    return () => req.destroy();
+  });
+}
+function statusUrlSource(url, opts) {
+  const where = shown(url);
+  return async (signal) => {
+    try {
+      return statusLoad(await fetchBody(url, opts.timeoutMs, signal), opts.capacity);
+    } catch (err) {
+      throw at2(where, err);
+    }
+  };
+}
+function countEstablished(table, port) {
+  const suffix = ":" + port.toString(16).toUpperCase().padStart(4, "0");
+  let n = 0;
+  for (const line of table.split("\n")) {
+    const f = line.trim().split(/\s+/);
+    if (f[3] === "01" && f[1].endsWith(suffix)) n++;
+  }
+  return n;
+}
+async function procTable(path, signal, optional) {
+  try {
+    return await (0, import_promises2.readFile)(path, { encoding: "latin1", signal });
+  } catch (err) {
+    if (optional && err.code === "ENOENT") return "";
+    throw at2(path, err);
+  }
+}
+function connectionsSource(port, capacity) {
+  return async (signal) => {
+    const [v4, v6] = await Promise.all([procTable("/proc/net/tcp", signal, false), procTable("/proc/net/tcp6", signal, true)]);
+    return withCapacity(countEstablished(v4, port) + countEstablished(v6, port), capacity);
+  };
+}
+function parseExecOutput(output) {
+  const text = output.toString("latin1").trim();
+  if (text === "") throw new Error("printed nothing");
+  if (text.includes("\n")) throw new Error("printed more than one line");
+  const out2 = newHeartbeat();
+  const code = parseLoadQuery(Buffer.from(text, "latin1"), 0, text.length, out2);
+  if (code !== 0) throw new Error(`printed ${JSON.stringify(text.length > 80 ? text.slice(0, 80) + "..." : text)}: ${MALFORMED2[code]}`);
+  return { ready: out2.ready, busy: out2.busy, state: out2.state };
+}
+function lastLine(stderr) {
+  const line = stderr.toString("latin1").trim().split("\n").at(-1).trim();
+  return line.length > 200 ? line.slice(0, 200) + "..." : line;
+}
+function runCommand(command, timeoutMs, signal) {
+  return bounded(timeoutMs, signal, (resolve, reject) => {
+    const child = (0, import_node_child_process.spawn)("/bin/sh", ["-c", command], { detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    const out2 = [];
+    const err = [];
+    let outSize = 0, errSize = 0;
+    child.on("error", reject);
+    child.stdout.on("data", (chunk) => {
+      outSize += chunk.length;
+      if (outSize > MAX_OUTPUT) reject(new Error(`printed over ${MAX_OUTPUT} bytes`));
+      else out2.push(chunk);
+    });
+    child.stderr.on("data", (chunk) => {
+      if ((errSize += chunk.length) <= MAX_OUTPUT) err.push(chunk);
+    });
+    child.on("close", (code, sig) => {
+      if (code === 0) return resolve(Buffer.concat(out2));
+      const said = lastLine(Buffer.concat(err));
+      reject(new Error(`${sig ? `killed by ${sig}` : `exited with status ${code}`}${said ? `: ${said}` : ""}`));
+    });
+    return () => {
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {
+      }
+    };
+  });
+}
+function execSource(command, timeoutMs) {
+  return async (signal) => {
+    try {
+      return parseExecOutput(await runCommand(command, timeoutMs, signal));
+    } catch (err) {
+      throw at2("--exec", err);
+    }
+  };
+}
+var import_node_child_process, import_promises2, import_node_http2, import_node_https, INT31_MAX2, MAX_BODY, MAX_OUTPUT, CapacityError;
+var init_load = __esm({
+  "src/core/load.ts"() {
+    "use strict";
+    import_node_child_process = require("node:child_process");
+    import_promises2 = require("node:fs/promises");
+    import_node_http2 = require("node:http");
+    import_node_https = require("node:https");
+    init_wire();
+    INT31_MAX2 = 2147483647;
+    MAX_BODY = 1 << 20;
+    MAX_OUTPUT = 64 << 10;
+    CapacityError = class extends Error {
     };
   }
 });

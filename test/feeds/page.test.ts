@@ -244,7 +244,7 @@ test('hbeat demo serves the page on loopback and prints its URL; a screenshot of
   demo.stdout.on('data', (d) => (out += d));
   demo.stderr.resume();
   const url = await until(() => /the page: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out)?.[1], 'the demo to print its page', 20_000);
-  const page = await browser.newPage(1100, 620);
+  const page = await browser.newPage(1100, 490);
   await page.goto(url);
   // Its story: one backend drains, one dies.
   await page.waitFor(`[...document.querySelectorAll('#rows .row')].some((r) => !r.hidden && r.children[2].textContent === 'dead') && 1`, 'a dead backend on the demo page', 30_000);
