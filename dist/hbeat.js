@@ -1,31 +1,45 @@
 #!/usr/bin/env node
 "use strict";
-var __defProp = Object.defineProperty;
-var __getOwnPropNames = Object.getOwnPropertyNames;
-var __esm = (fn, res, err) => function __init() {
-  if (err) throw err[0];
-  try {
-    return fn && (res = (0, fn[__getOwnPropNames(fn)[0]])(fn = 0)), res;
-  } catch (e) {
-    throw err = [e], e;
+
+// src/core/errors.ts
+var OperatorError = class extends Error {
+};
+var UsageError = class extends Error {
+};
+function errorText(err) {
+  return (err instanceof Error ? err.message : String(err)).split("\n")[0];
+}
+function errnoText(err) {
+  const e = err;
+  switch (e.code) {
+    case "ENOENT":
+      return "does not exist";
+    case "EACCES":
+    case "EPERM":
+      return "permission denied";
+    case "EROFS":
+      return "read-only file system";
+    case "EISDIR":
+      return "is a directory";
+    case "ENOSPC":
+      return "no space left on device";
+    case "ENOTDIR":
+      return "a part of the path is not a directory";
+    default:
+      return e.code ? `${e.code}: ${errorText(e)}` : errorText(e);
   }
-};
-var __export = (target, all) => {
-  for (var name in all)
-    __defProp(target, name, { get: all[name], enumerable: true });
-};
+}
+
+// src/term/demo.ts
+var import_node_dgram3 = require("node:dgram");
+var import_node_fs4 = require("node:fs");
+var import_node_os2 = require("node:os");
+var import_node_path2 = require("node:path");
+var import_node_perf_hooks3 = require("node:perf_hooks");
 
 // src/core/address.ts
-var address_exports = {};
-__export(address_exports, {
-  formatEndpoint: () => formatEndpoint,
-  isMulticast: () => isMulticast,
-  multicastInterface: () => multicastInterface,
-  parseEndpoint: () => parseEndpoint,
-  readAddress: () => readAddress,
-  stripScope: () => stripScope,
-  writeAddress: () => writeAddress
-});
+var import_node_net = require("node:net");
+var import_node_os = require("node:os");
 function parseEndpoint(text, what = "address") {
   let host;
   let portText;
@@ -147,16 +161,14 @@ function multicastInterface(iface, family) {
   }
   throw new Error(`--interface ${iface}: not an address of this host`);
 }
-var import_node_net, import_node_os;
-var init_address = __esm({
-  "src/core/address.ts"() {
-    "use strict";
-    import_node_net = require("node:net");
-    import_node_os = require("node:os");
-  }
-});
+
+// src/core/listener.ts
+var import_node_dgram = require("node:dgram");
 
 // src/core/clock.ts
+var import_node_fs = require("node:fs");
+var import_node_perf_hooks = require("node:perf_hooks");
+var offsetMs = Number(process.hrtime.bigint()) / 1e6 - import_node_perf_hooks.performance.now();
 function monoNow() {
   return offsetMs + import_node_perf_hooks.performance.now();
 }
@@ -169,25 +181,11 @@ function bootId() {
   }
   return id;
 }
-var import_node_fs, import_node_perf_hooks, offsetMs;
-var init_clock = __esm({
-  "src/core/clock.ts"() {
-    "use strict";
-    import_node_fs = require("node:fs");
-    import_node_perf_hooks = require("node:perf_hooks");
-    offsetMs = Number(process.hrtime.bigint()) / 1e6 - import_node_perf_hooks.performance.now();
-  }
-});
 
 // src/core/log.ts
-var log_exports = {};
-__export(log_exports, {
-  Outage: () => Outage,
-  RateLimitedLog: () => RateLimitedLog,
-  formatLine: () => formatLine,
-  log: () => log,
-  sink: () => sink
-});
+var PRIORITY = { error: 3, warn: 4, info: 6, debug: 7 };
+var underJournal = () => process.env.JOURNAL_STREAM !== void 0;
+var sink = { write: (line) => void process.stderr.write(line + "\n") };
 function quote(value) {
   const text = String(value);
   if (/^[^\s"=\\\x00-\x1f\x7f-\x9f]+$/.test(text)) return text;
@@ -202,98 +200,125 @@ function formatLine(level, msg, fields = {}, journal = underJournal()) {
 function log(level, msg, fields) {
   sink.write(formatLine(level, msg, fields));
 }
-var PRIORITY, underJournal, sink, RateLimitedLog, Outage;
-var init_log = __esm({
-  "src/core/log.ts"() {
-    "use strict";
-    PRIORITY = { error: 3, warn: 4, info: 6, debug: 7 };
-    underJournal = () => process.env.JOURNAL_STREAM !== void 0;
-    sink = { write: (line) => void process.stderr.write(line + "\n") };
-    RateLimitedLog = class {
-      constructor(burst = 5, windowMs = 1e4, now = () => Date.now()) {
-        this.burst = burst;
-        this.windowMs = windowMs;
-        this.now = now;
-      }
-      burst;
-      windowMs;
-      now;
-      causes = /* @__PURE__ */ new Map();
-      /** Logs unless `cause` is over its budget; `fields` is only called when the line is written. */
-      log(cause, level, msg, fields) {
-        const t = this.now();
-        let c = this.causes.get(cause);
-        if (!c) this.causes.set(cause, c = { windowStart: t, lines: 0, suppressed: 0 });
-        if (t - c.windowStart >= this.windowMs) {
-          c.windowStart = t;
-          c.lines = 0;
-        }
-        if (c.lines >= this.burst) {
-          c.suppressed++;
-          return;
-        }
-        c.lines++;
-        const suppressed = c.suppressed;
-        c.suppressed = 0;
-        log(level, msg, { ...fields(), suppressed: suppressed || void 0 });
-      }
-    };
-    Outage = class {
-      constructor(failed, recovered, fields = {}, opts = {}) {
-        this.failed = failed;
-        this.recovered = recovered;
-        this.fields = fields;
-        this.opts = opts;
-      }
-      failed;
-      recovered;
-      fields;
-      opts;
-      failures = 0;
-      loggedAt = -Infinity;
-      fail(error) {
-        const now = (this.opts.now ?? Date.now)();
-        if (this.failures++ === 0 || now - this.loggedAt >= (this.opts.repeatMs ?? Infinity)) {
-          this.loggedAt = now;
-          log(this.opts.level ?? "warn", this.failed, { ...this.fields, error: error instanceof Error ? error.message : String(error) });
-        }
-      }
-      ok() {
-        if (this.failures > 0) log("info", this.recovered, { ...this.fields, failures: this.failures });
-        this.failures = 0;
-      }
-    };
+var RateLimitedLog = class {
+  constructor(burst = 5, windowMs = 1e4, now = () => Date.now()) {
+    this.burst = burst;
+    this.windowMs = windowMs;
+    this.now = now;
   }
-});
+  burst;
+  windowMs;
+  now;
+  causes = /* @__PURE__ */ new Map();
+  /** Logs unless `cause` is over its budget; `fields` is only called when the line is written. */
+  log(cause, level, msg, fields) {
+    const t = this.now();
+    let c = this.causes.get(cause);
+    if (!c) this.causes.set(cause, c = { windowStart: t, lines: 0, suppressed: 0 });
+    if (t - c.windowStart >= this.windowMs) {
+      c.windowStart = t;
+      c.lines = 0;
+    }
+    if (c.lines >= this.burst) {
+      c.suppressed++;
+      return;
+    }
+    c.lines++;
+    const suppressed = c.suppressed;
+    c.suppressed = 0;
+    log(level, msg, { ...fields(), suppressed: suppressed || void 0 });
+  }
+};
+var Outage = class {
+  constructor(failed, recovered, fields = {}, opts = {}) {
+    this.failed = failed;
+    this.recovered = recovered;
+    this.fields = fields;
+    this.opts = opts;
+  }
+  failed;
+  recovered;
+  fields;
+  opts;
+  failures = 0;
+  loggedAt = -Infinity;
+  fail(error) {
+    const now = (this.opts.now ?? Date.now)();
+    if (this.failures++ === 0 || now - this.loggedAt >= (this.opts.repeatMs ?? Infinity)) {
+      this.loggedAt = now;
+      log(this.opts.level ?? "warn", this.failed, { ...this.fields, error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+  ok() {
+    if (this.failures > 0) log("info", this.recovered, { ...this.fields, failures: this.failures });
+    this.failures = 0;
+  }
+};
 
 // src/core/slotfile.ts
-var slotfile_exports = {};
-__export(slotfile_exports, {
-  ACCEPTED: () => ACCEPTED,
-  BADSIG: () => BADSIG,
-  COUNTER_NAMES: () => COUNTER_NAMES,
-  DEFAULT_MAX_SERVERS: () => DEFAULT_MAX_SERVERS,
-  EVICT_AGE_MS: () => EVICT_AGE_MS,
-  FORMAT_VERSION: () => FORMAT_VERSION,
-  FULL: () => FULL,
-  HEADER_SIZE: () => HEADER_SIZE,
-  MAGIC: () => MAGIC,
-  MALFORMED: () => MALFORMED,
-  MAX_SERVERS_LIMIT: () => MAX_SERVERS_LIMIT,
-  REPLAYED: () => REPLAYED,
-  SLOT_SIZE: () => SLOT_SIZE,
-  SlotFileError: () => SlotFileError,
-  SlotTable: () => SlotTable,
-  UNSIGNED: () => UNSIGNED,
-  crc32: () => crc32,
-  readSnapshot: () => readSnapshot,
-  slotCrc: () => slotCrc
-});
+var import_node_fs2 = require("node:fs");
+var import_node_path = require("node:path");
+var import_node_zlib = require("node:zlib");
+var MAGIC = Buffer.from("HBEATSLT", "latin1");
+var FORMAT_VERSION = 2;
+var HEADER_SIZE = 256;
+var SLOT_SIZE = 128;
+var MAX_SERVERS_LIMIT = 1048576;
+var DEFAULT_MAX_SERVERS = 1024;
+var EVICT_AGE_MS = 3e4;
+var COUNTER_NAMES = ["accepted", "malformed", "unsigned", "badsig", "replayed", "full"];
+var ACCEPTED = 0;
+var MALFORMED = 1;
+var UNSIGNED = 2;
+var BADSIG = 3;
+var REPLAYED = 4;
+var FULL = 5;
+var H_VERSION = 8;
+var H_HEADER_SIZE = 12;
+var H_SLOT_SIZE = 16;
+var H_SLOTS = 20;
+var H_BOOT = 24;
+var H_CREATED = 40;
+var H_CRC = 60;
+var C_OFF = 64;
+var C_SEQ = 64;
+var C_PID = 68;
+var C_VALUES = 72;
+var C_CRC = 124;
+var C_LEN = 64;
+var S_SEQ = 0;
+var S_FAMILY = 4;
+var S_STATE = 5;
+var S_PORT = 6;
+var S_READY = 8;
+var S_BUSY = 12;
+var S_PACKETS = 16;
+var S_SEEN_MONO = 24;
+var S_SEEN_WALL = 32;
+var S_LAST_TS = 40;
+var S_ADDR = 48;
+var S_SCOPE_LEN = 64;
+var S_SCOPE = 65;
+var SCOPE_MAX = 31;
+var S_INTERVAL = 96;
+var S_CRC = 124;
+var SlotFileError = class extends OperatorError {
+  /** A checksum mismatch, which a concurrent write can cause: worth a re-read. */
+  torn = false;
+};
+var CRC_TABLE = new Int32Array(256);
+for (let n = 0; n < 256; n++) {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 3988292384 ^ c >>> 1 : c >>> 1;
+  CRC_TABLE[n] = c;
+}
 function crc32(buf, start, end) {
   let c = -1;
   for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ buf[i]) & 255] ^ c >>> 8;
   return (c ^ -1) >>> 0;
 }
+var HEAD_LEN = S_ADDR;
+var TAIL_LEN = S_CRC - S_ADDR;
 function zeroBytes(c, n) {
   for (let i = 0; i < n; i++) c = CRC_TABLE[c & 255] ^ c >>> 8;
   return c;
@@ -307,6 +332,10 @@ function zeroShift(n) {
   }
   return t;
 }
+var WORD_TABLE = new Int32Array(1024);
+WORD_TABLE.set(CRC_TABLE);
+for (let n = 256; n < 1024; n++) WORD_TABLE[n] = zeroBytes(WORD_TABLE[n - 256], 1);
+var TAIL_SHIFT = zeroShift(TAIL_LEN);
 function slotCrc(view, off, tail) {
   const T = WORD_TABLE;
   let c = -1;
@@ -346,7 +375,10 @@ function systemReason(path, err, doing) {
 function validateHeader(header2, got, fileSize, path) {
   if (got < HEADER_SIZE || !header2.subarray(0, 8).equals(MAGIC)) fail(path, "not an hbeat slot file (no magic number); refusing to touch it");
   const version = header2.readUInt32LE(H_VERSION);
-  if (version !== FORMAT_VERSION) fail(path, `format version ${version}, this hbeat reads version ${FORMAT_VERSION}; refusing to touch it`);
+  if (version !== FORMAT_VERSION) {
+    const what = version < FORMAT_VERSION ? "made by an older hbeat" : "made by a newer hbeat";
+    fail(path, `format version ${version} (${what}), this hbeat reads version ${FORMAT_VERSION}; refusing to touch it: stop its listener and remove the file, and the next listener makes a new one`);
+  }
   if (!sealed(header2, 0, H_CRC)) fail(path, "damaged header (checksum mismatch); refusing to touch it", true);
   const headerSize = header2.readUInt32LE(H_HEADER_SIZE);
   const slotSize = header2.readUInt32LE(H_SLOT_SIZE);
@@ -400,6 +432,53 @@ function isListener(pid) {
     return false;
   }
 }
+var SlotRecord = class {
+  constructor(ctx, slot) {
+    this.ctx = ctx;
+    this.slot = slot;
+    const off = slot * SLOT_SIZE;
+    const view = ctx.view;
+    this.state = ctx.buf[off + S_STATE] === 1 ? "drain" : "up";
+    this.ready = view.getUint32(off + S_READY, true);
+    this.busy = view.getUint32(off + S_BUSY, true);
+    const seen = view.getFloat64(off + S_SEEN_MONO, true);
+    this.age = ctx.bootOk && seen >= 0 ? Math.max(0, ctx.now - seen) / 1e3 : null;
+  }
+  ctx;
+  slot;
+  state;
+  ready;
+  busy;
+  age;
+  get port() {
+    return this.ctx.view.getUint16(this.slot * SLOT_SIZE + S_PORT, true);
+  }
+  get packets() {
+    return readU64(this.ctx.buf, this.slot * SLOT_SIZE + S_PACKETS);
+  }
+  get interval() {
+    return this.ctx.view.getUint32(this.slot * SLOT_SIZE + S_INTERVAL, true) / 1e3;
+  }
+  get seenWall() {
+    return this.ctx.view.getFloat64(this.slot * SLOT_SIZE + S_SEEN_WALL, true);
+  }
+  get lastTs() {
+    return this.ctx.view.getFloat64(this.slot * SLOT_SIZE + S_LAST_TS, true);
+  }
+  get address() {
+    const off = this.slot * SLOT_SIZE;
+    return readAddress(this.ctx.buf[off + S_FAMILY], this.ctx.buf, off + S_ADDR);
+  }
+  get scope() {
+    const off = this.slot * SLOT_SIZE;
+    const len = Math.min(this.ctx.buf[off + S_SCOPE_LEN], SCOPE_MAX);
+    return len === 0 ? "" : this.ctx.buf.toString("latin1", off + S_SCOPE, off + S_SCOPE + len);
+  }
+  get host() {
+    const scope = this.scope;
+    return scope ? `${this.address}%${scope}` : this.address;
+  }
+};
 function readContext(buf, now, bootOk) {
   return { buf, view: new DataView(buf.buffer, buf.byteOffset, buf.length), now, bootOk };
 }
@@ -408,6 +487,8 @@ function readCounters(header2) {
   COUNTER_NAMES.forEach((name, i) => out2[name] = readU64(header2, C_VALUES + 8 * i));
   return out2;
 }
+var slotShift;
+var sealedSlot = 0;
 function prepareRegionCheck() {
   const slot = Buffer.alloc(SLOT_SIZE);
   seal(slot, 0, S_CRC);
@@ -467,555 +548,365 @@ function readSnapshot(path) {
     (0, import_node_fs2.closeSync)(fd);
   }
 }
-var import_node_fs2, import_node_path, import_node_zlib, MAGIC, FORMAT_VERSION, HEADER_SIZE, SLOT_SIZE, MAX_SERVERS_LIMIT, DEFAULT_MAX_SERVERS, EVICT_AGE_MS, COUNTER_NAMES, ACCEPTED, MALFORMED, UNSIGNED, BADSIG, REPLAYED, FULL, H_VERSION, H_HEADER_SIZE, H_SLOT_SIZE, H_SLOTS, H_BOOT, H_CREATED, H_CRC, C_OFF, C_SEQ, C_PID, C_VALUES, C_CRC, C_LEN, S_SEQ, S_FAMILY, S_STATE, S_PORT, S_READY, S_BUSY, S_PACKETS, S_SEEN_MONO, S_SEEN_WALL, S_LAST_TS, S_ADDR, S_SCOPE_LEN, S_SCOPE, SCOPE_MAX, S_CRC, SlotFileError, CRC_TABLE, HEAD_LEN, TAIL_LEN, WORD_TABLE, TAIL_SHIFT, SlotRecord, slotShift, sealedSlot, SlotTable;
-var init_slotfile = __esm({
-  "src/core/slotfile.ts"() {
-    "use strict";
-    import_node_fs2 = require("node:fs");
-    import_node_path = require("node:path");
-    import_node_zlib = require("node:zlib");
-    init_address();
-    init_clock();
-    MAGIC = Buffer.from("HBEATSLT", "latin1");
-    FORMAT_VERSION = 1;
-    HEADER_SIZE = 256;
-    SLOT_SIZE = 128;
-    MAX_SERVERS_LIMIT = 1048576;
-    DEFAULT_MAX_SERVERS = 1024;
-    EVICT_AGE_MS = 3e4;
-    COUNTER_NAMES = ["accepted", "malformed", "unsigned", "badsig", "replayed", "full"];
-    ACCEPTED = 0;
-    MALFORMED = 1;
-    UNSIGNED = 2;
-    BADSIG = 3;
-    REPLAYED = 4;
-    FULL = 5;
-    H_VERSION = 8;
-    H_HEADER_SIZE = 12;
-    H_SLOT_SIZE = 16;
-    H_SLOTS = 20;
-    H_BOOT = 24;
-    H_CREATED = 40;
-    H_CRC = 60;
-    C_OFF = 64;
-    C_SEQ = 64;
-    C_PID = 68;
-    C_VALUES = 72;
-    C_CRC = 124;
-    C_LEN = 64;
-    S_SEQ = 0;
-    S_FAMILY = 4;
-    S_STATE = 5;
-    S_PORT = 6;
-    S_READY = 8;
-    S_BUSY = 12;
-    S_PACKETS = 16;
-    S_SEEN_MONO = 24;
-    S_SEEN_WALL = 32;
-    S_LAST_TS = 40;
-    S_ADDR = 48;
-    S_SCOPE_LEN = 64;
-    S_SCOPE = 65;
-    SCOPE_MAX = 31;
-    S_CRC = 124;
-    SlotFileError = class extends Error {
-      /** A checksum mismatch, which a concurrent write can cause: worth a re-read. */
-      torn = false;
-    };
-    CRC_TABLE = new Int32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 3988292384 ^ c >>> 1 : c >>> 1;
-      CRC_TABLE[n] = c;
+var SlotTable = class _SlotTable {
+  constructor(path, fd, header2, mirror) {
+    this.path = path;
+    this.fd = fd;
+    this.header = header2;
+    this.mirror = mirror;
+    this.view = new DataView(mirror.buffer, mirror.byteOffset, mirror.length);
+    this.slots = header2.readUInt32LE(H_SLOTS);
+    this.tailCrc = new Int32Array(this.slots);
+    this.slotAddress = new Array(this.slots);
+    this.free = new Int32Array(this.slots);
+    COUNTER_NAMES.forEach((_, i) => this.counters[i] = readU64(header2, C_VALUES + 8 * i));
+  }
+  path;
+  fd;
+  slots;
+  counters = new Float64Array(COUNTER_NAMES.length);
+  header;
+  mirror;
+  // Over the mirror: explicit little-endian accesses, cheaper than Buffer's.
+  view;
+  // Per slot, crc32() of its bytes 48..123, for slotCrc().
+  tailCrc;
+  // Wall time = monotonic time + this offset, re-read once a second: one
+  // clock read per datagram, and a step of the wall clock shows within 1 s.
+  wallOffset = 0;
+  wallOffsetUntil = -Infinity;
+  // address (no scope) -> port -> slot: two lookups, no key string to build.
+  index = /* @__PURE__ */ new Map();
+  slotAddress;
+  // Slots free for a new server: a stack, refilled by reclaim().
+  free;
+  freeCount = 0;
+  // No slot in use can be evicted before this monotonic time, so a full table
+  // refuses a flood of new servers without scanning it for each datagram.
+  nextReclaim = 0;
+  addressScratch = Buffer.alloc(16);
+  countersDirty = false;
+  flushTimer;
+  /**
+   * Opens the file, or creates it with `maxServers` slots. A file that is not
+   * a slot file, of another version or geometry is refused and left untouched.
+   */
+  static open(path, maxServers) {
+    if (maxServers !== void 0 && !(Number.isInteger(maxServers) && maxServers >= 1 && maxServers <= MAX_SERVERS_LIMIT)) {
+      throw new RangeError(`max servers must be 1 to ${MAX_SERVERS_LIMIT}`);
     }
-    HEAD_LEN = S_ADDR;
-    TAIL_LEN = S_CRC - S_ADDR;
-    WORD_TABLE = new Int32Array(1024);
-    WORD_TABLE.set(CRC_TABLE);
-    for (let n = 256; n < 1024; n++) WORD_TABLE[n] = zeroBytes(WORD_TABLE[n - 256], 1);
-    TAIL_SHIFT = zeroShift(TAIL_LEN);
-    SlotRecord = class {
-      constructor(ctx, slot) {
-        this.ctx = ctx;
-        this.slot = slot;
-        const off = slot * SLOT_SIZE;
-        const view = ctx.view;
-        this.state = ctx.buf[off + S_STATE] === 1 ? "drain" : "up";
-        this.ready = view.getUint32(off + S_READY, true);
-        this.busy = view.getUint32(off + S_BUSY, true);
-        const seen = view.getFloat64(off + S_SEEN_MONO, true);
-        this.age = ctx.bootOk && seen >= 0 ? Math.max(0, ctx.now - seen) / 1e3 : null;
-      }
-      ctx;
-      slot;
-      state;
-      ready;
-      busy;
-      age;
-      get port() {
-        return this.ctx.view.getUint16(this.slot * SLOT_SIZE + S_PORT, true);
-      }
-      get packets() {
-        return readU64(this.ctx.buf, this.slot * SLOT_SIZE + S_PACKETS);
-      }
-      get seenWall() {
-        return this.ctx.view.getFloat64(this.slot * SLOT_SIZE + S_SEEN_WALL, true);
-      }
-      get lastTs() {
-        return this.ctx.view.getFloat64(this.slot * SLOT_SIZE + S_LAST_TS, true);
-      }
-      get address() {
-        const off = this.slot * SLOT_SIZE;
-        return readAddress(this.ctx.buf[off + S_FAMILY], this.ctx.buf, off + S_ADDR);
-      }
-      get scope() {
-        const off = this.slot * SLOT_SIZE;
-        const len = Math.min(this.ctx.buf[off + S_SCOPE_LEN], SCOPE_MAX);
-        return len === 0 ? "" : this.ctx.buf.toString("latin1", off + S_SCOPE, off + S_SCOPE + len);
-      }
-      get host() {
-        const scope = this.scope;
-        return scope ? `${this.address}%${scope}` : this.address;
-      }
-    };
-    sealedSlot = 0;
-    SlotTable = class _SlotTable {
-      constructor(path, fd, header2, mirror) {
-        this.path = path;
-        this.fd = fd;
-        this.header = header2;
-        this.mirror = mirror;
-        this.view = new DataView(mirror.buffer, mirror.byteOffset, mirror.length);
-        this.slots = header2.readUInt32LE(H_SLOTS);
-        this.tailCrc = new Int32Array(this.slots);
-        this.slotAddress = new Array(this.slots);
-        this.free = new Int32Array(this.slots);
-        COUNTER_NAMES.forEach((_, i) => this.counters[i] = readU64(header2, C_VALUES + 8 * i));
-      }
-      path;
-      fd;
-      slots;
-      counters = new Float64Array(COUNTER_NAMES.length);
-      header;
-      mirror;
-      // Over the mirror: explicit little-endian accesses, cheaper than Buffer's.
-      view;
-      // Per slot, crc32() of its bytes 48..123, for slotCrc().
-      tailCrc;
-      // Wall time = monotonic time + this offset, re-read once a second: one
-      // clock read per datagram, and a step of the wall clock shows within 1 s.
-      wallOffset = 0;
-      wallOffsetUntil = -Infinity;
-      // address (no scope) -> port -> slot: two lookups, no key string to build.
-      index = /* @__PURE__ */ new Map();
-      slotAddress;
-      // Slots free for a new server: a stack, refilled by reclaim().
-      free;
-      freeCount = 0;
-      // No slot in use can be evicted before this monotonic time, so a full table
-      // refuses a flood of new servers without scanning it for each datagram.
-      nextReclaim = 0;
-      addressScratch = Buffer.alloc(16);
-      countersDirty = false;
-      flushTimer;
-      /**
-       * Opens the file, or creates it with `maxServers` slots. A file that is not
-       * a slot file, of another version or geometry is refused and left untouched.
-       */
-      static open(path, maxServers) {
-        if (maxServers !== void 0 && !(Number.isInteger(maxServers) && maxServers >= 1 && maxServers <= MAX_SERVERS_LIMIT)) {
-          throw new RangeError(`max servers must be 1 to ${MAX_SERVERS_LIMIT}`);
-        }
-        let fd;
-        try {
-          fd = (0, import_node_fs2.openSync)(path, "r+");
-        } catch (err) {
-          if (err.code !== "ENOENT") systemReason(path, err, "open for writing");
-          fd = _SlotTable.create(path, maxServers ?? DEFAULT_MAX_SERVERS);
-        }
-        try {
-          const { header: header2, slots } = readHeader(fd, path);
-          const owner = header2.readUInt32LE(C_PID);
-          if (owner !== 0 && owner !== process.pid && isListener(owner)) fail(path, `in use by the listener with pid ${owner}: one listener per slot file`);
-          if (maxServers !== void 0 && maxServers !== slots) fail(path, `has ${slots} slots, not the ${maxServers} of --max-servers; refusing to touch it (remove it to start afresh)`);
-          const mirror = Buffer.alloc(slots * SLOT_SIZE);
-          readFully(fd, mirror, HEADER_SIZE);
-          const table = new _SlotTable(path, fd, header2, mirror);
-          table.adopt();
-          return table;
-        } catch (err) {
-          (0, import_node_fs2.closeSync)(fd);
-          throw err;
-        }
-      }
-      // Made under a temporary name and linked into place, so no reader or
-      // listener ever sees a half-made file, and two creators cannot both win.
-      static create(path, slots) {
-        const tmp = `${path}.new-${process.pid}`;
-        let fd;
-        try {
-          fd = (0, import_node_fs2.openSync)(tmp, "w+", 420);
-        } catch (err) {
-          systemReason(path, err, "create");
-        }
-        try {
-          const header2 = newHeader(slots, bootId());
-          (0, import_node_fs2.writeSync)(fd, header2, 0, HEADER_SIZE, 0);
-          (0, import_node_fs2.writeSync)(fd, Buffer.alloc(1), 0, 1, HEADER_SIZE + slots * SLOT_SIZE - 1);
-          try {
-            (0, import_node_fs2.linkSync)(tmp, path);
-          } catch (err) {
-            if (err.code !== "EEXIST") systemReason(path, err, "create");
-          }
-        } catch (err) {
-          (0, import_node_fs2.closeSync)(fd);
-          throw err;
-        } finally {
-          (0, import_node_fs2.unlinkSync)(tmp);
-        }
-        (0, import_node_fs2.closeSync)(fd);
-        try {
-          return (0, import_node_fs2.openSync)(path, "r+");
-        } catch (err) {
-          systemReason(path, err, "open for writing");
-        }
-      }
-      /** Takes over what an earlier listener left: its servers, and after a reboot, their staleness. */
-      adopt() {
-        const boot = bootId();
-        const rebooted = !this.header.subarray(H_BOOT, H_BOOT + 16).equals(boot);
-        const m = this.mirror;
-        for (let slot = this.slots - 1; slot >= 0; slot--) {
-          const off = slot * SLOT_SIZE;
-          if (m.readUInt32LE(off + S_SEQ) === 0 || !sealed(m, off, S_CRC)) {
-            this.free[this.freeCount++] = slot;
-            continue;
-          }
-          if (rebooted) {
-            m.writeDoubleLE(-1, off + S_SEEN_MONO);
-            seal(m, off, S_CRC);
-          }
-          const address = readAddress(m[off + S_FAMILY], m, off + S_ADDR);
-          this.link(address, m.readUInt16LE(off + S_PORT), slot);
-          this.tailChanged(slot);
-        }
-        if (rebooted) {
-          (0, import_node_fs2.writeSync)(this.fd, m, 0, m.length, HEADER_SIZE);
-          boot.copy(this.header, H_BOOT);
-          seal(this.header, 0, H_CRC);
-          (0, import_node_fs2.writeSync)(this.fd, this.header, 0, C_OFF, 0);
-        }
-        this.header.writeUInt32LE(process.pid, C_PID);
-        this.flushCounters();
-      }
-      link(address, port, slot) {
-        let ports = this.index.get(address);
-        if (!ports) this.index.set(address, ports = /* @__PURE__ */ new Map());
-        ports.set(port, slot);
-        this.slotAddress[slot] = address;
-      }
-      /** The slot of a known server, or -1. */
-      lookup(address, port) {
-        const ports = this.index.get(address);
-        if (ports === void 0) return -1;
-        const slot = ports.get(port);
-        return slot === void 0 ? -1 : slot;
-      }
-      /** The `ts` last accepted from the server in `slot` (-1 none), for replay checks. */
-      lastTs(slot) {
-        return this.mirror.readDoubleLE(slot * SLOT_SIZE + S_LAST_TS);
-      }
-      /**
-       * A slot for a new server: a free one, or one silent for over 30 s. -1 when
-       * every slot holds a live server: none is evicted, the caller counts `full`.
-       * Throws on an address that is not an IP (never the case for a socket's).
-       */
-      claim(address, port, now = monoNow()) {
-        const family = writeAddress(address, this.addressScratch, 0);
-        if (family === 0) throw new Error(`not an IP address: ${address}`);
-        for (; ; ) {
-          if (this.freeCount === 0) {
-            if (now <= this.nextReclaim) return -1;
-            this.reclaim(now);
-            if (this.freeCount === 0) return -1;
-          }
-          const slot = this.free[--this.freeCount];
-          if (this.slotAddress[slot] !== void 0) {
-            if (this.isLive(slot, now)) continue;
-            this.unlink(slot);
-          }
-          const off = slot * SLOT_SIZE;
-          const m = this.mirror;
-          const seq = m.readUInt32LE(off + S_SEQ);
-          m.fill(0, off, off + SLOT_SIZE);
-          m.writeUInt32LE(seq, off + S_SEQ);
-          m[off + S_FAMILY] = family;
-          m.writeUInt16LE(port, off + S_PORT);
-          m.writeDoubleLE(-1, off + S_LAST_TS);
-          this.addressScratch.copy(m, off + S_ADDR);
-          this.link(address, port, slot);
-          this.tailChanged(slot);
-          return slot;
-        }
-      }
-      /** Takes the CRC of the slot's bytes 48..123 again, after they changed. */
-      tailChanged(slot) {
-        const off = slot * SLOT_SIZE;
-        this.tailCrc[slot] = crc32(this.mirror, off + S_ADDR, off + S_CRC);
-      }
-      isLive(slot, now) {
-        const seen = this.mirror.readDoubleLE(slot * SLOT_SIZE + S_SEEN_MONO);
-        return seen >= 0 && now - seen <= EVICT_AGE_MS;
-      }
-      /**
-       * Offers every slot silent for over 30 s. Their servers stay linked until
-       * claim() takes the slot, so one that speaks again first keeps its slot.
-       */
-      reclaim(now) {
-        let earliest = Infinity;
-        for (let slot = 0; slot < this.slots; slot++) {
-          if (this.slotAddress[slot] === void 0) continue;
-          if (this.isLive(slot, now)) earliest = Math.min(earliest, this.mirror.readDoubleLE(slot * SLOT_SIZE + S_SEEN_MONO));
-          else this.free[this.freeCount++] = slot;
-        }
-        this.nextReclaim = earliest + EVICT_AGE_MS;
-      }
-      unlink(slot) {
-        const address = this.slotAddress[slot];
-        const port = this.mirror.readUInt16LE(slot * SLOT_SIZE + S_PORT);
-        const ports = this.index.get(address);
-        if (ports?.get(port) === slot) {
-          ports.delete(port);
-          if (ports.size === 0) this.index.delete(address);
-        }
-        this.slotAddress[slot] = void 0;
-      }
-      /** The per-datagram update: the slot changed in place, then one positional write. */
-      write(slot, u, scope, now = monoNow(), wall = this.wallAt(now)) {
-        const v = this.view;
-        const off = slot * SLOT_SIZE;
-        const seq = v.getUint32(off + S_SEQ, true);
-        v.setUint32(off + S_SEQ, seq === 4294967295 ? 1 : seq + 1, true);
-        this.mirror[off + S_STATE] = u.state;
-        v.setUint32(off + S_READY, u.ready, true);
-        v.setUint32(off + S_BUSY, u.busy, true);
-        const lo = v.getUint32(off + S_PACKETS, true);
-        if (lo === 4294967295) {
-          v.setUint32(off + S_PACKETS, 0, true);
-          v.setUint32(off + S_PACKETS + 4, v.getUint32(off + S_PACKETS + 4, true) + 1, true);
-        } else v.setUint32(off + S_PACKETS, lo + 1, true);
-        v.setFloat64(off + S_SEEN_MONO, now, true);
-        v.setFloat64(off + S_SEEN_WALL, wall, true);
-        if (u.ts >= 0) v.setFloat64(off + S_LAST_TS, u.ts, true);
-        if (scope.length !== 0 || this.mirror[off + S_SCOPE_LEN] !== 0) this.setScope(slot, scope);
-        v.setUint32(off + S_CRC, slotCrc(v, off, this.tailCrc[slot]), true);
-        (0, import_node_fs2.writeSync)(this.fd, this.mirror, off, SLOT_SIZE, HEADER_SIZE + off);
-      }
-      /** Stores the scope of the slot's last datagram; the CRC of bytes 48..123 again only when it changed. */
-      setScope(slot, scope) {
-        const m = this.mirror;
-        const off = slot * SLOT_SIZE;
-        const len = scope.length > SCOPE_MAX ? SCOPE_MAX : scope.length;
-        let same = m[off + S_SCOPE_LEN] === len;
-        for (let i = 0; same && i < len; i++) same = m[off + S_SCOPE + i] === (scope.charCodeAt(i) & 255);
-        if (same) return;
-        m[off + S_SCOPE_LEN] = len;
-        m.fill(0, off + S_SCOPE, off + S_SCOPE + SCOPE_MAX);
-        m.write(scope, off + S_SCOPE, len, "latin1");
-        this.tailChanged(slot);
-      }
-      /** Unix time in ms at monotonic time `now`. */
-      wallAt(now) {
-        if (now >= this.wallOffsetUntil) {
-          const mono = monoNow();
-          this.wallOffset = Date.now() - mono;
-          this.wallOffsetUntil = mono + 1e3;
-        }
-        return Math.floor(now + this.wallOffset);
-      }
-      /** Counts one event; the header is written soon after, not per datagram. */
-      count(counter) {
-        this.counters[counter]++;
-        if (this.countersDirty) return;
-        this.countersDirty = true;
-        this.flushTimer = setTimeout(() => this.flushCounters(), 100);
-        this.flushTimer.unref();
-      }
-      /** Writes the counters record: 64 bytes in one positional write. */
-      flushCounters() {
-        const h = this.header;
-        h.writeUInt32LE(h.readUInt32LE(C_SEQ) + 1 >>> 0, C_SEQ);
-        for (let i = 0; i < COUNTER_NAMES.length; i++) writeU64(h, C_VALUES + 8 * i, this.counters[i]);
-        seal(h, C_OFF, C_CRC - C_OFF);
-        (0, import_node_fs2.writeSync)(this.fd, h, C_OFF, C_LEN, C_OFF);
-        this.countersDirty = false;
-        clearTimeout(this.flushTimer);
-      }
-      /** What a reader of the file would see, from memory: no file read (a copy, since the mirror changes). */
-      snapshot() {
-        return decodeAll(Buffer.from(this.mirror), this.slots, true).servers;
-      }
-      close() {
-        if (this.fd < 0) return;
-        this.header.writeUInt32LE(0, C_PID);
-        this.flushCounters();
-        (0, import_node_fs2.closeSync)(this.fd);
-        this.fd = -1;
-      }
-    };
-  }
-});
-
-// src/core/trust.ts
-var trust_exports = {};
-__export(trust_exports, {
-  BAD_SIG: () => BAD_SIG,
-  DEFAULT_MAX_SKEW_MS: () => DEFAULT_MAX_SKEW_MS,
-  KeyError: () => KeyError,
-  MIN_KEY_BYTES: () => MIN_KEY_BYTES,
-  NOT_NEWER: () => NOT_NEWER,
-  NO_SIG: () => NO_SIG,
-  NO_TS: () => NO_TS,
-  SKEWED: () => SKEWED,
-  Signer: () => Signer,
-  TRUST_OK: () => TRUST_OK,
-  TRUST_REASONS: () => TRUST_REASONS,
-  Verifier: () => Verifier,
-  loadKey: () => loadKey,
-  parseKey: () => parseKey,
-  replayCheck: () => replayCheck,
-  sign: () => sign
-});
-function parseKey(data) {
-  const text = data.toString("latin1");
-  const hex = /^[ \t\r\n]*([0-9A-Fa-f]+)[ \t\r\n]*$/.exec(text)?.[1];
-  if (hex !== void 0) {
-    if (hex.length % 2 !== 0) throw new KeyError(`holds ${hex.length} hex digits, an odd number`);
-    if (hex.length < 2 * MIN_KEY_BYTES) throw new KeyError(`holds ${hex.length} hex digits; a key needs at least ${2 * MIN_KEY_BYTES} (${MIN_KEY_BYTES} bytes)`);
-    return Buffer.from(hex, "hex");
-  }
-  if (text.trim() === "") throw new KeyError("is empty");
-  if (data.length < MIN_KEY_BYTES) throw new KeyError(`holds ${data.length} bytes; a key needs at least ${MIN_KEY_BYTES} raw bytes or ${2 * MIN_KEY_BYTES} hex digits`);
-  return data;
-}
-function loadKey(path) {
-  let fd;
-  try {
-    fd = (0, import_node_fs3.openSync)(path, "r");
-  } catch (err) {
-    const code = err.code;
-    throw new KeyError(`key file ${path}: ${code === "ENOENT" ? "does not exist" : code === "EACCES" ? "permission denied" : err.message}`);
-  }
-  try {
-    const st = (0, import_node_fs3.fstatSync)(fd);
-    if (!st.isFile()) throw new KeyError(`key file ${path}: not a regular file`);
-    const mode = st.mode & 511;
-    if (mode & 63) {
-      throw new KeyError(`key file ${path}: mode ${mode.toString(8).padStart(4, "0")} lets group or others at it; refusing it (chmod 600 ${path})`);
+    let fd;
+    try {
+      fd = (0, import_node_fs2.openSync)(path, "r+");
+    } catch (err) {
+      if (err.code !== "ENOENT") systemReason(path, err, "open for writing");
+      fd = _SlotTable.create(path, maxServers ?? DEFAULT_MAX_SERVERS);
     }
     try {
-      return parseKey((0, import_node_fs3.readFileSync)(fd));
+      const { header: header2, slots } = readHeader(fd, path);
+      const owner = header2.readUInt32LE(C_PID);
+      if (owner !== 0 && owner !== process.pid && isListener(owner)) fail(path, `in use by the listener with pid ${owner}: one listener per slot file`);
+      if (maxServers !== void 0 && maxServers !== slots) fail(path, `has ${slots} slots, not the ${maxServers} of --max-servers; refusing to touch it (remove it to start afresh)`);
+      const mirror = Buffer.alloc(slots * SLOT_SIZE);
+      readFully(fd, mirror, HEADER_SIZE);
+      const table = new _SlotTable(path, fd, header2, mirror);
+      table.adopt();
+      return table;
     } catch (err) {
-      if (err instanceof KeyError) throw new KeyError(`key file ${path}: ${err.message}`);
-      throw new KeyError(`key file ${path}: ${err.message}`);
+      (0, import_node_fs2.closeSync)(fd);
+      throw err;
     }
-  } finally {
-    (0, import_node_fs3.closeSync)(fd);
   }
-}
-function sign(text, key) {
-  return `${text}&sig=${(0, import_node_crypto.createHmac)("sha256", key).update(text, "latin1").digest("hex")}`;
-}
-function replayCheck(ts, lastTs, now, skewMs) {
-  if (ts > now + skewMs || ts < now - skewMs) return SKEWED;
-  return ts > lastTs ? TRUST_OK : NOT_NEWER;
-}
-function hexValue(c) {
-  return c <= 57 ? c - 48 : c - 97 + 10;
-}
-var import_node_crypto, import_node_fs3, MIN_KEY_BYTES, DEFAULT_MAX_SKEW_MS, SIG_BYTES, KeyError, Signer, TRUST_OK, NO_SIG, NO_TS, BAD_SIG, SKEWED, NOT_NEWER, TRUST_REASONS, Verifier;
-var init_trust = __esm({
-  "src/core/trust.ts"() {
-    "use strict";
-    import_node_crypto = require("node:crypto");
-    import_node_fs3 = require("node:fs");
-    MIN_KEY_BYTES = 16;
-    DEFAULT_MAX_SKEW_MS = 3e4;
-    SIG_BYTES = 32;
-    KeyError = class extends Error {
-    };
-    Signer = class {
-      constructor(key, now = Date.now) {
-        this.now = now;
-        this.key = (0, import_node_crypto.createSecretKey)(key);
+  // Made under a temporary name and linked into place, so no reader or
+  // listener ever sees a half-made file, and two creators cannot both win.
+  static create(path, slots) {
+    const tmp = `${path}.new-${process.pid}`;
+    let fd;
+    try {
+      fd = (0, import_node_fs2.openSync)(tmp, "w+", 420);
+    } catch (err) {
+      systemReason(path, err, "create");
+    }
+    try {
+      const header2 = newHeader(slots, bootId());
+      (0, import_node_fs2.writeSync)(fd, header2, 0, HEADER_SIZE, 0);
+      (0, import_node_fs2.writeSync)(fd, Buffer.alloc(1), 0, 1, HEADER_SIZE + slots * SLOT_SIZE - 1);
+      try {
+        (0, import_node_fs2.linkSync)(tmp, path);
+      } catch (err) {
+        if (err.code !== "EEXIST") systemReason(path, err, "create");
       }
-      now;
-      key;
-      last = -1;
-      /**
-       * The wall clock in ms, but always past the last one given, so that two
-       * datagrams within one millisecond (a round, then the ready=0 of a stop)
-       * are not taken for a replay by a listener.
-       */
-      nextTs() {
-        this.last = Math.max(Math.floor(this.now()), this.last + 1);
-        return this.last;
-      }
-      sign(text) {
-        return sign(text, this.key);
-      }
-    };
-    TRUST_OK = 0;
-    NO_SIG = 1;
-    NO_TS = 2;
-    BAD_SIG = 3;
-    SKEWED = 4;
-    NOT_NEWER = 5;
-    TRUST_REASONS = Object.freeze([
-      "",
-      "no sig",
-      "no ts",
-      "sig does not match",
-      "ts too far from this host's clock (--max-skew)",
-      "ts not newer than the last one accepted from this server"
-    ]);
-    Verifier = class {
-      constructor(key, maxSkewMs = DEFAULT_MAX_SKEW_MS, now = Date.now) {
-        this.maxSkewMs = maxSkewMs;
-        this.now = now;
-        this.key = (0, import_node_crypto.createSecretKey)(key);
-      }
-      maxSkewMs;
-      now;
-      key;
-      // The received sig, decoded here rather than into a new buffer per datagram.
-      claimed = Buffer.alloc(SIG_BYTES);
-      /**
-       * TRUST_OK, or why the datagram in buf (parsed into hb by parseHeartbeat)
-       * must be dropped. lastTs is the last ts accepted from its server, -1 for
-       * none (a new server).
-       */
-      check(buf, hb, lastTs) {
-        if (hb.signedLength < 0) return NO_SIG;
-        if (hb.ts < 0) return NO_TS;
-        const claimed = this.claimed;
-        for (let i = 0, at3 = hb.sigStart; i < SIG_BYTES; i++, at3 += 2) claimed[i] = hexValue(buf[at3]) << 4 | hexValue(buf[at3 + 1]);
-        const digest = (0, import_node_crypto.createHmac)("sha256", this.key).update(buf.subarray(0, hb.signedLength)).digest();
-        if (!(0, import_node_crypto.timingSafeEqual)(digest, claimed)) return BAD_SIG;
-        return replayCheck(hb.ts, lastTs, this.now(), this.maxSkewMs);
-      }
-    };
+    } catch (err) {
+      (0, import_node_fs2.closeSync)(fd);
+      throw err;
+    } finally {
+      (0, import_node_fs2.unlinkSync)(tmp);
+    }
+    (0, import_node_fs2.closeSync)(fd);
+    try {
+      return (0, import_node_fs2.openSync)(path, "r+");
+    } catch (err) {
+      systemReason(path, err, "open for writing");
+    }
   }
-});
+  /** Takes over what an earlier listener left: its servers, and after a reboot, their staleness. */
+  adopt() {
+    const boot = bootId();
+    const rebooted = !this.header.subarray(H_BOOT, H_BOOT + 16).equals(boot);
+    const m = this.mirror;
+    for (let slot = this.slots - 1; slot >= 0; slot--) {
+      const off = slot * SLOT_SIZE;
+      if (m.readUInt32LE(off + S_SEQ) === 0 || !sealed(m, off, S_CRC)) {
+        this.free[this.freeCount++] = slot;
+        continue;
+      }
+      if (rebooted) {
+        m.writeDoubleLE(-1, off + S_SEEN_MONO);
+        seal(m, off, S_CRC);
+      }
+      const address = readAddress(m[off + S_FAMILY], m, off + S_ADDR);
+      this.link(address, m.readUInt16LE(off + S_PORT), slot);
+      this.tailChanged(slot);
+    }
+    if (rebooted) {
+      (0, import_node_fs2.writeSync)(this.fd, m, 0, m.length, HEADER_SIZE);
+      boot.copy(this.header, H_BOOT);
+      seal(this.header, 0, H_CRC);
+      (0, import_node_fs2.writeSync)(this.fd, this.header, 0, C_OFF, 0);
+    }
+    this.header.writeUInt32LE(process.pid, C_PID);
+    this.flushCounters();
+  }
+  link(address, port, slot) {
+    let ports = this.index.get(address);
+    if (!ports) this.index.set(address, ports = /* @__PURE__ */ new Map());
+    ports.set(port, slot);
+    this.slotAddress[slot] = address;
+  }
+  /** The slot of a known server, or -1. */
+  lookup(address, port) {
+    const ports = this.index.get(address);
+    if (ports === void 0) return -1;
+    const slot = ports.get(port);
+    return slot === void 0 ? -1 : slot;
+  }
+  /** The `ts` last accepted from the server in `slot` (-1 none), for replay checks. */
+  lastTs(slot) {
+    return this.mirror.readDoubleLE(slot * SLOT_SIZE + S_LAST_TS);
+  }
+  /**
+   * A slot for a new server: a free one, or one silent for over 30 s. -1 when
+   * every slot holds a live server: none is evicted, the caller counts `full`.
+   * Throws on an address that is not an IP (never the case for a socket's).
+   */
+  claim(address, port, now = monoNow()) {
+    const family = writeAddress(address, this.addressScratch, 0);
+    if (family === 0) throw new Error(`not an IP address: ${address}`);
+    for (; ; ) {
+      if (this.freeCount === 0) {
+        if (now <= this.nextReclaim) return -1;
+        this.reclaim(now);
+        if (this.freeCount === 0) return -1;
+      }
+      const slot = this.free[--this.freeCount];
+      if (this.slotAddress[slot] !== void 0) {
+        if (this.isLive(slot, now)) continue;
+        this.unlink(slot);
+      }
+      const off = slot * SLOT_SIZE;
+      const m = this.mirror;
+      const seq = m.readUInt32LE(off + S_SEQ);
+      m.fill(0, off, off + SLOT_SIZE);
+      m.writeUInt32LE(seq, off + S_SEQ);
+      m[off + S_FAMILY] = family;
+      m.writeUInt16LE(port, off + S_PORT);
+      m.writeDoubleLE(-1, off + S_LAST_TS);
+      this.addressScratch.copy(m, off + S_ADDR);
+      this.link(address, port, slot);
+      this.tailChanged(slot);
+      return slot;
+    }
+  }
+  /** Takes the CRC of the slot's bytes 48..123 again, after they changed. */
+  tailChanged(slot) {
+    const off = slot * SLOT_SIZE;
+    this.tailCrc[slot] = crc32(this.mirror, off + S_ADDR, off + S_CRC);
+  }
+  isLive(slot, now) {
+    const seen = this.mirror.readDoubleLE(slot * SLOT_SIZE + S_SEEN_MONO);
+    return seen >= 0 && now - seen <= EVICT_AGE_MS;
+  }
+  /**
+   * Offers every slot silent for over 30 s. Their servers stay linked until
+   * claim() takes the slot, so one that speaks again first keeps its slot.
+   */
+  reclaim(now) {
+    let earliest = Infinity;
+    for (let slot = 0; slot < this.slots; slot++) {
+      if (this.slotAddress[slot] === void 0) continue;
+      if (this.isLive(slot, now)) earliest = Math.min(earliest, this.mirror.readDoubleLE(slot * SLOT_SIZE + S_SEEN_MONO));
+      else this.free[this.freeCount++] = slot;
+    }
+    this.nextReclaim = earliest + EVICT_AGE_MS;
+  }
+  unlink(slot) {
+    const address = this.slotAddress[slot];
+    const port = this.mirror.readUInt16LE(slot * SLOT_SIZE + S_PORT);
+    const ports = this.index.get(address);
+    if (ports?.get(port) === slot) {
+      ports.delete(port);
+      if (ports.size === 0) this.index.delete(address);
+    }
+    this.slotAddress[slot] = void 0;
+  }
+  /** The per-datagram update: the slot changed in place, then one positional write. */
+  write(slot, u, scope, now = monoNow(), wall = this.wallAt(now)) {
+    const v = this.view;
+    const off = slot * SLOT_SIZE;
+    const seq = v.getUint32(off + S_SEQ, true);
+    v.setUint32(off + S_SEQ, seq === 4294967295 ? 1 : seq + 1, true);
+    this.mirror[off + S_STATE] = u.state;
+    v.setUint32(off + S_READY, u.ready, true);
+    v.setUint32(off + S_BUSY, u.busy, true);
+    const lo = v.getUint32(off + S_PACKETS, true);
+    if (lo === 4294967295) {
+      v.setUint32(off + S_PACKETS, 0, true);
+      v.setUint32(off + S_PACKETS + 4, v.getUint32(off + S_PACKETS + 4, true) + 1, true);
+    } else v.setUint32(off + S_PACKETS, lo + 1, true);
+    v.setFloat64(off + S_SEEN_MONO, now, true);
+    v.setFloat64(off + S_SEEN_WALL, wall, true);
+    if (u.ts >= 0) v.setFloat64(off + S_LAST_TS, u.ts, true);
+    if (v.getUint32(off + S_INTERVAL, true) !== u.interval) {
+      v.setUint32(off + S_INTERVAL, u.interval, true);
+      this.tailChanged(slot);
+    }
+    if (scope.length !== 0 || this.mirror[off + S_SCOPE_LEN] !== 0) this.setScope(slot, scope);
+    v.setUint32(off + S_CRC, slotCrc(v, off, this.tailCrc[slot]), true);
+    (0, import_node_fs2.writeSync)(this.fd, this.mirror, off, SLOT_SIZE, HEADER_SIZE + off);
+  }
+  /** Stores the scope of the slot's last datagram; the CRC of bytes 48..123 again only when it changed. */
+  setScope(slot, scope) {
+    const m = this.mirror;
+    const off = slot * SLOT_SIZE;
+    const len = scope.length > SCOPE_MAX ? SCOPE_MAX : scope.length;
+    let same = m[off + S_SCOPE_LEN] === len;
+    for (let i = 0; same && i < len; i++) same = m[off + S_SCOPE + i] === (scope.charCodeAt(i) & 255);
+    if (same) return;
+    m[off + S_SCOPE_LEN] = len;
+    m.fill(0, off + S_SCOPE, off + S_SCOPE + SCOPE_MAX);
+    m.write(scope, off + S_SCOPE, len, "latin1");
+    this.tailChanged(slot);
+  }
+  /** Unix time in ms at monotonic time `now`. */
+  wallAt(now) {
+    if (now >= this.wallOffsetUntil) {
+      const mono = monoNow();
+      this.wallOffset = Date.now() - mono;
+      this.wallOffsetUntil = mono + 1e3;
+    }
+    return Math.floor(now + this.wallOffset);
+  }
+  /** Counts one event; the header is written soon after, not per datagram. */
+  count(counter) {
+    this.counters[counter]++;
+    if (this.countersDirty) return;
+    this.countersDirty = true;
+    this.flushTimer = setTimeout(() => this.flushCounters(), 100);
+    this.flushTimer.unref();
+  }
+  /** Writes the counters record: 64 bytes in one positional write. */
+  flushCounters() {
+    const h = this.header;
+    h.writeUInt32LE(h.readUInt32LE(C_SEQ) + 1 >>> 0, C_SEQ);
+    for (let i = 0; i < COUNTER_NAMES.length; i++) writeU64(h, C_VALUES + 8 * i, this.counters[i]);
+    seal(h, C_OFF, C_CRC - C_OFF);
+    (0, import_node_fs2.writeSync)(this.fd, h, C_OFF, C_LEN, C_OFF);
+    this.countersDirty = false;
+    clearTimeout(this.flushTimer);
+  }
+  /** What a reader of the file would see, from memory: no file read (a copy, since the mirror changes). */
+  snapshot() {
+    return decodeAll(Buffer.from(this.mirror), this.slots, true).servers;
+  }
+  close() {
+    if (this.fd < 0) return;
+    this.header.writeUInt32LE(0, C_PID);
+    this.flushCounters();
+    (0, import_node_fs2.closeSync)(this.fd);
+    this.fd = -1;
+  }
+};
+
+// src/core/trust.ts
+var import_node_crypto = require("node:crypto");
+var import_node_fs3 = require("node:fs");
 
 // src/core/wire.ts
+var INT31_MAX = 2147483647;
+var MAX_DATAGRAM = 1e3;
+var DEFAULT_INTERVAL_MS = 1e3;
+var MAX_INTERVAL_MS = 36e5;
+var STATE_UP = 0;
+var STATE_DRAIN = 1;
 function newHeartbeat() {
-  return { ready: 0, busy: 0, port: 80, state: STATE_UP, ts: -1, signedLength: -1, sigStart: -1, sigEnd: -1 };
+  return { ready: 0, busy: 0, port: 80, state: STATE_UP, interval: DEFAULT_INTERVAL_MS, ts: -1, signedLength: -1, sigStart: -1, sigEnd: -1 };
 }
+var MALFORMED_TOO_LONG = 1;
+var MALFORMED_NUL = 2;
+var MALFORMED_SIG_FIRST = 3;
+var MALFORMED_SIG_NOT_LAST = 4;
+var MALFORMED_NO_V = 5;
+var MALFORMED_NO_READY = 6;
+var MALFORMED_NO_BUSY = 7;
+var MALFORMED_READY = 8;
+var MALFORMED_BUSY = 9;
+var MALFORMED_PORT = 10;
+var MALFORMED_STATE = 11;
+var MALFORMED_TS = 12;
+var MALFORMED_SIG = 13;
+var MALFORMED_INTERVAL = 14;
+var MALFORMED2 = Object.freeze([
+  "",
+  `over ${MAX_DATAGRAM} bytes`,
+  "NUL byte",
+  "sig must not be the first pair",
+  "sig must come last",
+  "missing v",
+  "missing ready",
+  "missing busy",
+  "ready is not an integer from 0 to 2147483647",
+  "busy is not an integer from 0 to 2147483647",
+  "port is not an integer from 1 to 65535",
+  "state is not up or drain",
+  `ts is not an integer from 0 to ${Number.MAX_SAFE_INTEGER}`,
+  "sig is not 64 lower-case hex digits",
+  `interval is not an integer from 1 to ${MAX_INTERVAL_MS}`
+]);
+var K_V = 0;
+var K_READY = 1;
+var K_BUSY = 2;
+var K_PORT = 3;
+var K_STATE = 4;
+var K_TS = 5;
+var K_SIG = 6;
+var K_LASTSEEN = 7;
+var K_INTERVAL = 8;
+var KEY_COUNT = 9;
+var ABSENT = -1;
+var IMPLICIT_ONE = -2;
+var span = new Int32Array(KEY_COUNT * 2);
+var signedLength = -1;
+var keyBytes = new Uint8Array(8);
+var valueBytes = new Uint8Array(MAX_DATAGRAM);
+var AMP = 38;
+var EQ = 61;
+var PERCENT = 37;
+var LF = 10;
+var CR = 13;
 function isHex(c) {
   return c >= 48 && c <= 57 || (c | 32) >= 97 && (c | 32) <= 102;
 }
-function hexValue2(c) {
+function hexValue(c) {
   return c <= 57 ? c - 48 : (c | 32) - 97 + 10;
 }
 function unescapeInto(buf, start, end, to) {
@@ -1023,7 +914,7 @@ function unescapeInto(buf, start, end, to) {
   for (let i = start; i < end; i++) {
     let c = buf[i];
     if (c === PERCENT && i + 2 < end && isHex(buf[i + 1]) && isHex(buf[i + 2])) {
-      c = hexValue2(buf[i + 1]) * 16 + hexValue2(buf[i + 2]);
+      c = hexValue(buf[i + 1]) * 16 + hexValue(buf[i + 2]);
       i += 2;
     }
     if (n === to.length) return -1;
@@ -1053,7 +944,9 @@ function keyId(buf, start, end) {
       if (lowerKey(0) === 115 && lowerKey(1) === 116 && lowerKey(2) === 97 && lowerKey(3) === 116 && lowerKey(4) === 101) return K_STATE;
       return -1;
     case 8:
-      return lowerKey(0) === 108 && lowerKey(1) === 97 && lowerKey(2) === 115 && lowerKey(3) === 116 && lowerKey(4) === 115 && lowerKey(5) === 101 && lowerKey(6) === 101 && lowerKey(7) === 110 ? K_LASTSEEN : -1;
+      if (lowerKey(0) === 108 && lowerKey(1) === 97 && lowerKey(2) === 115 && lowerKey(3) === 116 && lowerKey(4) === 115 && lowerKey(5) === 101 && lowerKey(6) === 101 && lowerKey(7) === 110) return K_LASTSEEN;
+      if (lowerKey(0) === 105 && lowerKey(1) === 110 && lowerKey(2) === 116 && lowerKey(3) === 101 && lowerKey(4) === 114 && lowerKey(5) === 118 && lowerKey(6) === 97 && lowerKey(7) === 108) return K_INTERVAL;
+      return -1;
     default:
       return -1;
   }
@@ -1111,6 +1004,7 @@ function scanPairs(buf, start, end) {
   }
   return sigError;
 }
+var scanned = { ready: 0, busy: 0 };
 function scannedLoad(buf) {
   if (span[2 * K_READY] === ABSENT) return MALFORMED_NO_READY;
   if (span[2 * K_BUSY] === ABSENT) return MALFORMED_NO_BUSY;
@@ -1138,6 +1032,11 @@ function parseHeartbeat(buf, len, out2) {
   if (port < 0) return MALFORMED_PORT;
   const state = scannedState(buf);
   if (state < 0) return MALFORMED_STATE;
+  let interval = DEFAULT_INTERVAL_MS;
+  if (span[2 * K_INTERVAL] !== ABSENT) {
+    interval = decimalValue(buf, K_INTERVAL, 1, MAX_INTERVAL_MS);
+    if (interval < 0) return MALFORMED_INTERVAL;
+  }
   let ts = -1;
   if (span[2 * K_TS] !== ABSENT) {
     ts = decimalValue(buf, K_TS, 0, Number.MAX_SAFE_INTEGER);
@@ -1157,6 +1056,7 @@ function parseHeartbeat(buf, len, out2) {
   out2.busy = scanned.busy;
   out2.port = port;
   out2.state = state;
+  out2.interval = interval;
   out2.ts = ts;
   out2.signedLength = signedLength;
   out2.sigStart = sigStart;
@@ -1198,81 +1098,260 @@ function encodeHeartbeat(f) {
     if (f.state !== STATE_DRAIN) throw new RangeError(`heartbeat state must be STATE_UP or STATE_DRAIN, not ${f.state}`);
     s += "&state=drain";
   }
+  if (f.interval !== void 0) {
+    checkInt("interval", f.interval, 1, MAX_INTERVAL_MS);
+    s += `&interval=${f.interval}`;
+  }
   if (f.ts !== void 0 && f.ts !== -1) {
     checkInt("ts", f.ts, 0, Number.MAX_SAFE_INTEGER);
     s += `&ts=${f.ts}`;
   }
   return s;
 }
-var MAX_DATAGRAM, STATE_UP, STATE_DRAIN, MALFORMED_TOO_LONG, MALFORMED_NUL, MALFORMED_SIG_FIRST, MALFORMED_SIG_NOT_LAST, MALFORMED_NO_V, MALFORMED_NO_READY, MALFORMED_NO_BUSY, MALFORMED_READY, MALFORMED_BUSY, MALFORMED_PORT, MALFORMED_STATE, MALFORMED_TS, MALFORMED_SIG, MALFORMED2, INT31_MAX, K_V, K_READY, K_BUSY, K_PORT, K_STATE, K_TS, K_SIG, K_LASTSEEN, KEY_COUNT, ABSENT, IMPLICIT_ONE, span, signedLength, keyBytes, valueBytes, AMP, EQ, PERCENT, LF, CR, scanned;
-var init_wire = __esm({
-  "src/core/wire.ts"() {
-    "use strict";
-    MAX_DATAGRAM = 1e3;
-    STATE_UP = 0;
-    STATE_DRAIN = 1;
-    MALFORMED_TOO_LONG = 1;
-    MALFORMED_NUL = 2;
-    MALFORMED_SIG_FIRST = 3;
-    MALFORMED_SIG_NOT_LAST = 4;
-    MALFORMED_NO_V = 5;
-    MALFORMED_NO_READY = 6;
-    MALFORMED_NO_BUSY = 7;
-    MALFORMED_READY = 8;
-    MALFORMED_BUSY = 9;
-    MALFORMED_PORT = 10;
-    MALFORMED_STATE = 11;
-    MALFORMED_TS = 12;
-    MALFORMED_SIG = 13;
-    MALFORMED2 = Object.freeze([
-      "",
-      `over ${MAX_DATAGRAM} bytes`,
-      "NUL byte",
-      "sig must not be the first pair",
-      "sig must come last",
-      "missing v",
-      "missing ready",
-      "missing busy",
-      "ready is not an integer from 0 to 2147483647",
-      "busy is not an integer from 0 to 2147483647",
-      "port is not an integer from 1 to 65535",
-      "state is not up or drain",
-      `ts is not an integer from 0 to ${Number.MAX_SAFE_INTEGER}`,
-      "sig is not 64 lower-case hex digits"
-    ]);
-    INT31_MAX = 2147483647;
-    K_V = 0;
-    K_READY = 1;
-    K_BUSY = 2;
-    K_PORT = 3;
-    K_STATE = 4;
-    K_TS = 5;
-    K_SIG = 6;
-    K_LASTSEEN = 7;
-    KEY_COUNT = 8;
-    ABSENT = -1;
-    IMPLICIT_ONE = -2;
-    span = new Int32Array(KEY_COUNT * 2);
-    signedLength = -1;
-    keyBytes = new Uint8Array(8);
-    valueBytes = new Uint8Array(MAX_DATAGRAM);
-    AMP = 38;
-    EQ = 61;
-    PERCENT = 37;
-    LF = 10;
-    CR = 13;
-    scanned = { ready: 0, busy: 0 };
+
+// src/core/trust.ts
+var MIN_KEY_BYTES = 16;
+var DEFAULT_MAX_SKEW_MS = 3e4;
+var SIG_BYTES = 32;
+var KeyError = class extends OperatorError {
+};
+function parseKey(data) {
+  const text = data.toString("latin1");
+  const hex = /^[ \t\r\n]*([0-9A-Fa-f]+)[ \t\r\n]*$/.exec(text)?.[1];
+  if (hex !== void 0) {
+    if (hex.length % 2 !== 0) throw new KeyError(`holds ${hex.length} hex digits, an odd number`);
+    if (hex.length < 2 * MIN_KEY_BYTES) throw new KeyError(`holds ${hex.length} hex digits; a key needs at least ${2 * MIN_KEY_BYTES} (${MIN_KEY_BYTES} bytes)`);
+    return Buffer.from(hex, "hex");
   }
-});
+  if (text.trim() === "") throw new KeyError("is empty");
+  if (data.length < MIN_KEY_BYTES) throw new KeyError(`holds ${data.length} bytes; a key needs at least ${MIN_KEY_BYTES} raw bytes or ${2 * MIN_KEY_BYTES} hex digits`);
+  return data;
+}
+function loadKey(path) {
+  let fd;
+  try {
+    fd = (0, import_node_fs3.openSync)(path, "r");
+  } catch (err) {
+    const code = err.code;
+    throw new KeyError(`key file ${path}: ${code === "ENOENT" ? "does not exist" : code === "EACCES" ? "permission denied" : err.message}`);
+  }
+  try {
+    const st = (0, import_node_fs3.fstatSync)(fd);
+    if (!st.isFile()) throw new KeyError(`key file ${path}: not a regular file`);
+    const mode = st.mode & 511;
+    if (mode & 63) {
+      throw new KeyError(`key file ${path}: mode ${mode.toString(8).padStart(4, "0")} lets group or others at it; refusing it (chmod 600 ${path})`);
+    }
+    try {
+      return parseKey((0, import_node_fs3.readFileSync)(fd));
+    } catch (err) {
+      if (err instanceof KeyError) throw new KeyError(`key file ${path}: ${err.message}`);
+      throw new KeyError(`key file ${path}: ${err.message}`);
+    }
+  } finally {
+    (0, import_node_fs3.closeSync)(fd);
+  }
+}
+function sign(text, key) {
+  return `${text}&sig=${(0, import_node_crypto.createHmac)("sha256", key).update(text, "latin1").digest("hex")}`;
+}
+var Signer = class {
+  constructor(key, now = Date.now) {
+    this.now = now;
+    this.key = (0, import_node_crypto.createSecretKey)(key);
+  }
+  now;
+  key;
+  last = -1;
+  /**
+   * The wall clock in ms, but always past the last one given, so that two
+   * datagrams within one millisecond (a round, then the ready=0 of a stop)
+   * are not taken for a replay by a listener.
+   */
+  nextTs() {
+    this.last = Math.max(Math.floor(this.now()), this.last + 1);
+    return this.last;
+  }
+  sign(text) {
+    return sign(text, this.key);
+  }
+};
+var TRUST_OK = 0;
+var NO_SIG = 1;
+var NO_TS = 2;
+var BAD_SIG = 3;
+var SKEWED = 4;
+var NOT_NEWER = 5;
+var TRUST_REASONS = Object.freeze([
+  "",
+  "no sig",
+  "no ts",
+  "sig does not match",
+  "ts too far from this host's clock (--max-skew)",
+  "ts not newer than the last one accepted from this server"
+]);
+function replayCheck(ts, lastTs, now, skewMs) {
+  if (ts > now + skewMs || ts < now - skewMs) return SKEWED;
+  return ts > lastTs ? TRUST_OK : NOT_NEWER;
+}
+var Verifier = class {
+  constructor(key, maxSkewMs = DEFAULT_MAX_SKEW_MS, now = Date.now) {
+    this.maxSkewMs = maxSkewMs;
+    this.now = now;
+    this.key = (0, import_node_crypto.createSecretKey)(key);
+  }
+  maxSkewMs;
+  now;
+  key;
+  // The received sig, decoded here rather than into a new buffer per datagram.
+  claimed = Buffer.alloc(SIG_BYTES);
+  /**
+   * TRUST_OK, or why the datagram in buf (parsed into hb by parseHeartbeat)
+   * must be dropped. lastTs is the last ts accepted from its server, -1 for
+   * none (a new server).
+   */
+  check(buf, hb, lastTs) {
+    if (hb.signedLength < 0) return NO_SIG;
+    if (hb.ts < 0) return NO_TS;
+    const claimed = this.claimed;
+    for (let i = 0, at3 = hb.sigStart; i < SIG_BYTES; i++, at3 += 2) claimed[i] = hexValue(buf[at3]) << 4 | hexValue(buf[at3 + 1]);
+    const digest = (0, import_node_crypto.createHmac)("sha256", this.key).update(buf.subarray(0, hb.signedLength)).digest();
+    if (!(0, import_node_crypto.timingSafeEqual)(digest, claimed)) return BAD_SIG;
+    return replayCheck(hb.ts, lastTs, this.now(), this.maxSkewMs);
+  }
+};
 
 // src/core/listener.ts
-var listener_exports = {};
-__export(listener_exports, {
-  DEFAULT_GROUP: () => DEFAULT_GROUP,
-  ListenError: () => ListenError,
-  Listener: () => Listener,
-  bindReason: () => bindReason
-});
+var DEFAULT_GROUP = "239.0.0.1:27999";
+var RECV_BUFFER = 8 << 20;
+var ListenError = class extends OperatorError {
+};
+var DROPPED_AS = [ACCEPTED, UNSIGNED, UNSIGNED, BADSIG, REPLAYED, REPLAYED];
+var DROPPED_MSG = {
+  [UNSIGNED]: "unsigned datagram dropped",
+  [BADSIG]: "badly signed datagram dropped",
+  [REPLAYED]: "replayed datagram dropped"
+};
+var Listener = class _Listener {
+  sockets = [];
+  hb = newHeartbeat();
+  limited = new RateLimitedLog();
+  table;
+  verifier;
+  constructor(table, verifier) {
+    this.table = table;
+    this.verifier = verifier;
+  }
+  /** Binds every `--on` address (joining groups); fails with one line when any can't be had. */
+  static async start(opts) {
+    const listener = new _Listener(opts.table, opts.verifier);
+    try {
+      for (const ep of opts.on) listener.sockets.push(await listener.bind(ep, opts.iface));
+    } catch (err) {
+      await listener.close();
+      throw err;
+    }
+    return listener;
+  }
+  bind(ep, iface) {
+    const where = formatEndpoint(ep.host, ep.port);
+    const group = isMulticast(ep.host);
+    let on;
+    let host = ep.host;
+    if (group) {
+      try {
+        on = groupInterface(ep, iface);
+      } catch (err) {
+        return Promise.reject(new ListenError(err.message));
+      }
+      if (on !== void 0 && ep.family === 6) host = stripScope(ep.host) + on.slice(on.indexOf("%"));
+    }
+    const socket = (0, import_node_dgram.createSocket)({ type: ep.family === 6 ? "udp6" : "udp4", reuseAddr: group });
+    return new Promise((resolve, reject) => {
+      socket.once("error", (err) => {
+        closeQuietly(socket);
+        reject(new ListenError(`${where}: ${bindReason(err, "another listener on this port?")}`));
+      });
+      socket.bind(ep.port, host, () => {
+        if (group) {
+          try {
+            socket.addMembership(stripScope(ep.host), on);
+          } catch (err) {
+            closeQuietly(socket);
+            reject(new ListenError(`${where}: cannot join the group${iface === void 0 ? "" : ` on ${iface}`}: ${err.message} (is there a multicast route? see the README's troubleshooting)`));
+            return;
+          }
+        }
+        socket.removeAllListeners("error");
+        socket.on("error", (err) => log("error", "socket error", { on: where, error: err.message }));
+        this.tuneBuffer(socket, where);
+        socket.on("message", (msg, rinfo) => this.receive(msg, rinfo.address, rinfo.port));
+        log("info", "listening", { on: where, group: group || void 0 });
+        resolve(socket);
+      });
+    });
+  }
+  tuneBuffer(socket, where) {
+    try {
+      socket.setRecvBufferSize(RECV_BUFFER);
+    } catch {
+    }
+    const got = socket.getRecvBufferSize();
+    if (got < RECV_BUFFER) log("warn", "receive buffer smaller than asked; raise net.core.rmem_max to avoid drops at high rates", { on: where, bytes: got, wanted: RECV_BUFFER });
+  }
+  /**
+   * The per-datagram path, also fed by the HTTP endpoint. `from` is the
+   * source address as the socket gives it (an IPv6 one may carry %scope).
+   * `fromPort` is only for the log. Returns 0 when stored, else the counter
+   * that was bumped.
+   */
+  receive(msg, from, fromPort = 0) {
+    const hb = this.hb;
+    const code = parseHeartbeat(msg, msg.length, hb);
+    if (code !== 0) {
+      this.table.count(MALFORMED);
+      this.limited.log("malformed", "warn", "malformed datagram dropped", () => ({ from: fromPort ? formatEndpoint(from, fromPort) : from, reason: MALFORMED2[code] }));
+      return MALFORMED;
+    }
+    let address = from;
+    let scope = "";
+    if (isIPv6Text(from)) {
+      const pct = from.indexOf("%");
+      if (pct >= 0) {
+        address = from.slice(0, pct);
+        scope = from.slice(pct + 1);
+      }
+      if (address.startsWith("::ffff:") && address.includes(".")) address = address.slice(7);
+    }
+    const table = this.table;
+    let slot = table.lookup(address, hb.port);
+    if (this.verifier !== void 0) {
+      const why = this.verifier.check(msg, hb, slot < 0 ? -1 : table.lastTs(slot));
+      if (why !== 0) {
+        const counter = DROPPED_AS[why];
+        table.count(counter);
+        this.limited.log(DROPPED_MSG[counter], "warn", DROPPED_MSG[counter], () => ({ from: fromPort ? formatEndpoint(from, fromPort) : from, reason: TRUST_REASONS[why] }));
+        return counter;
+      }
+    }
+    const now = monoNow();
+    if (slot < 0) {
+      slot = table.claim(address, hb.port, now);
+      if (slot < 0) {
+        table.count(FULL);
+        this.limited.log("full", "warn", "table full: new server refused, no live server evicted (raise --max-servers)", () => ({ from: formatEndpoint(address, hb.port), slots: table.slots }));
+        return FULL;
+      }
+    }
+    table.write(slot, hb, scope, now);
+    table.count(ACCEPTED);
+    return 0;
+  }
+  async close() {
+    await Promise.all(this.sockets.map((s) => new Promise((r) => s.close(() => r()))));
+    this.sockets.length = 0;
+  }
+};
 function isIPv6Text(address) {
   for (let i = 0; i < 5; i++) if (address.charCodeAt(i) === 58) return true;
   return false;
@@ -1303,166 +1382,23 @@ function bindReason(err, inUse) {
       return err.message;
   }
 }
-var import_node_dgram, DEFAULT_GROUP, RECV_BUFFER, ListenError, DROPPED_AS, DROPPED_MSG, Listener;
-var init_listener = __esm({
-  "src/core/listener.ts"() {
-    "use strict";
-    import_node_dgram = require("node:dgram");
-    init_address();
-    init_clock();
-    init_log();
-    init_slotfile();
-    init_trust();
-    init_wire();
-    DEFAULT_GROUP = "239.0.0.1:27999";
-    RECV_BUFFER = 8 << 20;
-    ListenError = class extends Error {
-    };
-    DROPPED_AS = [ACCEPTED, UNSIGNED, UNSIGNED, BADSIG, REPLAYED, REPLAYED];
-    DROPPED_MSG = {
-      [UNSIGNED]: "unsigned datagram dropped",
-      [BADSIG]: "badly signed datagram dropped",
-      [REPLAYED]: "replayed datagram dropped"
-    };
-    Listener = class _Listener {
-      sockets = [];
-      hb = newHeartbeat();
-      limited = new RateLimitedLog();
-      table;
-      verifier;
-      constructor(table, verifier) {
-        this.table = table;
-        this.verifier = verifier;
-      }
-      /** Binds every `--on` address (joining groups); fails with one line when any can't be had. */
-      static async start(opts) {
-        const listener = new _Listener(opts.table, opts.verifier);
-        try {
-          for (const ep of opts.on) listener.sockets.push(await listener.bind(ep, opts.iface));
-        } catch (err) {
-          await listener.close();
-          throw err;
-        }
-        return listener;
-      }
-      bind(ep, iface) {
-        const where = formatEndpoint(ep.host, ep.port);
-        const group = isMulticast(ep.host);
-        let on;
-        let host = ep.host;
-        if (group) {
-          try {
-            on = groupInterface(ep, iface);
-          } catch (err) {
-            return Promise.reject(new ListenError(err.message));
-          }
-          if (on !== void 0 && ep.family === 6) host = stripScope(ep.host) + on.slice(on.indexOf("%"));
-        }
-        const socket = (0, import_node_dgram.createSocket)({ type: ep.family === 6 ? "udp6" : "udp4", reuseAddr: group });
-        return new Promise((resolve, reject) => {
-          socket.once("error", (err) => {
-            closeQuietly(socket);
-            reject(new ListenError(`${where}: ${bindReason(err, "another listener on this port?")}`));
-          });
-          socket.bind(ep.port, host, () => {
-            if (group) {
-              try {
-                socket.addMembership(stripScope(ep.host), on);
-              } catch (err) {
-                closeQuietly(socket);
-                reject(new ListenError(`${where}: cannot join the group${iface === void 0 ? "" : ` on ${iface}`}: ${err.message} (is there a multicast route? see the README's troubleshooting)`));
-                return;
-              }
-            }
-            socket.removeAllListeners("error");
-            socket.on("error", (err) => log("error", "socket error", { on: where, error: err.message }));
-            this.tuneBuffer(socket, where);
-            socket.on("message", (msg, rinfo) => this.receive(msg, rinfo.address, rinfo.port));
-            log("info", "listening", { on: where, group: group || void 0 });
-            resolve(socket);
-          });
-        });
-      }
-      tuneBuffer(socket, where) {
-        try {
-          socket.setRecvBufferSize(RECV_BUFFER);
-        } catch {
-        }
-        const got = socket.getRecvBufferSize();
-        if (got < RECV_BUFFER) log("warn", "receive buffer smaller than asked; raise net.core.rmem_max to avoid drops at high rates", { on: where, bytes: got, wanted: RECV_BUFFER });
-      }
-      /**
-       * The per-datagram path, also fed by the HTTP endpoint. `from` is the
-       * source address as the socket gives it (an IPv6 one may carry %scope).
-       * `fromPort` is only for the log. Returns 0 when stored, else the counter
-       * that was bumped.
-       */
-      receive(msg, from, fromPort = 0) {
-        const hb = this.hb;
-        const code = parseHeartbeat(msg, msg.length, hb);
-        if (code !== 0) {
-          this.table.count(MALFORMED);
-          this.limited.log("malformed", "warn", "malformed datagram dropped", () => ({ from: fromPort ? formatEndpoint(from, fromPort) : from, reason: MALFORMED2[code] }));
-          return MALFORMED;
-        }
-        let address = from;
-        let scope = "";
-        if (isIPv6Text(from)) {
-          const pct = from.indexOf("%");
-          if (pct >= 0) {
-            address = from.slice(0, pct);
-            scope = from.slice(pct + 1);
-          }
-          if (address.startsWith("::ffff:") && address.includes(".")) address = address.slice(7);
-        }
-        const table = this.table;
-        let slot = table.lookup(address, hb.port);
-        if (this.verifier !== void 0) {
-          const why = this.verifier.check(msg, hb, slot < 0 ? -1 : table.lastTs(slot));
-          if (why !== 0) {
-            const counter = DROPPED_AS[why];
-            table.count(counter);
-            this.limited.log(DROPPED_MSG[counter], "warn", DROPPED_MSG[counter], () => ({ from: fromPort ? formatEndpoint(from, fromPort) : from, reason: TRUST_REASONS[why] }));
-            return counter;
-          }
-        }
-        const now = monoNow();
-        if (slot < 0) {
-          slot = table.claim(address, hb.port, now);
-          if (slot < 0) {
-            table.count(FULL);
-            this.limited.log("full", "warn", "table full: new server refused, no live server evicted (raise --max-servers)", () => ({ from: formatEndpoint(address, hb.port), slots: table.slots }));
-            return FULL;
-          }
-        }
-        table.write(slot, hb, scope, now);
-        table.count(ACCEPTED);
-        return 0;
-      }
-      async close() {
-        await Promise.all(this.sockets.map((s) => new Promise((r) => s.close(() => r()))));
-        this.sockets.length = 0;
-      }
-    };
-  }
-});
+
+// src/feeds/http.ts
+var import_node_http = require("node:http");
+
+// src/core/liveness.ts
+var DEFAULT_MAX_AGE_S = 10;
+var DEFAULT_MISSES = 3;
+var DEFAULT_LIVENESS = Object.freeze({ maxAge: DEFAULT_MAX_AGE_S, misses: DEFAULT_MISSES });
 
 // src/core/picker.ts
-var picker_exports = {};
-__export(picker_exports, {
-  Prepared: () => Prepared,
-  isFresh: () => isFresh,
-  noneReason: () => noneReason,
-  pick: () => pick,
-  seededRandom: () => seededRandom,
-  weight: () => weight
-});
 function weight(s) {
   return s.busy === 0 ? Math.floor(s.ready / 4) : s.ready;
 }
 function isFresh(s, maxAge) {
   return s.age !== null && s.age < maxAge;
 }
+var scratch = new Uint8Array(16);
 function canonical(address) {
   if (!address.includes(":") && !address.includes("%")) return address;
   const family = writeAddress(stripScope(address), scratch, 0);
@@ -1479,6 +1415,96 @@ function memberTest(members) {
   }
   return (s) => portsByAddress.get(canonical(s.address))?.has(s.port) === true;
 }
+var Prepared = class {
+  items = [];
+  /** The candidate heard from longest ago, the first to age out; undefined when there is none. */
+  oldest;
+  weights = [];
+  tree;
+  // 1-based
+  top;
+  // highest power of two <= items.length
+  total = 0;
+  constructor(servers, opts) {
+    const inMembers = memberTest(opts.members);
+    let oldest;
+    let oldestAge = -1;
+    for (let i = 0; i < servers.length; i++) {
+      const s = servers[i];
+      const age2 = s.age;
+      if (age2 === null || !(age2 < opts.maxAge) || s.state === "drain") continue;
+      const w = weight(s);
+      if (w > 0 && (inMembers === null || inMembers(s))) {
+        this.items.push(s);
+        this.weights.push(w);
+        this.total += w;
+        if (age2 > oldestAge) {
+          oldest = s;
+          oldestAge = age2;
+        }
+      }
+    }
+    this.oldest = oldest;
+    const n = this.items.length;
+    this.tree = new Float64Array(n + 1);
+    for (let i = 1; i <= n; i++) {
+      this.tree[i] += this.weights[i - 1];
+      const parent = i + (i & -i);
+      if (parent <= n) this.tree[parent] += this.tree[i];
+    }
+    this.top = n === 0 ? 0 : 2 ** Math.floor(Math.log2(n));
+  }
+  /**
+   * `opts.count` picks (fewer with `distinct` when the candidates run out), in
+   * the order drawn; [] when there is no candidate. O(count log n): what
+   * `distinct` takes out is put back before it returns.
+   */
+  pick(opts) {
+    const out2 = [];
+    const taken = [];
+    try {
+      for (let k = 0; k < opts.count && this.total > 0; k++) {
+        let i = this.draw(opts.random);
+        if (opts.method === "two-choices") {
+          const j = this.draw(opts.random);
+          if (this.items[j].ready > this.items[i].ready) i = j;
+        }
+        out2.push(this.items[i]);
+        if (opts.distinct) {
+          this.add(i, -this.weights[i]);
+          taken.push(i);
+        }
+      }
+    } finally {
+      for (const i of taken) this.add(i, this.weights[i]);
+    }
+    return out2;
+  }
+  /**
+   * The index of the first item whose cumulative weight exceeds
+   * r = floor(random() * total): each item has exactly `weight` values of r.
+   * Apache's loop tests `c <= pick <= c + ready` over 0..total inclusive
+   * instead, so the later of two neighbours wins each shared bound, the last
+   * server gets one value more, and a server of ready 0 placed last still wins.
+   */
+  draw(random) {
+    let rest = Math.floor(random() * this.total);
+    let pos = 0;
+    for (let step = this.top; step > 0; step >>= 1) {
+      const next = pos + step;
+      if (next < this.tree.length && this.tree[next] <= rest) {
+        pos = next;
+        rest -= this.tree[next];
+      }
+    }
+    return pos;
+  }
+  /** Changes item `index`'s weight in the tree by `delta`: minus its weight takes it out, plus puts it back. */
+  add(index, delta) {
+    this.total += delta;
+    for (let i = index + 1; i < this.tree.length; i += i & -i) this.tree[i] += delta;
+  }
+};
 function pick(servers, opts) {
   return new Prepared(servers, opts).pick(opts);
 }
@@ -1523,116 +1549,54 @@ function seededRandom(seed) {
 function rotl(x, k) {
   return x << k | x >>> 32 - k;
 }
-var scratch, Prepared;
-var init_picker = __esm({
-  "src/core/picker.ts"() {
-    "use strict";
-    init_address();
-    scratch = new Uint8Array(16);
-    Prepared = class {
-      items = [];
-      /** The candidate heard from longest ago, the first to age out; undefined when there is none. */
-      oldest;
-      weights = [];
-      tree;
-      // 1-based
-      top;
-      // highest power of two <= items.length
-      total = 0;
-      constructor(servers, opts) {
-        const inMembers = memberTest(opts.members);
-        let oldest;
-        let oldestAge = -1;
-        for (let i = 0; i < servers.length; i++) {
-          const s = servers[i];
-          const age2 = s.age;
-          if (age2 === null || !(age2 < opts.maxAge) || s.state === "drain") continue;
-          const w = weight(s);
-          if (w > 0 && (inMembers === null || inMembers(s))) {
-            this.items.push(s);
-            this.weights.push(w);
-            this.total += w;
-            if (age2 > oldestAge) {
-              oldest = s;
-              oldestAge = age2;
-            }
-          }
-        }
-        this.oldest = oldest;
-        const n = this.items.length;
-        this.tree = new Float64Array(n + 1);
-        for (let i = 1; i <= n; i++) {
-          this.tree[i] += this.weights[i - 1];
-          const parent = i + (i & -i);
-          if (parent <= n) this.tree[parent] += this.tree[i];
-        }
-        this.top = n === 0 ? 0 : 2 ** Math.floor(Math.log2(n));
-      }
-      /**
-       * `opts.count` picks (fewer with `distinct` when the candidates run out), in
-       * the order drawn; [] when there is no candidate. O(count log n): what
-       * `distinct` takes out is put back before it returns.
-       */
-      pick(opts) {
-        const out2 = [];
-        const taken = [];
-        try {
-          for (let k = 0; k < opts.count && this.total > 0; k++) {
-            let i = this.draw(opts.random);
-            if (opts.method === "two-choices") {
-              const j = this.draw(opts.random);
-              if (this.items[j].ready > this.items[i].ready) i = j;
-            }
-            out2.push(this.items[i]);
-            if (opts.distinct) {
-              this.add(i, -this.weights[i]);
-              taken.push(i);
-            }
-          }
-        } finally {
-          for (const i of taken) this.add(i, this.weights[i]);
-        }
-        return out2;
-      }
-      /**
-       * The index of the first item whose cumulative weight exceeds
-       * r = floor(random() * total): each item has exactly `weight` values of r.
-       * Apache's loop tests `c <= pick <= c + ready` over 0..total inclusive
-       * instead, so the later of two neighbours wins each shared bound, the last
-       * server gets one value more, and a server of ready 0 placed last still wins.
-       */
-      draw(random) {
-        let rest = Math.floor(random() * this.total);
-        let pos = 0;
-        for (let step = this.top; step > 0; step >>= 1) {
-          const next = pos + step;
-          if (next < this.tree.length && this.tree[next] <= rest) {
-            pos = next;
-            rest -= this.tree[next];
-          }
-        }
-        return pos;
-      }
-      /** Changes item `index`'s weight in the tree by `delta`: minus its weight takes it out, plus puts it back. */
-      add(index, delta) {
-        this.total += delta;
-        for (let i = index + 1; i < this.tree.length; i += i & -i) this.tree[i] += delta;
-      }
-    };
-  }
-});
+
+// src/core/values.ts
+function integer(text, what, min, max) {
+  if (!/^[0-9]+$/.test(text) || +text < min || +text > max) throw new Error(`${what} takes a whole number from ${min} to ${max}, not ${JSON.stringify(text)}`);
+  return +text;
+}
+function formatMs(ms) {
+  return ms < 1e3 ? `${ms}ms` : `${ms / 1e3}s`;
+}
+function duration(text, what, range) {
+  const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s)?$/.exec(text);
+  if (!m) throw new Error(`${what} takes a duration such as 10s, 500ms or 2 (seconds), not ${JSON.stringify(text)}`);
+  const ms = m[2] === "ms" ? +m[1] : +m[1] * 1e3;
+  if (ms < range.min || ms > range.max) throw new Error(`${what} takes ${formatMs(range.min)} to ${formatMs(range.max)}, not ${JSON.stringify(text)}`);
+  return ms;
+}
+function endpoint(text, what) {
+  return parseEndpoint(text, what);
+}
+function memberList(text, what) {
+  const members = text.split(",").filter((m) => m !== "");
+  for (const m of members) parseEndpoint(m, `${what} entry`);
+  return members;
+}
+var MAX_AGE_RANGE = { min: 0, max: 7 * 864e5 };
+var MAX_MISSES = 1e3;
+var MAX_PICK_COUNT = 1e6;
+function livenessOptions(v, prefix) {
+  return {
+    maxAge: v["max-age"] === void 0 ? DEFAULT_MAX_AGE_S : duration(v["max-age"], `${prefix}max-age`, MAX_AGE_RANGE) / 1e3,
+    misses: v.misses === void 0 ? DEFAULT_MISSES : integer(v.misses, `${prefix}misses`, 0, MAX_MISSES)
+  };
+}
+function pickOptions(v, prefix, maxCount = MAX_PICK_COUNT) {
+  const method = v.method ?? "weighted";
+  if (method !== "weighted" && method !== "two-choices") throw new Error(`${prefix}method takes weighted or two-choices, not ${JSON.stringify(method)}`);
+  return {
+    maxAge: livenessOptions(v, prefix).maxAge,
+    members: v.members === void 0 ? void 0 : memberList(v.members, `${prefix}members`),
+    method,
+    count: v.count === void 0 ? 1 : integer(v.count, `${prefix}count`, 1, maxCount),
+    distinct: v.distinct === true,
+    random: v.seed === void 0 ? Math.random : seededRandom(integer(v.seed, `${prefix}seed`, 0, Number.MAX_SAFE_INTEGER))
+  };
+}
 
 // src/core/status.ts
-var status_exports = {};
-__export(status_exports, {
-  LIVE_AGE_S: () => LIVE_AGE_S,
-  formatAge: () => formatAge,
-  isLive: () => isLive,
-  serverJson: () => serverJson,
-  sortServers: () => sortServers,
-  statusJson: () => statusJson,
-  statusTable: () => statusTable
-});
+var LIVE_AGE_S = 10;
 function isLive(s, liveAge = LIVE_AGE_S) {
   return s.age !== null && s.age < liveAge;
 }
@@ -1674,397 +1638,12 @@ function statusTable(servers, counters2, opts = {}) {
   lines.push("", `${servers.length} server${servers.length === 1 ? "" : "s"}, ${liveCount} live; ${totals}`);
   return lines.join("\n");
 }
-var LIVE_AGE_S;
-var init_status = __esm({
-  "src/core/status.ts"() {
-    "use strict";
-    init_address();
-    init_picker();
-    init_slotfile();
-    LIVE_AGE_S = 10;
-  }
-});
 
-// src/core/sender.ts
-var sender_exports = {};
-__export(sender_exports, {
-  SendError: () => SendError,
-  Sender: () => Sender,
-  jitter: () => jitter
-});
-function jitter(intervalMs, random) {
-  return intervalMs * (0.9 + 0.2 * random());
-}
-function send(t, datagram) {
-  return new Promise((resolve, reject) => {
-    t.socket.send(datagram, t.ep.port, t.ep.host, (err) => err ? reject(err) : resolve());
-  }).then(
-    () => {
-      t.outage.ok();
-      return true;
-    },
-    (err) => {
-      t.outage.fail(err);
-      return false;
-    }
-  );
-}
-function openSocket(family, multicast, opts) {
-  const socket = (0, import_node_dgram2.createSocket)(family === 6 ? "udp6" : "udp4");
-  return new Promise((resolve, reject) => {
-    socket.once("error", (err) => {
-      socket.close();
-      reject(new SendError(opts.source === void 0 ? `cannot open an IPv${family} socket: ${reason(err)}` : `--source ${opts.source}: ${reason(err)}`));
-    });
-    socket.bind(0, opts.source, () => {
-      socket.removeAllListeners("error");
-      socket.on("error", (err) => log("error", "socket error", { error: err.message }));
-      try {
-        if (multicast) configure(socket, family, opts);
-      } catch (err) {
-        socket.close();
-        reject(err instanceof SendError ? err : new SendError(message(err)));
-        return;
-      }
-      resolve(socket);
-    });
-  });
-}
-function configure(socket, family, opts) {
-  try {
-    socket.setMulticastTTL(opts.ttl);
-  } catch (err) {
-    throw new SendError(`--ttl ${opts.ttl}: ${reason(err)}`);
-  }
-  socket.setMulticastLoopback(true);
-  if (opts.iface === void 0) return;
-  let out2;
-  try {
-    out2 = multicastInterface(opts.iface, family);
-  } catch (err) {
-    throw new SendError(message(err));
-  }
-  try {
-    socket.setMulticastInterface(out2);
-  } catch (err) {
-    throw new SendError(`--interface ${opts.iface}: ${reason(err)}`);
-  }
-}
-function reason(err) {
-  return err.code === "EADDRNOTAVAIL" ? "not an address of this host" : message(err);
-}
-function message(err) {
-  return err instanceof Error ? err.message : String(err);
-}
-var import_node_dgram2, import_node_net2, import_node_perf_hooks2, SendError, Sender;
-var init_sender = __esm({
-  "src/core/sender.ts"() {
-    "use strict";
-    import_node_dgram2 = require("node:dgram");
-    import_node_net2 = require("node:net");
-    import_node_perf_hooks2 = require("node:perf_hooks");
-    init_address();
-    init_log();
-    init_trust();
-    init_wire();
-    SendError = class extends Error {
-    };
-    Sender = class _Sender {
-      constructor(opts) {
-        this.opts = opts;
-        this.random = opts.random ?? Math.random;
-        this.signer = opts.key === void 0 ? void 0 : new Signer(opts.key);
-      }
-      opts;
-      sockets = [];
-      targets = [];
-      random;
-      signer;
-      loadOutage = new Outage("load source failed; announcing ready=0 until it answers", "load source answers again");
-      /** busy and state of the last datagram, repeated by stop()'s ready=0. */
-      last = { ready: 0, busy: 0 };
-      timer;
-      round = Promise.resolve();
-      asking;
-      stopping = false;
-      stopped;
-      closed = false;
-      /** Opens the sockets and starts announcing, the first datagram at once. */
-      static async start(opts) {
-        const sender = await _Sender.open(opts);
-        sender.loop();
-        return sender;
-      }
-      /** Opens the sockets without announcing (for sendOnce, then close). Rejects with a SendError. */
-      static async open(opts) {
-        if (opts.to.length === 0) throw new SendError("no target to send to");
-        if (!(opts.intervalMs > 0)) throw new SendError(`the interval must be over 0 ms, not ${opts.intervalMs}`);
-        try {
-          encodeHeartbeat({ ready: 0, busy: 0, port: opts.port });
-        } catch (err) {
-          throw new SendError(message(err));
-        }
-        const sourceFamily = opts.source === void 0 ? 0 : (0, import_node_net2.isIP)(stripScope(opts.source));
-        if (opts.source !== void 0 && sourceFamily === 0) throw new SendError(`--source ${opts.source}: not an IP address`);
-        for (const ep of opts.to) {
-          if (sourceFamily !== 0 && ep.family !== sourceFamily) {
-            throw new SendError(`--to ${formatEndpoint(ep.host, ep.port)} is IPv${ep.family} but --source ${opts.source} is IPv${sourceFamily}`);
-          }
-        }
-        const sender = new _Sender(opts);
-        try {
-          for (const family of new Set(opts.to.map((ep) => ep.family))) {
-            const socket = await openSocket(family, opts.to.some((ep) => ep.family === family && isMulticast(ep.host)), opts);
-            sender.sockets.push(socket);
-            for (const ep of opts.to) {
-              if (ep.family === family) {
-                sender.targets.push({ ep, socket, outage: new Outage("cannot send; retrying every interval", "sending again", { to: formatEndpoint(ep.host, ep.port) }) });
-              }
-            }
-          }
-        } catch (err) {
-          await sender.close();
-          throw err;
-        }
-        return sender;
-      }
-      /** One round: ask the load source, send one datagram to every target. Never rejects. */
-      async sendOnce() {
-        let text;
-        let loadFailed = false;
-        try {
-          const load = await this.ask();
-          text = this.encode(load);
-          this.loadOutage.ok();
-        } catch (err) {
-          if (this.stopping) return { loadFailed: true, sendFailed: 0 };
-          this.loadOutage.fail(err);
-          loadFailed = true;
-          text = this.encode({ ready: 0, busy: 0 });
-        }
-        return { loadFailed, sendFailed: await this.sendAll(text) };
-      }
-      /** Stops announcing, sends ready=0 (the last busy and state kept) to every target, closes. */
-      stop() {
-        return this.stopped ??= this.halt();
-      }
-      async halt() {
-        if (this.closed) return;
-        this.stopping = true;
-        clearTimeout(this.timer);
-        this.asking?.abort(new Error("stopping"));
-        await this.round;
-        await this.sendAll(this.encode({ ...this.last, ready: 0 }));
-        await this.close();
-      }
-      /** Closes the sockets without a last datagram. */
-      async close() {
-        this.stopping = true;
-        clearTimeout(this.timer);
-        this.asking?.abort(new Error("closing"));
-        if (this.closed) return;
-        this.closed = true;
-        await Promise.all(this.sockets.map((s) => new Promise((resolve) => s.close(() => resolve()))));
-      }
-      loop() {
-        const began = import_node_perf_hooks2.performance.now();
-        this.round = this.sendOnce().then(() => {
-          if (this.stopping) return;
-          const wait = jitter(this.opts.intervalMs, this.random) - (import_node_perf_hooks2.performance.now() - began);
-          this.timer = setTimeout(() => this.loop(), Math.max(0, wait));
-        });
-      }
-      /** The load source's answer; rejects when it fails or has not answered within one interval. */
-      ask() {
-        const ac = this.asking = new AbortController();
-        const ms = this.opts.intervalMs;
-        return new Promise((resolve, reject) => {
-          const timer = setTimeout(() => ac.abort(new Error(`no answer within ${ms} ms`)), ms);
-          ac.signal.addEventListener("abort", () => {
-            clearTimeout(timer);
-            reject(ac.signal.reason);
-          }, { once: true });
-          new Promise((answer) => answer(this.opts.load(ac.signal))).then(resolve, reject).finally(() => clearTimeout(timer));
-        });
-      }
-      /** The datagram for `load`; throws a RangeError for numbers the wire cannot carry (a source's bug). */
-      encode(load) {
-        const state = this.opts.drain ? STATE_DRAIN : load.state ?? STATE_UP;
-        const signer = this.signer;
-        const text = encodeHeartbeat({ ready: load.ready, busy: load.busy, port: this.opts.port, state, ts: signer?.nextTs() });
-        this.last = { ready: load.ready, busy: load.busy, state };
-        return signer === void 0 ? text : signer.sign(text);
-      }
-      /** Sends to every target at once; resolves to how many failed. */
-      async sendAll(text) {
-        const datagram = Buffer.from(text, "latin1");
-        const sent = await Promise.all(this.targets.map((t) => send(t, datagram)));
-        return sent.filter((ok) => !ok).length;
-      }
-    };
-  }
-});
-
-// src/term/screen.ts
-function isTerminal(out2, env = process.env) {
-  return out2.isTTY === true && env.TERM !== "dumb";
-}
-function dimmer(terminal, env = process.env) {
-  return terminal && !env.NO_COLOR ? (text) => DIM + text + UNDIM : (text) => text;
-}
-function fit(lines, rows = 0, columns = 0) {
-  if (rows < 2) return lines;
-  const budget = rows - 1;
-  let used = 0;
-  for (let i = 0; i < lines.length; i++) {
-    const width = lines[i].replace(ANSI, "").length;
-    const height = columns > 0 ? Math.max(1, Math.ceil(width / columns)) : 1;
-    if (used + height > budget || used + height === budget && i < lines.length - 1) {
-      return [...lines.slice(0, i), `... ${lines.length - i} more line${lines.length - i === 1 ? "" : "s"}: enlarge the terminal`];
-    }
-    used += height;
-  }
-  return lines;
-}
-function stopSignal(out2) {
-  const ac = new AbortController();
-  const onSignal = (name) => ac.abort(name);
-  const onError = () => ac.abort("output");
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  out2.on("error", onError);
-  return {
-    signal: ac.signal,
-    dispose() {
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
-      out2.off("error", onError);
-    }
-  };
-}
-async function every(intervalMs, signal, tick) {
-  const start = performance.now();
-  for (let n = 0; !signal.aborted; ) {
-    try {
-      await (0, import_promises.setTimeout)(Math.max(0, start + n * intervalMs - performance.now()), void 0, { signal });
-    } catch {
-      return;
-    }
-    if (tick(n) === false) return;
-    n = Math.max(n + 1, Math.floor((performance.now() - start) / intervalMs));
-  }
-}
-var import_promises, HOME, CLEAR_SCREEN, CLEAR_LINE, CLEAR_BELOW, HIDE_CURSOR, SHOW_CURSOR, DIM, UNDIM, ANSI, Screen;
-var init_screen = __esm({
-  "src/term/screen.ts"() {
-    "use strict";
-    import_promises = require("node:timers/promises");
-    HOME = "\x1B[H";
-    CLEAR_SCREEN = "\x1B[2J";
-    CLEAR_LINE = "\x1B[K";
-    CLEAR_BELOW = "\x1B[J";
-    HIDE_CURSOR = "\x1B[?25l";
-    SHOW_CURSOR = "\x1B[?25h";
-    DIM = "\x1B[2m";
-    UNDIM = "\x1B[22m";
-    ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
-    Screen = class {
-      /** `redraw`: replace frames in place (see isTerminal); else print them in turn. */
-      constructor(out2, redraw) {
-        this.out = out2;
-        this.redraw = redraw;
-        if (redraw) process.once("exit", this.restore);
-      }
-      out;
-      redraw;
-      frames = 0;
-      restore = () => this.out.write(SHOW_CURSOR);
-      show(frame) {
-        if (!this.redraw) {
-          this.out.write((this.frames++ === 0 ? "" : "\n") + frame + "\n");
-          return;
-        }
-        const start = this.frames++ === 0 ? HIDE_CURSOR + HOME + CLEAR_SCREEN : HOME;
-        this.out.write(start + fit(frame.split("\n"), this.out.rows, this.out.columns).map((l) => l + CLEAR_LINE).join("\n") + "\n" + CLEAR_BELOW);
-      }
-      /** Shows the cursor again; the last frame stays on the screen. */
-      close() {
-        if (!this.redraw) return;
-        process.off("exit", this.restore);
-        this.restore();
-      }
-    };
-  }
-});
-
-// src/term/watch.ts
-var watch_exports = {};
-__export(watch_exports, {
-  watchStatus: () => watchStatus
-});
-async function watchStatus(opts) {
-  const out2 = opts.out ?? process.stdout;
-  const first = opts.read();
-  const screen = new Screen(out2, !opts.json && isTerminal(out2));
-  const notLive = screen.redraw ? dimmer(true) : void 0;
-  const stop = stopSignal(out2);
-  const period = opts.intervalMs < 1e3 ? `${opts.intervalMs}ms` : `${+(opts.intervalMs / 1e3).toFixed(3)}s`;
-  try {
-    await every(opts.intervalMs, stop.signal, (n) => {
-      let snap;
-      try {
-        snap = n === 0 ? first : opts.read();
-      } catch (err) {
-        const message2 = err.message;
-        if (screen.redraw) screen.show(`${header(opts.label, period, "unreadable")}
-
-${message2}`);
-        else process.stderr.write(`hbeat status: ${message2}
-`);
-        return;
-      }
-      if (opts.json) out2.write(JSON.stringify(statusJson(snap.servers, snap.counters)) + "\n");
-      else {
-        const table = statusTable(snap.servers, snap.counters, { notLive });
-        screen.show(screen.redraw ? `${header(opts.label, period, listenerState(snap.listenerPid))}
-
-${table}` : table);
-      }
-    });
-  } finally {
-    stop.dispose();
-    screen.close();
-  }
-  return 0;
-}
-function header(slots, period, state) {
-  return `hbeat status --watch: ${slots} (${state}), every ${period}, ${(/* @__PURE__ */ new Date()).toTimeString().slice(0, 8)}; Ctrl-C quits`;
-}
-function listenerState(pid) {
-  if (pid === void 0) return "an hb.dat";
-  if (pid > 0) {
-    try {
-      process.kill(pid, 0);
-      return `listener pid ${pid}`;
-    } catch (err) {
-      if (err.code === "EPERM") return `listener pid ${pid}`;
-    }
-  }
-  return "no listener running";
-}
-var init_watch = __esm({
-  "src/term/watch.ts"() {
-    "use strict";
-    init_screen();
-    init_status();
-  }
-});
+// src/feeds/page.ts
+var import_node_crypto2 = require("node:crypto");
 
 // src/feeds/page.html
-var page_default;
-var init_page = __esm({
-  "src/feeds/page.html"() {
-    page_default = `<!doctype html>
+var page_default = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -2617,8 +2196,6 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
 </body>
 </html>
 `;
-  }
-});
 
 // src/feeds/page.ts
 function hashes(tag) {
@@ -2626,6 +2203,7 @@ function hashes(tag) {
   if (sources.length === 0) throw new Error(`page.html has no <${tag}> block`);
   return sources.join(" ");
 }
+var headers;
 function pageHeaders() {
   headers ??= {
     "Content-Type": "text/html; charset=utf-8",
@@ -2650,25 +2228,63 @@ function servePage(res, head) {
   res.writeHead(200, pageHeaders());
   res.end(head ? void 0 : page_default);
 }
-var import_node_crypto2, headers;
-var init_page2 = __esm({
-  "src/feeds/page.ts"() {
-    "use strict";
-    import_node_crypto2 = require("node:crypto");
-    init_page();
-  }
-});
 
 // src/feeds/http.ts
-var http_exports = {};
-__export(http_exports, {
-  DEFAULT_TIMEOUTS: () => DEFAULT_TIMEOUTS,
-  HttpServer: () => HttpServer,
-  MAX_PICK_COUNT: () => MAX_PICK_COUNT,
-  PickView: () => PickView,
-  metricsText: () => metricsText,
-  pickOptions: () => pickOptions
-});
+var DEFAULT_TIMEOUTS = { headers: 1e4, request: 2e4, keepAlive: 5e3, idle: 3e4, check: 1e3 };
+var MAX_PICK_COUNT2 = 1e4;
+var PICK_PARAMS = /* @__PURE__ */ new Set(["count", "distinct", "members", "method", "seed", "max-age"]);
+var OVERSIZED = Buffer.alloc(MAX_DATAGRAM + 1);
+var reasonScratch = newHeartbeat();
+var BadRequest = class extends Error {
+};
+var CACHED_POOLS = 16;
+var PickView = class {
+  constructor(table, refreshMs = 100) {
+    this.table = table;
+    this.refreshMs = refreshMs;
+  }
+  table;
+  refreshMs;
+  all = [];
+  candidates = [];
+  pools = /* @__PURE__ */ new Map();
+  version = -1;
+  builtAt = -Infinity;
+  /** The picks `opts` asks for, ages as of `now`. */
+  pick(opts, now) {
+    this.refresh(now);
+    const key = `${opts.maxAge} ${opts.members?.join(",") ?? "*"}`;
+    let pool = this.pools.get(key);
+    if (pool !== void 0) {
+      this.pools.delete(key);
+      if (pool.oldest !== void 0 && !isFresh(age(pool.oldest, now), opts.maxAge)) pool = void 0;
+    } else if (this.pools.size >= CACHED_POOLS) {
+      this.pools.delete(this.pools.keys().next().value);
+    }
+    pool ??= new Prepared(ages(this.candidates, now), opts);
+    this.pools.set(key, pool);
+    return ages(pool.pick(opts), now);
+  }
+  /** Every server, ages as of `now`: to say why none could be picked. */
+  allAt(now) {
+    this.refresh(now);
+    return ages(this.all, now);
+  }
+  refresh(now) {
+    const version = this.table.counters[ACCEPTED];
+    if (version === this.version || now - this.builtAt < this.refreshMs) return;
+    const all = [];
+    for (const s of this.table.snapshot()) {
+      if (s.age === null) continue;
+      all.push({ host: s.host, address: s.address, port: s.port, ready: s.ready, busy: s.busy, state: s.state, age: s.age, interval: s.interval, seen: now - s.age * 1e3 });
+    }
+    this.all = all;
+    this.candidates = all.filter((s) => s.state === "up" && weight(s) > 0);
+    this.pools.clear();
+    this.version = version;
+    this.builtAt = now;
+  }
+};
 function age(s, now) {
   s.age = now > s.seen ? (now - s.seen) / 1e3 : 0;
   return s;
@@ -2677,33 +2293,195 @@ function ages(servers, now) {
   for (const s of servers) age(s, now);
   return servers;
 }
-function pickOptions(query) {
+function pickQuery(query) {
   const params = new URLSearchParams(query);
   for (const key of params.keys()) if (!PICK_PARAMS.has(key)) throw new BadRequest(`unknown parameter ${JSON.stringify(key)} (known: ${[...PICK_PARAMS].join(", ")})`);
   const last = (key) => params.getAll(key).at(-1);
-  const checked = (parse) => {
-    try {
-      return parse();
-    } catch (err) {
-      throw new BadRequest(err.message);
-    }
-  };
-  const method = last("method") ?? "weighted";
-  if (method !== "weighted" && method !== "two-choices") throw new BadRequest(`method takes weighted or two-choices, not ${JSON.stringify(method)}`);
   const distinct = last("distinct");
   if (distinct !== void 0 && !["", "1", "true", "0", "false"].includes(distinct)) throw new BadRequest(`distinct takes 1, true, 0 or false, not ${JSON.stringify(distinct)}`);
-  const members = params.has("members") ? params.getAll("members").join(",").split(",").filter((m) => m !== "") : void 0;
-  for (const m of members ?? []) checked(() => parseEndpoint(m, "members entry"));
-  const count = last("count"), seed = last("seed"), maxAge = last("max-age");
-  return {
-    maxAge: maxAge === void 0 ? DEFAULT_MAX_AGE_S : checked(() => duration(maxAge, "max-age")) / 1e3,
-    members,
-    method,
-    count: count === void 0 ? 1 : checked(() => integer(count, "count", 1, MAX_PICK_COUNT)),
+  const values = {
+    members: params.has("members") ? params.getAll("members").join(",") : void 0,
+    method: last("method"),
+    count: last("count"),
     distinct: distinct === "" || distinct === "1" || distinct === "true",
-    random: seed === void 0 ? Math.random : seededRandom(checked(() => integer(seed, "seed", 0, Number.MAX_SAFE_INTEGER)))
+    seed: last("seed"),
+    "max-age": last("max-age")
   };
+  try {
+    return pickOptions(values, "", MAX_PICK_COUNT2);
+  } catch (err) {
+    throw new BadRequest(err.message);
+  }
 }
+var DEFAULT_PICK = pickOptions({}, "");
+var TEXT = "text/plain; charset=utf-8";
+function httpFeed(on) {
+  return async ({ listener }) => HttpServer.start({ on, listener });
+}
+var HttpServer = class _HttpServer {
+  constructor(server, listener, refreshMs) {
+    this.server = server;
+    this.listener = listener;
+    this.table = listener.table;
+    this.view = new PickView(this.table, refreshMs);
+  }
+  server;
+  listener;
+  view;
+  table;
+  /** Listens on `opts.on` only; a port in use or an address not of this host is a ListenError. */
+  static async start(opts) {
+    const t = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
+    const server = (0, import_node_http.createServer)({
+      headersTimeout: t.headers,
+      requestTimeout: t.request,
+      keepAliveTimeout: t.keepAlive,
+      connectionsCheckingInterval: t.check
+    });
+    server.timeout = t.idle;
+    const http = new _HttpServer(server, opts.listener, opts.refreshMs ?? 100);
+    server.on("request", (req, res) => http.handle(req, res));
+    const where = formatEndpoint(opts.on.host, opts.on.port);
+    await new Promise((resolve, reject) => {
+      server.once("error", (err) => reject(new ListenError(`--http ${where}: ${bindReason(err)}`)));
+      server.listen({ host: opts.on.host, port: opts.on.port, ipv6Only: opts.on.family === 6 }, () => resolve());
+    });
+    server.removeAllListeners("error");
+    server.on("error", (err) => log("error", "http server error", { error: err.message }));
+    log("info", "http listening", { on: formatEndpoint(http.address.host, http.address.port) });
+    return http;
+  }
+  /** Where it listens (the actual port when asked for 0). */
+  get address() {
+    const a = this.server.address();
+    return { host: a.address, port: a.port };
+  }
+  /** Stops listening and drops every connection, idle or not. */
+  stop() {
+    return this.close();
+  }
+  close() {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+  handle(req, res) {
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const path = q < 0 ? url : url.slice(0, q);
+    try {
+      switch (path) {
+        case "/":
+        case "/ui":
+          if (path === "/" && req.method === "POST") return this.heartbeat(req, res);
+          if (req.method !== "GET" && req.method !== "HEAD") return this.notAllowed(req, res, path === "/" ? "GET, HEAD, POST" : "GET, HEAD");
+          req.resume();
+          return servePage(res, req.method === "HEAD");
+        case "/heartbeat":
+          if (req.method !== "POST") return this.notAllowed(req, res, "POST");
+          return this.heartbeat(req, res);
+        case "/status":
+        case "/metrics":
+        case "/pick":
+          req.resume();
+          if (req.method !== "GET" && req.method !== "HEAD") return this.notAllowed(req, res, "GET, HEAD");
+          if (path === "/status") return this.status(res);
+          if (path === "/metrics") return this.metrics(res);
+          return this.pick(req, res, q < 0 ? "" : url.slice(q + 1));
+        default:
+          req.resume();
+          return reply(res, 404, TEXT, `no such path: ${path}; try / (the page), /status, /metrics, /pick or POST /heartbeat
+`);
+      }
+    } catch (err) {
+      log("error", "http request failed", { path, error: err.message });
+      if (!res.headersSent) reply(res, 500, TEXT, "internal error\n");
+      else res.destroy();
+    }
+  }
+  notAllowed(req, res, allow) {
+    req.resume();
+    res.setHeader("Allow", allow);
+    reply(res, 405, TEXT, `${req.method} not allowed here; allowed: ${allow}
+`);
+  }
+  /** As mod_heartmonitor's handler: the server is the client's address plus the advertised port. */
+  heartbeat(req, res) {
+    const from = req.socket.remoteAddress;
+    const fromPort = req.socket.remotePort ?? 0;
+    if (from === void 0) return void req.destroy();
+    const tooLarge = () => {
+      this.listener.receive(OVERSIZED, from, fromPort);
+      res.setHeader("Connection", "close");
+      reply(res, 413, TEXT, `malformed heartbeat: ${MALFORMED2[MALFORMED_TOO_LONG]}
+`);
+    };
+    const declared = Number(req.headers["content-length"]);
+    if (declared > MAX_DATAGRAM) return tooLarge();
+    const chunks = [];
+    let size = 0;
+    const onData = (chunk) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size > MAX_DATAGRAM) {
+        req.off("data", onData);
+        req.off("end", onEnd);
+        req.pause();
+        tooLarge();
+      }
+    };
+    const onEnd = () => {
+      const body = Buffer.concat(chunks, size);
+      const code = this.listener.receive(body, from, fromPort);
+      if (code === 0) return reply(res, 200, "text/plain", "OK");
+      if (code === MALFORMED) return reply(res, 400, TEXT, `malformed heartbeat: ${MALFORMED2[parseHeartbeat(body, body.length, reasonScratch)]}
+`);
+      if (code === FULL) return reply(res, 503, TEXT, "table full: new server refused (raise --max-servers)\n");
+      reply(res, 403, TEXT, `heartbeat refused: ${COUNTER_NAMES[code]}
+`);
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+  }
+  counters() {
+    const out2 = {};
+    COUNTER_NAMES.forEach((name, i) => out2[name] = this.table.counters[i]);
+    return out2;
+  }
+  status(res) {
+    reply(res, 200, "application/json", JSON.stringify(statusJson(this.table.snapshot(), this.counters())) + "\n");
+  }
+  metrics(res) {
+    reply(res, 200, "text/plain; version=0.0.4; charset=utf-8", metricsText(this.table.snapshot(), this.counters()));
+  }
+  pick(req, res, query) {
+    let opts;
+    try {
+      opts = query === "" ? DEFAULT_PICK : pickQuery(query);
+    } catch (err) {
+      if (!(err instanceof BadRequest)) throw err;
+      return reply(res, 400, TEXT, `${err.message}
+`);
+    }
+    const now = monoNow();
+    const chosen = this.view.pick(opts, now);
+    if (chosen.length === 0) {
+      res.setHeader("Retry-After", "1");
+      return reply(res, 503, TEXT, `${noneReason(this.view.allAt(now), opts)}
+`);
+    }
+    const accept = req.headers.accept;
+    if (accept !== void 0 && /application\/(x-nd)?json/.test(accept)) {
+      let body2 = "";
+      for (const s of chosen) body2 += JSON.stringify(serverJson(s)) + "\n";
+      return reply(res, 200, "application/x-ndjson", body2);
+    }
+    let body = "";
+    for (const s of chosen) body += formatEndpoint(s.host, s.port) + "\n";
+    reply(res, 200, TEXT, body);
+  }
+};
 function reply(res, status, type, body) {
   res.writeHead(status, { "Content-Type": type, "Content-Length": Buffer.byteLength(body), "Cache-Control": "no-store" });
   res.end(body);
@@ -2739,254 +2517,330 @@ hbeat_servers ${servers.length}
 `;
   return out2;
 }
-var import_node_http, DEFAULT_TIMEOUTS, MAX_PICK_COUNT, DEFAULT_MAX_AGE_S, PICK_PARAMS, OVERSIZED, reasonScratch, BadRequest, CACHED_POOLS, PickView, DEFAULT_PICK, TEXT, HttpServer;
-var init_http = __esm({
-  "src/feeds/http.ts"() {
-    "use strict";
-    import_node_http = require("node:http");
-    init_address();
-    init_main();
-    init_clock();
-    init_listener();
-    init_log();
-    init_picker();
-    init_slotfile();
-    init_status();
-    init_page2();
-    init_wire();
-    DEFAULT_TIMEOUTS = { headers: 1e4, request: 2e4, keepAlive: 5e3, idle: 3e4, check: 1e3 };
-    MAX_PICK_COUNT = 1e4;
-    DEFAULT_MAX_AGE_S = 10;
-    PICK_PARAMS = /* @__PURE__ */ new Set(["count", "distinct", "members", "method", "seed", "max-age"]);
-    OVERSIZED = Buffer.alloc(MAX_DATAGRAM + 1);
-    reasonScratch = newHeartbeat();
-    BadRequest = class extends Error {
-    };
-    CACHED_POOLS = 16;
-    PickView = class {
-      constructor(table, refreshMs = 100) {
-        this.table = table;
-        this.refreshMs = refreshMs;
-      }
-      table;
-      refreshMs;
-      all = [];
-      candidates = [];
-      pools = /* @__PURE__ */ new Map();
-      version = -1;
-      builtAt = -Infinity;
-      /** The picks `opts` asks for, ages as of `now`. */
-      pick(opts, now) {
-        this.refresh(now);
-        const key = `${opts.maxAge} ${opts.members?.join(",") ?? "*"}`;
-        let pool = this.pools.get(key);
-        if (pool !== void 0) {
-          this.pools.delete(key);
-          if (pool.oldest !== void 0 && !isFresh(age(pool.oldest, now), opts.maxAge)) pool = void 0;
-        } else if (this.pools.size >= CACHED_POOLS) {
-          this.pools.delete(this.pools.keys().next().value);
-        }
-        pool ??= new Prepared(ages(this.candidates, now), opts);
-        this.pools.set(key, pool);
-        return ages(pool.pick(opts), now);
-      }
-      /** Every server, ages as of `now`: to say why none could be picked. */
-      allAt(now) {
-        this.refresh(now);
-        return ages(this.all, now);
-      }
-      refresh(now) {
-        const version = this.table.counters[ACCEPTED];
-        if (version === this.version || now - this.builtAt < this.refreshMs) return;
-        const all = [];
-        for (const s of this.table.snapshot()) {
-          if (s.age === null) continue;
-          all.push({ host: s.host, address: s.address, port: s.port, ready: s.ready, busy: s.busy, state: s.state, age: s.age, seen: now - s.age * 1e3 });
-        }
-        this.all = all;
-        this.candidates = all.filter((s) => s.state === "up" && weight(s) > 0);
-        this.pools.clear();
-        this.version = version;
-        this.builtAt = now;
-      }
-    };
-    DEFAULT_PICK = { maxAge: DEFAULT_MAX_AGE_S, method: "weighted", count: 1, distinct: false, random: Math.random };
-    TEXT = "text/plain; charset=utf-8";
-    HttpServer = class _HttpServer {
-      constructor(server, listener, refreshMs) {
-        this.server = server;
-        this.listener = listener;
-        this.table = listener.table;
-        this.view = new PickView(this.table, refreshMs);
-      }
-      server;
-      listener;
-      view;
-      table;
-      /** Listens on `opts.on` only; a port in use or an address not of this host is a ListenError. */
-      static async start(opts) {
-        const t = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
-        const server = (0, import_node_http.createServer)({
-          headersTimeout: t.headers,
-          requestTimeout: t.request,
-          keepAliveTimeout: t.keepAlive,
-          connectionsCheckingInterval: t.check
-        });
-        server.timeout = t.idle;
-        const http = new _HttpServer(server, opts.listener, opts.refreshMs ?? 100);
-        server.on("request", (req, res) => http.handle(req, res));
-        const where = formatEndpoint(opts.on.host, opts.on.port);
-        await new Promise((resolve, reject) => {
-          server.once("error", (err) => reject(new ListenError(`--http ${where}: ${bindReason(err)}`)));
-          server.listen({ host: opts.on.host, port: opts.on.port, ipv6Only: opts.on.family === 6 }, () => resolve());
-        });
-        server.removeAllListeners("error");
-        server.on("error", (err) => log("error", "http server error", { error: err.message }));
-        log("info", "http listening", { on: formatEndpoint(http.address.host, http.address.port) });
-        return http;
-      }
-      /** Where it listens (the actual port when asked for 0). */
-      get address() {
-        const a = this.server.address();
-        return { host: a.address, port: a.port };
-      }
-      /** Stops listening and drops every connection, idle or not. */
-      close() {
-        return new Promise((resolve) => {
-          this.server.close(() => resolve());
-          this.server.closeAllConnections();
-        });
-      }
-      handle(req, res) {
-        const url = req.url ?? "/";
-        const q = url.indexOf("?");
-        const path = q < 0 ? url : url.slice(0, q);
-        try {
-          switch (path) {
-            case "/":
-            case "/ui":
-              if (path === "/" && req.method === "POST") return this.heartbeat(req, res);
-              if (req.method !== "GET" && req.method !== "HEAD") return this.notAllowed(req, res, path === "/" ? "GET, HEAD, POST" : "GET, HEAD");
-              req.resume();
-              return servePage(res, req.method === "HEAD");
-            case "/heartbeat":
-              if (req.method !== "POST") return this.notAllowed(req, res, "POST");
-              return this.heartbeat(req, res);
-            case "/status":
-            case "/metrics":
-            case "/pick":
-              req.resume();
-              if (req.method !== "GET" && req.method !== "HEAD") return this.notAllowed(req, res, "GET, HEAD");
-              if (path === "/status") return this.status(res);
-              if (path === "/metrics") return this.metrics(res);
-              return this.pick(req, res, q < 0 ? "" : url.slice(q + 1));
-            default:
-              req.resume();
-              return reply(res, 404, TEXT, `no such path: ${path}; try / (the page), /status, /metrics, /pick or POST /heartbeat
-`);
-          }
-        } catch (err) {
-          log("error", "http request failed", { path, error: err.message });
-          if (!res.headersSent) reply(res, 500, TEXT, "internal error\n");
-          else res.destroy();
-        }
-      }
-      notAllowed(req, res, allow) {
-        req.resume();
-        res.setHeader("Allow", allow);
-        reply(res, 405, TEXT, `${req.method} not allowed here; allowed: ${allow}
-`);
-      }
-      /** As mod_heartmonitor's handler: the server is the client's address plus the advertised port. */
-      heartbeat(req, res) {
-        const from = req.socket.remoteAddress;
-        const fromPort = req.socket.remotePort ?? 0;
-        if (from === void 0) return void req.destroy();
-        const tooLarge = () => {
-          this.listener.receive(OVERSIZED, from, fromPort);
-          res.setHeader("Connection", "close");
-          reply(res, 413, TEXT, `malformed heartbeat: ${MALFORMED2[MALFORMED_TOO_LONG]}
-`);
-        };
-        const declared = Number(req.headers["content-length"]);
-        if (declared > MAX_DATAGRAM) return tooLarge();
-        const chunks = [];
-        let size = 0;
-        const onData = (chunk) => {
-          chunks.push(chunk);
-          size += chunk.length;
-          if (size > MAX_DATAGRAM) {
-            req.off("data", onData);
-            req.off("end", onEnd);
-            req.pause();
-            tooLarge();
-          }
-        };
-        const onEnd = () => {
-          const body = Buffer.concat(chunks, size);
-          const code = this.listener.receive(body, from, fromPort);
-          if (code === 0) return reply(res, 200, "text/plain", "OK");
-          if (code === MALFORMED) return reply(res, 400, TEXT, `malformed heartbeat: ${MALFORMED2[parseHeartbeat(body, body.length, reasonScratch)]}
-`);
-          if (code === FULL) return reply(res, 503, TEXT, "table full: new server refused (raise --max-servers)\n");
-          reply(res, 403, TEXT, `heartbeat refused: ${COUNTER_NAMES[code]}
-`);
-        };
-        req.on("data", onData);
-        req.on("end", onEnd);
-      }
-      counters() {
-        const out2 = {};
-        COUNTER_NAMES.forEach((name, i) => out2[name] = this.table.counters[i]);
-        return out2;
-      }
-      status(res) {
-        reply(res, 200, "application/json", JSON.stringify(statusJson(this.table.snapshot(), this.counters())) + "\n");
-      }
-      metrics(res) {
-        reply(res, 200, "text/plain; version=0.0.4; charset=utf-8", metricsText(this.table.snapshot(), this.counters()));
-      }
-      pick(req, res, query) {
-        let opts;
-        try {
-          opts = query === "" ? DEFAULT_PICK : pickOptions(query);
-        } catch (err) {
-          if (!(err instanceof BadRequest)) throw err;
-          return reply(res, 400, TEXT, `${err.message}
-`);
-        }
-        const now = monoNow();
-        const chosen = this.view.pick(opts, now);
-        if (chosen.length === 0) {
-          res.setHeader("Retry-After", "1");
-          return reply(res, 503, TEXT, `${noneReason(this.view.allAt(now), opts)}
-`);
-        }
-        const accept = req.headers.accept;
-        if (accept !== void 0 && /application\/(x-nd)?json/.test(accept)) {
-          let body2 = "";
-          for (const s of chosen) body2 += JSON.stringify(serverJson(s)) + "\n";
-          return reply(res, 200, "application/x-ndjson", body2);
-        }
-        let body = "";
-        for (const s of chosen) body += formatEndpoint(s.host, s.port) + "\n";
-        reply(res, 200, TEXT, body);
-      }
-    };
+
+// src/term/screen.ts
+var import_promises = require("node:timers/promises");
+var HOME = "\x1B[H";
+var CLEAR_SCREEN = "\x1B[2J";
+var CLEAR_LINE = "\x1B[K";
+var CLEAR_BELOW = "\x1B[J";
+var HIDE_CURSOR = "\x1B[?25l";
+var SHOW_CURSOR = "\x1B[?25h";
+var DIM = "\x1B[2m";
+var UNDIM = "\x1B[22m";
+var ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
+function isTerminal(out2, env = process.env) {
+  return out2.isTTY === true && env.TERM !== "dumb";
+}
+function dimmer(terminal, env = process.env) {
+  return terminal && !env.NO_COLOR ? (text) => DIM + text + UNDIM : (text) => text;
+}
+var Screen = class {
+  /** `redraw`: replace frames in place (see isTerminal); else print them in turn. */
+  constructor(out2, redraw) {
+    this.out = out2;
+    this.redraw = redraw;
+    if (redraw) process.once("exit", this.restore);
   }
-});
+  out;
+  redraw;
+  frames = 0;
+  restore = () => this.out.write(SHOW_CURSOR);
+  show(frame) {
+    if (!this.redraw) {
+      this.out.write((this.frames++ === 0 ? "" : "\n") + frame + "\n");
+      return;
+    }
+    const start = this.frames++ === 0 ? HIDE_CURSOR + HOME + CLEAR_SCREEN : HOME;
+    this.out.write(start + fit(frame.split("\n"), this.out.rows, this.out.columns).map((l) => l + CLEAR_LINE).join("\n") + "\n" + CLEAR_BELOW);
+  }
+  /** Shows the cursor again; the last frame stays on the screen. */
+  close() {
+    if (!this.redraw) return;
+    process.off("exit", this.restore);
+    this.restore();
+  }
+};
+function fit(lines, rows = 0, columns = 0) {
+  if (rows < 2) return lines;
+  const budget = rows - 1;
+  let used = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const width = lines[i].replace(ANSI, "").length;
+    const height = columns > 0 ? Math.max(1, Math.ceil(width / columns)) : 1;
+    if (used + height > budget || used + height === budget && i < lines.length - 1) {
+      return [...lines.slice(0, i), `... ${lines.length - i} more line${lines.length - i === 1 ? "" : "s"}: enlarge the terminal`];
+    }
+    used += height;
+  }
+  return lines;
+}
+function stopSignal(out2) {
+  const ac = new AbortController();
+  const onSignal = (name) => ac.abort(name);
+  const onError = () => ac.abort("output");
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  out2.on("error", onError);
+  return {
+    signal: ac.signal,
+    dispose() {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      out2.off("error", onError);
+    }
+  };
+}
+async function every(intervalMs, signal, tick) {
+  const start = performance.now();
+  for (let n = 0; !signal.aborted; ) {
+    try {
+      await (0, import_promises.setTimeout)(Math.max(0, start + n * intervalMs - performance.now()), void 0, { signal });
+    } catch {
+      return;
+    }
+    if (tick(n) === false) return;
+    n = Math.max(n + 1, Math.floor((performance.now() - start) / intervalMs));
+  }
+}
+
+// src/core/sender.ts
+var import_node_dgram2 = require("node:dgram");
+var import_node_net2 = require("node:net");
+var import_node_perf_hooks2 = require("node:perf_hooks");
+var SendError = class extends OperatorError {
+};
+function jitter(intervalMs, random) {
+  return intervalMs * (0.9 + 0.2 * random());
+}
+var Sender = class _Sender {
+  constructor(opts) {
+    this.opts = opts;
+    this.random = opts.random ?? Math.random;
+    this.signer = opts.key === void 0 ? void 0 : new Signer(opts.key);
+  }
+  opts;
+  sockets = [];
+  targets = [];
+  random;
+  signer;
+  loadOutage = new Outage("load source failed; announcing ready=0 until it answers", "load source answers again");
+  /** busy and state of the last datagram, repeated by stop()'s ready=0. */
+  last = { ready: 0, busy: 0 };
+  timer;
+  round = Promise.resolve();
+  asking;
+  stopping = false;
+  stopped;
+  closed = false;
+  /** Opens the sockets and starts announcing, the first datagram at once. */
+  static async start(opts) {
+    const sender = await _Sender.open(opts);
+    sender.loop();
+    return sender;
+  }
+  /** Opens the sockets without announcing (for sendOnce, then close). Rejects with a SendError. */
+  static async open(opts) {
+    if (opts.to.length === 0) throw new SendError("no target to send to");
+    if (!(opts.intervalMs > 0)) throw new SendError(`the interval must be over 0 ms, not ${opts.intervalMs}`);
+    try {
+      encodeHeartbeat({ ready: 0, busy: 0, port: opts.port, interval: Math.round(opts.intervalMs) });
+    } catch (err) {
+      throw new SendError(message(err));
+    }
+    const sourceFamily = opts.source === void 0 ? 0 : (0, import_node_net2.isIP)(stripScope(opts.source));
+    if (opts.source !== void 0 && sourceFamily === 0) throw new SendError(`--source ${opts.source}: not an IP address`);
+    for (const ep of opts.to) {
+      if (sourceFamily !== 0 && ep.family !== sourceFamily) {
+        throw new SendError(`--to ${formatEndpoint(ep.host, ep.port)} is IPv${ep.family} but --source ${opts.source} is IPv${sourceFamily}`);
+      }
+    }
+    const sender = new _Sender(opts);
+    try {
+      for (const family of new Set(opts.to.map((ep) => ep.family))) {
+        const socket = await openSocket(family, opts.to.some((ep) => ep.family === family && isMulticast(ep.host)), opts);
+        sender.sockets.push(socket);
+        for (const ep of opts.to) {
+          if (ep.family === family) {
+            sender.targets.push({ ep, socket, outage: new Outage("cannot send; retrying every interval", "sending again", { to: formatEndpoint(ep.host, ep.port) }) });
+          }
+        }
+      }
+    } catch (err) {
+      await sender.close();
+      throw err;
+    }
+    return sender;
+  }
+  /** One round: ask the load source, send one datagram to every target. Never rejects. */
+  async sendOnce() {
+    let text;
+    let loadFailed = false;
+    try {
+      const load = await this.ask();
+      text = this.encode(load);
+      this.loadOutage.ok();
+    } catch (err) {
+      if (this.stopping) return { loadFailed: true, sendFailed: 0 };
+      this.loadOutage.fail(err);
+      loadFailed = true;
+      text = this.encode({ ready: 0, busy: 0 });
+    }
+    return { loadFailed, sendFailed: await this.sendAll(text) };
+  }
+  /** Stops announcing, sends ready=0 (the last busy and state kept) to every target, closes. */
+  stop() {
+    return this.stopped ??= this.halt();
+  }
+  async halt() {
+    if (this.closed) return;
+    this.stopping = true;
+    clearTimeout(this.timer);
+    this.asking?.abort(new Error("stopping"));
+    await this.round;
+    await this.sendAll(this.encode({ ...this.last, ready: 0 }));
+    await this.close();
+  }
+  /** Closes the sockets without a last datagram. */
+  async close() {
+    this.stopping = true;
+    clearTimeout(this.timer);
+    this.asking?.abort(new Error("closing"));
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(this.sockets.map((s) => new Promise((resolve) => s.close(() => resolve()))));
+  }
+  loop() {
+    const began = import_node_perf_hooks2.performance.now();
+    this.round = this.sendOnce().then(() => {
+      if (this.stopping) return;
+      const wait = jitter(this.opts.intervalMs, this.random) - (import_node_perf_hooks2.performance.now() - began);
+      this.timer = setTimeout(() => this.loop(), Math.max(0, wait));
+    });
+  }
+  /** The load source's answer; rejects when it fails or has not answered within one interval. */
+  ask() {
+    const ac = this.asking = new AbortController();
+    const ms = this.opts.intervalMs;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => ac.abort(new Error(`no answer within ${ms} ms`)), ms);
+      ac.signal.addEventListener("abort", () => {
+        clearTimeout(timer);
+        reject(ac.signal.reason);
+      }, { once: true });
+      new Promise((answer) => answer(this.opts.load(ac.signal))).then(resolve, reject).finally(() => clearTimeout(timer));
+    });
+  }
+  /** The datagram for `load`; throws a RangeError for numbers the wire cannot carry (a source's bug). */
+  encode(load) {
+    const state = this.opts.drain ? STATE_DRAIN : load.state ?? STATE_UP;
+    const signer = this.signer;
+    const text = encodeHeartbeat({ ready: load.ready, busy: load.busy, port: this.opts.port, state, interval: Math.round(this.opts.intervalMs), ts: signer?.nextTs() });
+    this.last = { ready: load.ready, busy: load.busy, state };
+    return signer === void 0 ? text : signer.sign(text);
+  }
+  /** Sends to every target at once; resolves to how many failed. */
+  async sendAll(text) {
+    const datagram = Buffer.from(text, "latin1");
+    const sent = await Promise.all(this.targets.map((t) => send(t, datagram)));
+    return sent.filter((ok) => !ok).length;
+  }
+};
+function send(t, datagram) {
+  return new Promise((resolve, reject) => {
+    t.socket.send(datagram, t.ep.port, t.ep.host, (err) => err ? reject(err) : resolve());
+  }).then(
+    () => {
+      t.outage.ok();
+      return true;
+    },
+    (err) => {
+      t.outage.fail(err);
+      return false;
+    }
+  );
+}
+function openSocket(family, multicast, opts) {
+  const socket = (0, import_node_dgram2.createSocket)(family === 6 ? "udp6" : "udp4");
+  return new Promise((resolve, reject) => {
+    socket.once("error", (err) => {
+      socket.close();
+      reject(new SendError(opts.source === void 0 ? `cannot open an IPv${family} socket: ${reason(err)}` : `--source ${opts.source}: ${reason(err)}`));
+    });
+    socket.bind(0, opts.source, () => {
+      socket.removeAllListeners("error");
+      socket.on("error", (err) => log("error", "socket error", { error: err.message }));
+      try {
+        if (multicast) configure(socket, family, opts);
+      } catch (err) {
+        socket.close();
+        reject(err instanceof SendError ? err : new SendError(message(err)));
+        return;
+      }
+      resolve(socket);
+    });
+  });
+}
+function configure(socket, family, opts) {
+  try {
+    socket.setMulticastTTL(opts.ttl);
+  } catch (err) {
+    throw new SendError(`--ttl ${opts.ttl}: ${reason(err)}`);
+  }
+  socket.setMulticastLoopback(true);
+  if (opts.iface === void 0) return;
+  let out2;
+  try {
+    out2 = multicastInterface(opts.iface, family);
+  } catch (err) {
+    throw new SendError(message(err));
+  }
+  try {
+    socket.setMulticastInterface(out2);
+  } catch (err) {
+    throw new SendError(`--interface ${opts.iface}: ${reason(err)}`);
+  }
+}
+function reason(err) {
+  return err.code === "EADDRNOTAVAIL" ? "not an address of this host" : message(err);
+}
+function message(err) {
+  return err instanceof Error ? err.message : String(err);
+}
 
 // src/term/demo.ts
-var demo_exports = {};
-__export(demo_exports, {
-  DEFAULT_DURATION_MS: () => DEFAULT_DURATION_MS,
-  DemoError: () => DemoError,
-  runDemo: () => runDemo
-});
+var DEFAULT_DURATION_MS = 15e3;
+var INTERVAL_MS = 250;
+var MAX_AGE_S = 2.5;
+var TICK_MS = 500;
+var PICKS_PER_TICK = 100;
+var BAR = 20;
+var wave = (t, period) => Math.sin(2 * Math.PI * t / period);
+var DRAIN_AT = 0.35;
+var DIE_AT = 0.5;
+var WORK_AT = 0.2;
+var ROLES = [
+  // Steady: 100 workers, a third of them busy, give or take.
+  { load: (t) => at(100, 35 + 10 * wave(t, 4)) },
+  // Filling up: busier and busier, so its share of the picks shrinks.
+  { load: (_, f) => at(100, 20 + 70 * f) },
+  // Drains: still announcing, but state=drain, finishing what it has.
+  {
+    load: (t, f) => f < DRAIN_AT ? at(60, 30 + 5 * wave(t, 3)) : { ...at(60, 30 * (1 - (f - DRAIN_AT) / (1 - DRAIN_AT))), state: STATE_DRAIN },
+    event: { at: DRAIN_AT, says: "drains: state=drain, no new picks" }
+  },
+  // Dies: stops announcing without a word, as a crashed host does.
+  { load: (t) => at(100, 40 + 8 * wave(t, 5)), event: { at: DIE_AT, says: "dies: stops announcing" }, dies: true },
+  // Just started: nothing busy, so Apache's slow start weighs it ready/4, until work arrives.
+  { load: (t, f) => f < WORK_AT ? at(40, 0) : at(40, 5 + 3 * wave(t, 2)), event: { at: WORK_AT, says: "takes work; until now busy 0, so weight ready/4" } }
+];
+var BY_EVENT_TIME = ROLES.flatMap((r, i) => r.event ? [i] : []).sort((a, b) => ROLES[a].event.at - ROLES[b].event.at);
 function at(capacity, busy) {
   const b = Math.max(0, Math.round(busy));
   return { ready: capacity - b, busy: b };
 }
+var DemoError = class extends OperatorError {
+};
 async function runDemo(opts) {
   const out2 = opts.out ?? process.stdout;
   let dir;
@@ -3053,9 +2907,9 @@ function counters(table) {
 }
 async function listenOnFreePort(table) {
   for (let tries = 1; ; tries++) {
-    const endpoint = parseEndpoint(`127.0.0.1:${await freePort()}`);
+    const endpoint2 = parseEndpoint(`127.0.0.1:${await freePort()}`);
     try {
-      return { listener: await Listener.start({ on: [endpoint], table }), endpoint };
+      return { listener: await Listener.start({ on: [endpoint2], table }), endpoint: endpoint2 };
     } catch (err) {
       if (!(err instanceof ListenError) || tries === 5) throw err;
     }
@@ -3100,145 +2954,175 @@ async function startBackends(to, clock, senders) {
   }
   return names;
 }
-var import_node_dgram3, import_node_fs4, import_node_os2, import_node_path2, import_node_perf_hooks3, DEFAULT_DURATION_MS, INTERVAL_MS, MAX_AGE_S, TICK_MS, PICKS_PER_TICK, BAR, wave, DRAIN_AT, DIE_AT, WORK_AT, ROLES, BY_EVENT_TIME, DemoError, View;
-var init_demo = __esm({
-  "src/term/demo.ts"() {
-    "use strict";
-    import_node_dgram3 = require("node:dgram");
-    import_node_fs4 = require("node:fs");
-    import_node_os2 = require("node:os");
-    import_node_path2 = require("node:path");
-    import_node_perf_hooks3 = require("node:perf_hooks");
-    init_address();
-    init_listener();
-    init_http();
-    init_log();
-    init_picker();
-    init_screen();
-    init_sender();
-    init_slotfile();
-    init_status();
-    init_wire();
-    DEFAULT_DURATION_MS = 15e3;
-    INTERVAL_MS = 250;
-    MAX_AGE_S = 2.5;
-    TICK_MS = 500;
-    PICKS_PER_TICK = 100;
-    BAR = 20;
-    wave = (t, period) => Math.sin(2 * Math.PI * t / period);
-    DRAIN_AT = 0.35;
-    DIE_AT = 0.5;
-    WORK_AT = 0.2;
-    ROLES = [
-      // Steady: 100 workers, a third of them busy, give or take.
-      { load: (t) => at(100, 35 + 10 * wave(t, 4)) },
-      // Filling up: busier and busier, so its share of the picks shrinks.
-      { load: (_, f) => at(100, 20 + 70 * f) },
-      // Drains: still announcing, but state=drain, finishing what it has.
-      {
-        load: (t, f) => f < DRAIN_AT ? at(60, 30 + 5 * wave(t, 3)) : { ...at(60, 30 * (1 - (f - DRAIN_AT) / (1 - DRAIN_AT))), state: STATE_DRAIN },
-        event: { at: DRAIN_AT, says: "drains: state=drain, no new picks" }
-      },
-      // Dies: stops announcing without a word, as a crashed host does.
-      { load: (t) => at(100, 40 + 8 * wave(t, 5)), event: { at: DIE_AT, says: "dies: stops announcing" }, dies: true },
-      // Just started: nothing busy, so Apache's slow start weighs it ready/4, until work arrives.
-      { load: (t, f) => f < WORK_AT ? at(40, 0) : at(40, 5 + 3 * wave(t, 2)), event: { at: WORK_AT, says: "takes work; until now busy 0, so weight ready/4" } }
+var View = class {
+  constructor(screen, listener, names, durationMs, page) {
+    this.screen = screen;
+    this.listener = listener;
+    this.names = names;
+    this.durationMs = durationMs;
+    this.page = page;
+    this.dim = dimmer(screen.redraw);
+  }
+  screen;
+  listener;
+  names;
+  durationMs;
+  page;
+  picks = /* @__PURE__ */ new Map();
+  lastPicks = /* @__PURE__ */ new Map();
+  totalPicks = 0;
+  servers = [];
+  counters = {};
+  events = [];
+  done = /* @__PURE__ */ new Set();
+  wasLive = /* @__PURE__ */ new Set();
+  dim;
+  happened(role) {
+    return this.done.has(role);
+  }
+  event(t, role, says) {
+    this.done.add(role);
+    this.events.push(`${`t=${t.toFixed(1)}s`.padEnd(8)} ${this.names[role]} ${says}`);
+  }
+  /** One tick: a new snapshot, PICKS_PER_TICK picks from it, and the deaths it shows. */
+  tick(t, servers, counters2) {
+    this.servers = servers;
+    this.counters = counters2;
+    for (const s of servers) {
+      const name = formatEndpoint(s.host, s.port);
+      if (isLive(s, MAX_AGE_S)) this.wasLive.add(name);
+      else if (this.wasLive.delete(name)) this.events.push(`${`t=${t.toFixed(1)}s`.padEnd(8)} ${name} silent for ${MAX_AGE_S}s: not live, no more picks`);
+    }
+    this.lastPicks.clear();
+    for (const s of pick(servers, { maxAge: MAX_AGE_S, method: "weighted", count: PICKS_PER_TICK, distinct: false, random: Math.random })) {
+      const name = formatEndpoint(s.host, s.port);
+      this.lastPicks.set(name, (this.lastPicks.get(name) ?? 0) + 1);
+      this.picks.set(name, (this.picks.get(name) ?? 0) + 1);
+      this.totalPicks++;
+    }
+  }
+  draw(t) {
+    const lines = [
+      `hbeat demo, t=${t.toFixed(1)}s of ${+(this.durationMs / 1e3).toFixed(1)}s${this.screen.redraw ? " (Ctrl-C stops)" : ""}`,
+      `${this.names.length} backends announce their load every ${INTERVAL_MS}ms to a listener on ${formatEndpoint(this.listener.host, this.listener.port)}.`,
+      `Time runs 4x fast: live means heard from in the last ${MAX_AGE_S}s (10s in production).`,
+      `In a browser, the page: ${this.page} (while the demo runs)`,
+      "",
+      statusTable(this.servers, this.counters, { liveAge: MAX_AGE_S, notLive: this.dim }),
+      "",
+      `${PICKS_PER_TICK} picks every ${TICK_MS / 1e3}s, each backend with probability weight / total:`,
+      "weight = ready (ready/4 while busy is 0); 0 when draining or not live",
+      "",
+      this.pickTable(),
+      "",
+      "what happened:",
+      ...this.events.length === 0 ? ["  nothing yet"] : this.events.map((e) => `  ${e}`)
     ];
-    BY_EVENT_TIME = ROLES.flatMap((r, i) => r.event ? [i] : []).sort((a, b) => ROLES[a].event.at - ROLES[b].event.at);
-    DemoError = class extends Error {
+    this.screen.show(lines.join("\n"));
+  }
+  pickTable() {
+    const weights = new Map(this.servers.map((s) => [formatEndpoint(s.host, s.port), isLive(s, MAX_AGE_S) && s.state !== "drain" ? weight(s) : 0]));
+    const rows = [["SERVER", "WEIGHT", "PICKS", "SHARE", "LAST 100", ""]];
+    for (const name of [...this.names].sort()) {
+      const total = this.picks.get(name) ?? 0;
+      const last = this.lastPicks.get(name) ?? 0;
+      const share = this.totalPicks === 0 ? 0 : total / this.totalPicks;
+      rows.push([name, String(weights.get(name) ?? 0), String(total), `${(100 * share).toFixed(1)}%`, String(last), "#".repeat(Math.round(BAR * last / PICKS_PER_TICK))]);
+    }
+    const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+    return rows.map((r) => r.map((cell, c) => c === 0 || c === 5 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join("  ").trimEnd()).join("\n");
+  }
+};
+
+// src/cli/command.ts
+var import_node_fs5 = require("node:fs");
+var import_node_util = require("node:util");
+function defineCommand(spec) {
+  return {
+    summary: spec.summary,
+    usage: spec.usage,
+    run(argv) {
+      let values;
+      try {
+        const options3 = { ...spec.options, help: { type: "boolean", short: "h" } };
+        values = (0, import_node_util.parseArgs)({ args: argv, options: options3, strict: true, allowPositionals: false }).values;
+      } catch (err) {
+        throw new UsageError(parseArgsText(err));
+      }
+      if (values.help) {
+        process.stdout.write(spec.usage + "\n");
+        return Promise.resolve(0);
+      }
+      return spec.run(values);
+    }
+  };
+}
+function parseArgsText(err) {
+  const ambiguous = /^Option '(--[\w-]+)[^']*' argument is ambiguous/.exec(err.message);
+  if (ambiguous) return `${ambiguous[1]} needs a value, and none of hbeat's values starts with '-' (a negative number is never valid)`;
+  return err.message.split("\n")[0].replace(/\. To specify.*/, "");
+}
+function flag(parse) {
+  try {
+    return parse();
+  } catch (err) {
+    throw new UsageError(err.message);
+  }
+}
+var SLOTS_HELP = `--slots F                 the slot file; else $HBEAT_SLOTS, else hbeat.slots in
+                            $RUNTIME_DIRECTORY, else in the current directory`;
+function untilSignal() {
+  return new Promise((resolve) => {
+    const done = (signal) => {
+      process.off("SIGTERM", done);
+      process.off("SIGINT", done);
+      resolve(signal);
     };
-    View = class {
-      constructor(screen, listener, names, durationMs, page) {
-        this.screen = screen;
-        this.listener = listener;
-        this.names = names;
-        this.durationMs = durationMs;
-        this.page = page;
-        this.dim = dimmer(screen.redraw);
-      }
-      screen;
-      listener;
-      names;
-      durationMs;
-      page;
-      picks = /* @__PURE__ */ new Map();
-      lastPicks = /* @__PURE__ */ new Map();
-      totalPicks = 0;
-      servers = [];
-      counters = {};
-      events = [];
-      done = /* @__PURE__ */ new Set();
-      wasLive = /* @__PURE__ */ new Set();
-      dim;
-      happened(role) {
-        return this.done.has(role);
-      }
-      event(t, role, says) {
-        this.done.add(role);
-        this.events.push(`${`t=${t.toFixed(1)}s`.padEnd(8)} ${this.names[role]} ${says}`);
-      }
-      /** One tick: a new snapshot, PICKS_PER_TICK picks from it, and the deaths it shows. */
-      tick(t, servers, counters2) {
-        this.servers = servers;
-        this.counters = counters2;
-        for (const s of servers) {
-          const name = formatEndpoint(s.host, s.port);
-          if (isLive(s, MAX_AGE_S)) this.wasLive.add(name);
-          else if (this.wasLive.delete(name)) this.events.push(`${`t=${t.toFixed(1)}s`.padEnd(8)} ${name} silent for ${MAX_AGE_S}s: not live, no more picks`);
-        }
-        this.lastPicks.clear();
-        for (const s of pick(servers, { maxAge: MAX_AGE_S, method: "weighted", count: PICKS_PER_TICK, distinct: false, random: Math.random })) {
-          const name = formatEndpoint(s.host, s.port);
-          this.lastPicks.set(name, (this.lastPicks.get(name) ?? 0) + 1);
-          this.picks.set(name, (this.picks.get(name) ?? 0) + 1);
-          this.totalPicks++;
-        }
-      }
-      draw(t) {
-        const lines = [
-          `hbeat demo, t=${t.toFixed(1)}s of ${+(this.durationMs / 1e3).toFixed(1)}s${this.screen.redraw ? " (Ctrl-C stops)" : ""}`,
-          `${this.names.length} backends announce their load every ${INTERVAL_MS}ms to a listener on ${formatEndpoint(this.listener.host, this.listener.port)}.`,
-          `Time runs 4x fast: live means heard from in the last ${MAX_AGE_S}s (10s in production).`,
-          `In a browser, the page: ${this.page} (while the demo runs)`,
-          "",
-          statusTable(this.servers, this.counters, { liveAge: MAX_AGE_S, notLive: this.dim }),
-          "",
-          `${PICKS_PER_TICK} picks every ${TICK_MS / 1e3}s, each backend with probability weight / total:`,
-          "weight = ready (ready/4 while busy is 0); 0 when draining or not live",
-          "",
-          this.pickTable(),
-          "",
-          "what happened:",
-          ...this.events.length === 0 ? ["  nothing yet"] : this.events.map((e) => `  ${e}`)
-        ];
-        this.screen.show(lines.join("\n"));
-      }
-      pickTable() {
-        const weights = new Map(this.servers.map((s) => [formatEndpoint(s.host, s.port), isLive(s, MAX_AGE_S) && s.state !== "drain" ? weight(s) : 0]));
-        const rows = [["SERVER", "WEIGHT", "PICKS", "SHARE", "LAST 100", ""]];
-        for (const name of [...this.names].sort()) {
-          const total = this.picks.get(name) ?? 0;
-          const last = this.lastPicks.get(name) ?? 0;
-          const share = this.totalPicks === 0 ? 0 : total / this.totalPicks;
-          rows.push([name, String(weights.get(name) ?? 0), String(total), `${(100 * share).toFixed(1)}%`, String(last), "#".repeat(Math.round(BAR * last / PICKS_PER_TICK))]);
-        }
-        const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-        return rows.map((r) => r.map((cell, c) => c === 0 || c === 5 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join("  ").trimEnd()).join("\n");
-      }
-    };
+    process.on("SIGTERM", done);
+    process.on("SIGINT", done);
+  });
+}
+function writeStdout(text) {
+  const buf = Buffer.from(text);
+  let done = 0;
+  try {
+    while (done < buf.length) done += (0, import_node_fs5.writeSync)(1, buf, done);
+  } catch (err) {
+    const code = err.code;
+    if (code === "EAGAIN") process.stdout.write(buf.subarray(done));
+    else if (code !== "EPIPE") throw err;
+  }
+}
+
+// src/cli/demo.ts
+var demoCommand = defineCommand({
+  summary: "see it work: a listener and five backends on loopback, live",
+  usage: `usage: hbeat demo [options]
+
+  --duration D              how long it runs (default 15s; 1s to 86400s)
+
+A listener on 127.0.0.1 (unicast: nothing leaves this host) and five simulated
+backends announcing from 127.0.0.2-6 every 250ms; one drains part-way, one
+dies. Shows the status table and a tally of weighted picks, live on a
+terminal, a few snapshots otherwise. Needs no root and no set-up: its slot
+file lives in a temporary directory that it removes.`,
+  options: {
+    duration: { type: "string" }
+  },
+  run(v) {
+    const durationMs = v.duration === void 0 ? DEFAULT_DURATION_MS : flag(() => duration(v.duration, "--duration", { min: 1e3, max: 864e5 }));
+    return runDemo({ durationMs });
   }
 });
 
+// src/core/source.ts
+var import_node_path4 = require("node:path");
+
 // src/core/hbdat.ts
-var hbdat_exports = {};
-__export(hbdat_exports, {
-  HB_DAT_SEEN_TIMEOUT_S: () => HB_DAT_SEEN_TIMEOUT_S,
-  HbDatWriter: () => HbDatWriter,
-  formatHbDat: () => formatHbDat,
-  hbDatReason: () => hbDatReason,
-  readHbDat: () => readHbDat,
-  writeHbDat: () => writeHbDat
-});
+var import_node_net3 = require("node:net");
+var import_node_fs6 = require("node:fs");
+var import_node_path3 = require("node:path");
+var HB_DAT_SEEN_TIMEOUT_S = 30;
 function formatHbDat(servers) {
   let text = "";
   for (const s of servers) {
@@ -3253,12 +3137,12 @@ function formatHbDat(servers) {
 function writeHbDat(path, servers) {
   const tmp = `${path}.tmp-${process.pid}`;
   try {
-    (0, import_node_fs5.writeFileSync)(tmp, formatHbDat(servers));
-    (0, import_node_fs5.chmodSync)(tmp, 420);
-    (0, import_node_fs5.renameSync)(tmp, path);
+    (0, import_node_fs6.writeFileSync)(tmp, formatHbDat(servers));
+    (0, import_node_fs6.chmodSync)(tmp, 420);
+    (0, import_node_fs6.renameSync)(tmp, path);
   } catch (err) {
     try {
-      (0, import_node_fs5.unlinkSync)(tmp);
+      (0, import_node_fs6.unlinkSync)(tmp);
     } catch {
     }
     throw err;
@@ -3282,9 +3166,46 @@ function hbDatReason(path, err) {
       return e.code ? `${e.code}: ${e.message.split("\n")[0]}` : String(e.message ?? e);
   }
 }
+var HbDatWriter = class _HbDatWriter {
+  constructor(path, servers) {
+    this.path = path;
+    this.servers = servers;
+    this.outage = new Outage("cannot write hb.dat; trying again at the next interval", "hb.dat written again", { path }, { level: "error", repeatMs: 6e4 });
+  }
+  path;
+  servers;
+  outage;
+  timer;
+  /** Writes the file at once (throwing, for a one-line exit, when it cannot), then every intervalMs. */
+  static start(path, intervalMs, servers) {
+    const writer = new _HbDatWriter(path, servers);
+    writeHbDat(path, servers());
+    writer.timer = setInterval(() => writer.write(), intervalMs);
+    writer.timer.unref();
+    return writer;
+  }
+  /** One write; false when it failed (logged). */
+  write() {
+    try {
+      writeHbDat(this.path, this.servers());
+    } catch (err) {
+      this.outage.fail(hbDatReason(this.path, err));
+      return false;
+    }
+    this.outage.ok();
+    return true;
+  }
+  /** A last write, so the file is as fresh as it can be; then no more. */
+  stop() {
+    if (this.timer === void 0) return;
+    clearInterval(this.timer);
+    this.timer = void 0;
+    this.write();
+  }
+};
 function readHbDat(path, nowMs = Date.now()) {
-  const data = (0, import_node_fs5.readFileSync)(path);
-  const fileAge = Math.max(0, nowMs - (0, import_node_fs5.statSync)(path).mtimeMs) / 1e3;
+  const data = (0, import_node_fs6.readFileSync)(path);
+  const fileAge = Math.max(0, nowMs - (0, import_node_fs6.statSync)(path).mtimeMs) / 1e3;
   const servers = [];
   for (let start = 0; start < data.length; ) {
     const next = data.indexOf(10, start);
@@ -3294,95 +3215,220 @@ function readHbDat(path, nowMs = Date.now()) {
     if (data[start] !== 35 && space > start && space < end) {
       const fields = parseHbDatQuery(data, space + 1, end);
       const host = data.toString("latin1", start, space);
-      if (fields && (0, import_node_net3.isIP)(stripScope(host))) servers.push({ host, address: stripScope(host), port: fields.port, ready: fields.ready, busy: fields.busy, age: fields.lastseen + fileAge, state: "up" });
+      if (fields && (0, import_node_net3.isIP)(stripScope(host))) servers.push({ host, address: stripScope(host), port: fields.port, ready: fields.ready, busy: fields.busy, age: fields.lastseen + fileAge, interval: null, state: "up" });
     }
     start = lineEnd + 1;
   }
   return servers;
 }
-var import_node_net3, import_node_fs5, import_node_path3, HB_DAT_SEEN_TIMEOUT_S, HbDatWriter;
-var init_hbdat = __esm({
-  "src/core/hbdat.ts"() {
-    "use strict";
-    import_node_net3 = require("node:net");
-    import_node_fs5 = require("node:fs");
-    import_node_path3 = require("node:path");
-    init_address();
-    init_log();
-    init_wire();
-    HB_DAT_SEEN_TIMEOUT_S = 30;
-    HbDatWriter = class _HbDatWriter {
-      constructor(path, servers) {
-        this.path = path;
-        this.servers = servers;
-        this.outage = new Outage("cannot write hb.dat; trying again at the next interval", "hb.dat written again", { path }, { level: "error", repeatMs: 6e4 });
-      }
-      path;
-      servers;
-      outage;
-      timer;
-      /** Writes the file at once (throwing, for a one-line exit, when it cannot), then every intervalMs. */
-      static start(path, intervalMs, servers) {
-        const writer = new _HbDatWriter(path, servers);
-        writeHbDat(path, servers());
-        writer.timer = setInterval(() => writer.write(), intervalMs);
-        writer.timer.unref();
-        return writer;
-      }
-      /** One write; false when it failed (logged). */
-      write() {
-        try {
-          writeHbDat(this.path, this.servers());
-        } catch (err) {
-          this.outage.fail(hbDatReason(this.path, err));
-          return false;
-        }
-        this.outage.ok();
-        return true;
-      }
-      /** A last write, so the file is as fresh as it can be; then no more. */
-      stop() {
-        if (this.timer === void 0) return;
-        clearInterval(this.timer);
-        this.timer = void 0;
-        this.write();
-      }
-    };
+
+// src/core/source.ts
+function slotsPath(given, env = process.env) {
+  if (given !== void 0) return given;
+  if (env.HBEAT_SLOTS) return env.HBEAT_SLOTS;
+  const runtime = env.RUNTIME_DIRECTORY?.split(":")[0];
+  return runtime ? (0, import_node_path4.join)(runtime, "hbeat.slots") : "hbeat.slots";
+}
+function slotSource(path) {
+  return { label: path, read: () => readSnapshot(path) };
+}
+function hbDatSource(path) {
+  const read = () => {
+    try {
+      return { servers: readHbDat(path), counters: null };
+    } catch (err) {
+      throw new OperatorError(`hb.dat ${path}: ${errnoText(err)}`);
+    }
+  };
+  return { label: path, read };
+}
+
+// src/feeds/feed.ts
+async function startFeeds(starters, ctx) {
+  const running = [];
+  const stopAll = async () => {
+    while (running.length > 0) await running.pop().stop();
+  };
+  try {
+    for (const start of starters) running.push(await start(ctx));
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  return stopAll;
+}
+
+// src/feeds/hbdat.ts
+function hbDatFeed(opts) {
+  return async ({ listener }) => {
+    let writer;
+    try {
+      writer = HbDatWriter.start(opts.path, opts.intervalMs, () => listener.table.snapshot());
+    } catch (err) {
+      throw new OperatorError(`--hb-dat ${opts.path}: ${hbDatReason(opts.path, err)}`);
+    }
+    return { stop: async () => writer.stop() };
+  };
+}
+
+// src/cli/listen.ts
+var options = {
+  on: { type: "string", multiple: true },
+  interface: { type: "string" },
+  slots: { type: "string" },
+  "max-servers": { type: "string" },
+  "hb-dat": { type: "string" },
+  "hb-dat-interval": { type: "string" },
+  http: { type: "string" },
+  "key-file": { type: "string" },
+  "max-skew": { type: "string" }
+};
+var listenCommand = defineCommand({
+  summary: "collect heartbeats into the slot file (on each proxy)",
+  usage: `usage: hbeat listen [options]
+
+  --on ADDR:PORT            where to listen (repeatable); default 239.0.0.1:27999.
+                            A multicast address is joined, a unicast one bound.
+                            IPv6 as [ADDR]:PORT
+  --interface ADDR|NAME     where to join multicast groups
+  ${SLOTS_HELP}
+  --max-servers N           slots in a new file, 1 to 1048576 (default 1024)
+  --hb-dat F                also write Apache's hb.dat (for mod_lbmethod_heartbeat's
+                            HeartbeatStorage), atomically
+  --hb-dat-interval D       how often (default 5s; 100ms to 3600s)
+  --http ADDR:PORT          serve HTTP there: POST / or /heartbeat a heartbeat
+                            (as mod_heartmonitor's handler), GET /status (JSON),
+                            /metrics (Prometheus), /pick?count=&distinct=&members=
+                            &method=&seed=&max-age= (HOST:PORT lines; JSON lines
+                            with Accept: application/json; 503 when none is live)
+  --key-file F              accept only datagrams signed with the key in F (hex,
+                            or 16+ raw bytes; no access for group or others):
+                            unsigned, badly signed and replayed ones are dropped
+                            and counted
+  --max-skew D              with --key-file: drop a ts further than D from this
+                            host's clock (default 30s; at most 86400s)`,
+  options,
+  async run(v) {
+    const on = (v.on ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, "--on")));
+    const maxServers = v["max-servers"] === void 0 ? void 0 : flag(() => integer(v["max-servers"], "--max-servers", 1, MAX_SERVERS_LIMIT));
+    const feeds = feedsFlags(v);
+    const verifier = verifierFlags(v);
+    const stopped = untilSignal();
+    const table = SlotTable.open(slotsPath(v.slots), maxServers);
+    let listener;
+    let stopFeeds;
+    try {
+      listener = await Listener.start({ on, iface: v.interface, table, verifier });
+      stopFeeds = await startFeeds(feeds, { listener, liveness: DEFAULT_LIVENESS });
+    } catch (err) {
+      await listener?.close();
+      table.close();
+      throw err;
+    }
+    log("info", "started", { slots: table.path, servers: table.slots, pid: process.pid });
+    const signal = await stopped;
+    await stopFeeds();
+    await listener.close();
+    table.close();
+    log("info", "stopped", { signal });
+    return 0;
+  }
+});
+function feedsFlags(v) {
+  if (v["hb-dat-interval"] !== void 0 && v["hb-dat"] === void 0) throw new UsageError("--hb-dat-interval needs --hb-dat");
+  const feeds = [];
+  if (v["hb-dat"] !== void 0) {
+    const intervalMs = v["hb-dat-interval"] === void 0 ? 5e3 : flag(() => duration(v["hb-dat-interval"], "--hb-dat-interval", { min: 100, max: 36e5 }));
+    feeds.push(hbDatFeed({ path: v["hb-dat"], intervalMs }));
+  }
+  if (v.http !== void 0) feeds.push(httpFeed(flag(() => endpoint(v.http, "--http"))));
+  return feeds;
+}
+function verifierFlags(v) {
+  if (v["key-file"] === void 0) {
+    if (v["max-skew"] !== void 0) throw new UsageError("--max-skew goes with --key-file");
+    return void 0;
+  }
+  const skew = v["max-skew"] === void 0 ? DEFAULT_MAX_SKEW_MS : flag(() => duration(v["max-skew"], "--max-skew", { min: 1, max: 864e5 }));
+  return new Verifier(loadKey(v["key-file"]), skew);
+}
+
+// src/cli/pick.ts
+function sourceFlag(v) {
+  if (v.slots !== void 0 && v["hb-dat"] !== void 0) throw new UsageError("--slots and --hb-dat are alternatives: give one");
+  return v["hb-dat"] !== void 0 ? hbDatSource(v["hb-dat"]) : slotSource(slotsPath(v.slots));
+}
+var pickCommand = defineCommand({
+  summary: "choose a backend with room for work (for whatever routes requests)",
+  usage: `usage: hbeat pick [options]
+
+  ${SLOTS_HELP}
+  --hb-dat F                pick from Apache's hb.dat instead (its own age is
+                            added to each lastseen)
+  --max-age D               only servers seen less than D ago (default 10s, at
+                            most 604800s)
+  --members H:P,...         only these servers
+  --method M                weighted (default): chosen with probability
+                            weight/total, weight = ready (ready/4 when busy is 0);
+                            two-choices: two weighted draws, the larger ready wins
+  --count N                 N independent picks, one a line (default 1)
+  --distinct                no server twice (at most all candidates)
+  --json                    one JSON object a line: host, port, ready, busy, age
+  --seed N                  a fixed random seed, for repeatable picks
+
+Prints HOST:PORT a line ([ADDR]:PORT for IPv6). Exit status 3 and one line on
+stderr when no live backend has weight over 0.`,
+  options: {
+    slots: { type: "string" },
+    "hb-dat": { type: "string" },
+    "max-age": { type: "string" },
+    members: { type: "string" },
+    method: { type: "string" },
+    count: { type: "string" },
+    distinct: { type: "boolean" },
+    json: { type: "boolean" },
+    seed: { type: "string" }
+  },
+  async run(v) {
+    const opts = flag(() => pickOptions(v, "--"));
+    const servers = sourceFlag(v).read().servers;
+    const chosen = pick(servers, opts);
+    if (chosen.length === 0) {
+      process.stderr.write(`hbeat pick: ${noneReason(servers, opts)}
+`);
+      return 3;
+    }
+    writeStdout(chosen.map((s) => v.json ? JSON.stringify(serverJson(s)) : formatEndpoint(s.host, s.port)).join("\n") + "\n");
+    return 0;
   }
 });
 
 // src/core/load.ts
-var load_exports = {};
-__export(load_exports, {
-  CapacityError: () => CapacityError,
-  connectionsSource: () => connectionsSource,
-  countEstablished: () => countEstablished,
-  execSource: () => execSource,
-  parseApacheStatus: () => parseApacheStatus,
-  parseExecOutput: () => parseExecOutput,
-  parseNginxStatus: () => parseNginxStatus,
-  parseStatusUrl: () => parseStatusUrl,
-  statusLoad: () => statusLoad,
-  statusUrlSource: () => statusUrlSource,
-  withCapacity: () => withCapacity
-});
+var import_node_child_process = require("node:child_process");
+var import_promises2 = require("node:fs/promises");
+var import_node_http2 = require("node:http");
+var import_node_https = require("node:https");
+var MAX_BODY = 1 << 20;
+var MAX_OUTPUT = 64 << 10;
+var CapacityError = class extends Error {
+};
 function withCapacity(busy, capacity) {
   return { ready: Math.max(capacity - busy, 0), busy };
 }
 function field(body, key) {
   const m = new RegExp(`^${key}:[ \\t]*([0-9]{1,10})[ \\t]*\\r?$`, "m").exec(body);
-  return m && +m[1] <= INT31_MAX2 ? +m[1] : void 0;
+  return m && +m[1] <= INT31_MAX ? +m[1] : void 0;
 }
 function parseApacheStatus(body) {
   const busy = field(body, "BusyWorkers");
   const idle = field(body, "IdleWorkers");
   if (busy === void 0 || idle === void 0) return null;
-  return { ready: Math.min(idle + 1, INT31_MAX2), busy: Math.max(busy - 1, 0) };
+  return { ready: Math.min(idle + 1, INT31_MAX), busy: Math.max(busy - 1, 0) };
 }
 function parseNginxStatus(body) {
   if (field(body, "Active connections") === void 0) return null;
   const m = /^Reading:[ \t]*([0-9]{1,10})[ \t]+Writing:[ \t]*([0-9]{1,10})[ \t]+Waiting:[ \t]*[0-9]{1,10}[ \t]*\r?$/m.exec(body);
-  return m ? Math.min(Math.max(+m[1] + +m[2] - 1, 0), INT31_MAX2) : null;
+  return m ? Math.min(Math.max(+m[1] + +m[2] - 1, 0), INT31_MAX) : null;
 }
 function statusLoad(body, capacity) {
   const apache = parseApacheStatus(body);
@@ -3544,370 +3590,32 @@ function execSource(command, timeoutMs) {
     }
   };
 }
-var import_node_child_process, import_promises2, import_node_http2, import_node_https, INT31_MAX2, MAX_BODY, MAX_OUTPUT, CapacityError;
-var init_load = __esm({
-  "src/core/load.ts"() {
-    "use strict";
-    import_node_child_process = require("node:child_process");
-    import_promises2 = require("node:fs/promises");
-    import_node_http2 = require("node:http");
-    import_node_https = require("node:https");
-    init_wire();
-    INT31_MAX2 = 2147483647;
-    MAX_BODY = 1 << 20;
-    MAX_OUTPUT = 64 << 10;
-    CapacityError = class extends Error {
-    };
-  }
-});
 
-// src/cli/main.ts
-async function main(argv) {
-  const [name, ...rest] = argv;
-  if (name === "--version" || name === "-V") return out(`hbeat ${"0.1.0"}`);
-  if (name === "--help" || name === "-h" || name === "help") return out(TOP_USAGE);
-  const command = name === void 0 ? void 0 : commands[name];
-  if (!command) {
-    process.stderr.write(`hbeat: ${name === void 0 ? "no command given" : `unknown command ${JSON.stringify(name)}`}
-${TOP_USAGE}
-`);
-    return 2;
-  }
-  try {
-    let values;
-    try {
-      values = (0, import_node_util.parseArgs)({ args: rest, options: { ...command.options, help: { type: "boolean", short: "h" } }, strict: true, allowPositionals: false }).values;
-    } catch (err) {
-      throw new UsageError(err.message.replace(/\. To specify[^]*/, ""));
-    }
-    if (values.help) return out(command.usage);
-    return await command.run(values);
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`hbeat ${name}: ${err.message}
-${command.usage}
-`);
-      return 2;
-    }
-    const { SlotFileError: SlotFileError2 } = await Promise.resolve().then(() => (init_slotfile(), slotfile_exports));
-    const { ListenError: ListenError2 } = await Promise.resolve().then(() => (init_listener(), listener_exports));
-    const { SendError: SendError2 } = await Promise.resolve().then(() => (init_sender(), sender_exports));
-    if (err instanceof SlotFileError2 || err instanceof ListenError2 || err instanceof SendError2 || err instanceof RuntimeError) {
-      process.stderr.write(`hbeat ${name}: ${err.message}
-`);
-      return 1;
-    }
-    throw err;
-  }
-}
-function out(text) {
-  process.stdout.write(text + "\n");
-  return 0;
-}
-function usage(parse) {
-  try {
-    return parse();
-  } catch (err) {
-    throw new UsageError(err.message);
-  }
-}
-function integer(text, flag, min, max) {
-  if (!/^[0-9]+$/.test(text) || +text < min || +text > max) throw new UsageError(`${flag} takes a whole number from ${min} to ${max}, not ${JSON.stringify(text)}`);
-  return +text;
-}
-function duration(text, flag) {
-  const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s)?$/.exec(text);
-  if (!m) throw new UsageError(`${flag} takes a duration such as 10s, 500ms or 2 (seconds), not ${JSON.stringify(text)}`);
-  return m[2] === "ms" ? +m[1] : +m[1] * 1e3;
-}
-async function memberList(text) {
-  const { parseEndpoint: parseEndpoint2 } = await Promise.resolve().then(() => (init_address(), address_exports));
-  const members = text.split(",").filter((m) => m !== "");
-  for (const m of members) usage(() => parseEndpoint2(m, "--members entry"));
-  return members;
-}
-async function statusSource(v) {
-  if (v.slots !== void 0 && v["hb-dat"] !== void 0) throw new UsageError("--slots and --hb-dat are alternatives: give one");
-  if (typeof v["hb-dat"] === "string") {
-    const { readHbDat: readHbDat2 } = await Promise.resolve().then(() => (init_hbdat(), hbdat_exports));
-    const path2 = v["hb-dat"];
-    const read = () => {
-      try {
-        return { servers: readHbDat2(path2), counters: null };
-      } catch (err) {
-        throw new RuntimeError(`hb.dat ${path2}: ${err.code === "ENOENT" ? "does not exist" : err.message}`);
-      }
-    };
-    return { label: path2, read };
-  }
-  const { readSnapshot: readSnapshot2 } = await Promise.resolve().then(() => (init_slotfile(), slotfile_exports));
-  const path = slotsPath(v);
-  return { label: path, read: () => readSnapshot2(path) };
-}
-function slotsPath(v, env = process.env) {
-  if (typeof v.slots === "string") return v.slots;
-  if (env.HBEAT_SLOTS) return env.HBEAT_SLOTS;
-  const runtime = env.RUNTIME_DIRECTORY?.split(":")[0];
-  return runtime ? (0, import_node_path4.join)(runtime, "hbeat.slots") : "hbeat.slots";
-}
-function untilSignal() {
-  return new Promise((resolve) => {
-    const done = (signal) => {
-      process.off("SIGTERM", done);
-      process.off("SIGINT", done);
-      resolve(signal);
-    };
-    process.on("SIGTERM", done);
-    process.on("SIGINT", done);
-  });
-}
-async function loadSource(v, intervalMs) {
-  const given = [v.ready !== void 0 || v.busy !== void 0, v["status-url"] !== void 0, v.connections !== void 0, v.exec !== void 0];
-  if (given.filter(Boolean).length !== 1) {
-    throw new UsageError("give exactly one load source: --ready N --busy N, --status-url URL, --connections PORT --capacity N, or --exec CMD");
-  }
-  const capacity = v.capacity === void 0 ? void 0 : integer(v.capacity, "--capacity", 1, 2147483647);
-  if (capacity !== void 0 && v["status-url"] === void 0 && v.connections === void 0) {
-    throw new UsageError("--capacity goes with --connections or --status-url");
-  }
-  if (v.ready !== void 0 || v.busy !== void 0) {
-    if (v.ready === void 0 || v.busy === void 0) throw new UsageError("--ready and --busy go together");
-    const load = { ready: integer(v.ready, "--ready", 0, 2147483647), busy: integer(v.busy, "--busy", 0, 2147483647) };
-    return async () => load;
-  }
-  const { CapacityError: CapacityError2, connectionsSource: connectionsSource2, execSource: execSource2, parseStatusUrl: parseStatusUrl2, statusUrlSource: statusUrlSource2 } = await Promise.resolve().then(() => (init_load(), load_exports));
-  const timeoutMs = Math.round(intervalMs * 0.8);
-  if (typeof v["status-url"] === "string") {
-    const url = usage(() => parseStatusUrl2(v["status-url"]));
-    const source = statusUrlSource2(url, { capacity, timeoutMs });
-    if (capacity === void 0) {
-      try {
-        await source(new AbortController().signal);
-      } catch (err) {
-        if (err instanceof CapacityError2) throw new UsageError(err.message);
-      }
-    }
-    return source;
-  }
-  if (typeof v.connections === "string") {
-    const port = integer(v.connections, "--connections", 1, 65535);
-    if (capacity === void 0) throw new UsageError("--connections needs --capacity N: the workers the server has");
-    return connectionsSource2(port, capacity);
-  }
-  if (v.exec === "") throw new UsageError("--exec needs a command");
-  return execSource2(v.exec, timeoutMs);
-}
-async function feedOptions(v) {
-  if (v["hb-dat-interval"] !== void 0 && v["hb-dat"] === void 0) throw new UsageError("--hb-dat-interval needs --hb-dat");
-  const feeds = {};
-  if (typeof v["hb-dat"] === "string") {
-    const intervalMs = v["hb-dat-interval"] === void 0 ? 5e3 : duration(v["hb-dat-interval"], "--hb-dat-interval");
-    if (intervalMs < 100) throw new UsageError("--hb-dat-interval must be at least 100ms");
-    feeds.hbDat = { path: v["hb-dat"], intervalMs };
-  }
-  if (typeof v.http === "string") {
-    const { parseEndpoint: parseEndpoint2 } = await Promise.resolve().then(() => (init_address(), address_exports));
-    const text = v.http;
-    feeds.http = usage(() => parseEndpoint2(text, "--http"));
-  }
-  return feeds;
-}
-async function startFeeds(feeds, listener) {
-  let writer;
-  if (feeds.hbDat) {
-    const { HbDatWriter: HbDatWriter2, hbDatReason: hbDatReason2 } = await Promise.resolve().then(() => (init_hbdat(), hbdat_exports));
-    const { path, intervalMs } = feeds.hbDat;
-    try {
-      writer = HbDatWriter2.start(path, intervalMs, () => listener.table.snapshot());
-    } catch (err) {
-      throw new RuntimeError(`--hb-dat ${path}: ${hbDatReason2(path, err)}`);
-    }
-  }
-  let http;
-  if (feeds.http) {
-    const { HttpServer: HttpServer2 } = await Promise.resolve().then(() => (init_http(), http_exports));
-    try {
-      http = await HttpServer2.start({ on: feeds.http, listener });
-    } catch (err) {
-      writer?.stop();
-      throw err;
-    }
-  }
-  return async () => {
-    await http?.close();
-    writer?.stop();
-  };
-}
-async function readKey(path) {
-  const { loadKey: loadKey2 } = await Promise.resolve().then(() => (init_trust(), trust_exports));
-  try {
-    return loadKey2(path);
-  } catch (err) {
-    throw new RuntimeError(err.message);
-  }
-}
-async function verifierOption(v) {
-  if (v["key-file"] === void 0) {
-    if (v["max-skew"] !== void 0) throw new UsageError("--max-skew goes with --key-file");
-    return void 0;
-  }
-  const { Verifier: Verifier2, DEFAULT_MAX_SKEW_MS: DEFAULT_MAX_SKEW_MS2 } = await Promise.resolve().then(() => (init_trust(), trust_exports));
-  const skew = v["max-skew"] === void 0 ? DEFAULT_MAX_SKEW_MS2 : duration(v["max-skew"], "--max-skew");
-  if (!(skew > 0)) throw new UsageError("--max-skew must be more than 0");
-  return new Verifier2(await readKey(v["key-file"]), skew);
-}
-function writeStdout(text) {
-  const buf = Buffer.from(text);
-  let done = 0;
-  try {
-    while (done < buf.length) done += (0, import_node_fs6.writeSync)(1, buf, done);
-  } catch (err) {
-    const code = err.code;
-    if (code === "EAGAIN") process.stdout.write(buf.subarray(done));
-    else if (code !== "EPIPE") throw err;
-  }
-}
-var import_node_util, import_node_fs6, import_node_path4, UsageError, RuntimeError, SLOTS_HELP, commands, TOP_USAGE;
-var init_main = __esm({
-  "src/cli/main.ts"() {
-    "use strict";
-    import_node_util = require("node:util");
-    import_node_fs6 = require("node:fs");
-    import_node_path4 = require("node:path");
-    UsageError = class extends Error {
-    };
-    RuntimeError = class extends Error {
-    };
-    SLOTS_HELP = `--slots F                 the slot file; else $HBEAT_SLOTS, else hbeat.slots in
-                            $RUNTIME_DIRECTORY, else in the current directory`;
-    commands = {
-      listen: {
-        summary: "collect heartbeats into the slot file (on each proxy)",
-        usage: `usage: hbeat listen [options]
-
-  --on ADDR:PORT            where to listen (repeatable); default 239.0.0.1:27999.
-                            A multicast address is joined, a unicast one bound.
-                            IPv6 as [ADDR]:PORT
-  --interface ADDR|NAME     where to join multicast groups
-  ${SLOTS_HELP}
-  --max-servers N           slots in a new file, 1 to 1048576 (default 1024)
-  --hb-dat F                also write Apache's hb.dat (for mod_lbmethod_heartbeat's
-                            HeartbeatStorage), atomically
-  --hb-dat-interval D       how often (default 5s)
-  --http ADDR:PORT          serve HTTP there: POST / or /heartbeat a heartbeat
-                            (as mod_heartmonitor's handler), GET /status (JSON),
-                            /metrics (Prometheus), /pick?count=&distinct=&members=
-                            &method=&seed=&max-age= (HOST:PORT lines; JSON lines
-                            with Accept: application/json; 503 when none is live)
-  --key-file F              accept only datagrams signed with the key in F (hex,
-                            or 16+ raw bytes; no access for group or others):
-                            unsigned, badly signed and replayed ones are dropped
-                            and counted
-  --max-skew D              with --key-file: drop a ts further than D from this
-                            host's clock (default 30s)`,
-        options: {
-          on: { type: "string", multiple: true },
-          interface: { type: "string" },
-          slots: { type: "string" },
-          "max-servers": { type: "string" },
-          "hb-dat": { type: "string" },
-          "hb-dat-interval": { type: "string" },
-          http: { type: "string" },
-          "key-file": { type: "string" },
-          "max-skew": { type: "string" }
-        },
-        async run(v) {
-          const { parseEndpoint: parseEndpoint2 } = await Promise.resolve().then(() => (init_address(), address_exports));
-          const { Listener: Listener2, DEFAULT_GROUP: DEFAULT_GROUP2 } = await Promise.resolve().then(() => (init_listener(), listener_exports));
-          const { SlotTable: SlotTable3, MAX_SERVERS_LIMIT: MAX_SERVERS_LIMIT2 } = await Promise.resolve().then(() => (init_slotfile(), slotfile_exports));
-          const { log: log2 } = await Promise.resolve().then(() => (init_log(), log_exports));
-          const on = (v.on ?? [DEFAULT_GROUP2]).map((text) => usage(() => parseEndpoint2(text, "--on")));
-          const maxServers = v["max-servers"] === void 0 ? void 0 : integer(v["max-servers"], "--max-servers", 1, MAX_SERVERS_LIMIT2);
-          const feeds = await feedOptions(v);
-          const verifier = await verifierOption(v);
-          const stopped = untilSignal();
-          const table = SlotTable3.open(slotsPath(v), maxServers);
-          let listener;
-          let stopFeeds;
-          try {
-            listener = await Listener2.start({ on, iface: v.interface, table, verifier });
-            stopFeeds = await startFeeds(feeds, listener);
-          } catch (err) {
-            await listener?.close();
-            table.close();
-            throw err;
-          }
-          log2("info", "started", { slots: table.path, servers: table.slots, pid: process.pid });
-          const signal = await stopped;
-          await stopFeeds();
-          await listener.close();
-          table.close();
-          log2("info", "stopped", { signal });
-          return 0;
-        }
-      },
-      pick: {
-        summary: "choose a backend with room for work (for whatever routes requests)",
-        usage: `usage: hbeat pick [options]
-
-  ${SLOTS_HELP}
-  --hb-dat F                pick from Apache's hb.dat instead (its own age is
-                            added to each lastseen)
-  --max-age D               only servers seen less than D ago (default 10s)
-  --members H:P,...         only these servers
-  --method M                weighted (default): chosen with probability
-                            weight/total, weight = ready (ready/4 when busy is 0);
-                            two-choices: two weighted draws, the larger ready wins
-  --count N                 N independent picks, one a line (default 1)
-  --distinct                no server twice (at most all candidates)
-  --json                    one JSON object a line: host, port, ready, busy, age
-  --seed N                  a fixed random seed, for repeatable picks
-
-Prints HOST:PORT a line ([ADDR]:PORT for IPv6). Exit status 3 and one line on
-stderr when no live backend has weight over 0.`,
-        options: {
-          slots: { type: "string" },
-          "hb-dat": { type: "string" },
-          "max-age": { type: "string" },
-          members: { type: "string" },
-          method: { type: "string" },
-          count: { type: "string" },
-          distinct: { type: "boolean" },
-          json: { type: "boolean" },
-          seed: { type: "string" }
-        },
-        async run(v) {
-          const { pick: pick2, noneReason: noneReason2, seededRandom: seededRandom2 } = await Promise.resolve().then(() => (init_picker(), picker_exports));
-          const method = v.method ?? "weighted";
-          if (method !== "weighted" && method !== "two-choices") throw new UsageError(`--method takes weighted or two-choices, not ${JSON.stringify(method)}`);
-          const opts = {
-            maxAge: v["max-age"] === void 0 ? 10 : duration(v["max-age"], "--max-age") / 1e3,
-            members: v.members === void 0 ? void 0 : await memberList(v.members),
-            method,
-            count: v.count === void 0 ? 1 : integer(v.count, "--count", 1, 1e6),
-            distinct: v.distinct === true,
-            random: v.seed === void 0 ? Math.random : seededRandom2(integer(v.seed, "--seed", 0, Number.MAX_SAFE_INTEGER))
-          };
-          const servers = (await statusSource(v)).read().servers;
-          const chosen = pick2(servers, opts);
-          if (chosen.length === 0) {
-            process.stderr.write(`hbeat pick: ${noneReason2(servers, opts)}
-`);
-            return 3;
-          }
-          const { formatEndpoint: formatEndpoint2 } = await Promise.resolve().then(() => (init_address(), address_exports));
-          const { serverJson: serverJson2 } = await Promise.resolve().then(() => (init_status(), status_exports));
-          writeStdout(chosen.map((s) => v.json ? JSON.stringify(serverJson2(s)) : formatEndpoint2(s.host, s.port)).join("\n") + "\n");
-          return 0;
-        }
-      },
-      send: {
-        summary: "announce this backend's load every second (on each backend)",
-        usage: `usage: hbeat send [options]
+// src/cli/send.ts
+var options2 = {
+  to: { type: "string", multiple: true },
+  interval: { type: "string" },
+  ready: { type: "string" },
+  busy: { type: "string" },
+  "status-url": { type: "string" },
+  connections: { type: "string" },
+  capacity: { type: "string" },
+  exec: { type: "string" },
+  port: { type: "string" },
+  source: { type: "string" },
+  interface: { type: "string" },
+  ttl: { type: "string" },
+  drain: { type: "boolean" },
+  "key-file": { type: "string" },
+  once: { type: "boolean" }
+};
+var sendCommand = defineCommand({
+  summary: "announce this backend's load every second (on each backend)",
+  usage: `usage: hbeat send [options]
 
   --to ADDR:PORT            where to send (repeatable); default 239.0.0.1:27999
   --interval D              between datagrams, each wait jittered by up to \xB110%
-                            (default 1s; 500ms, 2s or plain seconds)
+                            (default 1s; 10ms to 3600s; 500ms, 2s or plain seconds)
 load source, exactly one of:
   --ready N --busy N        fixed numbers: free and busy workers
   --status-url URL          read the server's status page every interval:
@@ -3936,62 +3644,131 @@ load source, exactly one of:
                             &sig=, an HMAC-SHA256 that Apache ignores
   --once                    send one datagram and exit
 
-On SIGTERM or SIGINT it sends one last datagram with ready=0, so proxies stop
-choosing this backend at once, then exits 0.`,
-        options: {
-          to: { type: "string", multiple: true },
-          interval: { type: "string" },
-          ready: { type: "string" },
-          busy: { type: "string" },
-          "status-url": { type: "string" },
-          connections: { type: "string" },
-          capacity: { type: "string" },
-          exec: { type: "string" },
-          port: { type: "string" },
-          source: { type: "string" },
-          interface: { type: "string" },
-          ttl: { type: "string" },
-          drain: { type: "boolean" },
-          "key-file": { type: "string" },
-          once: { type: "boolean" }
-        },
-        async run(v) {
-          const { parseEndpoint: parseEndpoint2 } = await Promise.resolve().then(() => (init_address(), address_exports));
-          const { DEFAULT_GROUP: DEFAULT_GROUP2 } = await Promise.resolve().then(() => (init_listener(), listener_exports));
-          const { Sender: Sender2 } = await Promise.resolve().then(() => (init_sender(), sender_exports));
-          const { log: log2 } = await Promise.resolve().then(() => (init_log(), log_exports));
-          const intervalMs = v.interval === void 0 ? 1e3 : duration(v.interval, "--interval");
-          if (intervalMs < 10) throw new UsageError("--interval must be at least 10ms");
-          const opts = {
-            to: (v.to ?? [DEFAULT_GROUP2]).map((text) => usage(() => parseEndpoint2(text, "--to"))),
-            intervalMs,
-            port: v.port === void 0 ? void 0 : integer(v.port, "--port", 1, 65535),
-            source: v.source,
-            iface: v.interface,
-            ttl: v.ttl === void 0 ? 1 : integer(v.ttl, "--ttl", 0, 255),
-            drain: v.drain === true,
-            key: v["key-file"] === void 0 ? void 0 : await readKey(v["key-file"]),
-            // Last: it may ask the server once, which only flags that parse are worth.
-            load: await loadSource(v, intervalMs)
-          };
-          if (v.once) {
-            const sender2 = await Sender2.open(opts);
-            const result = await sender2.sendOnce();
-            await sender2.close();
-            return result.loadFailed || result.sendFailed > 0 ? 1 : 0;
-          }
-          const stopped = untilSignal();
-          const sender = await Sender2.start(opts);
-          log2("info", "started", { to: v.to?.join(",") ?? DEFAULT_GROUP2, interval_ms: opts.intervalMs, pid: process.pid });
-          const signal = await stopped;
-          await sender.stop();
-          log2("info", "stopped", { signal });
-          return 0;
-        }
-      },
-      status: {
-        summary: "show what the listener knows",
-        usage: `usage: hbeat status [options]
+Every datagram carries &interval=MS, so that listeners judge this backend dead
+after it misses a few. On SIGTERM or SIGINT it sends one last datagram with
+ready=0, so proxies stop choosing this backend at once, then exits 0.`,
+  options: options2,
+  async run(v) {
+    const intervalMs = v.interval === void 0 ? 1e3 : flag(() => duration(v.interval, "--interval", { min: 10, max: 36e5 }));
+    const opts = {
+      to: (v.to ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, "--to"))),
+      intervalMs,
+      port: v.port === void 0 ? void 0 : flag(() => integer(v.port, "--port", 1, 65535)),
+      source: v.source,
+      iface: v.interface,
+      ttl: v.ttl === void 0 ? 1 : flag(() => integer(v.ttl, "--ttl", 0, 255)),
+      drain: v.drain === true,
+      key: v["key-file"] === void 0 ? void 0 : loadKey(v["key-file"]),
+      // Last: it may ask the server once, which only flags that parse are worth.
+      load: await loadSource(v, intervalMs)
+    };
+    if (v.once) {
+      const sender2 = await Sender.open(opts);
+      const result = await sender2.sendOnce();
+      await sender2.close();
+      return result.loadFailed || result.sendFailed > 0 ? 1 : 0;
+    }
+    const stopped = untilSignal();
+    const sender = await Sender.start(opts);
+    log("info", "started", { to: v.to?.join(",") ?? DEFAULT_GROUP, interval_ms: opts.intervalMs, pid: process.pid });
+    const signal = await stopped;
+    await sender.stop();
+    log("info", "stopped", { signal });
+    return 0;
+  }
+});
+async function loadSource(v, intervalMs) {
+  const given = [v.ready !== void 0 || v.busy !== void 0, v["status-url"] !== void 0, v.connections !== void 0, v.exec !== void 0];
+  if (given.filter(Boolean).length !== 1) {
+    throw new UsageError("give exactly one load source: --ready N --busy N, --status-url URL, --connections PORT --capacity N, or --exec CMD");
+  }
+  const capacity = v.capacity === void 0 ? void 0 : flag(() => integer(v.capacity, "--capacity", 1, INT31_MAX));
+  if (capacity !== void 0 && v["status-url"] === void 0 && v.connections === void 0) {
+    throw new UsageError("--capacity goes with --connections or --status-url");
+  }
+  if (v.ready !== void 0 || v.busy !== void 0) {
+    if (v.ready === void 0 || v.busy === void 0) throw new UsageError("--ready and --busy go together");
+    const load = { ready: flag(() => integer(v.ready, "--ready", 0, INT31_MAX)), busy: flag(() => integer(v.busy, "--busy", 0, INT31_MAX)) };
+    return async () => load;
+  }
+  const timeoutMs = Math.round(intervalMs * 0.8);
+  if (v["status-url"] !== void 0) {
+    const url = flag(() => parseStatusUrl(v["status-url"]));
+    const source = statusUrlSource(url, { capacity, timeoutMs });
+    if (capacity === void 0) {
+      try {
+        await source(new AbortController().signal);
+      } catch (err) {
+        if (err instanceof CapacityError) throw new UsageError(err.message);
+      }
+    }
+    return source;
+  }
+  if (v.connections !== void 0) {
+    const port = flag(() => integer(v.connections, "--connections", 1, 65535));
+    if (capacity === void 0) throw new UsageError("--connections needs --capacity N: the workers the server has");
+    return connectionsSource(port, capacity);
+  }
+  if (v.exec === "") throw new UsageError("--exec needs a command");
+  return execSource(v.exec, timeoutMs);
+}
+
+// src/term/watch.ts
+async function watchStatus(opts) {
+  const out2 = opts.out ?? process.stdout;
+  const first = opts.read();
+  const screen = new Screen(out2, !opts.json && isTerminal(out2));
+  const notLive = screen.redraw ? dimmer(true) : void 0;
+  const stop = stopSignal(out2);
+  const period = opts.intervalMs < 1e3 ? `${opts.intervalMs}ms` : `${+(opts.intervalMs / 1e3).toFixed(3)}s`;
+  try {
+    await every(opts.intervalMs, stop.signal, (n) => {
+      let snap;
+      try {
+        snap = n === 0 ? first : opts.read();
+      } catch (err) {
+        const message2 = err.message;
+        if (screen.redraw) screen.show(`${header(opts.label, period, "unreadable")}
+
+${message2}`);
+        else process.stderr.write(`hbeat status: ${message2}
+`);
+        return;
+      }
+      if (opts.json) out2.write(JSON.stringify(statusJson(snap.servers, snap.counters)) + "\n");
+      else {
+        const table = statusTable(snap.servers, snap.counters, { notLive });
+        screen.show(screen.redraw ? `${header(opts.label, period, listenerState(snap.listenerPid))}
+
+${table}` : table);
+      }
+    });
+  } finally {
+    stop.dispose();
+    screen.close();
+  }
+  return 0;
+}
+function header(slots, period, state) {
+  return `hbeat status --watch: ${slots} (${state}), every ${period}, ${(/* @__PURE__ */ new Date()).toTimeString().slice(0, 8)}; Ctrl-C quits`;
+}
+function listenerState(pid) {
+  if (pid === void 0) return "an hb.dat";
+  if (pid > 0) {
+    try {
+      process.kill(pid, 0);
+      return `listener pid ${pid}`;
+    } catch (err) {
+      if (err.code === "EPERM") return `listener pid ${pid}`;
+    }
+  }
+  return "no listener running";
+}
+
+// src/cli/status.ts
+var statusCommand = defineCommand({
+  summary: "show what the listener knows",
+  usage: `usage: hbeat status [options]
 
   ${SLOTS_HELP}
   --hb-dat F                show Apache's hb.dat instead (its own age is added
@@ -4001,56 +3778,35 @@ choosing this backend at once, then exits 0.`,
                             terminal (servers not live dimmed), else one
                             snapshot per refresh after a blank line; with
                             --json one object a line
-  --interval D              between refreshes of --watch (default 1s)`,
-        options: {
-          slots: { type: "string" },
-          "hb-dat": { type: "string" },
-          json: { type: "boolean" },
-          watch: { type: "boolean" },
-          interval: { type: "string" }
-        },
-        async run(v) {
-          if (v.interval !== void 0 && !v.watch) throw new UsageError("--interval goes with --watch");
-          const source = await statusSource(v);
-          if (v.watch) {
-            const intervalMs = v.interval === void 0 ? 1e3 : duration(v.interval, "--interval");
-            if (intervalMs < 100) throw new UsageError("--interval must be at least 100ms");
-            const { watchStatus: watchStatus2 } = await Promise.resolve().then(() => (init_watch(), watch_exports));
-            return watchStatus2({ ...source, json: v.json === true, intervalMs });
-          }
-          const { statusJson: statusJson2, statusTable: statusTable2 } = await Promise.resolve().then(() => (init_status(), status_exports));
-          const snap = source.read();
-          process.stdout.write(v.json ? JSON.stringify(statusJson2(snap.servers, snap.counters)) + "\n" : statusTable2(snap.servers, snap.counters) + "\n");
-          return 0;
-        }
-      },
-      demo: {
-        summary: "see it work: a listener and five backends on loopback, live",
-        usage: `usage: hbeat demo [options]
+  --interval D              between refreshes of --watch (default 1s; 100ms to
+                            3600s)`,
+  options: {
+    slots: { type: "string" },
+    "hb-dat": { type: "string" },
+    json: { type: "boolean" },
+    watch: { type: "boolean" },
+    interval: { type: "string" }
+  },
+  async run(v) {
+    if (v.interval !== void 0 && !v.watch) throw new UsageError("--interval goes with --watch");
+    const intervalMs = v.interval === void 0 ? 1e3 : flag(() => duration(v.interval, "--interval", { min: 100, max: 36e5 }));
+    const source = sourceFlag(v);
+    if (v.watch) return watchStatus({ ...source, json: v.json === true, intervalMs });
+    const snap = source.read();
+    process.stdout.write(v.json ? JSON.stringify(statusJson(snap.servers, snap.counters)) + "\n" : statusTable(snap.servers, snap.counters) + "\n");
+    return 0;
+  }
+});
 
-  --duration D              how long it runs (default 15s; 3s, 90s or plain seconds)
-
-A listener on 127.0.0.1 (unicast: nothing leaves this host) and five simulated
-backends announcing from 127.0.0.2-6 every 250ms; one drains part-way, one
-dies. Shows the status table and a tally of weighted picks, live on a
-terminal, a few snapshots otherwise. Needs no root and no set-up: its slot
-file lives in a temporary directory that it removes.`,
-        options: {
-          duration: { type: "string" }
-        },
-        async run(v) {
-          const { runDemo: runDemo2, DemoError: DemoError2, DEFAULT_DURATION_MS: DEFAULT_DURATION_MS2 } = await Promise.resolve().then(() => (init_demo(), demo_exports));
-          const durationMs = v.duration === void 0 ? DEFAULT_DURATION_MS2 : duration(v.duration, "--duration");
-          if (durationMs < 1e3) throw new UsageError("--duration must be at least 1s");
-          try {
-            return await runDemo2({ durationMs });
-          } catch (err) {
-            throw err instanceof DemoError2 ? new RuntimeError(err.message) : err;
-          }
-        }
-      }
-    };
-    TOP_USAGE = `usage: hbeat COMMAND [options]
+// src/cli/main.ts
+var commands = {
+  listen: listenCommand,
+  pick: pickCommand,
+  send: sendCommand,
+  status: statusCommand,
+  demo: demoCommand
+};
+var TOP_USAGE = `usage: hbeat COMMAND [options]
 
 Heartbeat load balancing in one file: backends announce their free workers,
 proxies collect the announcements and pick a backend with room for work.
@@ -4061,11 +3817,40 @@ ${Object.entries(commands).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`
 
 hbeat COMMAND --help shows a command's options; hbeat --version its version.
 Exit status: 0 done, 1 runtime failure, 2 usage error, 3 pick found no live backend.`;
+async function main(argv) {
+  const [name, ...rest] = argv;
+  if (name === "--version" || name === "-V") return out(`hbeat ${"0.1.0"}`);
+  if (name === "--help" || name === "-h" || name === "help") return out(TOP_USAGE);
+  const command = name === void 0 ? void 0 : commands[name];
+  if (!command) {
+    process.stderr.write(`hbeat: ${name === void 0 ? "no command given" : `unknown command ${JSON.stringify(name)}`}
+${TOP_USAGE}
+`);
+    return 2;
   }
-});
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`hbeat ${name}: ${err.message}
+${command.usage}
+`);
+      return 2;
+    }
+    if (err instanceof OperatorError) {
+      process.stderr.write(`hbeat ${name}: ${err.message}
+`);
+      return 1;
+    }
+    throw err;
+  }
+}
+function out(text) {
+  process.stdout.write(text + "\n");
+  return 0;
+}
 
 // src/main.ts
-init_main();
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

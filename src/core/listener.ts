@@ -8,13 +8,14 @@ import { log, RateLimitedLog } from './log.ts';
 import { ACCEPTED, BADSIG, FULL, MALFORMED, REPLAYED, SlotTable, UNSIGNED } from './slotfile.ts';
 import { TRUST_REASONS, type Verifier } from './trust.ts';
 import { MALFORMED as REASONS, newHeartbeat, parseHeartbeat } from './wire.ts';
+import { OperatorError } from './errors.ts';
 
 export const DEFAULT_GROUP = '239.0.0.1:27999';
 // The default buffer (~200 KiB) overflows within milliseconds at tens of
 // thousands of datagrams a second; the kernel caps this at net.core.rmem_max.
 const RECV_BUFFER = 8 << 20;
 
-export class ListenError extends Error {}
+export class ListenError extends OperatorError {}
 
 export interface ListenOptions {
   on: Endpoint[];

@@ -8,9 +8,8 @@ import { readFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Load, LoadSource } from './sender.ts';
-import { MALFORMED, newHeartbeat, parseLoadQuery } from './wire.ts';
+import { INT31_MAX, MALFORMED, newHeartbeat, parseLoadQuery } from './wire.ts';
 
-const INT31_MAX = 2147483647;
 /** A status page bigger than this is not one (mod_status ?auto is a few hundred bytes plus its scoreboard line). */
 const MAX_BODY = 1 << 20;
 /** A load query is one short line; a command that prints more is broken. */

@@ -11,6 +11,8 @@ export interface PickServer {
   busy: number;
   /** Seconds since it was last heard from; null when unknown. */
   age: number | null;
+  /** Seconds between its heartbeats; null where none is known (an hb.dat line). */
+  interval: number | null;
   state: 'up' | 'drain';
 }
 

@@ -11,6 +11,7 @@ import { formatEndpoint, isMulticast, multicastInterface, stripScope, type Endpo
 import { log, Outage } from './log.ts';
 import { Signer } from './trust.ts';
 import { encodeHeartbeat, STATE_DRAIN, STATE_UP } from './wire.ts';
+import { OperatorError } from './errors.ts';
 
 /** One reading of the backend's load; `state` STATE_DRAIN announces drain. */
 export interface Load { ready: number; busy: number; state?: number }
@@ -53,7 +54,7 @@ export interface RoundResult {
 }
 
 /** A setup failure (bind, socket option, options that contradict): one line, for exit status 1. */
-export class SendError extends Error {}
+export class SendError extends OperatorError {}
 
 /** A wait of intervalMs × [0.9, 1.1), uniform, so that a fleet started together drifts apart. */
 export function jitter(intervalMs: number, random: () => number): number {
@@ -94,7 +95,7 @@ export class Sender {
     if (opts.to.length === 0) throw new SendError('no target to send to');
     if (!(opts.intervalMs > 0)) throw new SendError(`the interval must be over 0 ms, not ${opts.intervalMs}`);
     try {
-      encodeHeartbeat({ ready: 0, busy: 0, port: opts.port });
+      encodeHeartbeat({ ready: 0, busy: 0, port: opts.port, interval: Math.round(opts.intervalMs) });
     } catch (err) {
       throw new SendError(message(err));
     }
@@ -198,7 +199,7 @@ export class Sender {
   private encode(load: Load): string {
     const state = this.opts.drain ? STATE_DRAIN : load.state ?? STATE_UP;
     const signer = this.signer;
-    const text = encodeHeartbeat({ ready: load.ready, busy: load.busy, port: this.opts.port, state, ts: signer?.nextTs() });
+    const text = encodeHeartbeat({ ready: load.ready, busy: load.busy, port: this.opts.port, state, interval: Math.round(this.opts.intervalMs), ts: signer?.nextTs() });
     this.last = { ready: load.ready, busy: load.busy, state };
     return signer === undefined ? text : signer.sign(text);
   }

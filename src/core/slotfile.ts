@@ -6,9 +6,11 @@ import { dirname } from 'node:path';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { readAddress, writeAddress } from './address.ts';
 import { bootId, monoNow } from './clock.ts';
+import { OperatorError } from './errors.ts';
 
 export const MAGIC = Buffer.from('HBEATSLT', 'latin1');
-export const FORMAT_VERSION = 1;
+/** 2: each slot keeps its server's announced interval. */
+export const FORMAT_VERSION = 2;
 export const HEADER_SIZE = 256;
 export const SLOT_SIZE = 128;
 export const MAX_SERVERS_LIMIT = 1_048_576;
@@ -28,9 +30,9 @@ const C_OFF = 64, C_SEQ = 64, C_PID = 68, C_VALUES = 72, C_CRC = 124, C_LEN = 64
 // Slot fields.
 const S_SEQ = 0, S_FAMILY = 4, S_STATE = 5, S_PORT = 6, S_READY = 8, S_BUSY = 12, S_PACKETS = 16,
   S_SEEN_MONO = 24, S_SEEN_WALL = 32, S_LAST_TS = 40, S_ADDR = 48, S_SCOPE_LEN = 64, S_SCOPE = 65,
-  SCOPE_MAX = 31, S_CRC = 124;
+  SCOPE_MAX = 31, S_INTERVAL = 96, S_CRC = 124;
 
-export class SlotFileError extends Error {
+export class SlotFileError extends OperatorError {
   /** A checksum mismatch, which a concurrent write can cause: worth a re-read. */
   torn = false;
 }
@@ -50,8 +52,8 @@ export function crc32(buf: Uint8Array, start: number, end: number): number {
 }
 
 // The listener reseals a slot per datagram, but only bytes 0..47 change then:
-// bytes 48..123 (address, scope, reserved) change when the slot is claimed or
-// its scope changes, so their CRC is kept per slot and the two are combined as
+// bytes 48..123 (address, scope, interval) change when the slot is claimed or
+// its scope or interval changes, so their CRC is kept per slot and the two are combined as
 // zlib's crc32_combine does: crc(A + B) = Z(crc(A)) ^ crc(B), where Z runs a
 // CRC register over as many zero bytes as B has, a linear map of its 32 bits
 // applied as 4 table lookups. A is read 4 bytes at a time (slicing-by-4).
@@ -130,7 +132,10 @@ function systemReason(path: string, err: NodeJS.ErrnoException, doing: string): 
 function validateHeader(header: Buffer, got: number, fileSize: number, path: string): number {
   if (got < HEADER_SIZE || !header.subarray(0, 8).equals(MAGIC)) fail(path, 'not an hbeat slot file (no magic number); refusing to touch it');
   const version = header.readUInt32LE(H_VERSION);
-  if (version !== FORMAT_VERSION) fail(path, `format version ${version}, this hbeat reads version ${FORMAT_VERSION}; refusing to touch it`);
+  if (version !== FORMAT_VERSION) {
+    const what = version < FORMAT_VERSION ? 'made by an older hbeat' : 'made by a newer hbeat';
+    fail(path, `format version ${version} (${what}), this hbeat reads version ${FORMAT_VERSION}; refusing to touch it: stop its listener and remove the file, and the next listener makes a new one`);
+  }
   if (!sealed(header, 0, H_CRC)) fail(path, 'damaged header (checksum mismatch); refusing to touch it', true);
   const headerSize = header.readUInt32LE(H_HEADER_SIZE);
   const slotSize = header.readUInt32LE(H_SLOT_SIZE);
@@ -204,6 +209,8 @@ export interface ServerRecord {
   packets: number;
   /** Seconds since its last datagram; null when not seen since this boot. */
   age: number | null;
+  /** Seconds between its heartbeats, as it announced them. */
+  interval: number;
   seenWall: number; // Unix ms of the last datagram, for display only
   lastTs: number; // sender's ts of the last accepted datagram, -1 none
 }
@@ -244,6 +251,9 @@ class SlotRecord implements ServerRecord {
   }
   get packets(): number {
     return readU64(this.ctx.buf, this.slot * SLOT_SIZE + S_PACKETS);
+  }
+  get interval(): number {
+    return this.ctx.view.getUint32(this.slot * SLOT_SIZE + S_INTERVAL, true) / 1000;
   }
   get seenWall(): number {
     return this.ctx.view.getFloat64(this.slot * SLOT_SIZE + S_SEEN_WALL, true);
@@ -369,6 +379,7 @@ export interface SlotUpdate {
   ready: number;
   busy: number;
   state: number; // 0 up, 1 drain
+  interval: number; // ms
   ts: number; // -1 when the datagram had none
 }
 
@@ -620,6 +631,10 @@ export class SlotTable {
     v.setFloat64(off + S_SEEN_MONO, now, true);
     v.setFloat64(off + S_SEEN_WALL, wall, true);
     if (u.ts >= 0) v.setFloat64(off + S_LAST_TS, u.ts, true);
+    if (v.getUint32(off + S_INTERVAL, true) !== u.interval) {
+      v.setUint32(off + S_INTERVAL, u.interval, true);
+      this.tailChanged(slot);
+    }
     if (scope.length !== 0 || this.mirror[off + S_SCOPE_LEN] !== 0) this.setScope(slot, scope);
     v.setUint32(off + S_CRC, slotCrc(v, off, this.tailCrc[slot]!), true);
     writeSync(this.fd, this.mirror, off, SLOT_SIZE, HEADER_SIZE + off);

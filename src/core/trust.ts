@@ -4,14 +4,15 @@
 // the listener refuse a replay. Real Apache reads both as unknown keys.
 import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
-import type { Heartbeat } from './wire.ts';
+import { hexValue, type Heartbeat } from './wire.ts';
+import { OperatorError } from './errors.ts';
 
 export const MIN_KEY_BYTES = 16;
 export const DEFAULT_MAX_SKEW_MS = 30_000;
 const SIG_BYTES = 32;
 
 /** A key file that cannot be used: one line, for exit status 1. */
-export class KeyError extends Error {}
+export class KeyError extends OperatorError {}
 
 /**
  * The HMAC key a key file holds: hex (at least 32 digits, surrounding white
@@ -109,10 +110,6 @@ export const TRUST_REASONS: readonly string[] = Object.freeze([
 export function replayCheck(ts: number, lastTs: number, now: number, skewMs: number): number {
   if (ts > now + skewMs || ts < now - skewMs) return SKEWED;
   return ts > lastTs ? TRUST_OK : NOT_NEWER;
-}
-
-function hexValue(c: number): number {
-  return c <= 0x39 ? c - 0x30 : c - 0x61 + 10;
 }
 
 /** The listener's side: is a parsed datagram signed with the key, and fresh? */

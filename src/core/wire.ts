@@ -4,8 +4,15 @@
 // so it reads the bytes in place and allocates nothing: its only scratch is
 // module-level and reused.
 
+/** The largest ready or busy a heartbeat carries: 31 bits, as Apache's int. */
+export const INT31_MAX = 2147483647;
+
 /** mod_heartmonitor's MAX_MSG_LEN. */
 export const MAX_DATAGRAM = 1000;
+/** `interval` when absent: mod_heartbeat sends once a second. */
+export const DEFAULT_INTERVAL_MS = 1000;
+/** The longest `interval` a datagram may announce: an hour. */
+export const MAX_INTERVAL_MS = 3_600_000;
 
 export const STATE_UP = 0, STATE_DRAIN = 1;
 
@@ -15,6 +22,8 @@ export interface Heartbeat {
   port: number;
   /** STATE_UP | STATE_DRAIN */
   state: number;
+  /** The sender's period in ms, before jitter; 1000 when absent, mod_heartbeat's fixed second. */
+  interval: number;
   /** Sender's Unix time in ms; -1 when absent. */
   ts: number;
   /** Bytes covered by sig: the offset of the '&' before the sig pair; -1 when no sig. */
@@ -24,7 +33,7 @@ export interface Heartbeat {
 }
 
 export function newHeartbeat(): Heartbeat {
-  return { ready: 0, busy: 0, port: 80, state: STATE_UP, ts: -1, signedLength: -1, sigStart: -1, sigEnd: -1 };
+  return { ready: 0, busy: 0, port: 80, state: STATE_UP, interval: DEFAULT_INTERVAL_MS, ts: -1, signedLength: -1, sigStart: -1, sigEnd: -1 };
 }
 
 // Reason codes, in the order parseHeartbeat checks them: the first failing
@@ -42,6 +51,7 @@ export const MALFORMED_PORT = 10;
 export const MALFORMED_STATE = 11;
 export const MALFORMED_TS = 12;
 export const MALFORMED_SIG = 13;
+export const MALFORMED_INTERVAL = 14;
 
 export const MALFORMED: readonly string[] = Object.freeze([
   '',
@@ -58,20 +68,20 @@ export const MALFORMED: readonly string[] = Object.freeze([
   'state is not up or drain',
   `ts is not an integer from 0 to ${Number.MAX_SAFE_INTEGER}`,
   'sig is not 64 lower-case hex digits',
+  `interval is not an integer from 1 to ${MAX_INTERVAL_MS}`,
 ]);
 
-const INT31_MAX = 2147483647;
 
 // The keys parseHeartbeat looks at; span holds, per key, where the value of
 // its last occurrence is: [start, end) in the buffer, start ABSENT or
 // IMPLICIT_ONE (a key without '=', whose value is "1").
 // K_LASTSEEN is hb.dat's, not the wire's: one parser serves both formats.
-const K_V = 0, K_READY = 1, K_BUSY = 2, K_PORT = 3, K_STATE = 4, K_TS = 5, K_SIG = 6, K_LASTSEEN = 7, KEY_COUNT = 8;
+const K_V = 0, K_READY = 1, K_BUSY = 2, K_PORT = 3, K_STATE = 4, K_TS = 5, K_SIG = 6, K_LASTSEEN = 7, K_INTERVAL = 8, KEY_COUNT = 9;
 const ABSENT = -1, IMPLICIT_ONE = -2;
 const span = new Int32Array(KEY_COUNT * 2);
 // Where a final sig pair begins (its '&'), -1 for none: set by scanPairs.
 let signedLength = -1;
-// A decoded key longer than the longest known one ("lastseen") is unknown.
+// A decoded key longer than the longest known ones ("lastseen", "interval") is unknown.
 const keyBytes = new Uint8Array(8);
 // Decoded value; decoding never lengthens, so a datagram's worth suffices.
 const valueBytes = new Uint8Array(MAX_DATAGRAM);
@@ -82,7 +92,8 @@ function isHex(c: number): boolean {
   return (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66);
 }
 
-function hexValue(c: number): number {
+/** The value of one hex digit's character code (either case). */
+export function hexValue(c: number): number {
   return c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x61 + 10;
 }
 
@@ -130,8 +141,11 @@ function keyId(buf: Uint8Array, start: number, end: number): number {
       if (lowerKey(0) === 0x73 && lowerKey(1) === 0x74 && lowerKey(2) === 0x61 && lowerKey(3) === 0x74 && lowerKey(4) === 0x65) return K_STATE;
       return -1;
     case 8:
-      return lowerKey(0) === 0x6c && lowerKey(1) === 0x61 && lowerKey(2) === 0x73 && lowerKey(3) === 0x74
-        && lowerKey(4) === 0x73 && lowerKey(5) === 0x65 && lowerKey(6) === 0x65 && lowerKey(7) === 0x6e ? K_LASTSEEN : -1;
+      if (lowerKey(0) === 0x6c && lowerKey(1) === 0x61 && lowerKey(2) === 0x73 && lowerKey(3) === 0x74
+        && lowerKey(4) === 0x73 && lowerKey(5) === 0x65 && lowerKey(6) === 0x65 && lowerKey(7) === 0x6e) return K_LASTSEEN;
+      if (lowerKey(0) === 0x69 && lowerKey(1) === 0x6e && lowerKey(2) === 0x74 && lowerKey(3) === 0x65
+        && lowerKey(4) === 0x72 && lowerKey(5) === 0x76 && lowerKey(6) === 0x61 && lowerKey(7) === 0x6c) return K_INTERVAL;
+      return -1;
     default:
       return -1;
   }
@@ -251,6 +265,11 @@ export function parseHeartbeat(buf: Uint8Array, len: number, out: Heartbeat): nu
   if (port < 0) return MALFORMED_PORT;
   const state = scannedState(buf);
   if (state < 0) return MALFORMED_STATE;
+  let interval = DEFAULT_INTERVAL_MS;
+  if (span[2 * K_INTERVAL] !== ABSENT) {
+    interval = decimalValue(buf, K_INTERVAL, 1, MAX_INTERVAL_MS);
+    if (interval < 0) return MALFORMED_INTERVAL;
+  }
   let ts = -1;
   if (span[2 * K_TS] !== ABSENT) {
     ts = decimalValue(buf, K_TS, 0, Number.MAX_SAFE_INTEGER);
@@ -272,6 +291,7 @@ export function parseHeartbeat(buf: Uint8Array, len: number, out: Heartbeat): nu
   out.busy = scanned.busy;
   out.port = port;
   out.state = state;
+  out.interval = interval;
   out.ts = ts;
   out.signedLength = signedLength;
   out.sigStart = sigStart;
@@ -317,7 +337,7 @@ export function parseLoadQuery(buf: Uint8Array, start: number, end: number, out:
   return 0;
 }
 
-export interface HeartbeatFields { ready: number; busy: number; port?: number; state?: number; ts?: number }
+export interface HeartbeatFields { ready: number; busy: number; port?: number; state?: number; interval?: number; ts?: number }
 
 function checkInt(name: string, v: number, min: number, max: number): void {
   if (!Number.isInteger(v) || v < min || v > max) {
@@ -326,7 +346,7 @@ function checkInt(name: string, v: number, min: number, max: number): void {
 }
 
 /**
- * The datagram text, `v=1&ready=N&busy=N[&port=N][&state=drain][&ts=N]`,
+ * The datagram text, `v=1&ready=N&busy=N[&port=N][&state=drain][&interval=MS][&ts=N]`,
  * without a sig (the signer appends `&sig=<hex>`). STATE_UP and a ts of -1
  * (Heartbeat's "absent") are left out. Throws a RangeError for a value that
  * parseHeartbeat would reject, so that a sender's bug shows where it is made.
@@ -342,6 +362,10 @@ export function encodeHeartbeat(f: HeartbeatFields): string {
   if (f.state !== undefined && f.state !== STATE_UP) {
     if (f.state !== STATE_DRAIN) throw new RangeError(`heartbeat state must be STATE_UP or STATE_DRAIN, not ${f.state}`);
     s += '&state=drain';
+  }
+  if (f.interval !== undefined) {
+    checkInt('interval', f.interval, 1, MAX_INTERVAL_MS);
+    s += `&interval=${f.interval}`;
   }
   if (f.ts !== undefined && f.ts !== -1) {
     checkInt('ts', f.ts, 0, Number.MAX_SAFE_INTEGER);

@@ -3,12 +3,13 @@
 // (JSON), /metrics (Prometheus text) and /pick (a backend, chosen from memory).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { formatEndpoint, parseEndpoint, type Endpoint } from '../core/address.ts';
-import { duration, integer } from '../cli/main.ts';
+import { formatEndpoint, type Endpoint } from '../core/address.ts';
+import { pickOptions, type PickValues } from '../core/values.ts';
 import { monoNow } from '../core/clock.ts';
 import { bindReason, ListenError, type Listener } from '../core/listener.ts';
+import type { StartFeed } from './feed.ts';
 import { log } from '../core/log.ts';
-import { isFresh, noneReason, Prepared, seededRandom, weight, type PickOptions, type PickServer } from '../core/picker.ts';
+import { isFresh, noneReason, Prepared, weight, type PickOptions, type PickServer } from '../core/picker.ts';
 import { ACCEPTED, COUNTER_NAMES, MALFORMED, FULL, type CounterName, type ServerRecord, type SlotTable } from '../core/slotfile.ts';
 import { isLive, serverJson, sortServers, statusJson } from '../core/status.ts';
 import { servePage } from './page.ts';
@@ -41,7 +42,6 @@ export interface HttpOptions {
 
 /** Most picks one /pick request may ask for: a response stays small. */
 export const MAX_PICK_COUNT = 10_000;
-const DEFAULT_MAX_AGE_S = 10;
 const PICK_PARAMS = new Set(['count', 'distinct', 'members', 'method', 'seed', 'max-age']);
 
 // Listener.receive finds a body too long by its length alone, so an oversized
@@ -110,7 +110,7 @@ export class PickView {
     const all: ViewServer[] = [];
     for (const s of this.table.snapshot()) {
       if (s.age === null) continue;
-      all.push({ host: s.host, address: s.address, port: s.port, ready: s.ready, busy: s.busy, state: s.state, age: s.age, seen: now - s.age * 1000 });
+      all.push({ host: s.host, address: s.address, port: s.port, ready: s.ready, busy: s.busy, state: s.state, age: s.age, interval: s.interval, seen: now - s.age * 1000 });
     }
     this.all = all;
     this.candidates = all.filter((s) => s.state === 'up' && weight(s) > 0);
@@ -130,39 +130,37 @@ function ages(servers: ViewServer[], now: number): ViewServer[] {
   return servers;
 }
 
-/** /pick's query string as pick() options; throws BadRequest with the reason. */
-export function pickOptions(query: string): PickOptions {
+/** /pick's query string as pick() options, by the rules of pick's flags; throws BadRequest with the reason. */
+export function pickQuery(query: string): PickOptions {
   const params = new URLSearchParams(query);
   for (const key of params.keys()) if (!PICK_PARAMS.has(key)) throw new BadRequest(`unknown parameter ${JSON.stringify(key)} (known: ${[...PICK_PARAMS].join(', ')})`);
   // When a parameter repeats, the last wins, as in a heartbeat; members add up.
   const last = (key: string): string | undefined => params.getAll(key).at(-1);
-  const checked = <T>(parse: () => T): T => {
-    try {
-      return parse();
-    } catch (err) {
-      throw new BadRequest((err as Error).message);
-    }
-  };
-  const method = last('method') ?? 'weighted';
-  if (method !== 'weighted' && method !== 'two-choices') throw new BadRequest(`method takes weighted or two-choices, not ${JSON.stringify(method)}`);
   const distinct = last('distinct');
   if (distinct !== undefined && !['', '1', 'true', '0', 'false'].includes(distinct)) throw new BadRequest(`distinct takes 1, true, 0 or false, not ${JSON.stringify(distinct)}`);
-  const members = params.has('members') ? params.getAll('members').join(',').split(',').filter((m) => m !== '') : undefined;
-  for (const m of members ?? []) checked(() => parseEndpoint(m, 'members entry'));
-  const count = last('count'), seed = last('seed'), maxAge = last('max-age');
-  return {
-    maxAge: maxAge === undefined ? DEFAULT_MAX_AGE_S : checked(() => duration(maxAge, 'max-age')) / 1000,
-    members,
-    method,
-    count: count === undefined ? 1 : checked(() => integer(count, 'count', 1, MAX_PICK_COUNT)),
+  const values: PickValues = {
+    members: params.has('members') ? params.getAll('members').join(',') : undefined,
+    method: last('method'),
+    count: last('count'),
     distinct: distinct === '' || distinct === '1' || distinct === 'true',
-    random: seed === undefined ? Math.random : seededRandom(checked(() => integer(seed, 'seed', 0, Number.MAX_SAFE_INTEGER))),
+    seed: last('seed'),
+    'max-age': last('max-age'),
   };
+  try {
+    return pickOptions(values, '', MAX_PICK_COUNT);
+  } catch (err) {
+    throw new BadRequest((err as Error).message);
+  }
 }
 
-const DEFAULT_PICK: PickOptions = { maxAge: DEFAULT_MAX_AGE_S, method: 'weighted', count: 1, distinct: false, random: Math.random };
+const DEFAULT_PICK: PickOptions = pickOptions({}, '');
 
 const TEXT = 'text/plain; charset=utf-8';
+
+/** `listen --http`: the HTTP server as a feed of the listener. */
+export function httpFeed(on: Endpoint): StartFeed {
+  return async ({ listener }) => HttpServer.start({ on, listener });
+}
 
 export class HttpServer {
   private readonly view: PickView;
@@ -205,6 +203,10 @@ export class HttpServer {
   }
 
   /** Stops listening and drops every connection, idle or not. */
+  stop(): Promise<void> {
+    return this.close();
+  }
+
   close(): Promise<void> {
     return new Promise((resolve) => {
       this.server.close(() => resolve());
@@ -307,7 +309,7 @@ export class HttpServer {
   private pick(req: IncomingMessage, res: ServerResponse, query: string): void {
     let opts: PickOptions;
     try {
-      opts = query === '' ? DEFAULT_PICK : pickOptions(query);
+      opts = query === '' ? DEFAULT_PICK : pickQuery(query);
     } catch (err) {
       if (!(err instanceof BadRequest)) throw err;
       return reply(res, 400, TEXT, `${err.message}\n`);

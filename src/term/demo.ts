@@ -19,6 +19,7 @@ import { Sender, SendError, type Load } from '../core/sender.ts';
 import { COUNTER_NAMES, SlotTable, type CounterName, type ServerRecord } from '../core/slotfile.ts';
 import { isLive, statusTable } from '../core/status.ts';
 import { STATE_DRAIN } from '../core/wire.ts';
+import { OperatorError } from '../core/errors.ts';
 
 export const DEFAULT_DURATION_MS = 15_000;
 // Time runs four times faster than in production: announcements every 250 ms
@@ -67,7 +68,7 @@ function at(capacity: number, busy: number): Load {
 }
 
 /** The demo cannot run here: one line, exit status 1. */
-export class DemoError extends Error {}
+export class DemoError extends OperatorError {}
 
 export interface DemoOptions {
   durationMs: number;

@@ -10,7 +10,7 @@ import { hbeat, tempDir } from '../helpers/run.ts';
 function slotFile(dir: string, servers: [string, number, number, number, number?][]): string {
   const path = join(dir, 'hbeat.slots');
   const table = SlotTable.open(path, 64);
-  for (const [address, port, ready, busy, state = 0] of servers) table.write(table.claim(address, port), { ready, busy, state, ts: -1 }, '');
+  for (const [address, port, ready, busy, state = 0] of servers) table.write(table.claim(address, port), { ready, busy, state, interval: 1000, ts: -1 }, '');
   table.close();
   return path;
 }

@@ -3,12 +3,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { hbeat, start, until } from '../helpers/run.ts';
+import { heartbeatText } from '../helpers/udp.ts';
 
 /** A receiver on 127.0.0.1 that keeps every datagram's text and source. */
 async function receiver(): Promise<{ socket: Socket; port: number; got: { text: string; from: string }[] }> {
   const socket = createSocket('udp4');
   const got: { text: string; from: string }[] = [];
-  socket.on('message', (msg, rinfo) => got.push({ text: msg.toString('latin1'), from: rinfo.address }));
+  socket.on('message', (msg, rinfo) => got.push({ text: heartbeatText(msg), from: rinfo.address }));
   await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
   return { socket, port: socket.address().port, got };
 }

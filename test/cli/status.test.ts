@@ -56,8 +56,8 @@ function slotFile(dir: string): string {
   const path = join(dir, 'hbeat.slots');
   const table = SlotTable.open(path, 4);
   const now = monoNow();
-  table.write(table.claim('127.0.0.2', 8080, now), { ready: 5, busy: 1, state: 0, ts: -1 }, '', now);
-  table.write(table.claim('127.0.0.3', 8080, now - 20_000), { ready: 9, busy: 2, state: 0, ts: -1 }, '', now - 20_000);
+  table.write(table.claim('127.0.0.2', 8080, now), { ready: 5, busy: 1, state: 0, interval: 1000, ts: -1 }, '', now);
+  table.write(table.claim('127.0.0.3', 8080, now - 20_000), { ready: 9, busy: 2, state: 0, interval: 1000, ts: -1 }, '', now - 20_000);
   table.close();
   return path;
 }

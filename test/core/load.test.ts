@@ -17,6 +17,7 @@ import {
 import type { LoadSource } from '../../src/core/sender.ts';
 import { MALFORMED, MALFORMED_BUSY, MALFORMED_NO_BUSY, MALFORMED_NUL, MALFORMED_READY, MALFORMED_STATE, newHeartbeat, parseLoadQuery, STATE_DRAIN, STATE_UP } from '../../src/core/wire.ts';
 import { hbeat, start, tempDir, until } from '../helpers/run.ts';
+import { heartbeatText } from '../helpers/udp.ts';
 
 // What Apache 2.4 (event MPM, one child of 4 threads) answers to ?auto, its own request the W.
 const APACHE_AUTO = `127.0.0.1
@@ -291,7 +292,7 @@ test('execSource kills the command\'s whole process group when it times out or t
 async function receiver(): Promise<{ socket: Socket; port: number; got: string[] }> {
   const socket = createSocket('udp4');
   const got: string[] = [];
-  socket.on('message', (msg) => got.push(msg.toString('latin1')));
+  socket.on('message', (msg) => got.push(heartbeatText(msg)));
   await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
   return { socket, port: socket.address().port, got };
 }

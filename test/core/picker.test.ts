@@ -8,7 +8,7 @@ let lastOctet = 0;
 /** A live, up server on its own loopback address; busy 1 so that weight = ready. */
 function server(ready: number, fields: Partial<PickServer> = {}): PickServer {
   const address = fields.address ?? `127.0.0.${++lastOctet}`;
-  return { host: address, address, port: 8080, ready, busy: 1, age: 1, state: 'up', ...fields };
+  return { host: address, address, port: 8080, ready, busy: 1, age: 1, interval: 1, state: 'up', ...fields };
 }
 
 function options(fields: Partial<PickOptions> = {}): PickOptions {

@@ -9,11 +9,12 @@ import { parseEndpoint, type Endpoint } from '../../src/core/address.ts';
 import { jitter, SendError, Sender, type Load, type LoadSource, type SendOptions } from '../../src/core/sender.ts';
 import { STATE_DRAIN } from '../../src/core/wire.ts';
 import { withLogs } from '../helpers/logs.ts';
+import { heartbeatText } from '../helpers/udp.ts';
 
 const NO_NETNS = process.env.HBEAT_NETNS ? false : 'needs the private network namespace of test/netns-run';
 const NO_NETNS_V6 = process.env.HBEAT_NETNS_V6 ? false : 'needs the IPv6 veth pair of test/netns-run';
 
-interface Datagram { text: string; from: string; at: number }
+interface Datagram { text: string; raw: string; from: string; at: number }
 
 // Whatever a test opens is closed after it, even when it fails, so that a
 // failure does not leave a socket that keeps the run from ending.
@@ -32,7 +33,7 @@ const open = async (opts: SendOptions) => track(await Sender.open(opts));
 class Receiver {
   readonly got: Datagram[] = [];
   private constructor(private readonly socket: Socket, readonly ep: Endpoint) {
-    socket.on('message', (msg, rinfo) => this.got.push({ text: msg.toString('latin1'), from: rinfo.address, at: performance.now() }));
+    socket.on('message', (msg, rinfo) => this.got.push({ text: heartbeatText(msg), raw: msg.toString('latin1'), from: rinfo.address, at: performance.now() }));
   }
 
   static open(host = '127.0.0.1', join?: { group: string; iface: string }): Promise<Receiver> {
@@ -124,6 +125,15 @@ test('the datagram: fixed load, port, drain from the flag or from the source', a
   assert.equal((await once({ port: 8080, drain: true })).text, 'v=1&ready=75&busy=3&port=8080&state=drain');
   assert.equal((await once({ load: fixed({ ready: 0, busy: 9, state: STATE_DRAIN }) })).text, 'v=1&ready=0&busy=9&state=drain');
   assert.equal((await once({ load: fixed({ ready: 2147483647, busy: 0 }) })).text, 'v=1&ready=2147483647&busy=0');
+});
+
+test('every datagram carries the interval before jitter, the last ready=0 too', async () => {
+  const r = await Receiver.open();
+  const sender = await start(options([r.ep], { intervalMs: 1500, port: 81 }));
+  await until(() => r.got.length === 1, 'the first datagram');
+  await sender.stop();
+  await until(() => r.got.length === 2, 'the last datagram');
+  assert.deepEqual(r.got.map((d) => d.raw), ['v=1&ready=75&busy=3&port=81&interval=1500', 'v=1&ready=0&busy=3&port=81&interval=1500']);
 });
 
 test('every target gets every round; start sends the first datagram at once', async () => {

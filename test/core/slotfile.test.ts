@@ -12,14 +12,15 @@ import { join } from 'node:path';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { bootId, monoNow } from '../../src/core/clock.ts';
 import { Listener } from '../../src/core/listener.ts';
+import { DEFAULT_LIVENESS, isLive } from '../../src/core/liveness.ts';
 import { ACCEPTED, crc32, FULL, MALFORMED, readSnapshot, slotCrc, SlotFileError, SlotTable, type ServerRecord, type Snapshot } from '../../src/core/slotfile.ts';
 
 const HEADER = 256, SLOT = 128;
 const H = { version: 8, headerSize: 12, slotSize: 16, slots: 20, boot: 24, created: 40, crc: 60 };
 const C = { seq: 64, pid: 68, values: 72, crc: 124 };
-const S = { seq: 0, family: 4, state: 5, port: 6, ready: 8, busy: 12, packets: 16, seen: 24, wall: 32, lastTs: 40, addr: 48, scopeLen: 64, scope: 65, crc: 124 };
+const S = { seq: 0, family: 4, state: 5, port: 6, ready: 8, busy: 12, packets: 16, seen: 24, wall: 32, lastTs: 40, addr: 48, scopeLen: 64, scope: 65, interval: 96, crc: 124 };
 
-const UP = { ready: 10, busy: 2, state: 0, ts: -1 };
+const UP = { ready: 10, busy: 2, state: 0, interval: 1000, ts: -1 };
 // A monotonic time far from the real one: claim and write take `now`, so
 // tests move this clock by hand.
 const T0 = 1_000_000;
@@ -75,7 +76,7 @@ test('a new file: header fields, counters record, size 256 + N*128, all slots em
   const f = readFileSync(path);
   assert.equal(f.length, 256 + 5 * 128);
   assert.equal(f.toString('latin1', 0, 8), 'HBEATSLT');
-  assert.equal(f.readUInt32LE(H.version), 1);
+  assert.equal(f.readUInt32LE(H.version), 2);
   assert.equal(f.readUInt32LE(H.headerSize), 256);
   assert.equal(f.readUInt32LE(H.slotSize), 128);
   assert.equal(f.readUInt32LE(H.slots), 5);
@@ -117,7 +118,7 @@ test('reopening keeps servers, slots, packets and counters; another --max-server
   const a = table.claim('127.0.0.1', 80, T0);
   for (let i = 0; i < 3; i++) table.write(a, UP, '', T0 + i);
   const b = table.claim('::1', 8080, T0);
-  table.write(b, { ready: 7, busy: 1, state: 1, ts: 1_700_000_000_123 }, '', T0);
+  table.write(b, { ready: 7, busy: 1, state: 1, interval: 1000, ts: 1_700_000_000_123 }, '', T0);
   for (let i = 0; i < 4; i++) table.count(ACCEPTED);
   table.count(MALFORMED);
   table.flushCounters();
@@ -163,7 +164,8 @@ test('files that are not slot files of this version and geometry are refused and
     ['a text file', (dir) => { const p = join(dir, 'notes.txt'); writeFileSync(p, 'servers:\n  - 127.0.0.1:80\n'.repeat(40)); return p; }, /not an hbeat slot file/],
     ['a header shorter than 256 bytes', (dir) => { const p = good(dir, 'short'); truncateSync(p, 100); return p; }, /not an hbeat slot file/],
     ['the wrong magic', (dir) => { const p = good(dir, 'magic'); patchHeader(p, (f) => f.write('HBEATSLX', 0, 'latin1')); return p; }, /not an hbeat slot file/],
-    ['another version', (dir) => { const p = good(dir, 'v2'); patchHeader(p, (f) => f.writeUInt32LE(2, H.version)); return p; }, /format version 2/],
+    ['another version', (dir) => { const p = good(dir, 'v3'); patchHeader(p, (f) => f.writeUInt32LE(3, H.version)); return p; }, /format version 3 \(made by a newer hbeat\)/],
+    ['version 1', (dir) => { const p = good(dir, 'v1'); patchHeader(p, (f) => f.writeUInt32LE(1, H.version)); return p; }, /format version 1 \(made by an older hbeat\).*remove the file/],
     ['a damaged header checksum', (dir) => {
       const p = good(dir, 'crc');
       const f = readFileSync(p);
@@ -503,21 +505,25 @@ test('every write seals its slot with crc32 of bytes 0..123: claims, reuse, scop
   const a = table.claim('fe80::1', 80, T0);
   const scopes = ['', 'eth0', 'eth0', 'eth1', '', 'x'.repeat(40), 'x'.repeat(31), 'lo', 'é'];
   scopes.forEach((scope, i) => {
-    table.write(a, { ready: i, busy: 1, state: 0, ts: -1 }, scope, T0 + i);
+    table.write(a, { ready: i, busy: 1, state: 0, interval: 1000, ts: -1 }, scope, T0 + i);
     const s = sealedAsZlib(a, `after scope ${JSON.stringify(scope)}`);
     const len = Math.min(scope.length, 31);
     assert.deepEqual([s[S.scopeLen], s.toString('latin1', S.scope, S.scope + len)], [len, scope.slice(0, 31)]);
-    assert.ok(s.subarray(S.scope + len, S.crc).every((b) => b === 0), 'padding zero after a longer scope');
+    assert.ok(s.subarray(S.scope + len, S.interval).every((b) => b === 0), 'padding zero after a longer scope');
   });
   const b = table.claim('127.0.0.2', 80, T0);
   table.write(b, UP, '', T0 + 40_000);
   assert.equal(table.claim('127.0.0.3', 80, T0 + 60_000), a, 'the silent slot reused');
   table.write(a, UP, '', T0 + 60_000);
-  assert.deepEqual([...sealedAsZlib(a, 'after reuse').subarray(S.addr, S.crc)], [127, 0, 0, 3, ...Array(S.crc - S.addr - 4).fill(0)]);
+  const reused = sealedAsZlib(a, 'after reuse');
+  assert.deepEqual([...reused.subarray(S.addr, S.interval)], [127, 0, 0, 3, ...Array(S.interval - S.addr - 4).fill(0)]);
+  assert.equal(reused.readUInt32LE(S.interval), 1000);
+  table.write(a, { ...UP, interval: 250 }, '', T0 + 60_001);
+  assert.equal(sealedAsZlib(a, 'after an interval change').readUInt32LE(S.interval), 250);
   table.close();
 
   const again = SlotTable.open(path);
-  again.write(b, { ready: 9, busy: 9, state: 1, ts: 5 }, '', T0 + 60_001);
+  again.write(b, { ready: 9, busy: 9, state: 1, interval: 1000, ts: 5 }, '', T0 + 60_001);
   sealedAsZlib(b, 'after reopening');
   again.close();
   assert.equal(readSnapshot(path).torn, 0);
@@ -541,7 +547,7 @@ test('a datagram rewrites its 128-byte slot and nothing else; counters only thei
   const path = join(tempDir(t), 'hbeat.slots');
   const table = filled(path, 4, 4);
   const before = readFileSync(path);
-  table.write(2, { ready: 3, busy: 4, state: 1, ts: 1_700_000_000_000 }, 'eth0', T0 + 5, 1_700_000_000_999);
+  table.write(2, { ready: 3, busy: 4, state: 1, interval: 1000, ts: 1_700_000_000_000 }, 'eth0', T0 + 5, 1_700_000_000_999);
   const after = readFileSync(path);
   const [from, to] = [slotOff(2), slotOff(3)];
   assert.deepEqual(after.subarray(0, from), before.subarray(0, from));
@@ -553,7 +559,9 @@ test('a datagram rewrites its 128-byte slot and nothing else; counters only thei
   assert.deepEqual([s.readDoubleLE(S.seen), s.readDoubleLE(S.wall), s.readDoubleLE(S.lastTs)], [T0 + 5, 1_700_000_000_999, 1_700_000_000_000]);
   assert.deepEqual([...s.subarray(S.addr, S.addr + 16)], [127, 0, 0, 3, ...Array(12).fill(0)]);
   assert.deepEqual([s[S.scopeLen], s.toString('latin1', S.scope, S.scope + 4)], [4, 'eth0']);
-  assert.ok(s.subarray(S.scope + 4, S.crc).every((b) => b === 0), 'scope padding and reserved bytes are zero');
+  assert.ok(s.subarray(S.scope + 4, S.interval).every((b) => b === 0), 'scope padding is zero');
+  assert.equal(s.readUInt32LE(S.interval), 1000);
+  assert.ok(s.subarray(S.interval + 4, S.crc).every((b) => b === 0), 'reserved bytes are zero');
   assert.equal(s.readUInt32LE(S.crc), zlibCrc32(s.subarray(0, 124)));
 
   table.count(ACCEPTED);
@@ -594,7 +602,7 @@ test('the Python reader in docs/slot-file.md reads what readSnapshot reads', asy
   listener.receive(Buffer.from('v=1&ready=1&busy=1'), 'fe80:0:0:1::2');
   table.count(MALFORMED);
   const now = monoNow();
-  table.write(table.claim('127.0.0.5', 80, now), { ready: 2147483647, busy: 0, state: 0, ts: -1 }, '', now - 15_000, 1_600_000_000_000);
+  table.write(table.claim('127.0.0.5', 80, now), { ready: 2147483647, busy: 0, state: 0, interval: 1000, ts: -1 }, '', now - 15_000, 1_600_000_000_000);
   table.write(table.claim('127.0.0.6', 80, now), UP, '', now - 45_000);
   const torn = table.claim('127.0.0.7', 80, now);
   table.write(torn, UP, '', now);
@@ -613,14 +621,14 @@ test('the Python reader in docs/slot-file.md reads what readSnapshot reads', asy
     assert.equal(py.servers.length, node.servers.length, label);
     const servers = py.servers.map(({ live, ...s }, i) => {
       const age = node.servers[i]!.age;
-      assert.equal(live, s.age !== null && s.age < 10, `${label}: live is age < 10`);
+      assert.equal(live, isLive(s, DEFAULT_LIVENESS), `${label}: live by the liveness rule`);
       if (age === null || s.age === null) assert.equal(s.age, age, `${label}: slot ${s.slot} age`);
       // Python reads after Node, on the same clock: its age is later by at most the time between.
       else assert.ok(s.age >= age - 1e-6 && s.age <= age + elapsed + 1e-6, `${label}: slot ${s.slot} age ${s.age} vs ${age} within ${elapsed} s`);
       return { ...s, age };
     });
     // Records read their address lazily: compare their fields as plain data.
-    const plain = ({ slot, address, scope, host, port, state, ready, busy, packets, age, seenWall, lastTs }: ServerRecord) => ({ slot, address, scope, host, port, state, ready, busy, packets, age, seenWall, lastTs });
+    const plain = ({ slot, address, scope, host, port, state, ready, busy, packets, age, interval, seenWall, lastTs }: ServerRecord) => ({ slot, address, scope, host, port, state, ready, busy, packets, age, interval, seenWall, lastTs });
     assert.deepEqual({ ...py, servers }, { ...node, servers: node.servers.map(plain) }, label);
     return node;
   };

@@ -4,7 +4,7 @@ import {
   MAX_DATAGRAM, STATE_UP, STATE_DRAIN, MALFORMED, newHeartbeat, parseHeartbeat, encodeHeartbeat,
   MALFORMED_TOO_LONG, MALFORMED_NUL, MALFORMED_SIG_FIRST, MALFORMED_SIG_NOT_LAST, MALFORMED_NO_V,
   MALFORMED_NO_READY, MALFORMED_NO_BUSY, MALFORMED_READY, MALFORMED_BUSY, MALFORMED_PORT,
-  MALFORMED_STATE, MALFORMED_TS, MALFORMED_SIG,
+  MALFORMED_STATE, MALFORMED_TS, MALFORMED_SIG, MALFORMED_INTERVAL,
 } from '../../src/core/wire.ts';
 import type { Heartbeat, HeartbeatFields } from '../../src/core/wire.ts';
 
@@ -26,7 +26,7 @@ function sized(n: number, tail = ''): string {
   return head + 'x'.repeat(n - head.length - tail.length) + tail;
 }
 
-const UNSIGNED = { port: 80, state: STATE_UP, ts: -1, signedLength: -1, sigStart: -1, sigEnd: -1 };
+const UNSIGNED = { port: 80, state: STATE_UP, interval: 1000, ts: -1, signedLength: -1, sigStart: -1, sigEnd: -1 };
 const [sigText, sigAt] = signed(BASE);
 const [sigTsText, sigTsAt] = signed(`${BASE}&port=8080&state=drain&ts=1700000000123`);
 const [sigEmptyPairText] = signed(`${BASE}&`);
@@ -48,6 +48,8 @@ const valid: Valid[] = [
   ['v with a bad escape', 'v=%zz%&ready=1&busy=1', { ready: 1, busy: 1 }],
   ['v holding =', 'v=1=2&ready=1&busy=1', { ready: 1, busy: 1 }],
   ['keys in any case', 'V=1&READY=5&Busy=6', { ready: 5, busy: 6 }],
+  ['an interval', 'v=1&ready=1&busy=1&interval=200', { ready: 1, busy: 1, interval: 200 }],
+  ['an interval of an hour, %-escaped key', 'v=1&ready=1&busy=1&Inter%76al=3600000', { ready: 1, busy: 1, interval: 3600000 }],
   ['%-encoded keys', '%76=1&%72eady=5&%62%55%73%79=6', { ready: 5, busy: 6 }],
   ['%-encoded digits', 'v=1&ready=%35&busy=%31%30', { ready: 5, busy: 10 }],
   ['ready without = is 1', 'v=1&ready&busy=0', { ready: 1, busy: 0 }],
@@ -155,6 +157,11 @@ const malformed: Bad[] = [
   ['sig first', `sig=${HEX}&${BASE}`, MALFORMED_SIG_FIRST],
   ['sig after only empty pairs', `&&sig=${HEX}`, MALFORMED_SIG_FIRST],
   ['sig alone', `sig=${HEX}`, MALFORMED_SIG_FIRST],
+  ['interval 0', `${BASE}&interval=0`, MALFORMED_INTERVAL],
+  ['interval over an hour', `${BASE}&interval=3600001`, MALFORMED_INTERVAL],
+  ['interval negative', `${BASE}&interval=-5`, MALFORMED_INTERVAL],
+  ['interval with a unit', `${BASE}&interval=1s`, MALFORMED_INTERVAL],
+  ['interval empty', `${BASE}&interval=`, MALFORMED_INTERVAL],
 ];
 
 function parse(d: string | Uint8Array, out = newHeartbeat()): [number, Heartbeat] {
@@ -202,6 +209,7 @@ test('MALFORMED: index 0 is empty, each reason is short, lower-case and distinct
 
 test('encodeHeartbeat writes the documented text', () => {
   assert.equal(encodeHeartbeat({ ready: 75, busy: 0 }), 'v=1&ready=75&busy=0');
+  assert.equal(encodeHeartbeat({ ready: 75, busy: 0, port: 81, interval: 250 }), 'v=1&ready=75&busy=0&port=81&interval=250');
   assert.equal(encodeHeartbeat({ ready: 1, busy: 2, port: 8080, state: STATE_DRAIN, ts: 1700000000123 }),
     'v=1&ready=1&busy=2&port=8080&state=drain&ts=1700000000123');
   assert.equal(encodeHeartbeat({ ready: 1, busy: 2, port: 80, state: STATE_UP, ts: -1 }), 'v=1&ready=1&busy=2&port=80');
@@ -212,6 +220,7 @@ test('encodeHeartbeat refuses what parseHeartbeat would reject', () => {
     { ready: -1, busy: 0 }, { ready: 1.5, busy: 0 }, { ready: 2 ** 31, busy: 0 }, { ready: NaN, busy: 0 },
     { ready: 0, busy: -1 }, { ready: 0, busy: 0, port: 0 }, { ready: 0, busy: 0, port: 65536 },
     { ready: 0, busy: 0, state: 2 }, { ready: 0, busy: 0, ts: -2 }, { ready: 0, busy: 0, ts: 2 ** 53 },
+    { ready: 0, busy: 0, interval: 0 }, { ready: 0, busy: 0, interval: 3_600_001 },
   ];
   for (const f of bad) assert.throws(() => encodeHeartbeat(f), RangeError, JSON.stringify(f));
 });

@@ -11,7 +11,7 @@ import { captureLog } from '../helpers/logs.ts';
 import { freePort, hbeat, send, start, tempDir, until } from '../helpers/run.ts';
 
 function record(host: string, port: number, ready: number, busy: number, age: number | null, state: 'up' | 'drain' = 'up'): ServerRecord {
-  return { slot: 0, address: host, scope: '', host, port, state, ready, busy, packets: 1, age, seenWall: 0, lastTs: -1 };
+  return { slot: 0, address: host, scope: '', host, port, state, ready, busy, packets: 1, age, interval: 1, seenWall: 0, lastTs: -1 };
 }
 
 test('formatHbDat writes mod_heartmonitor\'s lines: whole-second lastseen, nothing silent for over 30 s, no drained server', () => {
@@ -84,8 +84,8 @@ test('listen --hb-dat writes at start and every interval, leaves out stale and d
   const slots = join(tmp.dir, 'hbeat.slots');
   // A server last heard from 31 s ago, from an earlier listener's file.
   const table = SlotTable.open(slots, 16);
-  table.write(table.claim('127.0.0.9', 80), { ready: 50, busy: 1, state: 0, ts: -1 }, '', monoNow() - 31_000);
-  table.write(table.claim('127.0.0.8', 80), { ready: 50, busy: 1, state: 0, ts: -1 }, '');
+  table.write(table.claim('127.0.0.9', 80), { ready: 50, busy: 1, state: 0, interval: 1000, ts: -1 }, '', monoNow() - 31_000);
+  table.write(table.claim('127.0.0.8', 80), { ready: 50, busy: 1, state: 0, interval: 1000, ts: -1 }, '');
   table.close();
 
   const hbdat = join(tmp.dir, 'hb.dat');

@@ -6,7 +6,7 @@ import { request } from 'node:http';
 import { connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { monoNow } from '../../src/core/clock.ts';
-import { HttpServer, metricsText, pickOptions, PickView, type HttpTimeouts } from '../../src/feeds/http.ts';
+import { HttpServer, metricsText, pickQuery, PickView, type HttpTimeouts } from '../../src/feeds/http.ts';
 import { Listener, ListenError } from '../../src/core/listener.ts';
 import { SlotTable } from '../../src/core/slotfile.ts';
 import { freePort, hbeat, send, start, statusJson, tempDir, until } from '../helpers/run.ts';
@@ -121,7 +121,7 @@ test('GET /status is status --json; /metrics is Prometheus text with HELP and TY
   for (const line of body.trim().split('\n')) assert.match(line, /^(# (HELP|TYPE) \w+ .+|\w+(\{[^}]*\})? \S+)$/, line);
   assert.equal(table.counters[0], 2, 'reading changes nothing');
 
-  const text = metricsText([{ slot: 0, address: 'fe80::1', scope: 'e"\\', host: 'fe80::1%e"\\', port: 80, state: 'up', ready: 1, busy: 1, packets: 1, age: null, seenWall: 0, lastTs: -1 }], json.counters);
+  const text = metricsText([{ slot: 0, address: 'fe80::1', scope: 'e"\\', host: 'fe80::1%e"\\', port: 80, state: 'up', ready: 1, busy: 1, packets: 1, age: null, interval: 1, seenWall: 0, lastTs: -1 }], json.counters);
   assert.match(text, /^hbeat_server_ready\{server="\[fe80::1%e\\"\\\\\]:80",state="up"\} 1$/m);
   assert.doesNotMatch(text, /hbeat_server_age_seconds\{/, 'no age sample for a server not heard from since boot');
 });
@@ -181,12 +181,12 @@ test('GET /pick chooses from memory: text or JSON lines, count, distinct, member
   assert.match((await http(port, '/pick?colour=blue')).body, /unknown parameter "colour"/);
 });
 
-test('pickOptions reads the query with the flags\' rules', () => {
-  const o = pickOptions('count=3&distinct=1&members=127.0.0.1:80,[::1]:81&members=127.0.0.2:82&method=two-choices&seed=4&max-age=500ms');
+test('pickQuery reads the query with the flags\' rules', () => {
+  const o = pickQuery('count=3&distinct=1&members=127.0.0.1:80,[::1]:81&members=127.0.0.2:82&method=two-choices&seed=4&max-age=500ms');
   assert.deepEqual({ ...o, random: typeof o.random }, { count: 3, distinct: true, members: ['127.0.0.1:80', '[::1]:81', '127.0.0.2:82'], method: 'two-choices', maxAge: 0.5, random: 'function' });
-  assert.equal(pickOptions('count=1&count=7').count, 7, 'the last value wins');
-  assert.equal(pickOptions('distinct').distinct, true);
-  assert.equal(pickOptions('').members, undefined);
+  assert.equal(pickQuery('count=1&count=7').count, 7, 'the last value wins');
+  assert.equal(pickQuery('distinct').distinct, true);
+  assert.equal(pickQuery('').members, undefined);
 });
 
 test('/pick decodes the table only when a heartbeat changed it; ages are worked out at pick time', async (t) => {
@@ -217,18 +217,18 @@ test('PickView keeps the candidates of each max-age and members prepared until a
   const names = (picks: { host: string; port: number }[]) => picks.map((s) => `${s.host}:${s.port}`).sort();
   const at = monoNow();
   // What distinct takes out of a kept pool is back for the next request.
-  for (let i = 0; i < 3; i++) assert.deepEqual(names(view.pick(pickOptions('count=5&distinct'), at)), ['127.0.0.2:80', '127.0.0.3:80']);
-  assert.deepEqual(names(view.pick(pickOptions('count=3&members=127.0.0.3:80'), at)), Array(3).fill('127.0.0.3:80'));
-  assert.equal(view.pick(pickOptions('max-age=2s'), at).length, 1);
+  for (let i = 0; i < 3; i++) assert.deepEqual(names(view.pick(pickQuery('count=5&distinct'), at)), ['127.0.0.2:80', '127.0.0.3:80']);
+  assert.deepEqual(names(view.pick(pickQuery('count=3&members=127.0.0.3:80'), at)), Array(3).fill('127.0.0.3:80'));
+  assert.equal(view.pick(pickQuery('max-age=2s'), at).length, 1);
   // 2.5 s on, with no heartbeat: under max-age=2s both have aged out; under the default neither.
   const later = at + 2500;
-  assert.deepEqual(view.pick(pickOptions('max-age=2s'), later), []);
-  assert.deepEqual(view.pick(pickOptions('members=127.0.0.3:80&max-age=2s'), later), []);
-  const [one] = view.pick(pickOptions(''), later);
+  assert.deepEqual(view.pick(pickQuery('max-age=2s'), later), []);
+  assert.deepEqual(view.pick(pickQuery('members=127.0.0.3:80&max-age=2s'), later), []);
+  const [one] = view.pick(pickQuery(''), later);
   assert.ok(one!.age! >= 2.5, `age ${one!.age} as of the pick`);
   // A heartbeat changes the table: 127.0.0.3 is a candidate again.
   beat('127.0.0.3');
-  assert.deepEqual(names(view.pick(pickOptions('members=127.0.0.3:80&max-age=2s'), later)), ['127.0.0.3:80']);
+  assert.deepEqual(names(view.pick(pickQuery('members=127.0.0.3:80&max-age=2s'), later)), ['127.0.0.3:80']);
 });
 
 test('unknown paths get 404, wrong methods 405 with Allow; HEAD works where GET does', async (t) => {

@@ -21,6 +21,7 @@ import { connect, type Socket as TcpSocket } from 'node:net';
 import { apacheSkipReason, startApache } from '../helpers/apache.ts';
 import { nginxSkipReason, startNginx } from '../helpers/nginx.ts';
 import { freePort, hbeat, start, until, type Running } from '../helpers/run.ts';
+import { heartbeatText } from '../helpers/udp.ts';
 
 const GROUP = '239.0.0.1';
 
@@ -28,7 +29,7 @@ const GROUP = '239.0.0.1';
 async function receiver(port = 0, group?: string): Promise<{ socket: Socket; port: number; got: string[] }> {
   const socket = createSocket({ type: 'udp4', reuseAddr: group !== undefined });
   const got: string[] = [];
-  socket.on('message', (msg) => got.push(msg.toString('latin1')));
+  socket.on('message', (msg) => got.push(heartbeatText(msg)));
   await new Promise<void>((r) => socket.bind(port, group ?? '127.0.0.1', r));
   if (group) socket.addMembership(group, '127.0.0.1');
   return { socket, port: socket.address().port, got };

@@ -150,7 +150,7 @@ test('a step of the wall clock changes no age (status and pick under libfaketime
   const dir = testDir(t);
   const slots = join(dir, 'hbeat.slots');
   const table = SlotTable.open(slots, 4);
-  table.write(table.claim('127.0.0.2', 8080), { ready: 5, busy: 1, state: 0, ts: -1 }, '');
+  table.write(table.claim('127.0.0.2', 8080), { ready: 5, busy: 1, state: 0, interval: 1000, ts: -1 }, '');
   table.close();
 
   // The preload works: a faked process reads another wall clock.

@@ -1,0 +1,101 @@
+// `hbeat listen`: collect heartbeats into the slot file (on each proxy), and
+// feed proxies from it.
+import { UsageError } from '../core/errors.ts';
+import { DEFAULT_LIVENESS } from '../core/liveness.ts';
+import { DEFAULT_GROUP, Listener } from '../core/listener.ts';
+import { log } from '../core/log.ts';
+import { MAX_SERVERS_LIMIT, SlotTable } from '../core/slotfile.ts';
+import { slotsPath } from '../core/source.ts';
+import { DEFAULT_MAX_SKEW_MS, loadKey, Verifier } from '../core/trust.ts';
+import { duration, endpoint, integer } from '../core/values.ts';
+import { startFeeds, type StartFeed } from '../feeds/feed.ts';
+import { hbDatFeed } from '../feeds/hbdat.ts';
+import { httpFeed } from '../feeds/http.ts';
+import { defineCommand, flag, SLOTS_HELP, untilSignal, type Values } from './command.ts';
+
+const options = {
+  on: { type: 'string', multiple: true },
+  interface: { type: 'string' },
+  slots: { type: 'string' },
+  'max-servers': { type: 'string' },
+  'hb-dat': { type: 'string' },
+  'hb-dat-interval': { type: 'string' },
+  http: { type: 'string' },
+  'key-file': { type: 'string' },
+  'max-skew': { type: 'string' },
+} as const;
+
+export const listenCommand = defineCommand({
+  summary: 'collect heartbeats into the slot file (on each proxy)',
+  usage: `usage: hbeat listen [options]
+
+  --on ADDR:PORT            where to listen (repeatable); default 239.0.0.1:27999.
+                            A multicast address is joined, a unicast one bound.
+                            IPv6 as [ADDR]:PORT
+  --interface ADDR|NAME     where to join multicast groups
+  ${SLOTS_HELP}
+  --max-servers N           slots in a new file, 1 to 1048576 (default 1024)
+  --hb-dat F                also write Apache's hb.dat (for mod_lbmethod_heartbeat's
+                            HeartbeatStorage), atomically
+  --hb-dat-interval D       how often (default 5s; 100ms to 3600s)
+  --http ADDR:PORT          serve HTTP there: POST / or /heartbeat a heartbeat
+                            (as mod_heartmonitor's handler), GET /status (JSON),
+                            /metrics (Prometheus), /pick?count=&distinct=&members=
+                            &method=&seed=&max-age= (HOST:PORT lines; JSON lines
+                            with Accept: application/json; 503 when none is live)
+  --key-file F              accept only datagrams signed with the key in F (hex,
+                            or 16+ raw bytes; no access for group or others):
+                            unsigned, badly signed and replayed ones are dropped
+                            and counted
+  --max-skew D              with --key-file: drop a ts further than D from this
+                            host's clock (default 30s; at most 86400s)`,
+  options,
+  async run(v) {
+    const on = (v.on ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, '--on')));
+    const maxServers = v['max-servers'] === undefined ? undefined : flag(() => integer(v['max-servers']!, '--max-servers', 1, MAX_SERVERS_LIMIT));
+    const feeds = feedsFlags(v);
+    const verifier = verifierFlags(v);
+    // Handlers first: a signal that comes during start-up still stops it cleanly.
+    const stopped = untilSignal();
+    const table = SlotTable.open(slotsPath(v.slots), maxServers);
+    let listener: Listener | undefined;
+    let stopFeeds: () => Promise<void>;
+    try {
+      listener = await Listener.start({ on, iface: v.interface, table, verifier });
+      stopFeeds = await startFeeds(feeds, { listener, liveness: DEFAULT_LIVENESS });
+    } catch (err) {
+      await listener?.close();
+      table.close();
+      throw err;
+    }
+    log('info', 'started', { slots: table.path, servers: table.slots, pid: process.pid });
+    const signal = await stopped;
+    await stopFeeds();
+    await listener.close();
+    table.close();
+    log('info', 'stopped', { signal });
+    return 0;
+  },
+});
+
+/** The feeds that listen's flags ask for, checked before anything starts. */
+function feedsFlags(v: Values<typeof options>): StartFeed[] {
+  if (v['hb-dat-interval'] !== undefined && v['hb-dat'] === undefined) throw new UsageError('--hb-dat-interval needs --hb-dat');
+  const feeds: StartFeed[] = [];
+  if (v['hb-dat'] !== undefined) {
+    const intervalMs = v['hb-dat-interval'] === undefined ? 5000 : flag(() => duration(v['hb-dat-interval']!, '--hb-dat-interval', { min: 100, max: 3_600_000 }));
+    feeds.push(hbDatFeed({ path: v['hb-dat'], intervalMs }));
+  }
+  if (v.http !== undefined) feeds.push(httpFeed(flag(() => endpoint(v.http!, '--http'))));
+  return feeds;
+}
+
+/** --key-file and --max-skew as the listener's Verifier; undefined without a key. */
+function verifierFlags(v: Values<typeof options>): Verifier | undefined {
+  if (v['key-file'] === undefined) {
+    if (v['max-skew'] !== undefined) throw new UsageError('--max-skew goes with --key-file');
+    return undefined;
+  }
+  const skew = v['max-skew'] === undefined ? DEFAULT_MAX_SKEW_MS : flag(() => duration(v['max-skew']!, '--max-skew', { min: 1, max: 86_400_000 }));
+  return new Verifier(loadKey(v['key-file']), skew);
+}

@@ -1,0 +1,58 @@
+// `hbeat pick`: choose a backend with room for work.
+import { formatEndpoint } from '../core/address.ts';
+import { UsageError } from '../core/errors.ts';
+import { noneReason, pick } from '../core/picker.ts';
+import { hbDatSource, slotSource, slotsPath, type Source } from '../core/source.ts';
+import { serverJson } from '../core/status.ts';
+import { pickOptions } from '../core/values.ts';
+import { defineCommand, flag, SLOTS_HELP, writeStdout } from './command.ts';
+
+/** --slots or --hb-dat, for pick and status alike. */
+export function sourceFlag(v: { slots?: string | undefined; 'hb-dat'?: string | undefined }): Source {
+  if (v.slots !== undefined && v['hb-dat'] !== undefined) throw new UsageError('--slots and --hb-dat are alternatives: give one');
+  return v['hb-dat'] !== undefined ? hbDatSource(v['hb-dat']) : slotSource(slotsPath(v.slots));
+}
+
+export const pickCommand = defineCommand({
+  summary: 'choose a backend with room for work (for whatever routes requests)',
+  usage: `usage: hbeat pick [options]
+
+  ${SLOTS_HELP}
+  --hb-dat F                pick from Apache's hb.dat instead (its own age is
+                            added to each lastseen)
+  --max-age D               only servers seen less than D ago (default 10s, at
+                            most 604800s)
+  --members H:P,...         only these servers
+  --method M                weighted (default): chosen with probability
+                            weight/total, weight = ready (ready/4 when busy is 0);
+                            two-choices: two weighted draws, the larger ready wins
+  --count N                 N independent picks, one a line (default 1)
+  --distinct                no server twice (at most all candidates)
+  --json                    one JSON object a line: host, port, ready, busy, age
+  --seed N                  a fixed random seed, for repeatable picks
+
+Prints HOST:PORT a line ([ADDR]:PORT for IPv6). Exit status 3 and one line on
+stderr when no live backend has weight over 0.`,
+  options: {
+    slots: { type: 'string' },
+    'hb-dat': { type: 'string' },
+    'max-age': { type: 'string' },
+    members: { type: 'string' },
+    method: { type: 'string' },
+    count: { type: 'string' },
+    distinct: { type: 'boolean' },
+    json: { type: 'boolean' },
+    seed: { type: 'string' },
+  },
+  async run(v) {
+    const opts = flag(() => pickOptions(v, '--'));
+    const servers = sourceFlag(v).read().servers;
+    const chosen = pick(servers, opts);
+    if (chosen.length === 0) {
+      process.stderr.write(`hbeat pick: ${noneReason(servers, opts)}\n`);
+      return 3;
+    }
+    writeStdout(chosen.map((s) => (v.json ? JSON.stringify(serverJson(s)) : formatEndpoint(s.host, s.port))).join('\n') + '\n');
+    return 0;
+  },
+});

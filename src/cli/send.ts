@@ -1,0 +1,138 @@
+// `hbeat send`: announce this backend's load (on each backend).
+import { log } from '../core/log.ts';
+import { UsageError } from '../core/errors.ts';
+import { DEFAULT_GROUP } from '../core/listener.ts';
+import { CapacityError, connectionsSource, execSource, parseStatusUrl, statusUrlSource } from '../core/load.ts';
+import { Sender, type LoadSource } from '../core/sender.ts';
+import { loadKey } from '../core/trust.ts';
+import { duration, endpoint, integer } from '../core/values.ts';
+import { INT31_MAX } from '../core/wire.ts';
+import { defineCommand, flag, untilSignal, type Values } from './command.ts';
+
+const options = {
+  to: { type: 'string', multiple: true },
+  interval: { type: 'string' },
+  ready: { type: 'string' },
+  busy: { type: 'string' },
+  'status-url': { type: 'string' },
+  connections: { type: 'string' },
+  capacity: { type: 'string' },
+  exec: { type: 'string' },
+  port: { type: 'string' },
+  source: { type: 'string' },
+  interface: { type: 'string' },
+  ttl: { type: 'string' },
+  drain: { type: 'boolean' },
+  'key-file': { type: 'string' },
+  once: { type: 'boolean' },
+} as const;
+
+export const sendCommand = defineCommand({
+  summary: 'announce this backend\'s load every second (on each backend)',
+  usage: `usage: hbeat send [options]
+
+  --to ADDR:PORT            where to send (repeatable); default 239.0.0.1:27999
+  --interval D              between datagrams, each wait jittered by up to ±10%
+                            (default 1s; 10ms to 3600s; 500ms, 2s or plain seconds)
+load source, exactly one of:
+  --ready N --busy N        fixed numbers: free and busy workers
+  --status-url URL          read the server's status page every interval:
+                            Apache mod_status (URL ending in ?auto): ready =
+                            IdleWorkers + 1, busy = BusyWorkers - 1 (its own
+                            request is not load), what mod_heartbeat sends;
+                            nginx stub_status: busy = Reading + Writing - 1,
+                            ready = --capacity N minus busy
+  --connections PORT        busy = established TCP connections to local PORT
+                            (IPv4 and IPv6), ready = --capacity N minus busy
+  --capacity N              workers the server has (with --connections, or
+                            --status-url of an nginx)
+  --exec CMD                run CMD with /bin/sh -c every interval; it prints
+                            one line, ready=N&busy=N (optionally &state=drain)
+  A source that fails (refused, no answer within 80% of the interval, a page
+  or output it cannot read) makes that datagram say ready=0, until it recovers.
+
+  --port N                  the advertised service port (adds &port=N; a
+                            listener assumes 80 without it)
+  --source ADDR             local address to send from
+  --interface ADDR|NAME     multicast out-interface
+  --ttl N                   multicast TTL, 0 to 255 (default 1: this link only)
+  --drain                   advertise state=drain: alive, but give it no new work
+  --key-file F              sign every datagram with the key in F (hex, or 16+ raw
+                            bytes; no access for group or others): adds &ts= and
+                            &sig=, an HMAC-SHA256 that Apache ignores
+  --once                    send one datagram and exit
+
+Every datagram carries &interval=MS, so that listeners judge this backend dead
+after it misses a few. On SIGTERM or SIGINT it sends one last datagram with
+ready=0, so proxies stop choosing this backend at once, then exits 0.`,
+  options,
+  async run(v) {
+    const intervalMs = v.interval === undefined ? 1000 : flag(() => duration(v.interval!, '--interval', { min: 10, max: 3_600_000 }));
+    const opts = {
+      to: (v.to ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, '--to'))),
+      intervalMs,
+      port: v.port === undefined ? undefined : flag(() => integer(v.port!, '--port', 1, 65535)),
+      source: v.source,
+      iface: v.interface,
+      ttl: v.ttl === undefined ? 1 : flag(() => integer(v.ttl!, '--ttl', 0, 255)),
+      drain: v.drain === true,
+      key: v['key-file'] === undefined ? undefined : loadKey(v['key-file']),
+      // Last: it may ask the server once, which only flags that parse are worth.
+      load: await loadSource(v, intervalMs),
+    };
+    if (v.once) {
+      const sender = await Sender.open(opts);
+      const result = await sender.sendOnce();
+      await sender.close();
+      return result.loadFailed || result.sendFailed > 0 ? 1 : 0;
+    }
+    const stopped = untilSignal();
+    const sender = await Sender.start(opts);
+    log('info', 'started', { to: v.to?.join(',') ?? DEFAULT_GROUP, interval_ms: opts.intervalMs, pid: process.pid });
+    const signal = await stopped;
+    await sender.stop();
+    log('info', 'stopped', { signal });
+    return 0;
+  },
+});
+
+/** Exactly one of --ready/--busy, --status-url, --connections, --exec. */
+async function loadSource(v: Values<typeof options>, intervalMs: number): Promise<LoadSource> {
+  const given = [v.ready !== undefined || v.busy !== undefined, v['status-url'] !== undefined, v.connections !== undefined, v.exec !== undefined];
+  if (given.filter(Boolean).length !== 1) {
+    throw new UsageError('give exactly one load source: --ready N --busy N, --status-url URL, --connections PORT --capacity N, or --exec CMD');
+  }
+  const capacity = v.capacity === undefined ? undefined : flag(() => integer(v.capacity!, '--capacity', 1, INT31_MAX));
+  if (capacity !== undefined && v['status-url'] === undefined && v.connections === undefined) {
+    throw new UsageError('--capacity goes with --connections or --status-url');
+  }
+  if (v.ready !== undefined || v.busy !== undefined) {
+    if (v.ready === undefined || v.busy === undefined) throw new UsageError('--ready and --busy go together');
+    const load = { ready: flag(() => integer(v.ready!, '--ready', 0, INT31_MAX)), busy: flag(() => integer(v.busy!, '--busy', 0, INT31_MAX)) };
+    return async () => load;
+  }
+  // Most of an interval, so that a source that hangs still lets this round's
+  // ready=0 go out before the next round is due (each wait is at least 90% of it).
+  const timeoutMs = Math.round(intervalMs * 0.8);
+  if (v['status-url'] !== undefined) {
+    const url = flag(() => parseStatusUrl(v['status-url']!));
+    const source = statusUrlSource(url, { capacity, timeoutMs });
+    if (capacity === undefined) {
+      // Only the body tells nginx from Apache. When the server answers now,
+      // a missing --capacity is a usage error; later, each round logs it.
+      try {
+        await source(new AbortController().signal);
+      } catch (err) {
+        if (err instanceof CapacityError) throw new UsageError(err.message);
+      }
+    }
+    return source;
+  }
+  if (v.connections !== undefined) {
+    const port = flag(() => integer(v.connections!, '--connections', 1, 65535));
+    if (capacity === undefined) throw new UsageError('--connections needs --capacity N: the workers the server has');
+    return connectionsSource(port, capacity);
+  }
+  if (v.exec === '') throw new UsageError('--exec needs a command');
+  return execSource(v.exec!, timeoutMs);
+}

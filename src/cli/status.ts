@@ -1,0 +1,39 @@
+// `hbeat status`: what the listener knows, once or again and again.
+import { UsageError } from '../core/errors.ts';
+import { statusJson, statusTable } from '../core/status.ts';
+import { duration } from '../core/values.ts';
+import { watchStatus } from '../term/watch.ts';
+import { defineCommand, flag, SLOTS_HELP } from './command.ts';
+import { sourceFlag } from './pick.ts';
+
+export const statusCommand = defineCommand({
+  summary: 'show what the listener knows',
+  usage: `usage: hbeat status [options]
+
+  ${SLOTS_HELP}
+  --hb-dat F                show Apache's hb.dat instead (its own age is added
+                            to each lastseen; it has no packets or counters)
+  --json                    one JSON object: servers and counters
+  --watch                   again every --interval until Ctrl-C: in place on a
+                            terminal (servers not live dimmed), else one
+                            snapshot per refresh after a blank line; with
+                            --json one object a line
+  --interval D              between refreshes of --watch (default 1s; 100ms to
+                            3600s)`,
+  options: {
+    slots: { type: 'string' },
+    'hb-dat': { type: 'string' },
+    json: { type: 'boolean' },
+    watch: { type: 'boolean' },
+    interval: { type: 'string' },
+  },
+  async run(v) {
+    if (v.interval !== undefined && !v.watch) throw new UsageError('--interval goes with --watch');
+    const intervalMs = v.interval === undefined ? 1000 : flag(() => duration(v.interval!, '--interval', { min: 100, max: 3_600_000 }));
+    const source = sourceFlag(v);
+    if (v.watch) return watchStatus({ ...source, json: v.json === true, intervalMs });
+    const snap = source.read();
+    process.stdout.write(v.json ? JSON.stringify(statusJson(snap.servers, snap.counters)) + '\n' : statusTable(snap.servers, snap.counters) + '\n');
+    return 0;
+  },
+});
