@@ -1775,7 +1775,9 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
     if (text !== undefined) e.textContent = text;
     return e;
   }
+  // Writes only what changed: most cells stay the same from one second to the next.
   function setText(e, text) { if (e.textContent !== text) e.textContent = text; }
+  function setTitle(e, text) { if (e.title !== text) e.title = text; }
   function two(n) { return n < 10 ? '0' + n : String(n); }
   function clock(ms) { var d = new Date(ms); return two(d.getHours()) + ':' + two(d.getMinutes()) + ':' + two(d.getSeconds()); }
   function rate(x) { return x < 10 ? x.toFixed(1) : String(Math.round(x)); }
@@ -2001,7 +2003,7 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
     COUNTERS.forEach(function (name) {
       var cell = counterCells[name], total = prev ? prev.c[name] : null;
       setText(cell.b, rates ? rate(rates[name]) + '/s' : '-');
-      cell.e.title = total === null ? '' : total + ' since the slot file was made';
+      setTitle(cell.e, total === null ? '' : total + ' since the slot file was made');
       cell.e.className = name !== 'accepted' && rates && rates[name] > 0 ? 'bad' : '';
     });
   }
@@ -2049,14 +2051,14 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
     setText(row.c[3], String(s.ready));
     setText(row.c[4], String(s.busy));
     setText(row.c[5], String(s.weight));
-    row.c[5].title = 'its load weighs ' + s.load + (s.weight === s.load ? '' : '; 0 while dead or draining');
+    setTitle(row.c[5], 'its load weighs ' + s.load + (s.weight === s.load ? '' : '; 0 while dead or draining'));
     setText(row.pct, (s.share * 100).toFixed(1) + '%');
     row.fill.style.width = s.share * 100 + '%';
     row.fill.style.background = s.color >= 0 ? COLORS[s.color] : '';
     setText(row.c[7], period(s.interval));
     setText(row.c[8], seconds(s.age));
     setText(row.c[9], s.packets === null ? '-' : String(s.packets));
-    row.c[0].title = now - s.changed < RECENT ? 'state or liveness changed ' + seconds((now - s.changed) / 1000) + ' ago' : '';
+    setTitle(row.c[0], now - s.changed < RECENT ? 'state or liveness changed ' + Math.round((now - s.changed) / 1000) + 's ago' : '');
     if (row.at !== samples) { spark(row.canvas, s, m); row.at = samples; }
   }
   function rows(m) {
