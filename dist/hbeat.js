@@ -267,6 +267,11 @@ var MAX_SERVERS_LIMIT = 1048576;
 var DEFAULT_MAX_SERVERS = 1024;
 var EVICT_AGE_MS = 3e4;
 var COUNTER_NAMES = ["accepted", "malformed", "unsigned", "badsig", "replayed", "full"];
+function countersRecord(values) {
+  const out2 = {};
+  COUNTER_NAMES.forEach((name, i) => out2[name] = values[i]);
+  return out2;
+}
 var ACCEPTED = 0;
 var MALFORMED = 1;
 var UNSIGNED = 2;
@@ -483,9 +488,7 @@ function readContext(buf, now, bootOk) {
   return { buf, view: new DataView(buf.buffer, buf.byteOffset, buf.length), now, bootOk };
 }
 function readCounters(header2) {
-  const out2 = {};
-  COUNTER_NAMES.forEach((name, i) => out2[name] = readU64(header2, C_VALUES + 8 * i));
-  return out2;
+  return countersRecord(COUNTER_NAMES.map((_, i) => readU64(header2, C_VALUES + 8 * i)));
 }
 var slotShift;
 var sealedSlot = 0;
@@ -1603,10 +1606,10 @@ function isLive(s, liveAge = LIVE_AGE_S) {
 function serverJson(s) {
   return { host: s.host, port: s.port, ready: s.ready, busy: s.busy, age: s.age === null ? null : round3(s.age) };
 }
-function statusJson(servers, counters2) {
+function statusJson(servers, counters) {
   return {
     servers: sortServers(servers).map((s) => ({ ...serverJson(s), state: s.state, packets: s.packets ?? null, live: isLive(s), weight: weight(s) })),
-    counters: counters2
+    counters
   };
 }
 function round3(x) {
@@ -1621,7 +1624,7 @@ function formatAge(age2) {
   if (age2 < 3600) return `${Math.floor(age2 / 60)}m${Math.floor(age2 % 60)}s`;
   return `${Math.floor(age2 / 3600)}h${Math.floor(age2 % 3600 / 60)}m`;
 }
-function statusTable(servers, counters2, opts = {}) {
+function statusTable(servers, counters, opts = {}) {
   const live = (s) => isLive(s, opts.liveAge);
   const sorted = sortServers(servers);
   const rows = [["SERVER", "STATE", "READY", "BUSY", "AGE", "PACKETS", "LIVE"]];
@@ -1634,7 +1637,7 @@ function statusTable(servers, counters2, opts = {}) {
     for (let i = 0; i < sorted.length; i++) if (!live(sorted[i])) lines[i + 1] = opts.notLive(lines[i + 1]);
   }
   const liveCount = servers.filter(live).length;
-  const totals = counters2 ? COUNTER_NAMES.map((n) => `${n} ${counters2[n]}`).join(", ") : "no counters in an hb.dat";
+  const totals = counters ? COUNTER_NAMES.map((n) => `${n} ${counters[n]}`).join(", ") : "no counters in an hb.dat";
   lines.push("", `${servers.length} server${servers.length === 1 ? "" : "s"}, ${liveCount} live; ${totals}`);
   return lines.join("\n");
 }
@@ -2446,16 +2449,11 @@ var HttpServer = class _HttpServer {
     req.on("data", onData);
     req.on("end", onEnd);
   }
-  counters() {
-    const out2 = {};
-    COUNTER_NAMES.forEach((name, i) => out2[name] = this.table.counters[i]);
-    return out2;
-  }
   status(res) {
-    reply(res, 200, "application/json", JSON.stringify(statusJson(this.table.snapshot(), this.counters())) + "\n");
+    reply(res, 200, "application/json", JSON.stringify(statusJson(this.table.snapshot(), countersRecord(this.table.counters))) + "\n");
   }
   metrics(res) {
-    reply(res, 200, "text/plain; version=0.0.4; charset=utf-8", metricsText(this.table.snapshot(), this.counters()));
+    reply(res, 200, "text/plain; version=0.0.4; charset=utf-8", metricsText(this.table.snapshot(), countersRecord(this.table.counters)));
   }
   pick(req, res, query) {
     let opts;
@@ -2491,7 +2489,7 @@ function reply(res, status, type, body) {
 function label(value) {
   return value.replace(/[\\"\n]/g, (c) => c === "\n" ? "\\n" : `\\${c}`);
 }
-function metricsText(servers, counters2) {
+function metricsText(servers, counters) {
   const sorted = sortServers(servers);
   const labels = sorted.map((s) => `{server="${label(formatEndpoint(s.host, s.port))}",state="${s.state}"}`);
   let out2 = "";
@@ -2511,7 +2509,7 @@ function metricsText(servers, counters2) {
   family("hbeat_server_live", "gauge", "Whether the server was heard from in the last 10 s (1) or not (0).", (s) => isLive(s) ? 1 : 0);
   family("hbeat_server_packets_total", "counter", "Heartbeats accepted from the server.", (s) => s.packets);
   out2 += "# HELP hbeat_datagrams_total Heartbeats received, by what became of them.\n# TYPE hbeat_datagrams_total counter\n";
-  for (const name of COUNTER_NAMES) out2 += `hbeat_datagrams_total{result="${name}"} ${counters2[name]}
+  for (const name of COUNTER_NAMES) out2 += `hbeat_datagrams_total{result="${name}"} ${counters[name]}
 `;
   out2 += `# HELP hbeat_servers Servers in the table.
 # TYPE hbeat_servers gauge
@@ -2885,7 +2883,7 @@ async function runDemo(opts) {
           if (role.dies) void senders[i]?.close();
         }
       }
-      view.tick(t, table.snapshot(), counters(table));
+      view.tick(t, table.snapshot(), countersRecord(table.counters));
       if (screen.redraw || n >= ticks || n > 0 && n % plainEvery === 0) view.draw(t);
       return n < ticks;
     });
@@ -2901,11 +2899,6 @@ async function runDemo(opts) {
     sink.write = write;
     for (const line of errors) write(line);
   }
-}
-function counters(table) {
-  const out2 = {};
-  COUNTER_NAMES.forEach((name, i) => out2[name] = table.counters[i]);
-  return out2;
 }
 async function listenOnFreePort(table) {
   for (let tries = 1; ; tries++) {
@@ -2987,9 +2980,9 @@ var View = class {
     this.events.push(`${`t=${t.toFixed(1)}s`.padEnd(8)} ${this.names[role]} ${says}`);
   }
   /** One tick: a new snapshot, PICKS_PER_TICK picks from it, and the deaths it shows. */
-  tick(t, servers, counters2) {
+  tick(t, servers, counters) {
     this.servers = servers;
-    this.counters = counters2;
+    this.counters = counters;
     for (const s of servers) {
       const name = formatEndpoint(s.host, s.port);
       if (isLive(s, MAX_AGE_S)) this.wasLive.add(name);

@@ -21,6 +21,12 @@ export const EVICT_AGE_MS = 30_000;
 /** The listener's totals, in header order. */
 export const COUNTER_NAMES = ['accepted', 'malformed', 'unsigned', 'badsig', 'replayed', 'full'] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
+/** The counters by name, from their values in header order. */
+export function countersRecord(values: ArrayLike<number>): Record<CounterName, number> {
+  const out = {} as Record<CounterName, number>;
+  COUNTER_NAMES.forEach((name, i) => (out[name] = values[i]!));
+  return out;
+}
 export const ACCEPTED = 0, MALFORMED = 1, UNSIGNED = 2, BADSIG = 3, REPLAYED = 4, FULL = 5;
 
 // Header fields.
@@ -294,9 +300,7 @@ export interface Snapshot {
 }
 
 function readCounters(header: Buffer): Record<CounterName, number> {
-  const out = {} as Record<CounterName, number>;
-  COUNTER_NAMES.forEach((name, i) => (out[name] = readU64(header, C_VALUES + 8 * i)));
-  return out;
+  return countersRecord(COUNTER_NAMES.map((_, i) => readU64(header, C_VALUES + 8 * i)));
 }
 
 // Checking each slot's CRC on its own costs a short-lived `pick` more than all

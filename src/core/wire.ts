@@ -106,9 +106,9 @@ export function hexValue(c: number): number {
 function unescapeInto(buf: Uint8Array, start: number, end: number, to: Uint8Array): number {
   let n = 0;
   for (let i = start; i < end; i++) {
-    let c = buf[i];
-    if (c === PERCENT && i + 2 < end && isHex(buf[i + 1]) && isHex(buf[i + 2])) {
-      c = hexValue(buf[i + 1]) * 16 + hexValue(buf[i + 2]);
+    let c = buf[i]!;
+    if (c === PERCENT && i + 2 < end && isHex(buf[i + 1]!) && isHex(buf[i + 2]!)) {
+      c = hexValue(buf[i + 1]!) * 16 + hexValue(buf[i + 2]!);
       i += 2;
     }
     if (n === to.length) return -1;
@@ -119,7 +119,7 @@ function unescapeInto(buf: Uint8Array, start: number, end: number, to: Uint8Arra
 
 /** ASCII-lower-cased keyBytes[i], as apr_table's strcasecmp compares. */
 function lowerKey(i: number): number {
-  const c = keyBytes[i];
+  const c = keyBytes[i]!;
   return c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
 }
 
@@ -153,12 +153,12 @@ function keyId(buf: Uint8Array, start: number, end: number): number {
 
 /** Decodes key k's value into valueBytes; returns its length. */
 function decodeValue(buf: Uint8Array, k: number): number {
-  const start = span[2 * k];
+  const start = span[2 * k]!;
   if (start === IMPLICIT_ONE) {
     valueBytes[0] = 0x31;
     return 1;
   }
-  return unescapeInto(buf, start, span[2 * k + 1], valueBytes);
+  return unescapeInto(buf, start, span[2 * k + 1]!, valueBytes);
 }
 
 /** Key k's value as a decimal integer from min to max, or -1 if it is not one. */
@@ -168,7 +168,7 @@ function decimalValue(buf: Uint8Array, k: number, min: number, max: number): num
   if (n <= 0) return -1;
   let v = 0;
   for (let i = 0; i < n; i++) {
-    const c = valueBytes[i];
+    const c = valueBytes[i]!;
     if (c < 0x30 || c > 0x39) return -1;
     // Exact while v <= max <= 2^53-1; past that, rounding cannot bring it back under max.
     v = v * 10 + (c - 0x30);
@@ -180,10 +180,10 @@ function decimalValue(buf: Uint8Array, k: number, min: number, max: number): num
 /** Key k's value as STATE_UP or STATE_DRAIN (any case), or -1. */
 function stateValue(buf: Uint8Array, k: number): number {
   const n = decodeValue(buf, k);
-  const c0 = valueBytes[0] | 0x20, c1 = valueBytes[1] | 0x20;
+  const c0 = valueBytes[0]! | 0x20, c1 = valueBytes[1]! | 0x20;
   if (n === 2 && c0 === 0x75 && c1 === 0x70) return STATE_UP;
-  if (n === 5 && c0 === 0x64 && c1 === 0x72 && (valueBytes[2] | 0x20) === 0x61
-      && (valueBytes[3] | 0x20) === 0x69 && (valueBytes[4] | 0x20) === 0x6e) return STATE_DRAIN;
+  if (n === 5 && c0 === 0x64 && c1 === 0x72 && (valueBytes[2]! | 0x20) === 0x61
+      && (valueBytes[3]! | 0x20) === 0x69 && (valueBytes[4]! | 0x20) === 0x6e) return STATE_DRAIN;
   return -1;
 }
 
@@ -199,7 +199,7 @@ function scanPairs(buf: Uint8Array, start: number, end: number): number {
   for (let pos = start; pos <= end; pos++) {
     const pairStart = pos;
     let eq = -1;
-    for (let c = 0; pos < end && (c = buf[pos]) !== AMP; pos++) {
+    for (let c = 0; pos < end && (c = buf[pos]!) !== AMP; pos++) {
       if (c === 0) return MALFORMED_NUL;
       if (c === EQ && eq < 0) eq = pos;
     }
@@ -278,10 +278,10 @@ export function parseHeartbeat(buf: Uint8Array, len: number, out: Heartbeat): nu
   let sigStart = -1, sigEnd = -1;
   if (signedLength >= 0) {
     // The verifier hashes the hex in place, so it must be written out, not %-escaped.
-    sigStart = span[2 * K_SIG];
+    sigStart = span[2 * K_SIG]!;
     if (sigStart === IMPLICIT_ONE || end - sigStart !== 64) return MALFORMED_SIG;
     for (let i = sigStart; i < end; i++) {
-      const c = buf[i];
+      const c = buf[i]!;
       if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return MALFORMED_SIG;
     }
     sigEnd = end;

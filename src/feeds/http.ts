@@ -10,7 +10,7 @@ import { bindReason, ListenError, type Listener } from '../core/listener.ts';
 import type { StartFeed } from './feed.ts';
 import { log } from '../core/log.ts';
 import { isFresh, noneReason, Prepared, weight, type PickOptions, type PickServer } from '../core/picker.ts';
-import { ACCEPTED, COUNTER_NAMES, MALFORMED, FULL, type CounterName, type ServerRecord, type SlotTable } from '../core/slotfile.ts';
+import { ACCEPTED, COUNTER_NAMES, countersRecord, MALFORMED, FULL, type CounterName, type ServerRecord, type SlotTable } from '../core/slotfile.ts';
 import { isLive, serverJson, sortServers, statusJson } from '../core/status.ts';
 import { servePage } from './page.ts';
 import { MALFORMED as REASONS, MALFORMED_TOO_LONG, MAX_DATAGRAM, newHeartbeat, parseHeartbeat } from '../core/wire.ts';
@@ -292,18 +292,12 @@ export class HttpServer {
     req.on('end', onEnd);
   }
 
-  private counters(): Record<CounterName, number> {
-    const out = {} as Record<CounterName, number>;
-    COUNTER_NAMES.forEach((name, i) => (out[name] = this.table.counters[i]!));
-    return out;
-  }
-
   private status(res: ServerResponse): void {
-    reply(res, 200, 'application/json', JSON.stringify(statusJson(this.table.snapshot(), this.counters())) + '\n');
+    reply(res, 200, 'application/json', JSON.stringify(statusJson(this.table.snapshot(), countersRecord(this.table.counters))) + '\n');
   }
 
   private metrics(res: ServerResponse): void {
-    reply(res, 200, 'text/plain; version=0.0.4; charset=utf-8', metricsText(this.table.snapshot(), this.counters()));
+    reply(res, 200, 'text/plain; version=0.0.4; charset=utf-8', metricsText(this.table.snapshot(), countersRecord(this.table.counters)));
   }
 
   private pick(req: IncomingMessage, res: ServerResponse, query: string): void {

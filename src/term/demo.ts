@@ -16,7 +16,7 @@ import { sink } from '../core/log.ts';
 import { pick, weight } from '../core/picker.ts';
 import { dimmer, every, isTerminal, Screen, stopSignal, type Output } from './screen.ts';
 import { Sender, SendError, type Load } from '../core/sender.ts';
-import { COUNTER_NAMES, SlotTable, type CounterName, type ServerRecord } from '../core/slotfile.ts';
+import { countersRecord, SlotTable, type CounterName, type ServerRecord } from '../core/slotfile.ts';
 import { isLive, statusTable } from '../core/status.ts';
 import { STATE_DRAIN } from '../core/wire.ts';
 import { OperatorError } from '../core/errors.ts';
@@ -125,7 +125,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
           if (role.dies) void senders[i]?.close();
         }
       }
-      view.tick(t, table!.snapshot(), counters(table!));
+      view.tick(t, table!.snapshot(), countersRecord(table!.counters));
       if (screen.redraw || n >= ticks || (n > 0 && n % plainEvery === 0)) view.draw(t);
       return n < ticks;
     });
@@ -141,12 +141,6 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     sink.write = write;
     for (const line of errors) write(line);
   }
-}
-
-function counters(table: SlotTable): Record<CounterName, number> {
-  const out = {} as Record<CounterName, number>;
-  COUNTER_NAMES.forEach((name, i) => (out[name] = table.counters[i]!));
-  return out;
 }
 
 /** A listener on 127.0.0.1 at a port that was free a moment ago (tried again should another process take it first). */

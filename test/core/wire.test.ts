@@ -316,7 +316,7 @@ test('never throws on arbitrary bytes', () => {
   for (let round = 0; round < 20000; round++) {
     buf.set(seedText);
     const len = Math.floor(next() * 1100);
-    for (let i = seedText.length; i < len; i++) buf[i] = alphabet[Math.floor(next() * alphabet.length)];
+    for (let i = seedText.length; i < len; i++) buf[i] = alphabet[Math.floor(next() * alphabet.length)]!;
     const flips = Math.floor(next() * 4);
     for (let f = 0; f < flips; f++) buf[Math.floor(next() * len)] = Math.floor(next() * 256);
     const code = parseHeartbeat(buf, len, out);
@@ -331,15 +331,16 @@ test('never throws on arbitrary bytes', () => {
 test('100,000 datagrams in a loop give stable results', () => {
   const inputs = [...valid, ...malformed].map(([, d]) => (typeof d === 'string' ? bytes(d) : d));
   const outs = inputs.map(() => newHeartbeat());
-  const firstCodes = inputs.map((buf, i) => parseHeartbeat(buf, buf.length, outs[i]));
+  const firstCodes = inputs.map((buf, i) => parseHeartbeat(buf, buf.length, outs[i]!));
   const firstOuts = outs.map((o) => ({ ...o }));
   const out = newHeartbeat();
   for (let n = 0; n < 100_000; n++) {
     const i = n % inputs.length;
-    const code = parseHeartbeat(inputs[i], inputs[i].length, out);
+    const input = inputs[i]!, first = firstOuts[i]!;
+    const code = parseHeartbeat(input, input.length, out);
     if (code !== firstCodes[i]) assert.fail(`datagram ${i}, round ${n}: ${code} then ${firstCodes[i]}`);
-    if (code === 0 && (out.ready !== firstOuts[i].ready || out.busy !== firstOuts[i].busy || out.port !== firstOuts[i].port
-        || out.state !== firstOuts[i].state || out.ts !== firstOuts[i].ts || out.sigStart !== firstOuts[i].sigStart)) {
+    if (code === 0 && (out.ready !== first.ready || out.busy !== first.busy || out.port !== first.port
+        || out.state !== first.state || out.ts !== first.ts || out.sigStart !== first.sigStart)) {
       assert.fail(`datagram ${i}, round ${n}: fields changed`);
     }
   }

@@ -20,7 +20,7 @@ import { HttpServer } from '../../src/feeds/http.ts';
 import { Listener } from '../../src/core/listener.ts';
 import { sink } from '../../src/core/log.ts';
 import { seededRandom } from '../../src/core/picker.ts';
-import { ACCEPTED, BADSIG, COUNTER_NAMES, FULL, MALFORMED, readSnapshot, REPLAYED, SlotTable, UNSIGNED } from '../../src/core/slotfile.ts';
+import { ACCEPTED, BADSIG, COUNTER_NAMES, countersRecord, FULL, MALFORMED, readSnapshot, REPLAYED, SlotTable, UNSIGNED, type CounterName } from '../../src/core/slotfile.ts';
 import { Verifier } from '../../src/core/trust.ts';
 import { newHeartbeat, parseHeartbeat } from '../../src/core/wire.ts';
 
@@ -271,7 +271,7 @@ export class Inputs {
 export interface FuzzResult {
   target: string; inputs: number; accepted: number; perSecond: number;
   /** What became of the inputs, by slot-file counter (the listener targets). */
-  outcomes?: Record<string, number>;
+  outcomes?: Record<CounterName, number>;
 }
 
 function fail(target: string, seed: number, i: number, input: Buffer, what: string): never {
@@ -365,7 +365,7 @@ export function fuzzListener(seed: number, count: number, keyed = false): Promis
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-    return { ...result(target, count, outcomes[ACCEPTED]!, started), outcomes: Object.fromEntries(COUNTER_NAMES.map((name, i) => [name, outcomes[i]!])) };
+    return { ...result(target, count, outcomes[ACCEPTED]!, started), outcomes: countersRecord(outcomes) };
   });
 }
 

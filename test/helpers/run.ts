@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { CounterName } from '../../src/core/slotfile.ts';
 import type { TestContext } from 'node:test';
 
 export const HBEAT = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..', 'dist', 'hbeat.js');
@@ -117,7 +118,7 @@ export function testDir(t: TestContext): string {
   return tmp.dir;
 }
 
-export async function statusJson(slots: string): Promise<{ servers: Record<string, unknown>[]; counters: Record<string, number> }> {
+export async function statusJson(slots: string): Promise<{ servers: Record<string, unknown>[]; counters: Record<CounterName, number> }> {
   const r = await hbeat(['status', '--slots', slots, '--json']);
   if (r.code !== 0) throw new Error(`status failed: ${r.stderr}`);
   return JSON.parse(r.stdout);
