@@ -1796,7 +1796,7 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
 
   // One read of status: the servers' new values and one more sample of their history.
   function update(data, now) {
-    var k = samples % CAP, first = samples === 0, seen = new Set();
+    var k = samples % CAP, first = samples === 0, seen = 0;
     // The sample this one overwrites, once the ring is full: what leaves the window.
     var oldTotal = samples >= CAP ? totals[k] : 0;
     total = 0;
@@ -1809,14 +1809,14 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
       if (!s) {
         // Every field from the start: one shape for all, which V8 handles fastest.
         s = { name: name, ord: 0, since: samples - 1, changed: first ? -Infinity : now, color: -1, h: slot(), state: '', live: false, text: '',
-          ready: 0, busy: 0, age: null, interval: null, packets: null, load: 0, weight: 0, share: 0, sum: 0, old: 0, sk: 0 };
+          ready: 0, busy: 0, age: null, interval: null, packets: null, load: 0, weight: 0, share: 0, sum: 0, old: 0, sk: 0, mark: 0 };
         byName.set(name, s);
         all.push(s);
       } else if (s.state !== d.state || s.live !== d.live) s.changed = now;
       if (s.state !== d.state || s.live !== d.live) {
         s.state = d.state;
         s.live = d.live;
-        s.text = textOf(s);
+        s.text = '';  // made again when a filter needs it
       }
       // status lists servers in its own order (by address): sorting by server keeps to it.
       s.ord = j;
@@ -1829,11 +1829,12 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
       hb[k * width + s.h] = Math.min(d.busy, MAXV) + 1;
       s.old = hw[k * width + s.h];
       hw[k * width + s.h] = s.weight;
-      seen.add(s);
+      if (s.mark !== samples) seen++;
+      s.mark = samples;
     }
     // A server gone from the table (a new slot file) goes from the page too.
-    if (seen.size !== all.length) {
-      all = all.filter(function (s) { if (!seen.has(s)) byName.delete(s.name); return seen.has(s); });
+    if (seen !== all.length) {
+      all = all.filter(function (s) { if (s.mark !== samples) byName.delete(s.name); return s.mark === samples; });
       compact();
     }
     // sum: the server's shares over the window, kept as samples come and go.
@@ -1899,6 +1900,7 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
   function order() {
     var now = performance.now(), key = KEYS[sortKey], dir = sortDir;
     shown = terms.length === 0 ? all.slice() : all.filter(function (s) {
+      if (s.text === '') s.text = textOf(s);
       for (var i = 0; i < terms.length; i++) if (s.text.indexOf(terms[i]) < 0) return false;
       return true;
     });
