@@ -144,6 +144,15 @@ test('five announcing backends: a row each, the killed one dead within the liven
   const png = await page.screenshot(join(dir, 'five.png'));
   t.diagnostic(`screenshot ${join(dir, 'five.png')}: ${png} bytes`);
 
+  // The listener hangs (stopped, its socket still open): no answer in time, then it answers again.
+  const conn = `document.getElementById('conn')`;
+  process.kill(listener.child.pid!, 'SIGSTOP');
+  try {
+    await page.waitFor(`${conn}.className.includes('down') && ${conn}.textContent`, 'the page to say the listener does not answer').then((text) => assert.match(String(text), /not answering \(no answer in 2\.5s\)/));
+  } finally {
+    process.kill(listener.child.pid!, 'SIGCONT');
+  }
+  await page.waitFor(`${conn}.className.includes('ok') && 1`, 'the page to say the listener answers again');
   // The listener goes away: the page says so and keeps what it showed.
   await listener.stop();
   await page.waitFor(`document.getElementById('conn').className.includes('down') && 1`, 'the page to say the listener is not answering');
