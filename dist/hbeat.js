@@ -50,15 +50,18 @@ function parseEndpoint(text, what = "address") {
     portText = text.slice(close + 2);
   } else {
     const colon = text.lastIndexOf(":");
-    if (colon < 0 || text.indexOf(":") !== colon) throw new Error(`${what} ${JSON.stringify(text)}: expected HOST:PORT (IPv6 as [ADDR]:PORT)`);
+    if (colon < 0 || text.indexOf(":") !== colon) {
+      throw new Error(`${what} ${JSON.stringify(text)}: expected HOST:PORT (IPv6 as [ADDR]:PORT)`);
+    }
     host = text.slice(0, colon);
     portText = text.slice(colon + 1);
   }
   if (host === "localhost") host = "127.0.0.1";
   const bare = stripScope(host);
   const family = (0, import_node_net.isIPv4)(bare) ? 4 : (0, import_node_net.isIPv6)(bare) ? 6 : 0;
-  if (family === 0 || family === 4 && bare !== host) throw new Error(`${what} ${JSON.stringify(text)}: ${JSON.stringify(host)} is not an IP address`);
-  if (!/^[0-9]{1,5}$/.test(portText) || +portText < 1 || +portText > 65535) throw new Error(`${what} ${JSON.stringify(text)}: port must be 1 to 65535`);
+  const bad = (why) => new Error(`${what} ${JSON.stringify(text)}: ${why}`);
+  if (family === 0 || family === 4 && bare !== host) throw bad(`${JSON.stringify(host)} is not an IP address`);
+  if (!/^[0-9]{1,5}$/.test(portText) || +portText < 1 || +portText > 65535) throw bad("port must be 1 to 65535");
   return { host, port: +portText, family };
 }
 function stripScope(address) {
@@ -150,7 +153,9 @@ function multicastInterface(iface, family) {
     if (!v4) throw new Error(`--interface ${iface}: has no IPv4 address`);
     return v4.address;
   }
-  if (ifaceFamily !== family) throw new Error(`--interface ${iface} is an IPv${ifaceFamily} address; IPv${family} groups need an IPv${family} one or an interface name`);
+  if (ifaceFamily !== family) {
+    throw new Error(`--interface ${iface} is an IPv${ifaceFamily} address; IPv${family} groups need an IPv${family} one or an interface name`);
+  }
   if (family === 4 || iface.includes("%")) return iface;
   const want = Buffer.alloc(16), have = Buffer.alloc(16);
   writeAddress(iface, want, 0);
@@ -1555,7 +1560,9 @@ function rotl(x, k) {
 
 // src/core/values.ts
 function integer(text, what, min, max) {
-  if (!/^[0-9]+$/.test(text) || +text < min || +text > max) throw new Error(`${what} takes a whole number from ${min} to ${max}, not ${JSON.stringify(text)}`);
+  if (!/^[0-9]+$/.test(text) || +text < min || +text > max) {
+    throw new Error(`${what} takes a whole number from ${min} to ${max}, not ${JSON.stringify(text)}`);
+  }
   return +text;
 }
 function formatMs(ms) {
@@ -1565,7 +1572,9 @@ function duration(text, what, range) {
   const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s)?$/.exec(text);
   if (!m) throw new Error(`${what} takes a duration such as 10s, 500ms or 2 (seconds), not ${JSON.stringify(text)}`);
   const ms = m[2] === "ms" ? +m[1] : +m[1] * 1e3;
-  if (ms < range.min || ms > range.max) throw new Error(`${what} takes ${formatMs(range.min)} to ${formatMs(range.max)}, not ${JSON.stringify(text)}`);
+  if (ms < range.min || ms > range.max) {
+    throw new Error(`${what} takes ${formatMs(range.min)} to ${formatMs(range.max)}, not ${JSON.stringify(text)}`);
+  }
   return ms;
 }
 function endpoint(text, what) {
@@ -1587,7 +1596,9 @@ function livenessOptions(v, prefix) {
 }
 function pickOptions(v, prefix, maxCount = MAX_PICK_COUNT) {
   const method = v.method ?? "weighted";
-  if (method !== "weighted" && method !== "two-choices") throw new Error(`${prefix}method takes weighted or two-choices, not ${JSON.stringify(method)}`);
+  if (method !== "weighted" && method !== "two-choices") {
+    throw new Error(`${prefix}method takes weighted or two-choices, not ${JSON.stringify(method)}`);
+  }
   return {
     maxAge: livenessOptions(v, prefix).maxAge,
     members: v.members === void 0 ? void 0 : memberList(v.members, `${prefix}members`),
@@ -2554,7 +2565,8 @@ var Screen = class {
       return;
     }
     const start = this.frames++ === 0 ? HIDE_CURSOR + HOME + CLEAR_SCREEN : HOME;
-    this.out.write(start + fit(frame.split("\n"), this.out.rows, this.out.columns).map((l) => l + CLEAR_LINE).join("\n") + "\n" + CLEAR_BELOW);
+    const lines = fit(frame.split("\n"), this.out.rows, this.out.columns);
+    this.out.write(start + lines.map((l) => l + CLEAR_LINE).join("\n") + "\n" + CLEAR_BELOW);
   }
   /** Shows the cursor again; the last frame stays on the screen. */
   close() {
@@ -3066,6 +3078,9 @@ function flag(parse) {
     throw new UsageError(err.message);
   }
 }
+function flagValue(text, parse, fallback) {
+  return text === void 0 ? fallback : flag(() => parse(text));
+}
 var SLOTS_HELP = `--slots F                 the slot file; else $HBEAT_SLOTS, else hbeat.slots in
                             $RUNTIME_DIRECTORY, else in the current directory`;
 function untilSignal() {
@@ -3107,7 +3122,7 @@ file lives in a temporary directory that it removes.`,
     duration: { type: "string" }
   },
   run(v) {
-    const durationMs = v.duration === void 0 ? DEFAULT_DURATION_MS : flag(() => duration(v.duration, "--duration", { min: 1e3, max: 864e5 }));
+    const durationMs = flagValue(v.duration, (t) => duration(t, "--duration", { min: 1e3, max: 864e5 }), DEFAULT_DURATION_MS);
     return runDemo({ durationMs });
   }
 });
@@ -3307,7 +3322,7 @@ var listenCommand = defineCommand({
   options,
   async run(v) {
     const on = (v.on ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, "--on")));
-    const maxServers = v["max-servers"] === void 0 ? void 0 : flag(() => integer(v["max-servers"], "--max-servers", 1, MAX_SERVERS_LIMIT));
+    const maxServers = flagValue(v["max-servers"], (t) => integer(t, "--max-servers", 1, MAX_SERVERS_LIMIT), void 0);
     const feeds = feedsFlags(v);
     const verifier = verifierFlags(v);
     const stopped = untilSignal();
@@ -3335,7 +3350,7 @@ function feedsFlags(v) {
   if (v["hb-dat-interval"] !== void 0 && v["hb-dat"] === void 0) throw new UsageError("--hb-dat-interval needs --hb-dat");
   const feeds = [];
   if (v["hb-dat"] !== void 0) {
-    const intervalMs = v["hb-dat-interval"] === void 0 ? 5e3 : flag(() => duration(v["hb-dat-interval"], "--hb-dat-interval", { min: 100, max: 36e5 }));
+    const intervalMs = flagValue(v["hb-dat-interval"], (t) => duration(t, "--hb-dat-interval", { min: 100, max: 36e5 }), 5e3);
     feeds.push(hbDatFeed({ path: v["hb-dat"], intervalMs }));
   }
   if (v.http !== void 0) feeds.push(httpFeed(flag(() => endpoint(v.http, "--http"))));
@@ -3346,7 +3361,7 @@ function verifierFlags(v) {
     if (v["max-skew"] !== void 0) throw new UsageError("--max-skew goes with --key-file");
     return void 0;
   }
-  const skew = v["max-skew"] === void 0 ? DEFAULT_MAX_SKEW_MS : flag(() => duration(v["max-skew"], "--max-skew", { min: 1, max: 864e5 }));
+  const skew = flagValue(v["max-skew"], (t) => duration(t, "--max-skew", { min: 1, max: 864e5 }), DEFAULT_MAX_SKEW_MS);
   return new Verifier(loadKey(v["key-file"]), skew);
 }
 
@@ -3646,14 +3661,14 @@ after it misses a few. On SIGTERM or SIGINT it sends one last datagram with
 ready=0, so proxies stop choosing this backend at once, then exits 0.`,
   options: options2,
   async run(v) {
-    const intervalMs = v.interval === void 0 ? 1e3 : flag(() => duration(v.interval, "--interval", { min: 10, max: 36e5 }));
+    const intervalMs = flagValue(v.interval, (t) => duration(t, "--interval", { min: 10, max: 36e5 }), 1e3);
     const opts = {
       to: (v.to ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, "--to"))),
       intervalMs,
-      port: v.port === void 0 ? void 0 : flag(() => integer(v.port, "--port", 1, 65535)),
+      port: flagValue(v.port, (t) => integer(t, "--port", 1, 65535), void 0),
       source: v.source,
       iface: v.interface,
-      ttl: v.ttl === void 0 ? 1 : flag(() => integer(v.ttl, "--ttl", 0, 255)),
+      ttl: flagValue(v.ttl, (t) => integer(t, "--ttl", 0, 255), 1),
       drain: v.drain === true,
       key: v["key-file"] === void 0 ? void 0 : loadKey(v["key-file"]),
       // Last: it may ask the server once, which only flags that parse are worth.
@@ -3675,17 +3690,18 @@ ready=0, so proxies stop choosing this backend at once, then exits 0.`,
   }
 });
 async function loadSource(v, intervalMs) {
-  const given = [v.ready !== void 0 || v.busy !== void 0, v["status-url"] !== void 0, v.connections !== void 0, v.exec !== void 0];
-  if (given.filter(Boolean).length !== 1) {
+  const given = [v.ready ?? v.busy, v["status-url"], v.connections, v.exec].filter((x) => x !== void 0);
+  if (given.length !== 1) {
     throw new UsageError("give exactly one load source: --ready N --busy N, --status-url URL, --connections PORT --capacity N, or --exec CMD");
   }
-  const capacity = v.capacity === void 0 ? void 0 : flag(() => integer(v.capacity, "--capacity", 1, INT31_MAX));
+  const capacity = flagValue(v.capacity, (t) => integer(t, "--capacity", 1, INT31_MAX), void 0);
   if (capacity !== void 0 && v["status-url"] === void 0 && v.connections === void 0) {
     throw new UsageError("--capacity goes with --connections or --status-url");
   }
   if (v.ready !== void 0 || v.busy !== void 0) {
     if (v.ready === void 0 || v.busy === void 0) throw new UsageError("--ready and --busy go together");
-    const load = { ready: flag(() => integer(v.ready, "--ready", 0, INT31_MAX)), busy: flag(() => integer(v.busy, "--busy", 0, INT31_MAX)) };
+    const count = (text, what) => flag(() => integer(text, what, 0, INT31_MAX));
+    const load = { ready: count(v.ready, "--ready"), busy: count(v.busy, "--busy") };
     return async () => load;
   }
   const timeoutMs = Math.round(intervalMs * 0.8);
@@ -3786,11 +3802,12 @@ var statusCommand = defineCommand({
   },
   async run(v) {
     if (v.interval !== void 0 && !v.watch) throw new UsageError("--interval goes with --watch");
-    const intervalMs = v.interval === void 0 ? 1e3 : flag(() => duration(v.interval, "--interval", { min: 100, max: 36e5 }));
+    const intervalMs = flagValue(v.interval, (t) => duration(t, "--interval", { min: 100, max: 36e5 }), 1e3);
     const source = sourceFlag(v);
     if (v.watch) return watchStatus({ ...source, json: v.json === true, intervalMs });
     const snap = source.read();
-    process.stdout.write(v.json ? JSON.stringify(statusJson(snap.servers, snap.counters)) + "\n" : statusTable(snap.servers, snap.counters) + "\n");
+    const text = v.json ? JSON.stringify(statusJson(snap.servers, snap.counters)) : statusTable(snap.servers, snap.counters);
+    process.stdout.write(text + "\n");
     return 0;
   }
 });

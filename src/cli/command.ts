@@ -65,6 +65,11 @@ export function flag<T>(parse: () => T): T {
   }
 }
 
+/** A flag's value parsed (its complaint a usage error), or `fallback` when the flag was not given. */
+export function flagValue<T, F = T>(text: string | undefined, parse: (text: string) => T, fallback: F): T | F {
+  return text === undefined ? fallback : flag(() => parse(text));
+}
+
 export const SLOTS_HELP = `--slots F                 the slot file; else $HBEAT_SLOTS, else hbeat.slots in
                             $RUNTIME_DIRECTORY, else in the current directory`;
 

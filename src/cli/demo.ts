@@ -1,7 +1,7 @@
 // `hbeat demo`: all of it on loopback, for a newcomer.
 import { DEFAULT_DURATION_MS, runDemo } from '../term/demo.ts';
 import { duration } from '../core/values.ts';
-import { defineCommand, flag } from './command.ts';
+import { defineCommand, flagValue } from './command.ts';
 
 export const demoCommand = defineCommand({
   summary: 'see it work: a listener and five backends on loopback, live',
@@ -18,7 +18,7 @@ file lives in a temporary directory that it removes.`,
     duration: { type: 'string' },
   },
   run(v) {
-    const durationMs = v.duration === undefined ? DEFAULT_DURATION_MS : flag(() => duration(v.duration!, '--duration', { min: 1000, max: 86_400_000 }));
+    const durationMs = flagValue(v.duration, (t) => duration(t, '--duration', { min: 1000, max: 86_400_000 }), DEFAULT_DURATION_MS);
     return runDemo({ durationMs });
   },
 });

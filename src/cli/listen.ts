@@ -11,7 +11,7 @@ import { duration, endpoint, integer } from '../core/values.ts';
 import { startFeeds, type StartFeed } from '../feeds/feed.ts';
 import { hbDatFeed } from '../feeds/hbdat.ts';
 import { httpFeed } from '../feeds/http.ts';
-import { defineCommand, flag, SLOTS_HELP, untilSignal, type Values } from './command.ts';
+import { defineCommand, flag, flagValue, SLOTS_HELP, untilSignal, type Values } from './command.ts';
 
 const options = {
   on: { type: 'string', multiple: true },
@@ -52,7 +52,7 @@ export const listenCommand = defineCommand({
   options,
   async run(v) {
     const on = (v.on ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, '--on')));
-    const maxServers = v['max-servers'] === undefined ? undefined : flag(() => integer(v['max-servers']!, '--max-servers', 1, MAX_SERVERS_LIMIT));
+    const maxServers = flagValue(v['max-servers'], (t) => integer(t, '--max-servers', 1, MAX_SERVERS_LIMIT), undefined);
     const feeds = feedsFlags(v);
     const verifier = verifierFlags(v);
     // Handlers first: a signal that comes during start-up still stops it cleanly.
@@ -83,7 +83,7 @@ function feedsFlags(v: Values<typeof options>): StartFeed[] {
   if (v['hb-dat-interval'] !== undefined && v['hb-dat'] === undefined) throw new UsageError('--hb-dat-interval needs --hb-dat');
   const feeds: StartFeed[] = [];
   if (v['hb-dat'] !== undefined) {
-    const intervalMs = v['hb-dat-interval'] === undefined ? 5000 : flag(() => duration(v['hb-dat-interval']!, '--hb-dat-interval', { min: 100, max: 3_600_000 }));
+    const intervalMs = flagValue(v['hb-dat-interval'], (t) => duration(t, '--hb-dat-interval', { min: 100, max: 3_600_000 }), 5000);
     feeds.push(hbDatFeed({ path: v['hb-dat'], intervalMs }));
   }
   if (v.http !== undefined) feeds.push(httpFeed(flag(() => endpoint(v.http!, '--http'))));
@@ -96,6 +96,6 @@ function verifierFlags(v: Values<typeof options>): Verifier | undefined {
     if (v['max-skew'] !== undefined) throw new UsageError('--max-skew goes with --key-file');
     return undefined;
   }
-  const skew = v['max-skew'] === undefined ? DEFAULT_MAX_SKEW_MS : flag(() => duration(v['max-skew']!, '--max-skew', { min: 1, max: 86_400_000 }));
+  const skew = flagValue(v['max-skew'], (t) => duration(t, '--max-skew', { min: 1, max: 86_400_000 }), DEFAULT_MAX_SKEW_MS);
   return new Verifier(loadKey(v['key-file']), skew);
 }

@@ -7,7 +7,7 @@ import { Sender, type LoadSource } from '../core/sender.ts';
 import { loadKey } from '../core/trust.ts';
 import { duration, endpoint, integer } from '../core/values.ts';
 import { INT31_MAX } from '../core/wire.ts';
-import { defineCommand, flag, untilSignal, type Values } from './command.ts';
+import { defineCommand, flag, flagValue, untilSignal, type Values } from './command.ts';
 
 const options = {
   to: { type: 'string', multiple: true },
@@ -67,14 +67,14 @@ after it misses a few. On SIGTERM or SIGINT it sends one last datagram with
 ready=0, so proxies stop choosing this backend at once, then exits 0.`,
   options,
   async run(v) {
-    const intervalMs = v.interval === undefined ? 1000 : flag(() => duration(v.interval!, '--interval', { min: 10, max: 3_600_000 }));
+    const intervalMs = flagValue(v.interval, (t) => duration(t, '--interval', { min: 10, max: 3_600_000 }), 1000);
     const opts = {
       to: (v.to ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, '--to'))),
       intervalMs,
-      port: v.port === undefined ? undefined : flag(() => integer(v.port!, '--port', 1, 65535)),
+      port: flagValue(v.port, (t) => integer(t, '--port', 1, 65535), undefined),
       source: v.source,
       iface: v.interface,
-      ttl: v.ttl === undefined ? 1 : flag(() => integer(v.ttl!, '--ttl', 0, 255)),
+      ttl: flagValue(v.ttl, (t) => integer(t, '--ttl', 0, 255), 1),
       drain: v.drain === true,
       key: v['key-file'] === undefined ? undefined : loadKey(v['key-file']),
       // Last: it may ask the server once, which only flags that parse are worth.
@@ -98,17 +98,19 @@ ready=0, so proxies stop choosing this backend at once, then exits 0.`,
 
 /** Exactly one of --ready/--busy, --status-url, --connections, --exec. */
 async function loadSource(v: Values<typeof options>, intervalMs: number): Promise<LoadSource> {
-  const given = [v.ready !== undefined || v.busy !== undefined, v['status-url'] !== undefined, v.connections !== undefined, v.exec !== undefined];
-  if (given.filter(Boolean).length !== 1) {
-    throw new UsageError('give exactly one load source: --ready N --busy N, --status-url URL, --connections PORT --capacity N, or --exec CMD');
+  const given = [v.ready ?? v.busy, v['status-url'], v.connections, v.exec].filter((x) => x !== undefined);
+  if (given.length !== 1) {
+    throw new UsageError('give exactly one load source: '
+      + '--ready N --busy N, --status-url URL, --connections PORT --capacity N, or --exec CMD');
   }
-  const capacity = v.capacity === undefined ? undefined : flag(() => integer(v.capacity!, '--capacity', 1, INT31_MAX));
+  const capacity = flagValue(v.capacity, (t) => integer(t, '--capacity', 1, INT31_MAX), undefined);
   if (capacity !== undefined && v['status-url'] === undefined && v.connections === undefined) {
     throw new UsageError('--capacity goes with --connections or --status-url');
   }
   if (v.ready !== undefined || v.busy !== undefined) {
     if (v.ready === undefined || v.busy === undefined) throw new UsageError('--ready and --busy go together');
-    const load = { ready: flag(() => integer(v.ready!, '--ready', 0, INT31_MAX)), busy: flag(() => integer(v.busy!, '--busy', 0, INT31_MAX)) };
+    const count = (text: string, what: string) => flag(() => integer(text, what, 0, INT31_MAX));
+    const load = { ready: count(v.ready, '--ready'), busy: count(v.busy, '--busy') };
     return async () => load;
   }
   // Most of an interval, so that a source that hangs still lets this round's

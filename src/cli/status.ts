@@ -3,7 +3,7 @@ import { UsageError } from '../core/errors.ts';
 import { statusJson, statusTable } from '../core/status.ts';
 import { duration } from '../core/values.ts';
 import { watchStatus } from '../term/watch.ts';
-import { defineCommand, flag, SLOTS_HELP } from './command.ts';
+import { defineCommand, flagValue, SLOTS_HELP } from './command.ts';
 import { sourceFlag } from './pick.ts';
 
 export const statusCommand = defineCommand({
@@ -29,11 +29,12 @@ export const statusCommand = defineCommand({
   },
   async run(v) {
     if (v.interval !== undefined && !v.watch) throw new UsageError('--interval goes with --watch');
-    const intervalMs = v.interval === undefined ? 1000 : flag(() => duration(v.interval!, '--interval', { min: 100, max: 3_600_000 }));
+    const intervalMs = flagValue(v.interval, (t) => duration(t, '--interval', { min: 100, max: 3_600_000 }), 1000);
     const source = sourceFlag(v);
     if (v.watch) return watchStatus({ ...source, json: v.json === true, intervalMs });
     const snap = source.read();
-    process.stdout.write(v.json ? JSON.stringify(statusJson(snap.servers, snap.counters)) + '\n' : statusTable(snap.servers, snap.counters) + '\n');
+    const text = v.json ? JSON.stringify(statusJson(snap.servers, snap.counters)) : statusTable(snap.servers, snap.counters);
+    process.stdout.write(text + '\n');
     return 0;
   },
 });

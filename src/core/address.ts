@@ -20,15 +20,18 @@ export function parseEndpoint(text: string, what = 'address'): Endpoint {
     portText = text.slice(close + 2);
   } else {
     const colon = text.lastIndexOf(':');
-    if (colon < 0 || text.indexOf(':') !== colon) throw new Error(`${what} ${JSON.stringify(text)}: expected HOST:PORT (IPv6 as [ADDR]:PORT)`);
+    if (colon < 0 || text.indexOf(':') !== colon) {
+      throw new Error(`${what} ${JSON.stringify(text)}: expected HOST:PORT (IPv6 as [ADDR]:PORT)`);
+    }
     host = text.slice(0, colon);
     portText = text.slice(colon + 1);
   }
   if (host === 'localhost') host = '127.0.0.1';
   const bare = stripScope(host);
   const family = isIPv4(bare) ? 4 : isIPv6(bare) ? 6 : 0;
-  if (family === 0 || (family === 4 && bare !== host)) throw new Error(`${what} ${JSON.stringify(text)}: ${JSON.stringify(host)} is not an IP address`);
-  if (!/^[0-9]{1,5}$/.test(portText) || +portText < 1 || +portText > 65535) throw new Error(`${what} ${JSON.stringify(text)}: port must be 1 to 65535`);
+  const bad = (why: string) => new Error(`${what} ${JSON.stringify(text)}: ${why}`);
+  if (family === 0 || (family === 4 && bare !== host)) throw bad(`${JSON.stringify(host)} is not an IP address`);
+  if (!/^[0-9]{1,5}$/.test(portText) || +portText < 1 || +portText > 65535) throw bad('port must be 1 to 65535');
   return { host, port: +portText, family };
 }
 
@@ -136,7 +139,10 @@ export function multicastInterface(iface: string, family: 4 | 6): string {
     if (!v4) throw new Error(`--interface ${iface}: has no IPv4 address`);
     return v4.address;
   }
-  if (ifaceFamily !== family) throw new Error(`--interface ${iface} is an IPv${ifaceFamily} address; IPv${family} groups need an IPv${family} one or an interface name`);
+  if (ifaceFamily !== family) {
+    throw new Error(`--interface ${iface} is an IPv${ifaceFamily} address; `
+      + `IPv${family} groups need an IPv${family} one or an interface name`);
+  }
   if (family === 4 || iface.includes('%')) return iface;
   const want = Buffer.alloc(16), have = Buffer.alloc(16);
   writeAddress(iface, want, 0);

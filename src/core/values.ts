@@ -7,7 +7,9 @@ import { seededRandom, type Method, type PickOptions } from './picker.ts';
 
 /** A whole decimal number from min to max. */
 export function integer(text: string, what: string, min: number, max: number): number {
-  if (!/^[0-9]+$/.test(text) || +text < min || +text > max) throw new Error(`${what} takes a whole number from ${min} to ${max}, not ${JSON.stringify(text)}`);
+  if (!/^[0-9]+$/.test(text) || +text < min || +text > max) {
+    throw new Error(`${what} takes a whole number from ${min} to ${max}, not ${JSON.stringify(text)}`);
+  }
   return +text;
 }
 
@@ -24,7 +26,9 @@ export function duration(text: string, what: string, range: DurationRange): numb
   const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s)?$/.exec(text);
   if (!m) throw new Error(`${what} takes a duration such as 10s, 500ms or 2 (seconds), not ${JSON.stringify(text)}`);
   const ms = m[2] === 'ms' ? +m[1]! : +m[1]! * 1000;
-  if (ms < range.min || ms > range.max) throw new Error(`${what} takes ${formatMs(range.min)} to ${formatMs(range.max)}, not ${JSON.stringify(text)}`);
+  if (ms < range.min || ms > range.max) {
+    throw new Error(`${what} takes ${formatMs(range.min)} to ${formatMs(range.max)}, not ${JSON.stringify(text)}`);
+  }
   return ms;
 }
 
@@ -69,7 +73,9 @@ export function livenessOptions(v: LivenessValues, prefix: string): Liveness {
 
 export function pickOptions(v: PickValues, prefix: string, maxCount = MAX_PICK_COUNT): PickOptions {
   const method = v.method ?? 'weighted';
-  if (method !== 'weighted' && method !== 'two-choices') throw new Error(`${prefix}method takes weighted or two-choices, not ${JSON.stringify(method)}`);
+  if (method !== 'weighted' && method !== 'two-choices') {
+    throw new Error(`${prefix}method takes weighted or two-choices, not ${JSON.stringify(method)}`);
+  }
   return {
     maxAge: livenessOptions(v, prefix).maxAge,
     members: v.members === undefined ? undefined : memberList(v.members, `${prefix}members`),

@@ -48,7 +48,8 @@ export class Screen {
     // The first frame clears the screen; the next ones go home and overwrite,
     // clearing what is left of each line and below, so nothing flickers.
     const start = this.frames++ === 0 ? HIDE_CURSOR + HOME + CLEAR_SCREEN : HOME;
-    this.out.write(start + fit(frame.split('\n'), this.out.rows, this.out.columns).map((l) => l + CLEAR_LINE).join('\n') + '\n' + CLEAR_BELOW);
+    const lines = fit(frame.split('\n'), this.out.rows, this.out.columns);
+    this.out.write(start + lines.map((l) => l + CLEAR_LINE).join('\n') + '\n' + CLEAR_BELOW);
   }
 
   /** Shows the cursor again; the last frame stays on the screen. */

@@ -5,10 +5,10 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { HBEAT, hbeat, tempDir, until } from '../helpers/run.ts';
+import { HBEAT, hbeat, toolMissing, tempDir, until } from '../helpers/run.ts';
 
 const BACKENDS = ['127.0.0.2:8080', '127.0.0.3:8080', '127.0.0.4:8080', '127.0.0.5:8080', '127.0.0.6:8080'];
-const NO_SCRIPT = spawnSync('script', ['--version'], { stdio: 'ignore' }).status === 0 ? false : 'no script(1) to give it a terminal';
+const NO_SCRIPT = spawnSync('script', ['--version'], { stdio: 'ignore' }).status === 0 ? false : toolMissing('no script(1) to give it a terminal (Debian\'s util-linux)');
 
 interface Row { server: string; state: string; ready: number; busy: number; age: number; packets: number; live: string }
 

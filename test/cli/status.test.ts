@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { Screen, type Output } from '../../src/term/screen.ts';
 import { monoNow } from '../../src/core/clock.ts';
 import { SlotTable } from '../../src/core/slotfile.ts';
-import { HBEAT, freePort, hbeat, send, start, statusJson, tempDir, until } from '../helpers/run.ts';
+import { HBEAT, freePort, toolMissing, hbeat, send, start, statusJson, tempDir, until } from '../helpers/run.ts';
 
-const NO_SCRIPT = spawnSync('script', ['--version'], { stdio: 'ignore' }).status === 0 ? false : 'no script(1) to give it a terminal';
+const NO_SCRIPT = spawnSync('script', ['--version'], { stdio: 'ignore' }).status === 0 ? false : toolMissing('no script(1) to give it a terminal (Debian\'s util-linux)');
 
 /** A terminal (or not) that keeps what is written to it. */
 function fakeOutput(tty: boolean, rows?: number, columns?: number): Output & { text: string } {

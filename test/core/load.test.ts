@@ -16,7 +16,7 @@ import {
 } from '../../src/core/load.ts';
 import type { LoadSource } from '../../src/core/sender.ts';
 import { MALFORMED, MALFORMED_BUSY, MALFORMED_NO_BUSY, MALFORMED_NUL, MALFORMED_READY, MALFORMED_STATE, newHeartbeat, parseLoadQuery, STATE_DRAIN, STATE_UP } from '../../src/core/wire.ts';
-import { hbeat, start, tempDir, until } from '../helpers/run.ts';
+import { hbeat, start, toolMissing, tempDir, until } from '../helpers/run.ts';
 import { heartbeatText } from '../helpers/udp.ts';
 
 // What Apache 2.4 (event MPM, one child of 4 threads) answers to ?auto, its own request the W.
@@ -377,7 +377,7 @@ function opensslSkipReason(): string | false {
     execFileSync('openssl', ['version'], { stdio: 'ignore' });
     return false;
   } catch {
-    return 'no openssl command to make a test certificate';
+    return toolMissing('no openssl command to make a test certificate (Debian\'s openssl)');
   }
 }
 

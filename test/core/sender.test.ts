@@ -10,9 +10,8 @@ import { jitter, SendError, Sender, type Load, type LoadSource, type SendOptions
 import { STATE_DRAIN } from '../../src/core/wire.ts';
 import { withLogs } from '../helpers/logs.ts';
 import { heartbeatText } from '../helpers/udp.ts';
+import { NO_NETNS, NO_NETNS_V6 } from '../helpers/run.ts';
 
-const NO_NETNS = process.env.HBEAT_NETNS ? false : 'needs the private network namespace of test/netns-run';
-const NO_NETNS_V6 = process.env.HBEAT_NETNS_V6 ? false : 'needs the IPv6 veth pair of test/netns-run';
 
 interface Datagram { text: string; raw: string; from: string; at: number }
 

@@ -12,7 +12,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { executable, runDaemon, type Daemon } from './daemon.ts';
-import { freePort, until } from './run.ts';
+import { freePort, NO_NETNS, NO_NETNS_V6, toolMissing, until } from './run.ts';
 
 export { descendants } from './daemon.ts';
 
@@ -38,16 +38,14 @@ function fakeRoot(): boolean {
 /** A reason for node:test's `skip` outside sh test/netns-run's namespace
  * (or, with v6, when it has no veth pair for IPv6 multicast), else false. */
 export function netnsSkipReason(v6 = false): string | false {
-  if (process.env.HBEAT_NETNS !== '1') return 'not in a private network namespace (run the tests under sh test/netns-run)';
-  if (v6 && process.env.HBEAT_NETNS_V6 !== '1') return 'the network namespace has no veth pair for IPv6 multicast';
-  return false;
+  return v6 ? NO_NETNS_V6 : NO_NETNS;
 }
 
 /** A reason for node:test's `skip` when Apache cannot run here, else false.
  * needNetns (the default) also asks for the namespace, which multicast needs;
  * pass false for loopback-only tests. */
 export function apacheSkipReason(needNetns = true): string | false {
-  if (!apacheBinary) return `no Apache httpd (${binary} with ${modulesDir}; Debian's apache2-bin)`;
+  if (!apacheBinary) return toolMissing(`no Apache httpd (${binary} with ${modulesDir}; Debian's apache2-bin)`);
   if (needNetns && netnsSkipReason()) return netnsSkipReason();
   if (fakeRoot()) return 'root of a user namespace without setgroups(): Apache cannot switch to its User';
   return false;

@@ -11,14 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { netnsSkipReason } from './apache.ts';
 import { executable, runDaemon, type Daemon } from './daemon.ts';
-import { freePort } from './run.ts';
+import { freePort, toolMissing } from './run.ts';
 
 export const nginxBinary: string | undefined = ['/usr/sbin/nginx', '/usr/bin/nginx'].find(executable);
 
 /** A reason for node:test's `skip` when nginx cannot run here, else false;
  * needNetns (the default) also asks for sh test/netns-run's namespace. */
 export function nginxSkipReason(needNetns = true): string | false {
-  if (!nginxBinary) return 'no nginx (/usr/sbin/nginx; Debian\'s nginx-light)';
+  if (!nginxBinary) return toolMissing('no nginx (/usr/sbin/nginx; Debian\'s nginx-light)');
   return needNetns ? netnsSkipReason() : false;
 }
 

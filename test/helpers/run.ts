@@ -10,8 +10,19 @@ import type { TestContext } from 'node:test';
 
 export const HBEAT = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..', 'dist', 'hbeat.js');
 
-/** Multicast and interop tests run only inside the private namespace that test/netns-run makes. */
-export const NO_NETNS = process.env.HBEAT_NETNS ? false : 'needs the private network namespace of test/netns-run (could not be made here)';
+/** Multicast and interop tests run only inside the private namespace that test/netns-run makes: a reason to skip, or false. */
+export const NO_NETNS = process.env.HBEAT_NETNS === '1' ? false : 'needs the private network namespace of test/netns-run (could not be made here)';
+/**
+ * The reason to skip a test whose tool (a Debian package) is missing here.
+ * In CI (CI=true), where .ci/run installs every one, nothing is skipped for
+ * a missing package: the test runs, and fails for want of it.
+ */
+export function toolMissing(reason: string): string | false {
+  return process.env.CI === 'true' ? false : reason;
+}
+
+/** IPv6 multicast needs that namespace's veth pair (hb0, hb1) too. */
+export const NO_NETNS_V6 = NO_NETNS || (process.env.HBEAT_NETNS_V6 === '1' ? false : 'needs the IPv6 veth pair (hb0, hb1) of test/netns-run');
 
 export interface Result { code: number | null; stdout: string; stderr: string }
 

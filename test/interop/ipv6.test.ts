@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { freePort, hbeat, start, statusJson, testDir, until } from '../helpers/run.ts';
+import { freePort, hbeat, NO_NETNS_V6, start, statusJson, testDir, until } from '../helpers/run.ts';
 
-const NO_V6 = process.env.HBEAT_NETNS_V6 === '1' ? false : 'needs the IPv6 veth pair (hb0, hb1) of test/netns-run';
+
 
 /** hb0's link-local address: where its multicast comes from, seen on hb1. */
 function linkLocal(name: string): string {
@@ -44,7 +44,7 @@ test('IPv6 unicast on [::1]: listen, send, status and pick print [ADDR]:PORT', a
   assert.equal(JSON.parse(json.stdout).host, '::1');
 });
 
-test('IPv6 link-local multicast: listen --on [ff02::1234] --interface hb1 hears send --interface hb0; one server whatever the source port, scope shown', { skip: NO_V6 }, async (t) => {
+test('IPv6 link-local multicast: listen --on [ff02::1234] --interface hb1 hears send --interface hb0; one server whatever the source port, scope shown', { skip: NO_NETNS_V6 }, async (t) => {
   const dir = testDir(t);
   const slots = join(dir, 'hbeat.slots');
   const port = await freePort('udp6');
@@ -62,7 +62,7 @@ test('IPv6 link-local multicast: listen --on [ff02::1234] --interface hb1 hears 
   assert.equal((await hbeat(['pick', '--slots', slots])).stdout, `[${from}%hb1]:80\n`);
 });
 
-test('IPv6 site-local multicast, interfaces given by address, and signed: ff05:: from fd00:beef::1 to fd00:beef::2', { skip: NO_V6 }, async (t) => {
+test('IPv6 site-local multicast, interfaces given by address, and signed: ff05:: from fd00:beef::1 to fd00:beef::2', { skip: NO_NETNS_V6 }, async (t) => {
   const dir = testDir(t);
   const slots = join(dir, 'hbeat.slots');
   const key = join(dir, 'key');
@@ -82,7 +82,7 @@ test('IPv6 site-local multicast, interfaces given by address, and signed: ff05::
   assert.equal((await hbeat(['pick', '--slots', slots])).stdout, '[fd00:beef::1]:8443\n');
 });
 
-test('two IPv6 groups on one port: each listener hears its own group only, and two listeners share a group', { skip: NO_V6 }, async (t) => {
+test('two IPv6 groups on one port: each listener hears its own group only, and two listeners share a group', { skip: NO_NETNS_V6 }, async (t) => {
   const dir = testDir(t);
   const port = await freePort('udp6');
   const a = join(dir, 'a.slots'), b = join(dir, 'b.slots'), c = join(dir, 'c.slots');

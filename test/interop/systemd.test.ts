@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { HBEAT, NO_NETNS, freePort, hbeat, statusJson, tempDir, until } from '../helpers/run.ts';
+import { HBEAT, NO_NETNS, freePort, toolMissing, hbeat, statusJson, tempDir, until } from '../helpers/run.ts';
 
 const CONTRIB = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..', 'contrib', 'systemd');
 const UNITS = ['hbeat-listen.service', 'hbeat-send.service'];
@@ -15,7 +15,7 @@ const unit = (name: string) => readFileSync(join(CONTRIB, name), 'utf8');
 function has(tool: string): boolean {
   return spawnSync(tool, ['--version'], { stdio: 'ignore' }).status === 0;
 }
-const NO_ANALYZE = has('systemd-analyze') ? false : 'systemd-analyze is not installed';
+const NO_ANALYZE = has('systemd-analyze') ? false : toolMissing('systemd-analyze is not installed (Debian\'s systemd)');
 // The host's own units (sysinit.target and the like), which verify needs to resolve dependencies.
 const SYSTEM_UNITS = ['/usr/lib/systemd/system', '/lib/systemd/system'].find((d) => existsSync(join(d, 'sysinit.target')));
 
@@ -84,7 +84,7 @@ test('the example environment files hold flags that hbeat takes', async () => {
   }
 });
 
-const NO_STRACE = NO_ANALYZE || (spawnSync('strace', ['-o', '/dev/null', 'true'], { stdio: 'ignore' }).status === 0 ? false : 'strace is missing or cannot trace here');
+const NO_STRACE = NO_ANALYZE || (spawnSync('strace', ['-o', '/dev/null', 'true'], { stdio: 'ignore' }).status === 0 ? false : toolMissing('strace is missing or cannot trace here (Debian\'s strace)'));
 
 /** Every system call in a group (recursively), as systemd-analyze lists it. */
 function expand(group: string, seen = new Set<string>()): Set<string> {

@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { crc32, readSnapshot, SlotTable } from '../../src/core/slotfile.ts';
-import { freePort, hbeat, send, start, statusJson, testDir, until, type Running } from '../helpers/run.ts';
+import { freePort, hbeat, send, start, statusJson, testDir, toolMissing, until, type Running } from '../helpers/run.ts';
 
 const HERE = import.meta.dirname ?? new URL('.', import.meta.url).pathname;
 const FLOOD = join(HERE, '..', 'helpers', 'flood.ts');
@@ -146,7 +146,7 @@ function faked(args: string[], offset: string) {
   return hbeat(args, { env: { ...process.env, LD_PRELOAD: FAKETIME, FAKETIME: offset, FAKETIME_DONT_FAKE_MONOTONIC: '1' } });
 }
 
-test('a step of the wall clock changes no age (status and pick under libfaketime)', { skip: existsSync(FAKETIME) ? false : `no libfaketime (${FAKETIME}; Debian's faketime)` }, async (t) => {
+test('a step of the wall clock changes no age (status and pick under libfaketime)', { skip: existsSync(FAKETIME) ? false : toolMissing(`no libfaketime (${FAKETIME}; Debian's faketime)`) }, async (t) => {
   const dir = testDir(t);
   const slots = join(dir, 'hbeat.slots');
   const table = SlotTable.open(slots, 4);
@@ -183,7 +183,7 @@ test('a step of the wall clock changes no age (status and pick under libfaketime
   for (let i = 1; i < ages.length; i++) assert.ok(ages[i]! >= ages[i - 1]!, `ages go on in order: ${ages.join(', ')}`);
 });
 
-test('a listener whose wall clock is a day behind stores ages that read right', { skip: existsSync(FAKETIME) ? false : `no libfaketime (${FAKETIME})` }, async (t) => {
+test('a listener whose wall clock is a day behind stores ages that read right', { skip: existsSync(FAKETIME) ? false : toolMissing(`no libfaketime (${FAKETIME}; Debian's faketime)`) }, async (t) => {
   const dir = testDir(t);
   const slots = join(dir, 'hbeat.slots');
   const port = await freePort();
