@@ -1665,8 +1665,10 @@ var page_default = `<!doctype html>
 <title>hbeat</title>
 <link rel="icon" href="data:,">
 <style>
-:root{--bg:#fff;--fg:#1b1f24;--mute:#667085;--line:#e4e7ec;--head:#f4f5f7;--up:#1a7f37;--drain:#b35900;--dead:#c62828;--deadbg:#fdecec;--drainbg:#fff4e5;--bar:#3b6fd8;--ready:#1a7f37;--busy:#d97706;color-scheme:light dark}
-@media (prefers-color-scheme:dark){:root{--bg:#15181d;--fg:#e6e8eb;--mute:#98a2b3;--line:#2a2f37;--head:#1d2128;--deadbg:#3a1d1d;--drainbg:#3a2a12;--ready:#3fb950;--busy:#f0a030}}
+:root{--bg:#fff;--fg:#1b1f24;--mute:#667085;--line:#e4e7ec;--head:#f4f5f7;--up:#1a7f37;--drain:#b35900;--dead:#c62828;
+--deadbg:#fdecec;--drainbg:#fff4e5;--bar:#3b6fd8;--ready:#1a7f37;--busy:#d97706;color-scheme:light dark}
+@media (prefers-color-scheme:dark){:root{--bg:#15181d;--fg:#e6e8eb;--mute:#98a2b3;--line:#2a2f37;--head:#1d2128;
+--deadbg:#3a1d1d;--drainbg:#3a2a12;--ready:#3fb950;--busy:#f0a030}}
 *{box-sizing:border-box}
 body{margin:0;font:13px/1.4 system-ui,sans-serif;background:var(--bg);color:var(--fg)}
 header,section{padding:.5em 1em}
@@ -1687,7 +1689,8 @@ h2{font-size:13px;margin:0 0 .3em;color:var(--mute);font-weight:600}
 #filter{width:22em;padding:.25em .4em;font:inherit;background:var(--bg);color:var(--fg);border:1px solid var(--line);border-radius:3px}
 button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:pointer;text-align:inherit}
 #reset{color:var(--bar)}
-.grid{display:grid;grid-template-columns:minmax(11em,1.5fr) 4.5em 4em 5.5em 5.5em 5.5em minmax(10em,1.5fr) 5em 5em 6.5em 132px;align-items:center;column-gap:.6em;padding:0 .6em}
+.grid{display:grid;align-items:center;column-gap:.6em;padding:0 .6em;
+grid-template-columns:minmax(11em,1.5fr) 4.5em 4em 5.5em 5.5em 5.5em minmax(10em,1.5fr) 5em 5em 6.5em 132px}
 .head{position:sticky;top:0;z-index:1;background:var(--head);border-bottom:1px solid var(--line);height:26px;font-weight:600}
 .head button[aria-sort]::after{content:" \\25BE"}
 .head button[aria-sort=ascending]::after{content:" \\25B4"}
@@ -1819,8 +1822,9 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
       var d = data.servers[j], name = nameOf(d), s = byName.get(name);
       if (!s) {
         // Every field from the start: one shape for all, which V8 handles fastest.
-        s = { name: name, ord: 0, since: samples - 1, changed: first ? -Infinity : now, color: -1, h: slot(), state: '', live: false, text: '',
-          ready: 0, busy: 0, age: null, interval: null, packets: null, load: 0, weight: 0, share: 0, sum: 0, old: 0, sk: 0, mark: 0 };
+        s = { name: name, ord: 0, since: samples - 1, changed: first ? -Infinity : now, color: -1, h: slot(),
+          state: '', live: false, text: '', ready: 0, busy: 0, age: null, interval: null, packets: null,
+          load: 0, weight: 0, share: 0, sum: 0, old: 0, sk: 0, mark: 0 };
         byName.set(name, s);
         all.push(s);
       } else if (s.state !== d.state || s.live !== d.live) s.changed = now;
@@ -1859,7 +1863,11 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
     var c = data.counters;
     if (c && prev && now > prev.t) {
       rates = {};
-      for (j = 0; j < COUNTERS.length; j++) rates[COUNTERS[j]] = Math.max(0, c[COUNTERS[j]] - prev.c[COUNTERS[j]]) / ((now - prev.t) / 1000);
+      for (j = 0; j < COUNTERS.length; j++) {
+        var name = COUNTERS[j];
+        // A new slot file starts its counters again: no negative rates.
+        rates[name] = Math.max(0, c[name] - prev.c[name]) / ((now - prev.t) / 1000);
+      }
     }
     prev = c ? { t: now, c: c } : null;
   }
@@ -1931,7 +1939,7 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
     var css = getComputedStyle(document.documentElement), dpr = window.devicePixelRatio || 1;
     return {
       w: span(), dpr: dpr, top: $('rows').getBoundingClientRect().top, chart: $('chart').clientWidth,
-      ready: css.getPropertyValue('--ready').trim(), busy: css.getPropertyValue('--busy').trim(), line: css.getPropertyValue('--line').trim()
+      ready: css.getPropertyValue('--ready').trim(), busy: css.getPropertyValue('--busy').trim()
     };
   }
 
@@ -1944,7 +1952,8 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
   }
 
   function spark(canvas, s, m) {
-    var g = fit(canvas, SPARK_W, SPARK_H, m.dpr), W = canvas.width, H = canvas.height, w = m.w, from = Math.max(w.from, s.since), max = 1, i, k;
+    var g = fit(canvas, SPARK_W, SPARK_H, m.dpr), W = canvas.width, H = canvas.height, w = m.w;
+    var from = Math.max(w.from, s.since), max = 1, i, k;
     for (i = from; i < samples; i++) { k = (i % CAP) * width + s.h; if (hr[k]) max = Math.max(max, hr[k] - 1, hb[k] - 1); }
     g.lineWidth = m.dpr;
     [[hr, m.ready], [hb, m.busy]].forEach(function (line) {
@@ -1964,7 +1973,8 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
 
   // Stacked shares: the chart's servers from the bottom up, the others above them.
   function chart(m) {
-    var canvas = $('chart'), w = m.w, g = fit(canvas, m.chart, CHART_H, m.dpr), W = canvas.width, H = canvas.height, n = samples - w.from, i, j, k;
+    var canvas = $('chart'), w = m.w, g = fit(canvas, m.chart, CHART_H, m.dpr), W = canvas.width, H = canvas.height;
+    var n = samples - w.from, i, j, k;
     var layers = top.length + 1, cum = new Float64Array(layers * n);
     for (i = 0; i < n; i++) {
       k = (w.from + i) % CAP;
@@ -2037,7 +2047,7 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
   // Rows: a pool of elements, each showing one server while it is in view.
   var onScreen = new Map(), spare = [];
   function makeRow() {
-    var row = { e: el('div', 'grid row'), c: [], s: null, y: -1, at: -1 };
+    var row = { e: el('div', 'grid row'), c: [], s: null, y: -1, at: -1, inked: false };
     COLUMNS.forEach(function (col, i) {
       var c = el('span', col[2] ? 'r num' : i === 1 ? 'st' : i === 2 ? 'lv' : '');
       if (col[0] === 'share') {
@@ -2075,7 +2085,12 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
     setText(row.c[8], seconds(s.age));
     setText(row.c[9], s.packets === null ? '-' : String(s.packets));
     setTitle(row.c[0], now - s.changed < RECENT ? 'state or liveness changed ' + Math.round((now - s.changed) / 1000) + 's ago' : '');
-    if (row.at !== samples) { spark(row.canvas, s, m); row.at = samples; }
+    if (row.at !== samples) {
+      row.at = samples;
+      // One point is no line: the first picture makes no canvas context (35 of them are not free).
+      if (samples - Math.max(m.w.from, s.since) >= 2) { spark(row.canvas, s, m); row.inked = true; }
+      else if (row.inked) { fit(row.canvas, SPARK_W, SPARK_H, m.dpr); row.inked = false; }
+    }
   }
   function rows(m) {
     var box = $('rows'), now = performance.now(), top = m.top;
@@ -2132,7 +2147,8 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
     });
     var matters = sortKey === 'matters' && sortDir === 1;
     $('reset').disabled = matters;
-    setText($('reset'), matters ? 'rows that matter first: dead, changed in the last minute, then by weight' : 'back to the rows that matter first');
+    setText($('reset'), matters ? 'rows that matter first: dead, changed in the last minute, then by weight'
+      : 'back to the rows that matter first');
   }
 
   // Everything drawn again from what is known, whether or not the listener answers.
@@ -2141,7 +2157,7 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
     order();
     marks();
     rows(m);
-    if (samples > 0) {
+    if (samples > 1) {
       chart(m);
       setText($('since'), 'since ' + clock(Date.now() - (performance.now() - m.w.t0)));
     }
@@ -2217,7 +2233,8 @@ button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:poin
 
 // src/feeds/page.ts
 function hashes(tag) {
-  const sources = [...page_default.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, "g"))].map((m) => `'sha256-${(0, import_node_crypto2.createHash)("sha256").update(m[1], "utf8").digest("base64")}'`);
+  const blocks = [...page_default.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, "g"))];
+  const sources = blocks.map((m) => `'sha256-${(0, import_node_crypto2.createHash)("sha256").update(m[1], "utf8").digest("base64")}'`);
   if (sources.length === 0) throw new Error(`page.html has no <${tag}> block`);
   return sources.join(" ");
 }
@@ -2393,7 +2410,9 @@ var HttpServer = class _HttpServer {
         case "/":
         case "/ui":
           if (path === "/" && req.method === "POST") return this.heartbeat(req, res);
-          if (req.method !== "GET" && req.method !== "HEAD") return this.notAllowed(req, res, path === "/" ? "GET, HEAD, POST" : "GET, HEAD");
+          if (req.method !== "GET" && req.method !== "HEAD") {
+            return this.notAllowed(req, res, path === "/" ? "GET, HEAD, POST" : "GET, HEAD");
+          }
           req.resume();
           return servePage(res, req.method === "HEAD");
         case "/heartbeat":

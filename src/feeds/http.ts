@@ -224,7 +224,9 @@ export class HttpServer {
         case '/ui':
           // GET: the page for people; POST / stays mod_heartmonitor's heartbeat handler.
           if (path === '/' && req.method === 'POST') return this.heartbeat(req, res);
-          if (req.method !== 'GET' && req.method !== 'HEAD') return this.notAllowed(req, res, path === '/' ? 'GET, HEAD, POST' : 'GET, HEAD');
+          if (req.method !== 'GET' && req.method !== 'HEAD') {
+            return this.notAllowed(req, res, path === '/' ? 'GET, HEAD, POST' : 'GET, HEAD');
+          }
           req.resume();
           return servePage(res, req.method === 'HEAD');
         case '/heartbeat':

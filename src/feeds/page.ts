@@ -11,7 +11,8 @@ export { PAGE };
 
 /** The hash source of each inline `<tag>` block of the page, as CSP spells it. */
 function hashes(tag: string): string {
-  const sources = [...PAGE.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, 'g'))].map((m) => `'sha256-${createHash('sha256').update(m[1]!, 'utf8').digest('base64')}'`);
+  const blocks = [...PAGE.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, 'g'))];
+  const sources = blocks.map((m) => `'sha256-${createHash('sha256').update(m[1]!, 'utf8').digest('base64')}'`);
   if (sources.length === 0) throw new Error(`page.html has no <${tag}> block`);
   return sources.join(' ');
 }

@@ -216,7 +216,14 @@ class View {
   private readonly wasLive = new Set<string>();
   private readonly dim: (row: string) => string;
 
-  constructor(private readonly screen: Screen, private readonly listener: Endpoint, private readonly names: string[], private readonly durationMs: number, private readonly page: string) {
+  constructor(
+    private readonly screen: Screen,
+    private readonly listener: Endpoint,
+    private readonly names: string[],
+    private readonly durationMs: number,
+    /** The page's URL. */
+    private readonly page: string,
+  ) {
     this.dim = dimmer(screen.redraw);
   }
 

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
 import { executable } from './daemon.ts';
+import { toolMissing } from './run.ts';
 
 export const CHROMIUM = process.env.HBEAT_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -59,7 +60,10 @@ export class Browser {
   static async launch(timeoutMs = 20_000): Promise<Browser> {
     const profile = mkdtempSync(join(tmpdir(), 'hbeat-chromium-'));
     // Its own process group, so that close() can end its helper processes too.
-    const child = spawn(CHROMIUM, [...FLAGS, `--user-data-dir=${profile}`, 'about:blank'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'], detached: true });
+    const child = spawn(CHROMIUM, [...FLAGS, `--user-data-dir=${profile}`, 'about:blank'], {
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
     const browser = new Browser(child, profile);
     const spawned = new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
@@ -142,10 +146,14 @@ export class Browser {
   }
 }
 
-/** The browser for test t (closed after it), or undefined after t.skip with the reason when none can start. */
+/**
+ * The browser for test t (closed after it), or undefined after t.skip with
+ * the reason when none can start; in CI, which installs it, a failure instead.
+ */
 export async function browserFor(t: TestContext): Promise<Browser | undefined> {
-  if (!executable(CHROMIUM)) {
-    t.skip(`no ${CHROMIUM} (Debian's chromium package; HBEAT_CHROMIUM names another)`);
+  const missing = executable(CHROMIUM) ? false : toolMissing(`no ${CHROMIUM} (Debian's chromium package; HBEAT_CHROMIUM names another)`);
+  if (missing) {
+    t.skip(missing);
     return undefined;
   }
   try {
@@ -153,7 +161,9 @@ export async function browserFor(t: TestContext): Promise<Browser | undefined> {
     t.after(() => browser.close());
     return browser;
   } catch (err) {
-    t.skip((err as Error).message);
+    const why = toolMissing((err as Error).message);
+    if (!why) throw err;
+    t.skip(why);
     return undefined;
   }
 }
@@ -170,10 +180,14 @@ export class Page {
       if (m.sessionId !== sessionId) return;
       const p = m.params ?? {};
       if (m.method === 'Network.requestWillBeSent') this.requests.push(p.request.url);
-      else if (m.method === 'Runtime.exceptionThrown') this.errors.push(`exception: ${p.exceptionDetails?.exception?.description ?? p.exceptionDetails?.text}`);
-      else if (m.method === 'Runtime.consoleAPICalled' && p.type === 'error') this.errors.push(`console.error: ${p.args?.map((a: { value?: unknown; description?: string }) => a.value ?? a.description).join(' ')}`);
-      else if (m.method === 'Log.entryAdded' && (p.entry.level === 'error' || p.entry.source === 'security')) this.errors.push(`${p.entry.source}: ${p.entry.text}`);
-      else if (m.method === 'Page.loadEventFired') this.loaded?.();
+      else if (m.method === 'Runtime.exceptionThrown') {
+        this.errors.push(`exception: ${p.exceptionDetails?.exception?.description ?? p.exceptionDetails?.text}`);
+      } else if (m.method === 'Runtime.consoleAPICalled' && p.type === 'error') {
+        const args = (p.args ?? []) as { value?: unknown; description?: string }[];
+        this.errors.push(`console.error: ${args.map((a) => a.value ?? a.description).join(' ')}`);
+      } else if (m.method === 'Log.entryAdded' && (p.entry.level === 'error' || p.entry.source === 'security')) {
+        this.errors.push(`${p.entry.source}: ${p.entry.text}`);
+      } else if (m.method === 'Page.loadEventFired') this.loaded?.();
     });
   }
 
