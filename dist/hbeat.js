@@ -1695,6 +1695,8 @@ grid-template-columns:minmax(11em,1.5fr) 4.5em 4em 5.5em 5.5em 5.5em minmax(10em
 .head button[aria-sort]::after{content:" \\25BE"}
 .head button[aria-sort=ascending]::after{content:" \\25B4"}
 #rows{position:relative}
+/* Narrower than this, the window scrolls sideways: a scrolling box of its own would unstick the head. */
+#head,#rows{min-width:80em}
 .row{position:absolute;left:0;right:0;height:24px;border-bottom:1px solid var(--line);white-space:nowrap}
 .row>*{overflow:hidden;text-overflow:ellipsis}
 .r{text-align:right}
@@ -1998,7 +2000,8 @@ grid-template-columns:minmax(11em,1.5fr) 4.5em 4em 5.5em 5.5em 5.5em minmax(10em
   function legend() {
     var items = top.map(function (s) { return [COLORS[s.color], s.name, s.share]; });
     var rest = 1 - top.reduce(function (a, s) { return a + s.share; }, 0);
-    if (total > 0 && all.length > top.length) items.push([OTHERS, (all.length - top.length) + ' others', rest]);
+    var others = all.length - top.length;
+    if (total > 0 && others > 0) items.push([OTHERS, others + (others === 1 ? ' other' : ' others'), rest]);
     if (total === 0) items.push([OTHERS, 'no live server takes picks', 0]);
     var box = $('legend');
     while (legendItems.length < items.length) {
