@@ -41,6 +41,8 @@ export class Browser {
   private constructor(private readonly child: ChildProcess, private readonly profile: string) {
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
     child.stderr!.on('data', (d) => (this.log = (this.log + d).slice(-4000)));
+    // A write after Chromium died fails (EPIPE): its exit rejects what waits, so the error is not news.
+    for (const fd of [3, 4]) (child.stdio[fd] as Writable | Readable).on('error', () => {});
     let buffered = '';
     (child.stdio[4] as Readable).on('data', (chunk: Buffer) => {
       buffered += chunk.toString('utf8');
@@ -82,6 +84,9 @@ export class Browser {
   /** Sends one command (to a page when sessionId is given) and resolves with its result. */
   send(method: string, params: Record<string, unknown> = {}, sessionId?: string, timeoutMs = 30_000): Promise<Record<string, any>> {
     const id = this.nextId++;
+    if (this.child.exitCode !== null || this.child.signalCode !== null) {
+      return Promise.reject(new Error(`chromium has exited, before ${method}: ${this.lastLines()}`));
+    }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
