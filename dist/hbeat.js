@@ -35,7 +35,7 @@ var import_node_dgram3 = require("node:dgram");
 var import_node_fs4 = require("node:fs");
 var import_node_os2 = require("node:os");
 var import_node_path2 = require("node:path");
-var import_node_perf_hooks3 = require("node:perf_hooks");
+var import_node_perf_hooks4 = require("node:perf_hooks");
 
 // src/core/address.ts
 var import_node_net = require("node:net");
@@ -1398,6 +1398,13 @@ var import_node_http = require("node:http");
 var DEFAULT_MAX_AGE_S = 10;
 var DEFAULT_MISSES = 3;
 var DEFAULT_LIVENESS = Object.freeze({ maxAge: DEFAULT_MAX_AGE_S, misses: DEFAULT_MISSES });
+function liveAge(interval, l) {
+  if (l.misses === 0 || interval === null) return l.maxAge;
+  return Math.min(l.maxAge, (l.misses + 0.5) * interval);
+}
+function isLive(s, l) {
+  return s.age !== null && s.age < liveAge(s.interval, l);
+}
 
 // src/core/picker.ts
 function weight(s) {
@@ -1407,7 +1414,7 @@ function isFresh(s, maxAge) {
   return s.age !== null && s.age < maxAge;
 }
 var scratch = new Uint8Array(16);
-function canonical(address) {
+function canonicalAddress(address) {
   if (!address.includes(":") && !address.includes("%")) return address;
   const family = writeAddress(stripScope(address), scratch, 0);
   return family === 0 ? address : readAddress(family, scratch, 0);
@@ -1417,11 +1424,11 @@ function memberTest(members) {
   const portsByAddress = /* @__PURE__ */ new Map();
   for (const text of members) {
     const e = parseEndpoint(text, "--members entry");
-    const address = canonical(e.host);
+    const address = canonicalAddress(e.host);
     const ports = portsByAddress.get(address) ?? /* @__PURE__ */ new Set();
     portsByAddress.set(address, ports.add(e.port));
   }
-  return (s) => portsByAddress.get(canonical(s.address))?.has(s.port) === true;
+  return (s) => portsByAddress.get(canonicalAddress(s.address))?.has(s.port) === true;
 }
 var Prepared = class {
   items = [];
@@ -1609,17 +1616,475 @@ function pickOptions(v, prefix, maxCount = MAX_PICK_COUNT) {
   };
 }
 
+// src/feeds/haproxy.ts
+var import_node_perf_hooks2 = require("node:perf_hooks");
+
+// src/feeds/haproxy-api.ts
+var import_node_net2 = require("node:net");
+function parseTarget(text, what = "--haproxy") {
+  if (text.startsWith("/") || text.startsWith(".")) return { path: text };
+  try {
+    return parseEndpoint(text, what);
+  } catch (err) {
+    throw new Error(`${err.message} (a UNIX socket path starts with / or ./)`);
+  }
+}
+function formatTarget(t) {
+  return "path" in t ? t.path : formatEndpoint(t.host, t.port);
+}
+var Refused = class extends Error {
+};
+var Closed = class extends Error {
+};
+function checkName(name, what) {
+  if (!/^[A-Za-z0-9_.:-]+$/.test(name)) {
+    throw new Error(`${what} ${JSON.stringify(name)}: HAProxy names hold only letters, digits and - _ . :`);
+  }
+  return name;
+}
+var HaproxyConnection = class _HaproxyConnection {
+  constructor(socket, timeoutMs) {
+    this.socket = socket;
+    this.timeoutMs = timeoutMs;
+    socket.setEncoding("latin1");
+    socket.on("data", (chunk) => this.data(chunk));
+    socket.on("error", (err) => {
+      this.failure ??= err.code === "EPIPE" || err.code === "ECONNRESET" ? new Closed(err.message) : err;
+    });
+    socket.on("close", () => this.closed());
+  }
+  socket;
+  timeoutMs;
+  pending = [];
+  buffer = "";
+  timer;
+  failure;
+  /** Connects and enters prompt mode; rejects with the socket's reason or HAProxy's. */
+  static async open(target, timeoutMs = 5e3) {
+    const socket = "path" in target ? (0, import_node_net2.connect)(target.path) : (0, import_node_net2.connect)({ host: target.host, port: target.port });
+    await new Promise((resolve, reject) => {
+      const fail2 = (err) => {
+        socket.destroy();
+        reject(err);
+      };
+      const timer = setTimeout(() => fail2(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs);
+      socket.once("error", fail2);
+      socket.once("connect", () => {
+        clearTimeout(timer);
+        socket.off("error", fail2);
+        resolve();
+      });
+    });
+    const conn = new _HaproxyConnection(socket, timeoutMs);
+    const answer = await conn.request("prompt");
+    if (answer !== "") {
+      conn.close();
+      throw new Refused(`not HAProxy's runtime API? it answered ${JSON.stringify(firstLine(answer))}`);
+    }
+    return conn;
+  }
+  get open() {
+    return !this.socket.destroyed;
+  }
+  /** Sends one command line; resolves to its answer, without the final empty line ('' for none). */
+  request(command) {
+    if (this.socket.destroyed) return Promise.reject(this.failure ?? new Closed("connection closed"));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ resolve, reject });
+      this.socket.write(command + "\n");
+      this.timer ??= setTimeout(() => this.stall(), this.timeoutMs);
+    });
+  }
+  close() {
+    this.socket.destroy();
+  }
+  data(chunk) {
+    this.buffer += chunk;
+    for (; ; ) {
+      let answer;
+      if (this.buffer.startsWith("\n> ")) {
+        answer = "";
+        this.buffer = this.buffer.slice(3);
+      } else {
+        const end = this.buffer.indexOf("\n\n> ");
+        if (end < 0) break;
+        answer = this.buffer.slice(0, end);
+        this.buffer = this.buffer.slice(end + 4);
+      }
+      const p = this.pending.shift();
+      if (p === void 0) {
+        this.failure = new Error(`unexpected output from HAProxy: ${JSON.stringify(firstLine(answer))}`);
+        this.socket.destroy();
+        return;
+      }
+      p.resolve(answer);
+      clearTimeout(this.timer);
+      this.timer = this.pending.length > 0 ? setTimeout(() => this.stall(), this.timeoutMs) : void 0;
+    }
+  }
+  stall() {
+    this.failure = new Error(`no answer within ${this.timeoutMs} ms`);
+    this.socket.destroy();
+  }
+  closed() {
+    clearTimeout(this.timer);
+    const err = this.failure ?? new Closed("HAProxy closed the connection");
+    for (const p of this.pending.splice(0)) p.reject(err);
+  }
+};
+function firstLine(text) {
+  const nl = text.indexOf("\n");
+  return (nl < 0 ? text : text.slice(0, nl)).slice(0, 200);
+}
+function parseInfo(answer) {
+  const fields = /* @__PURE__ */ new Map();
+  for (const line of answer.split("\n")) {
+    const colon = line.indexOf(": ");
+    if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 2));
+  }
+  const pid = Number(fields.get("Pid"));
+  if (!Number.isInteger(pid)) throw new Refused(firstLine(answer) || "show info: no Pid");
+  const start = fields.get("Start_time_sec");
+  const started = start !== void 0 ? Number(start) : Math.round(Date.now() / 1e3) - Number(fields.get("Uptime_sec"));
+  return { pid, started, stopping: fields.get("Stopping") === "1" };
+}
+var ADMIN_FMAINT = 1;
+var ADMIN_CMAINT = 4;
+var ADMIN_MAINT = 35;
+function parseServersState(answer, backend) {
+  const lines = answer.split("\n");
+  if (lines[0] !== "1") throw new Refused(firstLine(answer) || `show servers state ${backend}: empty answer`);
+  const out2 = [];
+  for (const line of lines.slice(1)) {
+    if (line === "" || line.startsWith("#")) continue;
+    const f = line.split(" ");
+    if (f.length < 19 || f[1] !== backend) {
+      throw new Refused(`show servers state ${backend}: unexpected line ${JSON.stringify(line.slice(0, 200))}`);
+    }
+    out2.push({ name: f[3], address: f[4], port: Number(f[18]), admin: Number(f[6]), weight: Number(f[7]) });
+  }
+  return out2;
+}
+
+// src/feeds/haproxy-plan.ts
+var MAX_WEIGHT = 256;
+var PARKED_ADDRESS = "0.0.0.0";
+function serverKey(address, port) {
+  return `${canonicalAddress(address)} ${port}`;
+}
+function knownServers(records, liveness) {
+  const known = /* @__PURE__ */ new Map();
+  for (const s of records) {
+    const live = isLive(s, liveness);
+    const key = serverKey(s.address, s.port);
+    known.set(key, {
+      key,
+      address: s.address,
+      port: s.port,
+      weight: live && s.state === "up" ? weight(s) : 0,
+      live,
+      gone: s.age === null || s.age * 1e3 >= EVICT_AGE_MS
+    });
+  }
+  return known;
+}
+function scaled(w, largest) {
+  if (largest <= MAX_WEIGHT || w === 0) return w;
+  return Math.max(1, Math.round(w * MAX_WEIGHT / largest));
+}
+function agentWeights(known) {
+  let largest = 0;
+  for (const k of known.values()) largest = Math.max(largest, k.weight);
+  const out2 = /* @__PURE__ */ new Map();
+  for (const [key, k] of known) out2.set(key, scaled(k.weight, largest));
+  return out2;
+}
+function commandText(backend, c) {
+  const target = `${backend}/${c.server}`;
+  switch (c.op) {
+    case "weight":
+      return `set weight ${target} ${c.weight}`;
+    case "addr":
+      return `set server ${target} addr ${c.address} port ${c.port}`;
+    case "state":
+      return `set server ${target} state ${c.state}`;
+  }
+}
+function accepted(c, answer) {
+  return c.op === "addr" ? /^(IP changed|no need to change)/.test(answer) : answer === "";
+}
+function isFree(s) {
+  return s.address === PARKED_ADDRESS && (s.admin & ADMIN_MAINT) !== 0;
+}
+function loadBackend(name, servers, known, filledBefore) {
+  const filled = /* @__PURE__ */ new Set();
+  for (const s of servers) {
+    if (s.address === PARKED_ADDRESS) continue;
+    if (filledBefore.has(s.name) || (s.admin & ADMIN_CMAINT) !== 0 && known.has(serverKey(s.address, s.port))) filled.add(s.name);
+  }
+  return { name, servers: new Map(servers.map((s) => [s.name, { ...s, weight: null }])), filled };
+}
+function plan(b, known) {
+  const giveBack = [];
+  const fed = [];
+  const free = [];
+  const held = /* @__PURE__ */ new Set();
+  for (const s of b.servers.values()) {
+    if (isFree(s)) {
+      free.push(s);
+      continue;
+    }
+    const k = known.get(serverKey(s.address, s.port));
+    if (b.filled.has(s.name) && (k === void 0 || k.gone)) {
+      giveBack.push(s);
+      continue;
+    }
+    if (k === void 0) continue;
+    fed.push([s, k]);
+    held.add(k.key);
+  }
+  const missing = [];
+  for (const k of known.values()) if (k.live && !held.has(k.key)) missing.push(k);
+  missing.sort((x, y) => x.key < y.key ? -1 : x.key > y.key ? 1 : 0);
+  const placed = missing.slice(0, free.length);
+  let largest = 0;
+  for (const [, k] of fed) largest = Math.max(largest, k.weight);
+  for (const k of placed) largest = Math.max(largest, k.weight);
+  const commands2 = [];
+  for (const s of giveBack) {
+    if ((s.admin & ADMIN_FMAINT) === 0) commands2.push({ server: s.name, op: "state", state: "maint" });
+    commands2.push({ server: s.name, op: "addr", address: PARKED_ADDRESS, port: 0 });
+  }
+  for (const [s, k] of fed) {
+    const w = scaled(k.weight, largest);
+    if (s.weight !== w) commands2.push({ server: s.name, op: "weight", weight: w });
+    if (b.filled.has(s.name) && (s.admin & ADMIN_FMAINT) !== 0) commands2.push({ server: s.name, op: "state", state: "ready" });
+  }
+  placed.forEach((k, i) => {
+    const server = free[i].name;
+    commands2.push({ server, op: "addr", address: k.address, port: k.port });
+    commands2.push({ server, op: "weight", weight: scaled(k.weight, largest) });
+    commands2.push({ server, op: "state", state: "ready" });
+  });
+  const templated = free.length > 0 || b.filled.size > 0;
+  return { commands: commands2, unplaced: templated ? missing.slice(free.length).map((k) => k.key) : [] };
+}
+function applyCommand(b, c) {
+  const s = b.servers.get(c.server);
+  if (s === void 0) return;
+  switch (c.op) {
+    case "weight":
+      s.weight = c.weight;
+      break;
+    case "addr":
+      s.address = c.address;
+      s.port = c.port;
+      if (c.address === PARKED_ADDRESS) b.filled.delete(s.name);
+      else b.filled.add(s.name);
+      break;
+    case "state":
+      s.admin = c.state === "maint" ? s.admin | ADMIN_FMAINT : s.admin & ~ADMIN_FMAINT;
+      break;
+  }
+}
+
+// src/feeds/haproxy.ts
+var haproxyCounters = { noFreeServer: 0 };
+function haproxyMetrics() {
+  return `# HELP hbeat_haproxy_no_free_server_total Live servers that found no free server in a --haproxy-backend.
+# TYPE hbeat_haproxy_no_free_server_total counter
+hbeat_haproxy_no_free_server_total ${haproxyCounters.noFreeServer}
+`;
+}
+function haproxyFeed(opts) {
+  return async (ctx) => new HaproxyFeed(opts, ctx);
+}
+var HaproxyFeed = class {
+  constructor(opts, ctx) {
+    this.opts = opts;
+    this.ctx = ctx;
+    this.where = formatTarget(opts.target);
+    this.tickMs = opts.tickMs ?? 250;
+    this.retryMs = opts.retryMs ?? 1e3;
+    this.away = new Outage("HAProxy unreachable; retrying every second", "HAProxy reachable again", { haproxy: this.where });
+    this.loop = this.run();
+  }
+  opts;
+  ctx;
+  conn;
+  info;
+  models = /* @__PURE__ */ new Map();
+  /** Per backend: what it had filled when the connection was lost, for the next load. */
+  filledBefore = /* @__PURE__ */ new Map();
+  /** Per backend: not tried again before this time (a refusal). */
+  heldUntil = /* @__PURE__ */ new Map();
+  /** Per backend: keys of live servers that are waiting for a free server. */
+  unplaced = /* @__PURE__ */ new Map();
+  away;
+  refusals = /* @__PURE__ */ new Map();
+  limited = new RateLimitedLog();
+  nextConnect = 0;
+  nextInfo = 0;
+  stopped = false;
+  wake;
+  loop;
+  where;
+  tickMs;
+  retryMs;
+  async stop() {
+    this.stopped = true;
+    this.conn?.close();
+    this.wake?.();
+    await this.loop;
+  }
+  async run() {
+    while (!this.stopped) {
+      try {
+        await this.step();
+      } catch (err) {
+        this.drop();
+        if (err instanceof Closed) this.nextConnect = 0;
+        else if (!this.stopped) this.away.fail(err);
+      }
+      await new Promise((resolve) => {
+        if (this.stopped) return resolve();
+        const timer = setTimeout(resolve, this.tickMs);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    this.conn?.close();
+  }
+  async step() {
+    const now = import_node_perf_hooks2.performance.now();
+    if (this.conn === void 0 || !this.conn.open) {
+      if (this.conn !== void 0) this.nextConnect = 0;
+      this.conn = void 0;
+      if (now < this.nextConnect) return;
+      this.nextConnect = now + this.retryMs;
+      if (!await this.connect()) return;
+    }
+    const conn = this.conn;
+    if (now >= this.nextInfo) {
+      this.nextInfo = now + this.retryMs;
+      if (parseInfo(await conn.request("show info")).stopping) {
+        this.drop();
+        this.nextConnect = 0;
+        return;
+      }
+    }
+    const known = knownServers(this.ctx.listener.table.snapshot(), this.ctx.liveness);
+    for (const backend of this.opts.backends) {
+      if (now < (this.heldUntil.get(backend) ?? 0)) continue;
+      let model = this.models.get(backend);
+      if (model === void 0) {
+        const answer = await conn.request(`show servers state ${backend}`);
+        try {
+          model = loadBackend(backend, parseServersState(answer, backend), known, this.filledBefore.get(backend) ?? /* @__PURE__ */ new Set());
+        } catch (err) {
+          this.refused(backend, `show servers state ${backend}`, err.message, now);
+          continue;
+        }
+        this.models.set(backend, model);
+      }
+      await this.apply(conn, model, known, now);
+    }
+  }
+  /** Connects and reads `show info`; false (logged as an outage) when HAProxy cannot be had. */
+  async connect() {
+    this.drop();
+    let conn;
+    try {
+      conn = await HaproxyConnection.open(this.opts.target, this.opts.timeoutMs);
+      const info = parseInfo(await conn.request("show info"));
+      if (info.stopping) throw new Refused("HAProxy is stopping (Stopping: 1)");
+      const restarted = this.info !== void 0 && (info.pid !== this.info.pid || info.started !== this.info.started);
+      if (this.info === void 0 || restarted) {
+        const msg = restarted ? "HAProxy restarted or reloaded: sending every weight again" : "feeding HAProxy";
+        log("info", msg, { haproxy: this.where, pid: info.pid, backends: this.opts.backends.join(",") });
+      }
+      if (restarted) this.filledBefore.clear();
+      this.info = info;
+    } catch (err) {
+      conn?.close();
+      this.away.fail(err);
+      return false;
+    }
+    this.away.ok();
+    this.conn = conn;
+    this.nextInfo = import_node_perf_hooks2.performance.now() + this.retryMs;
+    return true;
+  }
+  /** Forgets the connection and what HAProxy was believed to hold: a reconnect reads and sends it all again. */
+  drop() {
+    this.conn?.close();
+    this.conn = void 0;
+    for (const [backend, model] of this.models) this.filledBefore.set(backend, model.filled);
+    this.models.clear();
+  }
+  async apply(conn, model, known, now) {
+    const { commands: commands2, unplaced } = plan(model, known);
+    this.noteUnplaced(model.name, unplaced, known);
+    const answers = await Promise.all(commands2.map((c) => conn.request(commandText(model.name, c))));
+    let refusal;
+    commands2.forEach((c, i) => {
+      if (accepted(c, answers[i])) applyCommand(model, c);
+      else refusal ??= [commandText(model.name, c), answers[i].split("\n")[0]];
+    });
+    if (refusal === void 0) this.refusals.get(model.name)?.ok();
+    else this.refused(model.name, ...refusal, now);
+  }
+  /** One line per outage with HAProxy's words; the backend waits retryMs before it is tried again. */
+  refused(backend, command, words, now) {
+    let outage = this.refusals.get(backend);
+    if (outage === void 0) {
+      outage = new Outage("HAProxy refused a command", "HAProxy accepts the commands again", { haproxy: this.where, backend });
+      this.refusals.set(backend, outage);
+    }
+    outage.fail(`${command}: ${words}`);
+    this.heldUntil.set(backend, now + this.retryMs);
+  }
+  noteUnplaced(backend, keys, known) {
+    const before = this.unplaced.get(backend) ?? /* @__PURE__ */ new Set();
+    const after = new Set(keys);
+    for (const key of after) {
+      if (before.has(key)) continue;
+      haproxyCounters.noFreeServer++;
+      const k = known.get(key);
+      const msg = "no free server in the backend for a live server (add servers to its server-template)";
+      this.limited.log(`no free ${backend}`, "warn", msg, () => ({ backend, server: formatEndpoint(k.address, k.port) }));
+    }
+    this.unplaced.set(backend, after);
+  }
+};
+
+// src/feeds/tcp.ts
+async function listenOn(server, on, flag2, lines) {
+  await new Promise((resolve, reject) => {
+    server.once("error", (err) => {
+      reject(new ListenError(`${flag2} ${formatEndpoint(on.host, on.port)}: ${bindReason(err)}`));
+    });
+    server.listen({ host: on.host, port: on.port, ipv6Only: on.family === 6 }, () => resolve());
+  });
+  server.removeAllListeners("error");
+  server.on("error", (err) => log("error", lines.error, { error: err.message }));
+  const a = server.address();
+  log("info", lines.listening, { on: formatEndpoint(a.address, a.port) });
+}
+
 // src/core/status.ts
 var LIVE_AGE_S = 10;
-function isLive(s, liveAge = LIVE_AGE_S) {
-  return s.age !== null && s.age < liveAge;
+function isLive2(s, liveAge2 = LIVE_AGE_S) {
+  return s.age !== null && s.age < liveAge2;
 }
 function serverJson(s) {
   return { host: s.host, port: s.port, ready: s.ready, busy: s.busy, age: s.age === null ? null : round3(s.age) };
 }
 function statusJson(servers, counters) {
   return {
-    servers: sortServers(servers).map((s) => ({ ...serverJson(s), state: s.state, packets: s.packets ?? null, live: isLive(s), weight: weight(s) })),
+    servers: sortServers(servers).map((s) => ({ ...serverJson(s), state: s.state, packets: s.packets ?? null, live: isLive2(s), weight: weight(s) })),
     counters
   };
 }
@@ -1636,7 +2101,7 @@ function formatAge(age2) {
   return `${Math.floor(age2 / 3600)}h${Math.floor(age2 % 3600 / 60)}m`;
 }
 function statusTable(servers, counters, opts = {}) {
-  const live = (s) => isLive(s, opts.liveAge);
+  const live = (s) => isLive2(s, opts.liveAge);
   const sorted = sortServers(servers);
   const rows = [["SERVER", "STATE", "READY", "BUSY", "AGE", "PACKETS", "LIVE"]];
   for (const s of sorted) {
@@ -2379,14 +2844,7 @@ var HttpServer = class _HttpServer {
     server.timeout = t.idle;
     const http = new _HttpServer(server, opts.listener, opts.refreshMs ?? 100);
     server.on("request", (req, res) => http.handle(req, res));
-    const where = formatEndpoint(opts.on.host, opts.on.port);
-    await new Promise((resolve, reject) => {
-      server.once("error", (err) => reject(new ListenError(`--http ${where}: ${bindReason(err)}`)));
-      server.listen({ host: opts.on.host, port: opts.on.port, ipv6Only: opts.on.family === 6 }, () => resolve());
-    });
-    server.removeAllListeners("error");
-    server.on("error", (err) => log("error", "http server error", { error: err.message }));
-    log("info", "http listening", { on: formatEndpoint(http.address.host, http.address.port) });
+    await listenOn(server, opts.on, "--http", { listening: "http listening", error: "http server error" });
     return http;
   }
   /** Where it listens (the actual port when asked for 0). */
@@ -2541,7 +2999,7 @@ function metricsText(servers, counters) {
   family("hbeat_server_ready", "gauge", "Free workers the server last announced.", (s) => s.ready);
   family("hbeat_server_busy", "gauge", "Busy workers the server last announced.", (s) => s.busy);
   family("hbeat_server_age_seconds", "gauge", "Seconds since the server's last accepted heartbeat (absent when not heard from since boot).", (s) => s.age);
-  family("hbeat_server_live", "gauge", "Whether the server was heard from in the last 10 s (1) or not (0).", (s) => isLive(s) ? 1 : 0);
+  family("hbeat_server_live", "gauge", "Whether the server was heard from in the last 10 s (1) or not (0).", (s) => isLive2(s) ? 1 : 0);
   family("hbeat_server_packets_total", "counter", "Heartbeats accepted from the server.", (s) => s.packets);
   out2 += "# HELP hbeat_datagrams_total Heartbeats received, by what became of them.\n# TYPE hbeat_datagrams_total counter\n";
   for (const name of COUNTER_NAMES) out2 += `hbeat_datagrams_total{result="${name}"} ${counters[name]}
@@ -2550,7 +3008,7 @@ function metricsText(servers, counters) {
 # TYPE hbeat_servers gauge
 hbeat_servers ${servers.length}
 `;
-  return out2;
+  return out2 + haproxyMetrics();
 }
 
 // src/term/screen.ts
@@ -2642,8 +3100,8 @@ async function every(intervalMs, signal, tick) {
 
 // src/core/sender.ts
 var import_node_dgram2 = require("node:dgram");
-var import_node_net2 = require("node:net");
-var import_node_perf_hooks2 = require("node:perf_hooks");
+var import_node_net3 = require("node:net");
+var import_node_perf_hooks3 = require("node:perf_hooks");
 var SendError = class extends OperatorError {
 };
 function jitter(intervalMs, random) {
@@ -2684,7 +3142,7 @@ var Sender = class _Sender {
     } catch (err) {
       throw new SendError(message(err));
     }
-    const sourceFamily = opts.source === void 0 ? 0 : (0, import_node_net2.isIP)(stripScope(opts.source));
+    const sourceFamily = opts.source === void 0 ? 0 : (0, import_node_net3.isIP)(stripScope(opts.source));
     if (opts.source !== void 0 && sourceFamily === 0) throw new SendError(`--source ${opts.source}: not an IP address`);
     for (const ep of opts.to) {
       if (sourceFamily !== 0 && ep.family !== sourceFamily) {
@@ -2747,10 +3205,10 @@ var Sender = class _Sender {
     await Promise.all(this.sockets.map((s) => new Promise((resolve) => s.close(() => resolve()))));
   }
   loop() {
-    const began = import_node_perf_hooks2.performance.now();
+    const began = import_node_perf_hooks3.performance.now();
     this.round = this.sendOnce().then(() => {
       if (this.stopping) return;
-      const wait = jitter(this.opts.intervalMs, this.random) - (import_node_perf_hooks2.performance.now() - began);
+      const wait = jitter(this.opts.intervalMs, this.random) - (import_node_perf_hooks3.performance.now() - began);
       this.timer = setTimeout(() => this.loop(), Math.max(0, wait));
     });
   }
@@ -2900,9 +3358,9 @@ async function runDemo(opts) {
     listener = on.listener;
     http = await HttpServer.start({ on: { host: "127.0.0.1", port: 0, family: 4 }, listener });
     const page = `http://127.0.0.1:${http.address.port}/`;
-    const began = import_node_perf_hooks3.performance.now();
+    const began = import_node_perf_hooks4.performance.now();
     const clock = () => {
-      const t = (import_node_perf_hooks3.performance.now() - began) / 1e3;
+      const t = (import_node_perf_hooks4.performance.now() - began) / 1e3;
       return { t, f: Math.min(1, t * 1e3 / opts.durationMs) };
     };
     const names = await startBackends(on.endpoint, clock, senders);
@@ -3021,7 +3479,7 @@ var View = class {
     this.counters = counters;
     for (const s of servers) {
       const name = formatEndpoint(s.host, s.port);
-      if (isLive(s, MAX_AGE_S)) this.wasLive.add(name);
+      if (isLive2(s, MAX_AGE_S)) this.wasLive.add(name);
       else if (this.wasLive.delete(name)) this.events.push(`${`t=${t.toFixed(1)}s`.padEnd(8)} ${name} silent for ${MAX_AGE_S}s: not live, no more picks`);
     }
     this.lastPicks.clear();
@@ -3052,7 +3510,7 @@ var View = class {
     this.screen.show(lines.join("\n"));
   }
   pickTable() {
-    const weights = new Map(this.servers.map((s) => [formatEndpoint(s.host, s.port), isLive(s, MAX_AGE_S) && s.state !== "drain" ? weight(s) : 0]));
+    const weights = new Map(this.servers.map((s) => [formatEndpoint(s.host, s.port), isLive2(s, MAX_AGE_S) && s.state !== "drain" ? weight(s) : 0]));
     const rows = [["SERVER", "WEIGHT", "PICKS", "SHARE", "LAST 100", ""]];
     for (const name of [...this.names].sort()) {
       const total = this.picks.get(name) ?? 0;
@@ -3153,7 +3611,7 @@ file lives in a temporary directory that it removes.`,
 var import_node_path4 = require("node:path");
 
 // src/core/hbdat.ts
-var import_node_net3 = require("node:net");
+var import_node_net4 = require("node:net");
 var import_node_fs6 = require("node:fs");
 var import_node_path3 = require("node:path");
 var HB_DAT_SEEN_TIMEOUT_S = 30;
@@ -3249,7 +3707,7 @@ function readHbDat(path, nowMs = Date.now()) {
     if (data[start] !== 35 && space > start && space < end) {
       const fields = parseHbDatQuery(data, space + 1, end);
       const host = data.toString("latin1", start, space);
-      if (fields && (0, import_node_net3.isIP)(stripScope(host))) servers.push({ host, address: stripScope(host), port: fields.port, ready: fields.ready, busy: fields.busy, age: fields.lastseen + fileAge, interval: null, state: "up" });
+      if (fields && (0, import_node_net4.isIP)(stripScope(host))) servers.push({ host, address: stripScope(host), port: fields.port, ready: fields.ready, busy: fields.busy, age: fields.lastseen + fileAge, interval: null, state: "up" });
     }
     start = lineEnd + 1;
   }
@@ -3292,6 +3750,82 @@ async function startFeeds(starters, ctx) {
   return stopAll;
 }
 
+// src/feeds/haproxy-agent.ts
+var import_node_net5 = require("node:net");
+var import_node_perf_hooks5 = require("node:perf_hooks");
+var MAX_LINE = 128;
+function agentAnswer(line, weights) {
+  let key;
+  try {
+    const e = parseEndpoint(line.trim());
+    key = serverKey(e.host, e.port);
+  } catch {
+    return "0%\n";
+  }
+  return `${weights.get(key) ?? 0}%
+`;
+}
+function haproxyAgentFeed(opts) {
+  return (ctx) => HaproxyAgent.start(opts, ctx);
+}
+var HaproxyAgent = class _HaproxyAgent {
+  constructor(server, ctx, opts) {
+    this.server = server;
+    this.ctx = ctx;
+    this.opts = opts;
+  }
+  server;
+  ctx;
+  opts;
+  weights = /* @__PURE__ */ new Map();
+  readAt = -Infinity;
+  sockets = /* @__PURE__ */ new Set();
+  static async start(opts, ctx) {
+    const server = (0, import_node_net5.createServer)();
+    const agent = new _HaproxyAgent(server, ctx, opts);
+    server.on("connection", (socket) => agent.serve(socket));
+    await listenOn(server, opts.on, "--haproxy-agent", { listening: "haproxy agent listening", error: "haproxy agent error" });
+    return agent;
+  }
+  stop() {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      for (const socket of this.sockets) socket.destroy();
+    });
+  }
+  serve(socket) {
+    socket.setEncoding("latin1");
+    let line = "";
+    const timer = setTimeout(() => socket.destroy(), this.opts.lineTimeoutMs ?? 1e3);
+    socket.on("error", () => {
+    });
+    this.sockets.add(socket);
+    socket.on("close", () => {
+      clearTimeout(timer);
+      this.sockets.delete(socket);
+    });
+    socket.on("data", (chunk) => {
+      line += chunk;
+      const nl = line.indexOf("\n");
+      if (nl < 0) {
+        if (line.length > MAX_LINE) socket.destroy();
+        return;
+      }
+      clearTimeout(timer);
+      socket.end(agentAnswer(line.slice(0, nl), this.current()));
+      socket.removeAllListeners("data");
+    });
+  }
+  current() {
+    const now = import_node_perf_hooks5.performance.now();
+    if (now - this.readAt >= (this.opts.refreshMs ?? 100)) {
+      this.weights = agentWeights(knownServers(this.ctx.listener.table.snapshot(), this.ctx.liveness));
+      this.readAt = now;
+    }
+    return this.weights;
+  }
+};
+
 // src/feeds/hbdat.ts
 function hbDatFeed(opts) {
   return async ({ listener }) => {
@@ -3315,7 +3849,10 @@ var options = {
   "hb-dat-interval": { type: "string" },
   http: { type: "string" },
   "key-file": { type: "string" },
-  "max-skew": { type: "string" }
+  "max-skew": { type: "string" },
+  haproxy: { type: "string" },
+  "haproxy-backend": { type: "string", multiple: true },
+  "haproxy-agent": { type: "string" }
 };
 var listenCommand = defineCommand({
   summary: "collect heartbeats into the slot file (on each proxy)",
@@ -3340,7 +3877,15 @@ var listenCommand = defineCommand({
                             unsigned, badly signed and replayed ones are dropped
                             and counted
   --max-skew D              with --key-file: drop a ts further than D from this
-                            host's clock (default 30s; at most 86400s)`,
+                            host's clock (default 30s; at most 86400s)
+  --haproxy SOCKET          keep HAProxy's server weights equal to hbeat's through
+                            its runtime API (stats socket ... level admin): a UNIX
+                            socket path (/... or ./...) or ADDR:PORT
+  --haproxy-backend NAME    a backend that --haproxy feeds (repeatable): its
+                            servers at an address and port hbeat knows, and its
+                            free server-template servers (0.0.0.0, maintenance)
+  --haproxy-agent ADDR:PORT answer HAProxy's agent-check there: agent-send
+                            "HOST:PORT\\n", answered "N%" (weight 100 servers)`,
   options,
   async run(v) {
     const on = (v.on ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, "--on")));
@@ -3376,6 +3921,15 @@ function feedsFlags(v) {
     feeds.push(hbDatFeed({ path: v["hb-dat"], intervalMs }));
   }
   if (v.http !== void 0) feeds.push(httpFeed(flag(() => endpoint(v.http, "--http"))));
+  return [...feeds, ...haproxyFlags(v)];
+}
+function haproxyFlags(v) {
+  const backends = (v["haproxy-backend"] ?? []).map((name) => flag(() => checkName(name, "--haproxy-backend")));
+  if (v.haproxy === void 0 && backends.length > 0) throw new UsageError("--haproxy-backend goes with --haproxy");
+  if (v.haproxy !== void 0 && backends.length === 0) throw new UsageError("--haproxy needs at least one --haproxy-backend NAME");
+  const feeds = [];
+  if (v.haproxy !== void 0) feeds.push(haproxyFeed({ target: flag(() => parseTarget(v.haproxy)), backends: [...new Set(backends)] }));
+  if (v["haproxy-agent"] !== void 0) feeds.push(haproxyAgentFeed({ on: flag(() => endpoint(v["haproxy-agent"], "--haproxy-agent")) }));
   return feeds;
 }
 function verifierFlags(v) {

@@ -9,6 +9,9 @@ import { slotsPath } from '../core/source.ts';
 import { DEFAULT_MAX_SKEW_MS, loadKey, Verifier } from '../core/trust.ts';
 import { duration, endpoint, integer } from '../core/values.ts';
 import { startFeeds, type StartFeed } from '../feeds/feed.ts';
+import { haproxyFeed } from '../feeds/haproxy.ts';
+import { haproxyAgentFeed } from '../feeds/haproxy-agent.ts';
+import { checkName, parseTarget } from '../feeds/haproxy-api.ts';
 import { hbDatFeed } from '../feeds/hbdat.ts';
 import { httpFeed } from '../feeds/http.ts';
 import { defineCommand, flag, flagValue, SLOTS_HELP, untilSignal, type Values } from './command.ts';
@@ -23,6 +26,9 @@ const options = {
   http: { type: 'string' },
   'key-file': { type: 'string' },
   'max-skew': { type: 'string' },
+  haproxy: { type: 'string' },
+  'haproxy-backend': { type: 'string', multiple: true },
+  'haproxy-agent': { type: 'string' },
 } as const;
 
 export const listenCommand = defineCommand({
@@ -48,7 +54,15 @@ export const listenCommand = defineCommand({
                             unsigned, badly signed and replayed ones are dropped
                             and counted
   --max-skew D              with --key-file: drop a ts further than D from this
-                            host's clock (default 30s; at most 86400s)`,
+                            host's clock (default 30s; at most 86400s)
+  --haproxy SOCKET          keep HAProxy's server weights equal to hbeat's through
+                            its runtime API (stats socket ... level admin): a UNIX
+                            socket path (/... or ./...) or ADDR:PORT
+  --haproxy-backend NAME    a backend that --haproxy feeds (repeatable): its
+                            servers at an address and port hbeat knows, and its
+                            free server-template servers (0.0.0.0, maintenance)
+  --haproxy-agent ADDR:PORT answer HAProxy's agent-check there: agent-send
+                            "HOST:PORT\\n", answered "N%" (weight 100 servers)`,
   options,
   async run(v) {
     const on = (v.on ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, '--on')));
@@ -87,6 +101,17 @@ function feedsFlags(v: Values<typeof options>): StartFeed[] {
     feeds.push(hbDatFeed({ path: v['hb-dat'], intervalMs }));
   }
   if (v.http !== undefined) feeds.push(httpFeed(flag(() => endpoint(v.http!, '--http'))));
+  return [...feeds, ...haproxyFlags(v)];
+}
+
+/** --haproxy with its --haproxy-backend names, and --haproxy-agent. */
+function haproxyFlags(v: Values<typeof options>): StartFeed[] {
+  const backends = (v['haproxy-backend'] ?? []).map((name) => flag(() => checkName(name, '--haproxy-backend')));
+  if (v.haproxy === undefined && backends.length > 0) throw new UsageError('--haproxy-backend goes with --haproxy');
+  if (v.haproxy !== undefined && backends.length === 0) throw new UsageError('--haproxy needs at least one --haproxy-backend NAME');
+  const feeds: StartFeed[] = [];
+  if (v.haproxy !== undefined) feeds.push(haproxyFeed({ target: flag(() => parseTarget(v.haproxy!)), backends: [...new Set(backends)] }));
+  if (v['haproxy-agent'] !== undefined) feeds.push(haproxyAgentFeed({ on: flag(() => endpoint(v['haproxy-agent']!, '--haproxy-agent')) }));
   return feeds;
 }
 

@@ -48,7 +48,7 @@ const scratch = new Uint8Array(16);
 
 // The slot file's spelling of an address, so that ::1 and 0:0::1, or
 // ::ffff:127.0.0.1 and 127.0.0.1, name one server in --members as they do there.
-function canonical(address: string): string {
+export function canonicalAddress(address: string): string {
   // Dotted IPv4 has one spelling (node:net refuses leading zeros): the common
   // case of a large table costs no parsing.
   if (!address.includes(':') && !address.includes('%')) return address;
@@ -62,11 +62,11 @@ function memberTest(members: readonly string[] | undefined): ((s: PickServer) =>
   const portsByAddress = new Map<string, Set<number>>();
   for (const text of members) {
     const e = parseEndpoint(text, '--members entry');
-    const address = canonical(e.host);
+    const address = canonicalAddress(e.host);
     const ports = portsByAddress.get(address) ?? new Set<number>();
     portsByAddress.set(address, ports.add(e.port));
   }
-  return (s) => portsByAddress.get(canonical(s.address))?.has(s.port) === true;
+  return (s) => portsByAddress.get(canonicalAddress(s.address))?.has(s.port) === true;
 }
 
 /** What fixes the candidates of a prepared pool. */

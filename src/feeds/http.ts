@@ -6,9 +6,11 @@ import type { AddressInfo } from 'node:net';
 import { formatEndpoint, type Endpoint } from '../core/address.ts';
 import { pickOptions, type PickValues } from '../core/values.ts';
 import { monoNow } from '../core/clock.ts';
-import { bindReason, ListenError, type Listener } from '../core/listener.ts';
+import type { Listener } from '../core/listener.ts';
 import type { StartFeed } from './feed.ts';
 import { log } from '../core/log.ts';
+import { haproxyMetrics } from './haproxy.ts';
+import { listenOn } from './tcp.ts';
 import { isFresh, noneReason, Prepared, weight, type PickOptions, type PickServer } from '../core/picker.ts';
 import { ACCEPTED, COUNTER_NAMES, countersRecord, MALFORMED, FULL, type CounterName, type ServerRecord, type SlotTable } from '../core/slotfile.ts';
 import { isLive, serverJson, sortServers, statusJson } from '../core/status.ts';
@@ -184,15 +186,7 @@ export class HttpServer {
     server.timeout = t.idle;
     const http = new HttpServer(server, opts.listener, opts.refreshMs ?? 100);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => http.handle(req, res));
-    const where = formatEndpoint(opts.on.host, opts.on.port);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(`--http ${where}: ${bindReason(err)}`)));
-      // ipv6Only: [::]:PORT means IPv6, as given, not every IPv4 address too.
-      server.listen({ host: opts.on.host, port: opts.on.port, ipv6Only: opts.on.family === 6 }, () => resolve());
-    });
-    server.removeAllListeners('error');
-    server.on('error', (err) => log('error', 'http server error', { error: err.message }));
-    log('info', 'http listening', { on: formatEndpoint(http.address.host, http.address.port) });
+    await listenOn(server, opts.on, '--http', { listening: 'http listening', error: 'http server error' });
     return http;
   }
 
@@ -358,5 +352,5 @@ export function metricsText(servers: ServerRecord[], counters: Record<CounterNam
   out += '# HELP hbeat_datagrams_total Heartbeats received, by what became of them.\n# TYPE hbeat_datagrams_total counter\n';
   for (const name of COUNTER_NAMES) out += `hbeat_datagrams_total{result="${name}"} ${counters[name]}\n`;
   out += `# HELP hbeat_servers Servers in the table.\n# TYPE hbeat_servers gauge\nhbeat_servers ${servers.length}\n`;
-  return out;
+  return out + haproxyMetrics();
 }
