@@ -261,9 +261,83 @@ var Outage = class {
 };
 
 // src/core/slotfile.ts
-var import_node_fs2 = require("node:fs");
+var import_node_fs3 = require("node:fs");
 var import_node_path = require("node:path");
 var import_node_zlib = require("node:zlib");
+
+// src/core/regular-file.ts
+var import_node_fs2 = require("node:fs");
+function fileKind(st) {
+  if (st.isDirectory()) return "a directory";
+  if (st.isFIFO()) return "a FIFO";
+  if (st.isCharacterDevice()) return "a character device";
+  if (st.isBlockDevice()) return "a block device";
+  if (st.isSocket()) return "a socket";
+  return "not a regular file";
+}
+function danglingTarget(path2) {
+  try {
+    return (0, import_node_fs2.lstatSync)(path2).isSymbolicLink() ? (0, import_node_fs2.readlinkSync)(path2) : void 0;
+  } catch {
+    return void 0;
+  }
+}
+function refuseDangling(path2, what) {
+  const target = danglingTarget(path2);
+  if (target !== void 0) throw new OperatorError(`${what} ${path2}: is a dangling symbolic link to ${target}`);
+}
+function openReason(err) {
+  if (err.code === "ELOOP") return "too many levels of symbolic links";
+  if (err.code === "ENXIO") return "is a socket, not a regular file";
+  return errnoText(err);
+}
+function refusal(reason2, code) {
+  return Object.assign(new Error(reason2), { code });
+}
+function openRegular(path2, maxBytes = Infinity) {
+  let fd;
+  try {
+    if (path2 === "") throw refusal("is an empty path");
+    fd = (0, import_node_fs2.openSync)(path2, import_node_fs2.constants.O_RDONLY | import_node_fs2.constants.O_NONBLOCK);
+  } catch (err) {
+    const e = err;
+    if (e.code === void 0) throw e;
+    const target = e.code === "ENOENT" ? danglingTarget(path2) : void 0;
+    throw target === void 0 ? refusal(openReason(e), e.code) : refusal(`is a dangling symbolic link to ${target}`);
+  }
+  try {
+    const st = (0, import_node_fs2.fstatSync)(fd);
+    if (!st.isFile()) throw refusal(`is ${fileKind(st)}, not a regular file`);
+    if (st.size > maxBytes) throw refusal(`is ${st.size} bytes, larger than the ${maxBytes} bytes it may be`);
+  } catch (err) {
+    (0, import_node_fs2.closeSync)(fd);
+    throw err;
+  }
+  return fd;
+}
+function readRegular(path2, maxBytes) {
+  const fd = openRegular(path2, maxBytes);
+  try {
+    const stats = (0, import_node_fs2.fstatSync)(fd);
+    let buf = Buffer.allocUnsafe(Math.min(maxBytes + 1, stats.size + 4096));
+    let got = 0;
+    for (; ; ) {
+      if (got === buf.length) {
+        if (got > maxBytes) throw refusal(`is larger than the ${maxBytes} bytes it may be`);
+        const bigger = Buffer.allocUnsafe(Math.min(maxBytes + 1, buf.length * 2));
+        buf.copy(bigger);
+        buf = bigger;
+      }
+      const n = (0, import_node_fs2.readSync)(fd, buf, got, buf.length - got, null);
+      if (n === 0) return { data: buf.subarray(0, got), stats };
+      got += n;
+    }
+  } finally {
+    (0, import_node_fs2.closeSync)(fd);
+  }
+}
+
+// src/core/slotfile.ts
 var MAGIC = Buffer.from("HBEATSLT", "latin1");
 var FORMAT_VERSION = 2;
 var HEADER_SIZE = 256;
@@ -370,44 +444,44 @@ function writeU64(buf, off, value) {
   buf.writeUInt32LE(value >>> 0, off);
   buf.writeUInt32LE(Math.floor(value / 4294967296), off + 4);
 }
-function fail(path, why, torn = false) {
-  const err = new SlotFileError(`slot file ${path}: ${why}`);
+function fail(path2, why, torn = false) {
+  const err = new SlotFileError(`slot file ${path2}: ${why}`);
   err.torn = torn;
   throw err;
 }
-function systemReason(path, err, doing) {
-  if (err.code === "ENOENT") fail(path, doing === "create" ? `directory ${(0, import_node_path.dirname)(path)} does not exist` : "does not exist (is `hbeat listen` running with this --slots?)");
-  if (err.code === "EACCES" || err.code === "EPERM") fail(path, `permission denied (${doing})`);
-  if (err.code === "EROFS") fail(path, "read-only file system");
-  if (err.code === "EISDIR") fail(path, "is a directory");
-  fail(path, `${err.code ?? "error"} (${doing}): ${err.message.split("\n")[0]}`);
+function systemReason(path2, err, doing) {
+  if (err.code === "ENOENT") fail(path2, doing === "create" ? `directory ${(0, import_node_path.dirname)(path2)} does not exist` : "does not exist (is `hbeat listen` running with this --slots?)");
+  if (err.code === "EACCES" || err.code === "EPERM") fail(path2, `permission denied (${doing})`);
+  if (err.code === "EROFS") fail(path2, "read-only file system");
+  if (err.code === "EISDIR") fail(path2, "is a directory");
+  fail(path2, `${err.code ?? "error"} (${doing}): ${err.message.split("\n")[0]}`);
 }
-function validateHeader(header2, got, fileSize, path) {
-  if (got < HEADER_SIZE || !header2.subarray(0, 8).equals(MAGIC)) fail(path, "not an hbeat slot file (no magic number); refusing to touch it");
+function validateHeader(header2, got, fileSize, path2) {
+  if (got < HEADER_SIZE || !header2.subarray(0, 8).equals(MAGIC)) fail(path2, "not an hbeat slot file (no magic number); refusing to touch it");
   const version = header2.readUInt32LE(H_VERSION);
   if (version !== FORMAT_VERSION) {
     const what = version < FORMAT_VERSION ? "made by an older hbeat" : "made by a newer hbeat";
-    fail(path, `format version ${version} (${what}), this hbeat reads version ${FORMAT_VERSION}; refusing to touch it: stop its listener and remove the file, and the next listener makes a new one`);
+    fail(path2, `format version ${version} (${what}), this hbeat reads version ${FORMAT_VERSION}; refusing to touch it: stop its listener and remove the file, and the next listener makes a new one`);
   }
-  if (!sealed(header2, 0, H_CRC)) fail(path, "damaged header (checksum mismatch); refusing to touch it", true);
+  if (!sealed(header2, 0, H_CRC)) fail(path2, "damaged header (checksum mismatch); refusing to touch it", true);
   const headerSize = header2.readUInt32LE(H_HEADER_SIZE);
   const slotSize = header2.readUInt32LE(H_SLOT_SIZE);
   const slots = header2.readUInt32LE(H_SLOTS);
   if (headerSize !== HEADER_SIZE || slotSize !== SLOT_SIZE || slots < 1 || slots > MAX_SERVERS_LIMIT) {
-    fail(path, `another geometry (header ${headerSize} B, slots of ${slotSize} B, ${slots} slots); refusing to touch it`);
+    fail(path2, `another geometry (header ${headerSize} B, slots of ${slotSize} B, ${slots} slots); refusing to touch it`);
   }
   const want = HEADER_SIZE + slots * SLOT_SIZE;
-  if (fileSize !== want) fail(path, `${fileSize} bytes where its header says ${want} (${slots} slots): truncated or another geometry; refusing to touch it`);
-  if (!sealed(header2, C_OFF, C_CRC - C_OFF)) fail(path, "damaged counters (checksum mismatch); refusing to touch it", true);
+  if (fileSize !== want) fail(path2, `${fileSize} bytes where its header says ${want} (${slots} slots): truncated or another geometry; refusing to touch it`);
+  if (!sealed(header2, C_OFF, C_CRC - C_OFF)) fail(path2, "damaged counters (checksum mismatch); refusing to touch it", true);
   return slots;
 }
-function readHeader(fd, path) {
-  const st = (0, import_node_fs2.fstatSync)(fd);
-  if (!st.isFile()) fail(path, "not a regular file");
+function readHeader(fd, path2) {
+  const st = (0, import_node_fs3.fstatSync)(fd);
+  if (!st.isFile()) fail(path2, "not a regular file");
   const header2 = Buffer.alloc(HEADER_SIZE);
   for (let tries = 0; ; tries++) {
     try {
-      return { header: header2, slots: validateHeader(header2, readFully(fd, header2, 0), st.size, path) };
+      return { header: header2, slots: validateHeader(header2, readFully(fd, header2, 0), st.size, path2) };
     } catch (err) {
       if (!(err instanceof SlotFileError && err.torn) || tries === 3) throw err;
     }
@@ -416,7 +490,7 @@ function readHeader(fd, path) {
 function readFully(fd, buf, position) {
   let got = 0;
   while (got < buf.length) {
-    const n = (0, import_node_fs2.readSync)(fd, buf, got, buf.length - got, position + got);
+    const n = (0, import_node_fs3.readSync)(fd, buf, got, buf.length - got, position + got);
     if (n === 0) break;
     got += n;
   }
@@ -437,7 +511,7 @@ function newHeader(slots, boot) {
 }
 function isListener(pid) {
   try {
-    return (0, import_node_fs2.readFileSync)(`/proc/${pid}/cmdline`, "latin1").includes("hbeat");
+    return (0, import_node_fs3.readFileSync)(`/proc/${pid}/cmdline`, "latin1").includes("hbeat");
   } catch {
     return false;
   }
@@ -529,21 +603,21 @@ function decodeAll(body, slots, bootOk, reread) {
   }
   return { servers, torn };
 }
-function readSnapshot(path) {
+function readSnapshot(path2) {
   let fd;
   try {
-    fd = (0, import_node_fs2.openSync)(path, "r");
+    fd = openRegular(path2);
   } catch (err) {
-    systemReason(path, err, "read");
+    systemReason(path2, err, "read");
   }
   try {
-    const { header: header2, slots } = readHeader(fd, path);
+    const { header: header2, slots } = readHeader(fd, path2);
     const body = Buffer.allocUnsafe(slots * SLOT_SIZE);
     readFully(fd, body, HEADER_SIZE);
     const bootOk = header2.subarray(H_BOOT, H_BOOT + 16).equals(bootId());
     const { servers, torn } = decodeAll(body, slots, bootOk, (i) => readFully(fd, body.subarray(i * SLOT_SIZE, (i + 1) * SLOT_SIZE), HEADER_SIZE + i * SLOT_SIZE));
     return {
-      path,
+      path: path2,
       slots,
       created: header2.readDoubleLE(H_CREATED),
       listenerPid: header2.readUInt32LE(C_PID),
@@ -553,12 +627,12 @@ function readSnapshot(path) {
       torn
     };
   } finally {
-    (0, import_node_fs2.closeSync)(fd);
+    (0, import_node_fs3.closeSync)(fd);
   }
 }
 var SlotTable = class _SlotTable {
-  constructor(path, fd, header2, mirror) {
-    this.path = path;
+  constructor(path2, fd, header2, mirror) {
+    this.path = path2;
     this.fd = fd;
     this.header = header2;
     this.mirror = mirror;
@@ -599,62 +673,62 @@ var SlotTable = class _SlotTable {
    * Opens the file, or creates it with `maxServers` slots. A file that is not
    * a slot file, of another version or geometry is refused and left untouched.
    */
-  static open(path, maxServers) {
+  static open(path2, maxServers) {
     if (maxServers !== void 0 && !(Number.isInteger(maxServers) && maxServers >= 1 && maxServers <= MAX_SERVERS_LIMIT)) {
       throw new RangeError(`max servers must be 1 to ${MAX_SERVERS_LIMIT}`);
     }
     let fd;
     try {
-      fd = (0, import_node_fs2.openSync)(path, "r+");
+      fd = (0, import_node_fs3.openSync)(path2, "r+");
     } catch (err) {
-      if (err.code !== "ENOENT") systemReason(path, err, "open for writing");
-      fd = _SlotTable.create(path, maxServers ?? DEFAULT_MAX_SERVERS);
+      if (err.code !== "ENOENT") systemReason(path2, err, "open for writing");
+      fd = _SlotTable.create(path2, maxServers ?? DEFAULT_MAX_SERVERS);
     }
     try {
-      const { header: header2, slots } = readHeader(fd, path);
+      const { header: header2, slots } = readHeader(fd, path2);
       const owner = header2.readUInt32LE(C_PID);
-      if (owner !== 0 && owner !== process.pid && isListener(owner)) fail(path, `in use by the listener with pid ${owner}: one listener per slot file`);
-      if (maxServers !== void 0 && maxServers !== slots) fail(path, `has ${slots} slots, not the ${maxServers} of --max-servers; refusing to touch it (remove it to start afresh)`);
+      if (owner !== 0 && owner !== process.pid && isListener(owner)) fail(path2, `in use by the listener with pid ${owner}: one listener per slot file`);
+      if (maxServers !== void 0 && maxServers !== slots) fail(path2, `has ${slots} slots, not the ${maxServers} of --max-servers; refusing to touch it (remove it to start afresh)`);
       const mirror = Buffer.alloc(slots * SLOT_SIZE);
       readFully(fd, mirror, HEADER_SIZE);
-      const table = new _SlotTable(path, fd, header2, mirror);
+      const table = new _SlotTable(path2, fd, header2, mirror);
       table.adopt();
       return table;
     } catch (err) {
-      (0, import_node_fs2.closeSync)(fd);
+      (0, import_node_fs3.closeSync)(fd);
       throw err;
     }
   }
   // Made under a temporary name and linked into place, so no reader or
   // listener ever sees a half-made file, and two creators cannot both win.
-  static create(path, slots) {
-    const tmp = `${path}.new-${process.pid}`;
+  static create(path2, slots) {
+    const tmp = `${path2}.new-${process.pid}`;
     let fd;
     try {
-      fd = (0, import_node_fs2.openSync)(tmp, "w+", 420);
+      fd = (0, import_node_fs3.openSync)(tmp, "w+", 420);
     } catch (err) {
-      systemReason(path, err, "create");
+      systemReason(path2, err, "create");
     }
     try {
       const header2 = newHeader(slots, bootId());
-      (0, import_node_fs2.writeSync)(fd, header2, 0, HEADER_SIZE, 0);
-      (0, import_node_fs2.writeSync)(fd, Buffer.alloc(1), 0, 1, HEADER_SIZE + slots * SLOT_SIZE - 1);
+      (0, import_node_fs3.writeSync)(fd, header2, 0, HEADER_SIZE, 0);
+      (0, import_node_fs3.writeSync)(fd, Buffer.alloc(1), 0, 1, HEADER_SIZE + slots * SLOT_SIZE - 1);
       try {
-        (0, import_node_fs2.linkSync)(tmp, path);
+        (0, import_node_fs3.linkSync)(tmp, path2);
       } catch (err) {
-        if (err.code !== "EEXIST") systemReason(path, err, "create");
+        if (err.code !== "EEXIST") systemReason(path2, err, "create");
       }
     } catch (err) {
-      (0, import_node_fs2.closeSync)(fd);
+      (0, import_node_fs3.closeSync)(fd);
       throw err;
     } finally {
-      (0, import_node_fs2.unlinkSync)(tmp);
+      (0, import_node_fs3.unlinkSync)(tmp);
     }
-    (0, import_node_fs2.closeSync)(fd);
+    (0, import_node_fs3.closeSync)(fd);
     try {
-      return (0, import_node_fs2.openSync)(path, "r+");
+      return (0, import_node_fs3.openSync)(path2, "r+");
     } catch (err) {
-      systemReason(path, err, "open for writing");
+      systemReason(path2, err, "open for writing");
     }
   }
   /** Takes over what an earlier listener left: its servers, and after a reboot, their staleness. */
@@ -677,10 +751,10 @@ var SlotTable = class _SlotTable {
       this.tailChanged(slot);
     }
     if (rebooted) {
-      (0, import_node_fs2.writeSync)(this.fd, m, 0, m.length, HEADER_SIZE);
+      (0, import_node_fs3.writeSync)(this.fd, m, 0, m.length, HEADER_SIZE);
       boot.copy(this.header, H_BOOT);
       seal(this.header, 0, H_CRC);
-      (0, import_node_fs2.writeSync)(this.fd, this.header, 0, C_OFF, 0);
+      (0, import_node_fs3.writeSync)(this.fd, this.header, 0, C_OFF, 0);
     }
     this.header.writeUInt32LE(process.pid, C_PID);
     this.flushCounters();
@@ -790,7 +864,7 @@ var SlotTable = class _SlotTable {
     }
     if (scope.length !== 0 || this.mirror[off + S_SCOPE_LEN] !== 0) this.setScope(slot, scope);
     v.setUint32(off + S_CRC, slotCrc(v, off, this.tailCrc[slot]), true);
-    (0, import_node_fs2.writeSync)(this.fd, this.mirror, off, SLOT_SIZE, HEADER_SIZE + off);
+    (0, import_node_fs3.writeSync)(this.fd, this.mirror, off, SLOT_SIZE, HEADER_SIZE + off);
   }
   /** Stores the scope of the slot's last datagram; the CRC of bytes 48..123 again only when it changed. */
   setScope(slot, scope) {
@@ -828,7 +902,7 @@ var SlotTable = class _SlotTable {
     h.writeUInt32LE(h.readUInt32LE(C_SEQ) + 1 >>> 0, C_SEQ);
     for (let i = 0; i < COUNTER_NAMES.length; i++) writeU64(h, C_VALUES + 8 * i, this.counters[i]);
     seal(h, C_OFF, C_CRC - C_OFF);
-    (0, import_node_fs2.writeSync)(this.fd, h, C_OFF, C_LEN, C_OFF);
+    (0, import_node_fs3.writeSync)(this.fd, h, C_OFF, C_LEN, C_OFF);
     this.countersDirty = false;
     clearTimeout(this.flushTimer);
   }
@@ -840,16 +914,16 @@ var SlotTable = class _SlotTable {
     if (this.fd < 0) return;
     this.header.writeUInt32LE(0, C_PID);
     this.flushCounters();
-    (0, import_node_fs2.closeSync)(this.fd);
+    (0, import_node_fs3.closeSync)(this.fd);
     this.fd = -1;
   }
 };
 
 // src/core/trust.ts
 var import_node_crypto = require("node:crypto");
-var import_node_fs3 = require("node:fs");
 
 // src/core/wire.ts
+var import_node_net2 = require("node:net");
 var INT31_MAX = 2147483647;
 var MAX_DATAGRAM = 1e3;
 var DEFAULT_INTERVAL_MS = 1e3;
@@ -857,7 +931,7 @@ var MAX_INTERVAL_MS = 36e5;
 var STATE_UP = 0;
 var STATE_DRAIN = 1;
 function newHeartbeat() {
-  return { ready: 0, busy: 0, port: 80, state: STATE_UP, interval: DEFAULT_INTERVAL_MS, ts: -1, signedLength: -1, sigStart: -1, sigEnd: -1 };
+  return { ready: 0, busy: 0, port: 80, state: STATE_UP, interval: DEFAULT_INTERVAL_MS, ts: -1, host: "", signedLength: -1, sigStart: -1, sigEnd: -1 };
 }
 var MALFORMED_TOO_LONG = 1;
 var MALFORMED_NUL = 2;
@@ -873,6 +947,7 @@ var MALFORMED_STATE = 11;
 var MALFORMED_TS = 12;
 var MALFORMED_SIG = 13;
 var MALFORMED_INTERVAL = 14;
+var MALFORMED_HOST = 15;
 var MALFORMED2 = Object.freeze([
   "",
   `over ${MAX_DATAGRAM} bytes`,
@@ -888,7 +963,8 @@ var MALFORMED2 = Object.freeze([
   "state is not up or drain",
   `ts is not an integer from 0 to ${Number.MAX_SAFE_INTEGER}`,
   "sig is not 64 lower-case hex digits",
-  `interval is not an integer from 1 to ${MAX_INTERVAL_MS}`
+  `interval is not an integer from 1 to ${MAX_INTERVAL_MS}`,
+  "host is not a numeric address without a scope"
 ]);
 var K_V = 0;
 var K_READY = 1;
@@ -899,7 +975,8 @@ var K_TS = 5;
 var K_SIG = 6;
 var K_LASTSEEN = 7;
 var K_INTERVAL = 8;
-var KEY_COUNT = 9;
+var K_HOST = 9;
+var KEY_COUNT = 10;
 var ABSENT = -1;
 var IMPLICIT_ONE = -2;
 var span = new Int32Array(KEY_COUNT * 2);
@@ -946,6 +1023,7 @@ function keyId(buf, start, end) {
     case 4:
       if (lowerKey(0) === 98 && lowerKey(1) === 117 && lowerKey(2) === 115 && lowerKey(3) === 121) return K_BUSY;
       if (lowerKey(0) === 112 && lowerKey(1) === 111 && lowerKey(2) === 114 && lowerKey(3) === 116) return K_PORT;
+      if (lowerKey(0) === 104 && lowerKey(1) === 111 && lowerKey(2) === 115 && lowerKey(3) === 116) return K_HOST;
       return -1;
     case 5:
       if (lowerKey(0) === 114 && lowerKey(1) === 101 && lowerKey(2) === 97 && lowerKey(3) === 100 && lowerKey(4) === 121) return K_READY;
@@ -985,6 +1063,13 @@ function stateValue(buf, k) {
   if (n === 2 && c0 === 117 && c1 === 112) return STATE_UP;
   if (n === 5 && c0 === 100 && c1 === 114 && (valueBytes[2] | 32) === 97 && (valueBytes[3] | 32) === 105 && (valueBytes[4] | 32) === 110) return STATE_DRAIN;
   return -1;
+}
+function scannedHost(buf) {
+  if (span[2 * K_HOST] === ABSENT) return "";
+  const n = decodeValue(buf, K_HOST);
+  if (n < 2 || n > 45) return null;
+  const text = String.fromCharCode(...valueBytes.subarray(0, n));
+  return (0, import_node_net2.isIP)(text) === 0 || text.includes("%") ? null : text;
 }
 function scanPairs(buf, start, end) {
   for (let k = 0; k < KEY_COUNT; k++) span[2 * k] = ABSENT;
@@ -1050,6 +1135,8 @@ function parseHeartbeat(buf, len, out2) {
     ts = decimalValue(buf, K_TS, 0, Number.MAX_SAFE_INTEGER);
     if (ts < 0) return MALFORMED_TS;
   }
+  const host = scannedHost(buf);
+  if (host === null) return MALFORMED_HOST;
   let sigStart = -1, sigEnd = -1;
   if (signedLength >= 0) {
     sigStart = span[2 * K_SIG];
@@ -1066,6 +1153,7 @@ function parseHeartbeat(buf, len, out2) {
   out2.state = state;
   out2.interval = interval;
   out2.ts = ts;
+  out2.host = host;
   out2.signedLength = signedLength;
   out2.sigStart = sigStart;
   out2.sigEnd = sigEnd;
@@ -1110,6 +1198,10 @@ function encodeHeartbeat(f) {
     checkInt("interval", f.interval, 1, MAX_INTERVAL_MS);
     s += `&interval=${f.interval}`;
   }
+  if (f.host !== void 0) {
+    if ((0, import_node_net2.isIP)(f.host) === 0 || f.host.includes("%")) throw new RangeError(`heartbeat host must be an IP address without a scope, not ${JSON.stringify(f.host)}`);
+    s += `&host=${f.host}`;
+  }
   if (f.ts !== void 0 && f.ts !== -1) {
     checkInt("ts", f.ts, 0, Number.MAX_SAFE_INTEGER);
     s += `&ts=${f.ts}`;
@@ -1119,58 +1211,69 @@ function encodeHeartbeat(f) {
 
 // src/core/trust.ts
 var MIN_KEY_BYTES = 16;
+var MAX_KEY_FILE_BYTES = 4096;
 var DEFAULT_MAX_SKEW_MS = 3e4;
 var SIG_BYTES = 32;
 var KeyError = class extends OperatorError {
 };
-function parseKey(data) {
-  const text = data.toString("latin1");
-  const hex = /^[ \t\r\n]*([0-9A-Fa-f]+)[ \t\r\n]*$/.exec(text)?.[1];
-  if (hex !== void 0) {
-    if (hex.length % 2 !== 0) throw new KeyError(`holds ${hex.length} hex digits, an odd number`);
-    if (hex.length < 2 * MIN_KEY_BYTES) throw new KeyError(`holds ${hex.length} hex digits; a key needs at least ${2 * MIN_KEY_BYTES} (${MIN_KEY_BYTES} bytes)`);
-    return Buffer.from(hex, "hex");
+var HEX_LINE = /^[0-9A-Fa-f]+$/;
+function parseKeys(data) {
+  const lines = data.toString("latin1").split("\n").map((line, i) => ({ n: i + 1, text: line.replace(/^[ \t\r]+|[ \t\r]+$/g, "") })).filter((l) => l.text !== "");
+  if (lines.length === 0) throw new KeyError("is empty");
+  const where = (n) => lines.length > 1 ? `line ${n} ` : "";
+  if (lines.every((l) => HEX_LINE.test(l.text))) {
+    return lines.map(({ n, text }) => {
+      if (text.length % 2 !== 0) throw new KeyError(`${where(n)}holds ${text.length} hex digits, an odd number`);
+      if (text.length < 2 * MIN_KEY_BYTES) throw new KeyError(`${where(n)}holds ${text.length} hex digits; a key needs at least ${2 * MIN_KEY_BYTES} (${MIN_KEY_BYTES} bytes)`);
+      return Buffer.from(text, "hex");
+    });
   }
-  if (text.trim() === "") throw new KeyError("is empty");
+  const hexKey = lines.find((l) => HEX_LINE.test(l.text) && l.text.length >= 2 * MIN_KEY_BYTES);
+  if (hexKey !== void 0) {
+    const bad = lines.find((l) => !HEX_LINE.test(l.text));
+    throw new KeyError(`line ${bad.n} is not hex, but line ${hexKey.n} is a hex key: one hex key a line, or the whole file one raw key`);
+  }
   if (data.length < MIN_KEY_BYTES) throw new KeyError(`holds ${data.length} bytes; a key needs at least ${MIN_KEY_BYTES} raw bytes or ${2 * MIN_KEY_BYTES} hex digits`);
-  return data;
+  return [data];
 }
-function loadKey(path) {
-  let fd;
+function loadKeys(path2) {
   try {
-    fd = (0, import_node_fs3.openSync)(path, "r");
-  } catch (err) {
-    const code = err.code;
-    throw new KeyError(`key file ${path}: ${code === "ENOENT" ? "does not exist" : code === "EACCES" ? "permission denied" : err.message}`);
-  }
-  try {
-    const st = (0, import_node_fs3.fstatSync)(fd);
-    if (!st.isFile()) throw new KeyError(`key file ${path}: not a regular file`);
-    const mode = st.mode & 511;
+    const { data, stats } = readRegular(path2, MAX_KEY_FILE_BYTES);
+    const mode = stats.mode & 511;
     if (mode & 63) {
-      throw new KeyError(`key file ${path}: mode ${mode.toString(8).padStart(4, "0")} lets group or others at it; refusing it (chmod 600 ${path})`);
+      throw new KeyError(`mode ${mode.toString(8).padStart(4, "0")} lets group or others at it; refusing it (chmod 600 ${path2})`);
     }
-    try {
-      return parseKey((0, import_node_fs3.readFileSync)(fd));
-    } catch (err) {
-      if (err instanceof KeyError) throw new KeyError(`key file ${path}: ${err.message}`);
-      throw new KeyError(`key file ${path}: ${err.message}`);
-    }
-  } finally {
-    (0, import_node_fs3.closeSync)(fd);
+    return parseKeys(data);
+  } catch (err) {
+    throw new KeyError(`key file ${path2}: ${err.message}`);
   }
+}
+function reloadKeys(path2, use) {
+  let keys;
+  try {
+    keys = loadKeys(path2);
+  } catch (err) {
+    log("error", "key file not re-read; keeping the keys in use", { error: err.message });
+    return;
+  }
+  use(keys);
+  log("info", "key file re-read", { path: path2, keys: keys.length });
 }
 function sign(text, key) {
   return `${text}&sig=${(0, import_node_crypto.createHmac)("sha256", key).update(text, "latin1").digest("hex")}`;
 }
 var Signer = class {
-  constructor(key, now = Date.now) {
+  constructor(keys, now = Date.now) {
     this.now = now;
-    this.key = (0, import_node_crypto.createSecretKey)(key);
+    this.setKeys(keys);
   }
   now;
   key;
   last = -1;
+  /** Signs with keys[0] from now on (a key file re-read on SIGHUP). */
+  setKeys(keys) {
+    this.key = (0, import_node_crypto.createSecretKey)(keys[0]);
+  }
   /**
    * The wall clock in ms, but always past the last one given, so that two
    * datagrams within one millisecond (a round, then the ready=0 of a stop)
@@ -1190,42 +1293,59 @@ var NO_TS = 2;
 var BAD_SIG = 3;
 var SKEWED = 4;
 var NOT_NEWER = 5;
+var NO_HOST = 6;
+var WRONG_HOST = 7;
 var TRUST_REASONS = Object.freeze([
   "",
   "no sig",
   "no ts",
   "sig does not match",
   "ts too far from this host's clock (--max-skew)",
-  "ts not newer than the last one accepted from this server"
+  "ts not newer than the last one accepted from this server",
+  "signed without host (a sender that does not bind its signature to its address)",
+  "host is not the address it came from (relayed, or NAT between sender and listener)"
 ]);
 function replayCheck(ts, lastTs, now, skewMs) {
   if (ts > now + skewMs || ts < now - skewMs) return SKEWED;
   return ts > lastTs ? TRUST_OK : NOT_NEWER;
 }
 var Verifier = class {
-  constructor(key, maxSkewMs = DEFAULT_MAX_SKEW_MS, now = Date.now) {
+  constructor(keys, maxSkewMs = DEFAULT_MAX_SKEW_MS, now = Date.now) {
     this.maxSkewMs = maxSkewMs;
     this.now = now;
-    this.key = (0, import_node_crypto.createSecretKey)(key);
+    this.setKeys(keys);
   }
   maxSkewMs;
   now;
-  key;
+  keys = [];
   // The received sig, decoded here rather than into a new buffer per datagram.
   claimed = Buffer.alloc(SIG_BYTES);
+  signedHost = Buffer.alloc(16);
+  source = Buffer.alloc(16);
+  /** Accepts any of keys from now on (a key file re-read on SIGHUP). */
+  setKeys(keys) {
+    this.keys = keys.map((k) => (0, import_node_crypto.createSecretKey)(k));
+  }
   /**
    * TRUST_OK, or why the datagram in buf (parsed into hb by parseHeartbeat)
    * must be dropped. lastTs is the last ts accepted from its server, -1 for
-   * none (a new server).
+   * none (a new server); from is its source address, without scope.
    */
-  check(buf, hb, lastTs) {
+  check(buf, hb, lastTs, from) {
     if (hb.signedLength < 0) return NO_SIG;
     if (hb.ts < 0) return NO_TS;
+    if (hb.host === "") return NO_HOST;
+    if (hb.host !== from && !this.sameAddress(hb.host, from)) return WRONG_HOST;
     const claimed = this.claimed;
     for (let i = 0, at3 = hb.sigStart; i < SIG_BYTES; i++, at3 += 2) claimed[i] = hexValue(buf[at3]) << 4 | hexValue(buf[at3 + 1]);
-    const digest = (0, import_node_crypto.createHmac)("sha256", this.key).update(buf.subarray(0, hb.signedLength)).digest();
-    if (!(0, import_node_crypto.timingSafeEqual)(digest, claimed)) return BAD_SIG;
+    const signed = buf.subarray(0, hb.signedLength);
+    if (!this.keys.some((key) => (0, import_node_crypto.timingSafeEqual)((0, import_node_crypto.createHmac)("sha256", key).update(signed).digest(), claimed))) return BAD_SIG;
     return replayCheck(hb.ts, lastTs, this.now(), this.maxSkewMs);
+  }
+  /** The same address in other text (::1 and 0:0:0:0:0:0:0:1; ::ffff:a.b.c.d and a.b.c.d). */
+  sameAddress(a, b) {
+    const fa = writeAddress(a, this.signedHost, 0);
+    return fa !== 0 && fa === writeAddress(b, this.source, 0) && this.signedHost.equals(this.source);
   }
 };
 
@@ -1234,7 +1354,7 @@ var DEFAULT_GROUP = "239.0.0.1:27999";
 var RECV_BUFFER = 8 << 20;
 var ListenError = class extends OperatorError {
 };
-var DROPPED_AS = [ACCEPTED, UNSIGNED, UNSIGNED, BADSIG, REPLAYED, REPLAYED];
+var DROPPED_AS = [ACCEPTED, UNSIGNED, UNSIGNED, BADSIG, REPLAYED, REPLAYED, BADSIG, BADSIG];
 var DROPPED_MSG = {
   [UNSIGNED]: "unsigned datagram dropped",
   [BADSIG]: "badly signed datagram dropped",
@@ -1334,7 +1454,7 @@ var Listener = class _Listener {
     const table = this.table;
     let slot = table.lookup(address, hb.port);
     if (this.verifier !== void 0) {
-      const why = this.verifier.check(msg, hb, slot < 0 ? -1 : table.lastTs(slot));
+      const why = this.verifier.check(msg, hb, slot < 0 ? -1 : table.lastTs(slot), address);
       if (why !== 0) {
         const counter = DROPPED_AS[why];
         table.count(counter);
@@ -1584,6 +1704,10 @@ function duration(text, what, range) {
   }
   return ms;
 }
+function path(text, what) {
+  if (text === "") throw new Error(`${what} needs a path, not an empty string`);
+  return text;
+}
 function endpoint(text, what) {
   return parseEndpoint(text, what);
 }
@@ -1620,7 +1744,7 @@ function pickOptions(v, prefix, maxCount = MAX_PICK_COUNT) {
 var import_node_perf_hooks2 = require("node:perf_hooks");
 
 // src/feeds/haproxy-api.ts
-var import_node_net2 = require("node:net");
+var import_node_net3 = require("node:net");
 function parseTarget(text, what = "--haproxy") {
   if (text.startsWith("/") || text.startsWith(".")) return { path: text };
   try {
@@ -1661,7 +1785,7 @@ var HaproxyConnection = class _HaproxyConnection {
   failure;
   /** Connects and enters prompt mode; rejects with the socket's reason or HAProxy's. */
   static async open(target, timeoutMs = 5e3) {
-    const socket = "path" in target ? (0, import_node_net2.connect)(target.path) : (0, import_node_net2.connect)({ host: target.host, port: target.port });
+    const socket = "path" in target ? (0, import_node_net3.connect)(target.path) : (0, import_node_net3.connect)({ host: target.host, port: target.port });
     await new Promise((resolve, reject) => {
       const fail2 = (err) => {
         socket.destroy();
@@ -2028,13 +2152,13 @@ var HaproxyFeed = class {
     const { commands: commands2, unplaced } = plan(model, known);
     this.noteUnplaced(model.name, unplaced, known);
     const answers = await Promise.all(commands2.map((c) => conn.request(commandText(model.name, c))));
-    let refusal;
+    let refusal2;
     commands2.forEach((c, i) => {
       if (accepted(c, answers[i])) applyCommand(model, c);
-      else refusal ??= [commandText(model.name, c), answers[i].split("\n")[0]];
+      else refusal2 ??= [commandText(model.name, c), answers[i].split("\n")[0]];
     });
-    if (refusal === void 0) this.refusals.get(model.name)?.ok();
-    else this.refused(model.name, ...refusal, now);
+    if (refusal2 === void 0) this.refusals.get(model.name)?.ok();
+    else this.refused(model.name, ...refusal2, now);
   }
   /** One line per outage with HAProxy's words; the backend waits retryMs before it is tried again. */
   refused(backend, command, words, now) {
@@ -2325,14 +2449,14 @@ var HttpServer = class _HttpServer {
   handle(req, res) {
     const url = req.url ?? "/";
     const q = url.indexOf("?");
-    const path = q < 0 ? url : url.slice(0, q);
+    const path2 = q < 0 ? url : url.slice(0, q);
     try {
-      switch (path) {
+      switch (path2) {
         case "/":
         case "/ui":
-          if (path === "/" && req.method === "POST") return this.heartbeat(req, res);
+          if (path2 === "/" && req.method === "POST") return this.heartbeat(req, res);
           if (req.method !== "GET" && req.method !== "HEAD") {
-            return this.notAllowed(req, res, path === "/" ? "GET, HEAD, POST" : "GET, HEAD");
+            return this.notAllowed(req, res, path2 === "/" ? "GET, HEAD, POST" : "GET, HEAD");
           }
           req.resume();
           return servePage(res, req.method === "HEAD");
@@ -2344,16 +2468,16 @@ var HttpServer = class _HttpServer {
         case "/pick":
           req.resume();
           if (req.method !== "GET" && req.method !== "HEAD") return this.notAllowed(req, res, "GET, HEAD");
-          if (path === "/status") return this.status(res);
-          if (path === "/metrics") return this.metrics(res);
+          if (path2 === "/status") return this.status(res);
+          if (path2 === "/metrics") return this.metrics(res);
           return this.pick(req, res, q < 0 ? "" : url.slice(q + 1));
         default:
           req.resume();
-          return reply(res, 404, TEXT, `no such path: ${path}; try / (the page), /status, /metrics, /pick or POST /heartbeat
+          return reply(res, 404, TEXT, `no such path: ${path2}; try / (the page), /status, /metrics, /pick or POST /heartbeat
 `);
       }
     } catch (err) {
-      log("error", "http request failed", { path, error: err.message });
+      log("error", "http request failed", { path: path2, error: err.message });
       if (!res.headersSent) reply(res, 500, TEXT, "internal error\n");
       else res.destroy();
     }
@@ -2560,8 +2684,9 @@ async function every(intervalMs, signal, tick) {
 
 // src/core/sender.ts
 var import_node_dgram2 = require("node:dgram");
-var import_node_net3 = require("node:net");
+var import_node_net4 = require("node:net");
 var import_node_perf_hooks3 = require("node:perf_hooks");
+var LOAD_DEADLINE = 0.8;
 var SendError = class extends OperatorError {
 };
 function jitter(intervalMs, random) {
@@ -2571,10 +2696,9 @@ var Sender = class _Sender {
   constructor(opts) {
     this.opts = opts;
     this.random = opts.random ?? Math.random;
-    this.signer = opts.key === void 0 ? void 0 : new Signer(opts.key);
+    this.signer = opts.keys === void 0 ? void 0 : new Signer(opts.keys);
   }
   opts;
-  sockets = [];
   targets = [];
   random;
   signer;
@@ -2590,8 +2714,20 @@ var Sender = class _Sender {
   /** Opens the sockets and starts announcing, the first datagram at once. */
   static async start(opts) {
     const sender = await _Sender.open(opts);
-    sender.loop();
+    sender.begin();
     return sender;
+  }
+  /**
+   * Starts announcing from an opened sender, the first datagram at once;
+   * `first`, a read of the load already under way, is that datagram's load.
+   */
+  begin(first) {
+    this.loop(first);
+  }
+  /** Signs with keys[0] from now on (a key file re-read on SIGHUP); false when this sender does not sign. */
+  setKeys(keys) {
+    this.signer?.setKeys(keys);
+    return this.signer !== void 0;
   }
   /** Opens the sockets without announcing (for sendOnce, then close). Rejects with a SendError. */
   static async open(opts) {
@@ -2602,7 +2738,7 @@ var Sender = class _Sender {
     } catch (err) {
       throw new SendError(message(err));
     }
-    const sourceFamily = opts.source === void 0 ? 0 : (0, import_node_net3.isIP)(stripScope(opts.source));
+    const sourceFamily = opts.source === void 0 ? 0 : (0, import_node_net4.isIP)(stripScope(opts.source));
     if (opts.source !== void 0 && sourceFamily === 0) throw new SendError(`--source ${opts.source}: not an IP address`);
     for (const ep of opts.to) {
       if (sourceFamily !== 0 && ep.family !== sourceFamily) {
@@ -2611,14 +2747,11 @@ var Sender = class _Sender {
     }
     const sender = new _Sender(opts);
     try {
-      for (const family of new Set(opts.to.map((ep) => ep.family))) {
-        const socket = await openSocket(family, opts.to.some((ep) => ep.family === family && isMulticast(ep.host)), opts);
-        sender.sockets.push(socket);
-        for (const ep of opts.to) {
-          if (ep.family === family) {
-            sender.targets.push({ ep, socket, outage: new Outage("cannot send; retrying every interval", "sending again", { to: formatEndpoint(ep.host, ep.port) }) });
-          }
-        }
+      for (const ep of opts.to) {
+        const socket = await openSocket(ep.family, isMulticast(ep.host), opts);
+        const target = { ep, socket, outage: new Outage("cannot send; retrying every interval", "sending again", { to: formatEndpoint(ep.host, ep.port) }), host: void 0 };
+        sender.targets.push(target);
+        await connect2(target);
       }
     } catch (err) {
       await sender.close();
@@ -2626,21 +2759,24 @@ var Sender = class _Sender {
     }
     return sender;
   }
-  /** One round: ask the load source, send one datagram to every target. Never rejects. */
-  async sendOnce() {
-    let text;
+  /**
+   * One round: ask the load source (or take `first`, a read already under
+   * way), send one datagram to every target. Never rejects.
+   */
+  async sendOnce(first) {
+    let datagrams;
     let loadFailed = false;
     try {
-      const load = await this.ask();
-      text = this.encode(load);
+      const load = await this.ask(first);
+      datagrams = this.encode(load);
       this.loadOutage.ok();
     } catch (err) {
       if (this.stopping) return { loadFailed: true, sendFailed: 0 };
       this.loadOutage.fail(err);
       loadFailed = true;
-      text = this.encode({ ready: 0, busy: 0 });
+      datagrams = this.encode({ ready: 0, busy: 0 });
     }
-    return { loadFailed, sendFailed: await this.sendAll(text) };
+    return { loadFailed, sendFailed: await this.sendAll(datagrams) };
   }
   /** Stops announcing, sends ready=0 (the last busy and state kept) to every target, closes. */
   stop() {
@@ -2662,57 +2798,89 @@ var Sender = class _Sender {
     this.asking?.abort(new Error("closing"));
     if (this.closed) return;
     this.closed = true;
-    await Promise.all(this.sockets.map((s) => new Promise((resolve) => s.close(() => resolve()))));
+    await Promise.all(this.targets.map((t) => new Promise((resolve) => t.socket.close(() => resolve()))));
   }
-  loop() {
+  loop(first) {
     const began = import_node_perf_hooks3.performance.now();
-    this.round = this.sendOnce().then(() => {
+    this.round = this.sendOnce(first).then(() => {
       if (this.stopping) return;
       const wait = jitter(this.opts.intervalMs, this.random) - (import_node_perf_hooks3.performance.now() - began);
       this.timer = setTimeout(() => this.loop(), Math.max(0, wait));
     });
   }
-  /** The load source's answer; rejects when it fails or has not answered within one interval. */
-  ask() {
+  /** The load source's answer; rejects when it fails or has not answered within LOAD_DEADLINE of the interval. */
+  ask(first) {
     const ac = this.asking = new AbortController();
-    const ms = this.opts.intervalMs;
+    const ms = Math.round(this.opts.intervalMs * LOAD_DEADLINE);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => ac.abort(new Error(`no answer within ${ms} ms`)), ms);
       ac.signal.addEventListener("abort", () => {
         clearTimeout(timer);
-        reject(ac.signal.reason);
+        setImmediate(() => reject(ac.signal.reason));
       }, { once: true });
-      new Promise((answer) => answer(this.opts.load(ac.signal))).then(resolve, reject).finally(() => clearTimeout(timer));
+      new Promise((answer) => answer(first ?? this.opts.load(ac.signal))).then(resolve, reject).finally(() => clearTimeout(timer));
     });
   }
-  /** The datagram for `load`; throws a RangeError for numbers the wire cannot carry (a source's bug). */
+  /**
+   * The datagrams for `load`; throws a RangeError for numbers the wire cannot
+   * carry (a source's bug). Signed, each target's names its own host; one ts
+   * serves the round, since each target is a listener of its own.
+   */
   encode(load) {
     const state = this.opts.drain ? STATE_DRAIN : load.state ?? STATE_UP;
-    const signer = this.signer;
-    const text = encodeHeartbeat({ ready: load.ready, busy: load.busy, port: this.opts.port, state, interval: Math.round(this.opts.intervalMs), ts: signer?.nextTs() });
+    const fields = { ready: load.ready, busy: load.busy, port: this.opts.port, state, interval: Math.round(this.opts.intervalMs) };
+    const text = encodeHeartbeat(fields);
     this.last = { ready: load.ready, busy: load.busy, state };
-    return signer === void 0 ? text : signer.sign(text);
+    const signer = this.signer;
+    if (signer === void 0) {
+      const datagram = Buffer.from(text, "latin1");
+      return () => datagram;
+    }
+    const ts = signer.nextTs();
+    return (t) => Buffer.from(signer.sign(encodeHeartbeat({ ...fields, host: t.host, ts })), "latin1");
   }
   /** Sends to every target at once; resolves to how many failed. */
-  async sendAll(text) {
-    const datagram = Buffer.from(text, "latin1");
-    const sent = await Promise.all(this.targets.map((t) => send(t, datagram)));
+  async sendAll(datagrams) {
+    const sent = await Promise.all(this.targets.map(async (t) => (t.host !== void 0 || await connect2(t)) && send(t, datagrams(t))));
     return sent.filter((ok) => !ok).length;
   }
 };
-function send(t, datagram) {
-  return new Promise((resolve, reject) => {
-    t.socket.send(datagram, t.ep.port, t.ep.host, (err) => err ? reject(err) : resolve());
-  }).then(
-    () => {
-      t.outage.ok();
-      return true;
-    },
-    (err) => {
-      t.outage.fail(err);
-      return false;
+function connect2(t) {
+  return new Promise((resolve) => {
+    t.socket.connect(t.ep.port, t.ep.host, (err) => {
+      if (err) {
+        t.outage.fail(err);
+        return resolve(false);
+      }
+      t.host = stripScope(t.socket.address().address);
+      resolve(true);
+    });
+  });
+}
+async function send(t, datagram) {
+  try {
+    try {
+      await sendOn(t.socket, datagram);
+    } catch (err) {
+      if (err.code !== "ECONNREFUSED") throw err;
+      await sendOn(t.socket, datagram).catch((again) => {
+        if (again.code !== "ECONNREFUSED") throw again;
+      });
     }
-  );
+  } catch (err) {
+    t.outage.fail(err);
+    t.host = void 0;
+    try {
+      t.socket.disconnect();
+    } catch {
+    }
+    return false;
+  }
+  t.outage.ok();
+  return true;
+}
+function sendOn(socket, datagram) {
+  return new Promise((resolve, reject) => socket.send(datagram, (err) => err ? reject(err) : resolve()));
 }
 function openSocket(family, multicast, opts) {
   const socket = (0, import_node_dgram2.createSocket)(family === 6 ? "udp6" : "udp4");
@@ -2723,7 +2891,9 @@ function openSocket(family, multicast, opts) {
     });
     socket.bind(0, opts.source, () => {
       socket.removeAllListeners("error");
-      socket.on("error", (err) => log("error", "socket error", { error: err.message }));
+      socket.on("error", (err) => {
+        if (err.code !== "ECONNREFUSED") log("error", "socket error", { error: err.message });
+      });
       try {
         if (multicast) configure(socket, family, opts);
       } catch (err) {
@@ -3034,6 +3204,12 @@ function untilSignal() {
     process.on("SIGINT", done);
   });
 }
+function reloadOnHangup(keyFile, use) {
+  process.on("SIGHUP", () => {
+    if (keyFile === void 0) log("info", "SIGHUP: no --key-file to re-read; going on");
+    else reloadKeys(keyFile, use);
+  });
+}
 function writeStdout(text) {
   const buf = Buffer.from(text);
   let done = 0;
@@ -3071,10 +3247,11 @@ file lives in a temporary directory that it removes.`,
 var import_node_path4 = require("node:path");
 
 // src/core/hbdat.ts
-var import_node_net4 = require("node:net");
+var import_node_net5 = require("node:net");
 var import_node_fs6 = require("node:fs");
 var import_node_path3 = require("node:path");
 var HB_DAT_SEEN_TIMEOUT_S = 30;
+var MAX_HB_DAT_BYTES = 128 << 20;
 function formatHbDat(servers) {
   let text = "";
   for (const s of servers) {
@@ -3086,12 +3263,22 @@ function formatHbDat(servers) {
   }
   return text;
 }
-function writeHbDat(path, servers) {
-  const tmp = `${path}.tmp-${process.pid}`;
+function checkReplaceable(path2) {
+  let st;
+  try {
+    st = (0, import_node_fs6.statSync)(path2);
+  } catch {
+    return;
+  }
+  if (!st.isFile()) throw new Error(`exists and is ${fileKind(st)}, not a regular file; refusing to replace it`);
+}
+function writeHbDat(path2, servers) {
+  checkReplaceable(path2);
+  const tmp = `${path2}.tmp-${process.pid}`;
   try {
     (0, import_node_fs6.writeFileSync)(tmp, formatHbDat(servers));
     (0, import_node_fs6.chmodSync)(tmp, 420);
-    (0, import_node_fs6.renameSync)(tmp, path);
+    (0, import_node_fs6.renameSync)(tmp, path2);
   } catch (err) {
     try {
       (0, import_node_fs6.unlinkSync)(tmp);
@@ -3100,14 +3287,14 @@ function writeHbDat(path, servers) {
     throw err;
   }
 }
-function hbDatReason(path, err) {
+function hbDatReason(path2, err) {
   const e = err;
   switch (e.code) {
     case "ENOENT":
-      return `directory ${(0, import_node_path3.dirname)(path)} does not exist`;
+      return missingReason((0, import_node_path3.dirname)(path2));
     case "EACCES":
     case "EPERM":
-      return `permission denied in ${(0, import_node_path3.dirname)(path)}`;
+      return `permission denied in ${(0, import_node_path3.dirname)(path2)}`;
     case "EROFS":
       return "read-only file system";
     case "EISDIR":
@@ -3118,20 +3305,30 @@ function hbDatReason(path, err) {
       return e.code ? `${e.code}: ${e.message.split("\n")[0]}` : String(e.message ?? e);
   }
 }
+function missingReason(dir) {
+  let st;
+  try {
+    st = (0, import_node_fs6.statSync)(dir);
+  } catch {
+    return `directory ${dir} does not exist`;
+  }
+  if (!st.isDirectory()) return `${dir} is not a directory`;
+  return `cannot make a file in ${dir}: its file system does not allow it`;
+}
 var HbDatWriter = class _HbDatWriter {
-  constructor(path, servers) {
-    this.path = path;
+  constructor(path2, servers) {
+    this.path = path2;
     this.servers = servers;
-    this.outage = new Outage("cannot write hb.dat; trying again at the next interval", "hb.dat written again", { path }, { level: "error", repeatMs: 6e4 });
+    this.outage = new Outage("cannot write hb.dat; trying again at the next interval", "hb.dat written again", { path: path2 }, { level: "error", repeatMs: 6e4 });
   }
   path;
   servers;
   outage;
   timer;
   /** Writes the file at once (throwing, for a one-line exit, when it cannot), then every intervalMs. */
-  static start(path, intervalMs, servers) {
-    const writer = new _HbDatWriter(path, servers);
-    writeHbDat(path, servers());
+  static start(path2, intervalMs, servers) {
+    const writer = new _HbDatWriter(path2, servers);
+    writeHbDat(path2, servers());
     writer.timer = setInterval(() => writer.write(), intervalMs);
     writer.timer.unref();
     return writer;
@@ -3155,9 +3352,12 @@ var HbDatWriter = class _HbDatWriter {
     this.write();
   }
 };
-function readHbDat(path, nowMs = Date.now()) {
-  const data = (0, import_node_fs6.readFileSync)(path);
-  const fileAge = Math.max(0, nowMs - (0, import_node_fs6.statSync)(path).mtimeMs) / 1e3;
+function ipv4Unmapped(host) {
+  return /^::ffff:/i.test(host) && (0, import_node_net5.isIPv4)(host.slice(7)) ? host.slice(7) : host;
+}
+function readHbDat(path2, nowMs = Date.now()) {
+  const { data, stats } = readRegular(path2, MAX_HB_DAT_BYTES);
+  const fileAge = Math.max(0, nowMs - stats.mtimeMs) / 1e3;
   const servers = [];
   for (let start = 0; start < data.length; ) {
     const next = data.indexOf(10, start);
@@ -3166,8 +3366,8 @@ function readHbDat(path, nowMs = Date.now()) {
     const space = data.indexOf(32, start);
     if (data[start] !== 35 && space > start && space < end) {
       const fields = parseHbDatQuery(data, space + 1, end);
-      const host = data.toString("latin1", start, space);
-      if (fields && (0, import_node_net4.isIP)(stripScope(host))) servers.push({ host, address: stripScope(host), port: fields.port, ready: fields.ready, busy: fields.busy, age: fields.lastseen + fileAge, interval: null, state: "up" });
+      const host = ipv4Unmapped(data.toString("latin1", start, space));
+      if (fields && (0, import_node_net5.isIP)(stripScope(host))) servers.push({ host, address: stripScope(host), port: fields.port, ready: fields.ready, busy: fields.busy, age: fields.lastseen + fileAge, interval: null, state: "up" });
     }
     start = lineEnd + 1;
   }
@@ -3181,18 +3381,18 @@ function slotsPath(given, env = process.env) {
   const runtime = env.RUNTIME_DIRECTORY?.split(":")[0];
   return runtime ? (0, import_node_path4.join)(runtime, "hbeat.slots") : "hbeat.slots";
 }
-function slotSource(path) {
-  return { label: path, read: () => readSnapshot(path) };
+function slotSource(path2) {
+  return { label: path2, read: () => readSnapshot(path2) };
 }
-function hbDatSource(path) {
+function hbDatSource(path2) {
   const read = () => {
     try {
-      return { servers: readHbDat(path), counters: null };
+      return { servers: readHbDat(path2), counters: null };
     } catch (err) {
-      throw new OperatorError(`hb.dat ${path}: ${errnoText(err)}`);
+      throw new OperatorError(`hb.dat ${path2}: ${errnoText(err)}`);
     }
   };
-  return { label: path, read };
+  return { label: path2, read };
 }
 
 // src/feeds/feed.ts
@@ -3211,7 +3411,7 @@ async function startFeeds(starters, ctx) {
 }
 
 // src/feeds/haproxy-agent.ts
-var import_node_net5 = require("node:net");
+var import_node_net6 = require("node:net");
 var import_node_perf_hooks5 = require("node:perf_hooks");
 var MAX_LINE = 128;
 function agentAnswer(line, weights) {
@@ -3241,7 +3441,7 @@ var HaproxyAgent = class _HaproxyAgent {
   readAt = -Infinity;
   sockets = /* @__PURE__ */ new Set();
   static async start(opts, ctx) {
-    const server = (0, import_node_net5.createServer)();
+    const server = (0, import_node_net6.createServer)();
     const agent = new _HaproxyAgent(server, ctx, opts);
     server.on("connection", (socket) => agent.serve(socket));
     await listenOn(server, opts.on, "--haproxy-agent", { listening: "haproxy agent listening", error: "haproxy agent error" });
@@ -3321,21 +3521,26 @@ var listenCommand = defineCommand({
   --on ADDR:PORT            where to listen (repeatable); default 239.0.0.1:27999.
                             A multicast address is joined, a unicast one bound.
                             IPv6 as [ADDR]:PORT
-  --interface ADDR|NAME     where to join multicast groups
+  --interface ADDR|NAME     where to join multicast groups (only with a
+                            multicast --on)
   ${SLOTS_HELP}
   --max-servers N           slots in a new file, 1 to 1048576 (default 1024)
   --hb-dat F                also write Apache's hb.dat (for mod_lbmethod_heartbeat's
-                            HeartbeatStorage), atomically
+                            HeartbeatStorage), atomically; a path that exists
+                            must be a regular file
   --hb-dat-interval D       how often (default 5s; 100ms to 3600s)
   --http ADDR:PORT          serve HTTP there: POST / or /heartbeat a heartbeat
                             (as mod_heartmonitor's handler), GET /status (JSON),
                             /metrics (Prometheus), /pick?count=&distinct=&members=
                             &method=&seed=&max-age= (HOST:PORT lines; JSON lines
                             with Accept: application/json; 503 when none is live)
-  --key-file F              accept only datagrams signed with the key in F (hex,
-                            or 16+ raw bytes; no access for group or others):
-                            unsigned, badly signed and replayed ones are dropped
-                            and counted
+  --key-file F              accept only datagrams signed with a key in F (hex
+                            keys one a line, or one raw key of 16+ bytes; a
+                            regular file of at most 4096 bytes, no access for
+                            group or others), from the address they name in
+                            host=: unsigned, badly signed (or relayed) and
+                            replayed ones are dropped and counted. SIGHUP
+                            re-reads F (a bad file keeps the keys in use)
   --max-skew D              with --key-file: drop a ts further than D from this
                             host's clock (default 30s; at most 86400s)
   --haproxy SOCKET          keep HAProxy's server weights equal to hbeat's through
@@ -3345,15 +3550,22 @@ var listenCommand = defineCommand({
                             servers at an address and port hbeat knows, and its
                             free server-template servers (0.0.0.0, maintenance)
   --haproxy-agent ADDR:PORT answer HAProxy's agent-check there: agent-send
-                            "HOST:PORT\\n", answered "N%" (weight 100 servers)`,
+                            "HOST:PORT\\n", answered "N%" (weight 100 servers)
+
+SIGTERM or SIGINT stops it cleanly; SIGHUP re-reads --key-file and never
+stops it.`,
   options,
   async run(v) {
     const on = (v.on ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, "--on")));
+    if (v.interface !== void 0 && !on.some((ep) => isMulticast(ep.host))) throw new UsageError(`--interface ${v.interface} is for joining multicast groups, and every --on is unicast`);
     const maxServers = flagValue(v["max-servers"], (t) => integer(t, "--max-servers", 1, MAX_SERVERS_LIMIT), void 0);
     const feeds = feedsFlags(v);
     const verifier = verifierFlags(v);
     const stopped = untilSignal();
-    const table = SlotTable.open(slotsPath(v.slots), maxServers);
+    reloadOnHangup(v["key-file"], (keys) => verifier?.setKeys(keys));
+    const slots = slotsPath(flagValue(v.slots, (t) => path(t, "--slots"), void 0));
+    refuseDangling(slots, "slot file");
+    const table = SlotTable.open(slots, maxServers);
     let listener;
     let stopFeeds;
     try {
@@ -3378,7 +3590,7 @@ function feedsFlags(v) {
   const feeds = [];
   if (v["hb-dat"] !== void 0) {
     const intervalMs = flagValue(v["hb-dat-interval"], (t) => duration(t, "--hb-dat-interval", { min: 100, max: 36e5 }), 5e3);
-    feeds.push(hbDatFeed({ path: v["hb-dat"], intervalMs }));
+    feeds.push(hbDatFeed({ path: flag(() => path(v["hb-dat"], "--hb-dat")), intervalMs }));
   }
   if (v.http !== void 0) feeds.push(httpFeed(flag(() => endpoint(v.http, "--http"))));
   return [...feeds, ...haproxyFlags(v)];
@@ -3398,13 +3610,16 @@ function verifierFlags(v) {
     return void 0;
   }
   const skew = flagValue(v["max-skew"], (t) => duration(t, "--max-skew", { min: 1, max: 864e5 }), DEFAULT_MAX_SKEW_MS);
-  return new Verifier(loadKey(v["key-file"]), skew);
+  return new Verifier(loadKeys(flag(() => path(v["key-file"], "--key-file"))), skew);
 }
 
 // src/cli/pick.ts
 function sourceFlag(v) {
   if (v.slots !== void 0 && v["hb-dat"] !== void 0) throw new UsageError("--slots and --hb-dat are alternatives: give one");
-  return v["hb-dat"] !== void 0 ? hbDatSource(v["hb-dat"]) : slotSource(slotsPath(v.slots));
+  if (v["hb-dat"] !== void 0) return hbDatSource(flag(() => path(v["hb-dat"], "--hb-dat")));
+  const slots = slotsPath(flagValue(v.slots, (t) => path(t, "--slots"), void 0));
+  refuseDangling(slots, "slot file");
+  return slotSource(slots);
 }
 var pickCommand = defineCommand({
   summary: "choose a backend with room for work (for whatever routes requests)",
@@ -3412,7 +3627,8 @@ var pickCommand = defineCommand({
 
   ${SLOTS_HELP}
   --hb-dat F                pick from Apache's hb.dat instead (its own age is
-                            added to each lastseen)
+                            added to each lastseen; a regular file of at most
+                            128 MiB, a full table of 1048576 servers)
   --max-age D               only servers seen less than D ago (default 10s, at
                             most 604800s)
   --members H:P,...         only these servers
@@ -3574,12 +3790,12 @@ function countEstablished(table, port) {
   }
   return n;
 }
-async function procTable(path, signal, optional) {
+async function procTable(path2, signal, optional) {
   try {
-    return await (0, import_promises2.readFile)(path, { encoding: "latin1", signal });
+    return await (0, import_promises2.readFile)(path2, { encoding: "latin1", signal });
   } catch (err) {
     if (optional && err.code === "ENOENT") return "";
-    throw at2(path, err);
+    throw at2(path2, err);
   }
 }
 function connectionsSource(port, capacity) {
@@ -3679,7 +3895,9 @@ load source, exactly one of:
   --exec CMD                run CMD with /bin/sh -c every interval; it prints
                             one line, ready=N&busy=N (optionally &state=drain)
   A source that fails (refused, no answer within 80% of the interval, a page
-  or output it cannot read) makes that datagram say ready=0, until it recovers.
+  or output it cannot read) makes that datagram say ready=0, until it recovers;
+  the first datagram leaves within one interval of the start, whatever the
+  source does.
 
   --port N                  the advertised service port (adds &port=N; a
                             listener assumes 80 without it)
@@ -3687,17 +3905,24 @@ load source, exactly one of:
   --interface ADDR|NAME     multicast out-interface
   --ttl N                   multicast TTL, 0 to 255 (default 1: this link only)
   --drain                   advertise state=drain: alive, but give it no new work
-  --key-file F              sign every datagram with the key in F (hex, or 16+ raw
-                            bytes; no access for group or others): adds &ts= and
-                            &sig=, an HMAC-SHA256 that Apache ignores
+  --key-file F              sign every datagram with the first key in F (hex
+                            keys one a line, or one raw key of 16+ bytes; a
+                            regular file of at most 4096 bytes, no access for
+                            group or others): adds &host= (the address it is
+                            sent from, which the listener must see as such: no
+                            NAT between), &ts= and &sig=, an HMAC-SHA256 that
+                            Apache ignores. SIGHUP re-reads F (a bad file keeps
+                            the key in use)
   --once                    send one datagram and exit
 
 Every datagram carries &interval=MS, so that listeners judge this backend dead
 after it misses a few. On SIGTERM or SIGINT it sends one last datagram with
-ready=0, so proxies stop choosing this backend at once, then exits 0.`,
+ready=0 to every target, so proxies stop choosing this backend at once, then
+exits 0. SIGHUP re-reads --key-file and never stops it.`,
   options: options2,
   async run(v) {
     const intervalMs = flagValue(v.interval, (t) => duration(t, "--interval", { min: 10, max: 36e5 }), 1e3);
+    const keyFile = flagValue(v["key-file"], (t) => path(t, "--key-file"), void 0);
     const opts = {
       to: (v.to ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, "--to"))),
       intervalMs,
@@ -3706,26 +3931,44 @@ ready=0, so proxies stop choosing this backend at once, then exits 0.`,
       iface: v.interface,
       ttl: flagValue(v.ttl, (t) => integer(t, "--ttl", 0, 255), 1),
       drain: v.drain === true,
-      key: v["key-file"] === void 0 ? void 0 : loadKey(v["key-file"]),
-      // Last: it may ask the server once, which only flags that parse are worth.
-      load: await loadSource(v, intervalMs)
+      keys: keyFile === void 0 ? void 0 : loadKeys(keyFile),
+      load: loadSource(v, intervalMs)
     };
-    if (v.once) {
-      const sender2 = await Sender.open(opts);
-      const result = await sender2.sendOnce();
-      await sender2.close();
+    const stopped = v.once ? void 0 : untilSignal();
+    let sender;
+    if (stopped !== void 0) reloadOnHangup(keyFile, (keys) => sender?.setKeys(keys));
+    sender = await Sender.open(opts);
+    const reading = new AbortController();
+    let first;
+    try {
+      if (stopped !== void 0) log("info", "started", { to: v.to?.join(",") ?? DEFAULT_GROUP, interval_ms: opts.intervalMs, pid: process.pid });
+      first = (await firstRead(v, opts.load, reading.signal, stopped))?.read;
+    } catch (err) {
+      await sender.close();
+      throw err;
+    }
+    if (stopped === void 0) {
+      const result = await sender.sendOnce(first);
+      await sender.close();
       return result.loadFailed || result.sendFailed > 0 ? 1 : 0;
     }
-    const stopped = untilSignal();
-    const sender = await Sender.start(opts);
-    log("info", "started", { to: v.to?.join(",") ?? DEFAULT_GROUP, interval_ms: opts.intervalMs, pid: process.pid });
+    sender.begin(first);
     const signal = await stopped;
+    reading.abort(new Error("stopping"));
     await sender.stop();
     log("info", "stopped", { signal });
     return 0;
   }
 });
-async function loadSource(v, intervalMs) {
+async function firstRead(v, load, signal, stopped) {
+  if (v["status-url"] === void 0 || v.capacity !== void 0) return void 0;
+  const read = load(signal);
+  const failed = read.then(() => void 0, (err) => err);
+  const checked = await (stopped === void 0 ? failed : Promise.race([failed, stopped]));
+  if (checked instanceof CapacityError) throw new UsageError(checked.message);
+  return { read };
+}
+function loadSource(v, intervalMs) {
   const given = [v.ready ?? v.busy, v["status-url"], v.connections, v.exec].filter((x) => x !== void 0);
   if (given.length !== 1) {
     throw new UsageError("give exactly one load source: --ready N --busy N, --status-url URL, --connections PORT --capacity N, or --exec CMD");
@@ -3740,18 +3983,10 @@ async function loadSource(v, intervalMs) {
     const load = { ready: count(v.ready, "--ready"), busy: count(v.busy, "--busy") };
     return async () => load;
   }
-  const timeoutMs = Math.round(intervalMs * 0.8);
+  const timeoutMs = Math.round(intervalMs * LOAD_DEADLINE);
   if (v["status-url"] !== void 0) {
     const url = flag(() => parseStatusUrl(v["status-url"]));
-    const source = statusUrlSource(url, { capacity, timeoutMs });
-    if (capacity === void 0) {
-      try {
-        await source(new AbortController().signal);
-      } catch (err) {
-        if (err instanceof CapacityError) throw new UsageError(err.message);
-      }
-    }
-    return source;
+    return statusUrlSource(url, { capacity, timeoutMs });
   }
   if (v.connections !== void 0) {
     const port = flag(() => integer(v.connections, "--connections", 1, 65535));
@@ -3821,7 +4056,8 @@ var statusCommand = defineCommand({
 
   ${SLOTS_HELP}
   --hb-dat F                show Apache's hb.dat instead (its own age is added
-                            to each lastseen; it has no packets or counters)
+                            to each lastseen; it has no packets or counters; a
+                            regular file of at most 128 MiB)
   --json                    one JSON object: servers and counters
   --watch                   again every --interval until Ctrl-C: in place on a
                             terminal (servers not live dimmed), else one

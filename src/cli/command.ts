@@ -1,10 +1,12 @@
 // What every command is: a summary for `hbeat --help`, its usage, its flags
 // (typed from their declaration), and what it runs. Also the few things two
 // commands share: the slot file's help line, converting a flag value's
-// complaint, waiting for a stop signal, and a plain write to stdout.
+// complaint, waiting for a stop signal, SIGHUP, and a plain write to stdout.
 import { writeSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../core/errors.ts';
+import { log } from '../core/log.ts';
+import { reloadKeys } from '../core/trust.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 /** The values parseArgs gives for `O`, typed from the declaration. */
@@ -83,6 +85,18 @@ export function untilSignal(): Promise<string> {
     };
     process.on('SIGTERM', done);
     process.on('SIGINT', done);
+  });
+}
+
+/**
+ * SIGHUP (systemctl reload) makes listen and send re-read --key-file and
+ * hand its keys to `use`; a bad file keeps the keys in use (logged). It
+ * never stops them, which Node's default for SIGHUP would.
+ */
+export function reloadOnHangup(keyFile: string | undefined, use: (keys: Buffer[]) => void): void {
+  process.on('SIGHUP', () => {
+    if (keyFile === undefined) log('info', 'SIGHUP: no --key-file to re-read; going on');
+    else reloadKeys(keyFile, use);
   });
 }
 

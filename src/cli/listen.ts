@@ -6,15 +6,17 @@ import { DEFAULT_GROUP, Listener } from '../core/listener.ts';
 import { log } from '../core/log.ts';
 import { MAX_SERVERS_LIMIT, SlotTable } from '../core/slotfile.ts';
 import { slotsPath } from '../core/source.ts';
-import { DEFAULT_MAX_SKEW_MS, loadKey, Verifier } from '../core/trust.ts';
-import { duration, endpoint, integer } from '../core/values.ts';
+import { isMulticast } from '../core/address.ts';
+import { refuseDangling } from '../core/regular-file.ts';
+import { DEFAULT_MAX_SKEW_MS, loadKeys, Verifier } from '../core/trust.ts';
+import { duration, endpoint, integer, path } from '../core/values.ts';
 import { startFeeds, type StartFeed } from '../feeds/feed.ts';
 import { haproxyFeed } from '../feeds/haproxy.ts';
 import { haproxyAgentFeed } from '../feeds/haproxy-agent.ts';
 import { checkName, parseTarget } from '../feeds/haproxy-api.ts';
 import { hbDatFeed } from '../feeds/hbdat.ts';
 import { httpFeed } from '../feeds/http.ts';
-import { defineCommand, flag, flagValue, SLOTS_HELP, untilSignal, type Values } from './command.ts';
+import { defineCommand, flag, flagValue, reloadOnHangup, SLOTS_HELP, untilSignal, type Values } from './command.ts';
 
 const options = {
   on: { type: 'string', multiple: true },
@@ -38,21 +40,26 @@ export const listenCommand = defineCommand({
   --on ADDR:PORT            where to listen (repeatable); default 239.0.0.1:27999.
                             A multicast address is joined, a unicast one bound.
                             IPv6 as [ADDR]:PORT
-  --interface ADDR|NAME     where to join multicast groups
+  --interface ADDR|NAME     where to join multicast groups (only with a
+                            multicast --on)
   ${SLOTS_HELP}
   --max-servers N           slots in a new file, 1 to 1048576 (default 1024)
   --hb-dat F                also write Apache's hb.dat (for mod_lbmethod_heartbeat's
-                            HeartbeatStorage), atomically
+                            HeartbeatStorage), atomically; a path that exists
+                            must be a regular file
   --hb-dat-interval D       how often (default 5s; 100ms to 3600s)
   --http ADDR:PORT          serve HTTP there: POST / or /heartbeat a heartbeat
                             (as mod_heartmonitor's handler), GET /status (JSON),
                             /metrics (Prometheus), /pick?count=&distinct=&members=
                             &method=&seed=&max-age= (HOST:PORT lines; JSON lines
                             with Accept: application/json; 503 when none is live)
-  --key-file F              accept only datagrams signed with the key in F (hex,
-                            or 16+ raw bytes; no access for group or others):
-                            unsigned, badly signed and replayed ones are dropped
-                            and counted
+  --key-file F              accept only datagrams signed with a key in F (hex
+                            keys one a line, or one raw key of 16+ bytes; a
+                            regular file of at most 4096 bytes, no access for
+                            group or others), from the address they name in
+                            host=: unsigned, badly signed (or relayed) and
+                            replayed ones are dropped and counted. SIGHUP
+                            re-reads F (a bad file keeps the keys in use)
   --max-skew D              with --key-file: drop a ts further than D from this
                             host's clock (default 30s; at most 86400s)
   --haproxy SOCKET          keep HAProxy's server weights equal to hbeat's through
@@ -62,16 +69,24 @@ export const listenCommand = defineCommand({
                             servers at an address and port hbeat knows, and its
                             free server-template servers (0.0.0.0, maintenance)
   --haproxy-agent ADDR:PORT answer HAProxy's agent-check there: agent-send
-                            "HOST:PORT\\n", answered "N%" (weight 100 servers)`,
+                            "HOST:PORT\\n", answered "N%" (weight 100 servers)
+
+SIGTERM or SIGINT stops it cleanly; SIGHUP re-reads --key-file and never
+stops it.`,
   options,
   async run(v) {
     const on = (v.on ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, '--on')));
+    // Silently unused, a typo in it would go unnoticed until a group is added.
+    if (v.interface !== undefined && !on.some((ep) => isMulticast(ep.host))) throw new UsageError(`--interface ${v.interface} is for joining multicast groups, and every --on is unicast`);
     const maxServers = flagValue(v['max-servers'], (t) => integer(t, '--max-servers', 1, MAX_SERVERS_LIMIT), undefined);
     const feeds = feedsFlags(v);
     const verifier = verifierFlags(v);
     // Handlers first: a signal that comes during start-up still stops it cleanly.
     const stopped = untilSignal();
-    const table = SlotTable.open(slotsPath(v.slots), maxServers);
+    reloadOnHangup(v['key-file'], (keys) => verifier?.setKeys(keys));
+    const slots = slotsPath(flagValue(v.slots, (t) => path(t, '--slots'), undefined));
+    refuseDangling(slots, 'slot file');
+    const table = SlotTable.open(slots, maxServers);
     let listener: Listener | undefined;
     let stopFeeds: () => Promise<void>;
     try {
@@ -98,7 +113,7 @@ function feedsFlags(v: Values<typeof options>): StartFeed[] {
   const feeds: StartFeed[] = [];
   if (v['hb-dat'] !== undefined) {
     const intervalMs = flagValue(v['hb-dat-interval'], (t) => duration(t, '--hb-dat-interval', { min: 100, max: 3_600_000 }), 5000);
-    feeds.push(hbDatFeed({ path: v['hb-dat'], intervalMs }));
+    feeds.push(hbDatFeed({ path: flag(() => path(v['hb-dat']!, '--hb-dat')), intervalMs }));
   }
   if (v.http !== undefined) feeds.push(httpFeed(flag(() => endpoint(v.http!, '--http'))));
   return [...feeds, ...haproxyFlags(v)];
@@ -122,5 +137,5 @@ function verifierFlags(v: Values<typeof options>): Verifier | undefined {
     return undefined;
   }
   const skew = flagValue(v['max-skew'], (t) => duration(t, '--max-skew', { min: 1, max: 86_400_000 }), DEFAULT_MAX_SKEW_MS);
-  return new Verifier(loadKey(v['key-file']), skew);
+  return new Verifier(loadKeys(flag(() => path(v['key-file']!, '--key-file'))), skew);
 }

@@ -2,15 +2,20 @@
 import { formatEndpoint } from '../core/address.ts';
 import { UsageError } from '../core/errors.ts';
 import { noneReason, pick } from '../core/picker.ts';
+import { refuseDangling } from '../core/regular-file.ts';
 import { hbDatSource, slotSource, slotsPath, type Source } from '../core/source.ts';
 import { serverJson } from '../core/status.ts';
-import { pickOptions } from '../core/values.ts';
-import { defineCommand, flag, SLOTS_HELP, writeStdout } from './command.ts';
+import { path, pickOptions } from '../core/values.ts';
+import { defineCommand, flag, flagValue, SLOTS_HELP, writeStdout } from './command.ts';
 
 /** --slots or --hb-dat, for pick and status alike. */
 export function sourceFlag(v: { slots?: string | undefined; 'hb-dat'?: string | undefined }): Source {
   if (v.slots !== undefined && v['hb-dat'] !== undefined) throw new UsageError('--slots and --hb-dat are alternatives: give one');
-  return v['hb-dat'] !== undefined ? hbDatSource(v['hb-dat']) : slotSource(slotsPath(v.slots));
+  if (v['hb-dat'] !== undefined) return hbDatSource(flag(() => path(v['hb-dat']!, '--hb-dat')));
+  const slots = slotsPath(flagValue(v.slots, (t) => path(t, '--slots'), undefined));
+  // Else "does not exist (is hbeat listen running?)", which sends the operator the wrong way.
+  refuseDangling(slots, 'slot file');
+  return slotSource(slots);
 }
 
 export const pickCommand = defineCommand({
@@ -19,7 +24,8 @@ export const pickCommand = defineCommand({
 
   ${SLOTS_HELP}
   --hb-dat F                pick from Apache's hb.dat instead (its own age is
-                            added to each lastseen)
+                            added to each lastseen; a regular file of at most
+                            128 MiB, a full table of 1048576 servers)
   --max-age D               only servers seen less than D ago (default 10s, at
                             most 604800s)
   --members H:P,...         only these servers

@@ -12,7 +12,8 @@ export const statusCommand = defineCommand({
 
   ${SLOTS_HELP}
   --hb-dat F                show Apache's hb.dat instead (its own age is added
-                            to each lastseen; it has no packets or counters)
+                            to each lastseen; it has no packets or counters; a
+                            regular file of at most 128 MiB)
   --json                    one JSON object: servers and counters
   --watch                   again every --interval until Ctrl-C: in place on a
                             terminal (servers not live dimmed), else one

@@ -1,16 +1,24 @@
 // Apache's flat file, hb.dat, as mod_heartmonitor writes it and
 // mod_lbmethod_heartbeat reads it: `IP &ready=N&busy=N&lastseen=S&port=P`.
-import { isIP } from 'node:net';
-import { chmodSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { isIP, isIPv4 } from 'node:net';
+import { chmodSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { stripScope } from './address.ts';
 import { Outage } from './log.ts';
+import { fileKind, readRegular } from './regular-file.ts';
 import type { PickServer } from './picker.ts';
 import type { ServerRecord } from './slotfile.ts';
 import { parseHbDatQuery } from './wire.ts';
 
 /** mod_heartmonitor's SEEN_TIMEOUT: a server silent for longer leaves the file. */
 export const HB_DAT_SEEN_TIMEOUT_S = 30;
+
+/**
+ * The most `pick --hb-dat` reads: a full table of the largest --max-servers
+ * (1,048,576) at the longest line (a scoped IPv6 address and 10-digit
+ * numbers, 119 bytes) is just under it. A bigger file is no hb.dat.
+ */
+export const MAX_HB_DAT_BYTES = 128 << 20;
 
 /**
  * The file's text. Drained servers are left out, since a real Apache knows no
@@ -28,8 +36,24 @@ export function formatHbDat(servers: readonly ServerRecord[]): string {
   return text;
 }
 
+/**
+ * Throws when `path` exists and is not a regular file: the rename would put
+ * a file in place of a device or a FIFO (as root, of /dev/null itself).
+ */
+function checkReplaceable(path: string): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    // Missing (made by the rename), or unreachable (the write will say why).
+    return;
+  }
+  if (!st.isFile()) throw new Error(`exists and is ${fileKind(st)}, not a regular file; refusing to replace it`);
+}
+
 /** Writes the file atomically: a temporary file beside it, readable by others, then a rename. */
 export function writeHbDat(path: string, servers: readonly ServerRecord[]): void {
+  checkReplaceable(path);
   const tmp = `${path}.tmp-${process.pid}`;
   try {
     writeFileSync(tmp, formatHbDat(servers));
@@ -50,13 +74,28 @@ export function writeHbDat(path: string, servers: readonly ServerRecord[]): void
 export function hbDatReason(path: string, err: unknown): string {
   const e = err as NodeJS.ErrnoException;
   switch (e.code) {
-    case 'ENOENT': return `directory ${dirname(path)} does not exist`;
+    case 'ENOENT': return missingReason(dirname(path));
     case 'EACCES': case 'EPERM': return `permission denied in ${dirname(path)}`;
     case 'EROFS': return 'read-only file system';
     case 'EISDIR': return 'is a directory';
     case 'ENOSPC': return 'no space left on device';
     default: return e.code ? `${e.code}: ${e.message.split('\n')[0]}` : String(e.message ?? e);
   }
+}
+
+/**
+ * Why a file could not be made in `dir` (ENOENT): it is missing, not a
+ * directory, or a directory whose file system makes no files (/proc, /sys).
+ */
+function missingReason(dir: string): string {
+  let st;
+  try {
+    st = statSync(dir);
+  } catch {
+    return `directory ${dir} does not exist`;
+  }
+  if (!st.isDirectory()) return `${dir} is not a directory`;
+  return `cannot make a file in ${dir}: its file system does not allow it`;
 }
 
 /**
@@ -105,14 +144,19 @@ export class HbDatWriter {
   }
 }
 
+/** ::ffff:a.b.c.d as a.b.c.d, the same server, as the slot file stores it. */
+function ipv4Unmapped(host: string): string {
+  return /^::ffff:/i.test(host) && isIPv4(host.slice(7)) ? host.slice(7) : host;
+}
+
 /**
  * Reads an hb.dat for picking. Unlike Apache's reader, each age is lastseen
  * plus the file's own age, so the file of a writer that died goes stale.
  * Lines it cannot read are skipped, as Apache skips them.
  */
 export function readHbDat(path: string, nowMs = Date.now()): PickServer[] {
-  const data = readFileSync(path);
-  const fileAge = Math.max(0, nowMs - statSync(path).mtimeMs) / 1000;
+  const { data, stats } = readRegular(path, MAX_HB_DAT_BYTES);
+  const fileAge = Math.max(0, nowMs - stats.mtimeMs) / 1000;
   const servers: PickServer[] = [];
   for (let start = 0; start < data.length; ) {
     const next = data.indexOf(0x0a, start);
@@ -121,7 +165,7 @@ export function readHbDat(path: string, nowMs = Date.now()): PickServer[] {
     const space = data.indexOf(0x20, start);
     if (data[start] !== 0x23 && space > start && space < end) {
       const fields = parseHbDatQuery(data, space + 1, end);
-      const host = data.toString('latin1', start, space);
+      const host = ipv4Unmapped(data.toString('latin1', start, space));
       if (fields && isIP(stripScope(host))) servers.push({ host, address: stripScope(host), port: fields.port, ready: fields.ready, busy: fields.busy, age: fields.lastseen + fileAge, interval: null, state: 'up' });
     }
     start = lineEnd + 1;

@@ -27,7 +27,7 @@ export interface ListenOptions {
 }
 
 // Verifier.check's reasons (TRUST_REASONS) -> the counter each one bumps, and its log line.
-const DROPPED_AS = [ACCEPTED, UNSIGNED, UNSIGNED, BADSIG, REPLAYED, REPLAYED];
+const DROPPED_AS = [ACCEPTED, UNSIGNED, UNSIGNED, BADSIG, REPLAYED, REPLAYED, BADSIG, BADSIG];
 const DROPPED_MSG: Record<number, string> = {
   [UNSIGNED]: 'unsigned datagram dropped',
   [BADSIG]: 'badly signed datagram dropped',
@@ -140,7 +140,7 @@ export class Listener {
     let slot = table.lookup(address, hb.port);
     // Before claim(): a forged or replayed datagram must not take a slot.
     if (this.verifier !== undefined) {
-      const why = this.verifier.check(msg, hb, slot < 0 ? -1 : table.lastTs(slot));
+      const why = this.verifier.check(msg, hb, slot < 0 ? -1 : table.lastTs(slot), address);
       if (why !== 0) {
         const counter = DROPPED_AS[why]!;
         table.count(counter);

@@ -1,16 +1,18 @@
 // The announcer, `hbeat send` (mod_heartbeat's job): every interval, ask the
 // load source, encode one datagram, send it to every target. Unlike
-// mod_heartbeat, which opens a new socket each second, the sockets stay open
-// (one per address family), so `--source` and the multicast options are set
-// once, and a failure is logged when it starts and when it ends, not every
-// second.
+// mod_heartbeat, which opens a new socket each second, the sockets stay open,
+// one per target, connected to it: the kernel then fixes the local address
+// that datagrams to that target leave from, which a signed datagram names
+// (`host`) so that a copy resent from elsewhere is refused. `--source` and the
+// multicast options are set once, and a failure is logged when it starts and
+// when it ends, not every second.
 import { createSocket, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { formatEndpoint, isMulticast, multicastInterface, stripScope, type Endpoint } from './address.ts';
 import { log, Outage } from './log.ts';
 import { Signer } from './trust.ts';
-import { encodeHeartbeat, STATE_DRAIN, STATE_UP } from './wire.ts';
+import { encodeHeartbeat, STATE_DRAIN, STATE_UP, type HeartbeatFields } from './wire.ts';
 import { OperatorError } from './errors.ts';
 
 /** One reading of the backend's load; `state` STATE_DRAIN announces drain. */
@@ -26,9 +28,9 @@ export type LoadSource = (signal: AbortSignal) => Promise<Load>;
 export interface SendOptions {
   to: Endpoint[];
   /**
-   * Mean time between rounds; each wait is jittered by up to ±10%. It is also
-   * the load source's time to answer, so that a hung source delays no round
-   * by more than one interval.
+   * Mean time between rounds; each wait is jittered by up to ±10%. The load
+   * source has LOAD_DEADLINE of it to answer, so that a hung source delays
+   * no round, and the first datagram leaves within one interval.
    */
   intervalMs: number;
   /** Advertised service port (&port=N); absent means the listener assumes 80. */
@@ -42,9 +44,16 @@ export interface SendOptions {
   load: LoadSource;
   /** For the jitter; Math.random by default. */
   random?: () => number;
-  /** HMAC key (from --key-file): every datagram gets &ts= and &sig=. */
-  key?: Buffer;
+  /** HMAC keys (from --key-file), the first to sign with: every datagram gets &host=, &ts= and &sig=. */
+  keys?: readonly Buffer[];
 }
+
+/**
+ * The part of an interval that the load source has to answer: the rest is
+ * for sending, and every wait is at least 0.9 of an interval, so the round's
+ * datagram (ready=0 when the source failed) always leaves before the next.
+ */
+export const LOAD_DEADLINE = 0.8;
 
 /** What one round did, so that `--once` can choose its exit status. */
 export interface RoundResult {
@@ -61,10 +70,13 @@ export function jitter(intervalMs: number, random: () => number): number {
   return intervalMs * (0.9 + 0.2 * random());
 }
 
-interface Target { ep: Endpoint; socket: Socket; outage: Outage }
+/** A target and its own connected socket; `host` is the local address the kernel chose for it, undefined until connected. */
+interface Target { ep: Endpoint; socket: Socket; outage: Outage; host: string | undefined }
+
+/** What one round sends to a target: the same bytes to all, or (signed) each its own host. */
+type Datagrams = (t: Target) => Buffer;
 
 export class Sender {
-  private readonly sockets: Socket[] = [];
   private readonly targets: Target[] = [];
   private readonly random: () => number;
   private readonly signer: Signer | undefined;
@@ -80,14 +92,28 @@ export class Sender {
 
   private constructor(private readonly opts: SendOptions) {
     this.random = opts.random ?? Math.random;
-    this.signer = opts.key === undefined ? undefined : new Signer(opts.key);
+    this.signer = opts.keys === undefined ? undefined : new Signer(opts.keys);
   }
 
   /** Opens the sockets and starts announcing, the first datagram at once. */
   static async start(opts: SendOptions): Promise<Sender> {
     const sender = await Sender.open(opts);
-    sender.loop();
+    sender.begin();
     return sender;
+  }
+
+  /**
+   * Starts announcing from an opened sender, the first datagram at once;
+   * `first`, a read of the load already under way, is that datagram's load.
+   */
+  begin(first?: Promise<Load>): void {
+    this.loop(first);
+  }
+
+  /** Signs with keys[0] from now on (a key file re-read on SIGHUP); false when this sender does not sign. */
+  setKeys(keys: readonly Buffer[]): boolean {
+    this.signer?.setKeys(keys);
+    return this.signer !== undefined;
   }
 
   /** Opens the sockets without announcing (for sendOnce, then close). Rejects with a SendError. */
@@ -108,14 +134,12 @@ export class Sender {
     }
     const sender = new Sender(opts);
     try {
-      for (const family of new Set(opts.to.map((ep) => ep.family))) {
-        const socket = await openSocket(family, opts.to.some((ep) => ep.family === family && isMulticast(ep.host)), opts);
-        sender.sockets.push(socket);
-        for (const ep of opts.to) {
-          if (ep.family === family) {
-            sender.targets.push({ ep, socket, outage: new Outage('cannot send; retrying every interval', 'sending again', { to: formatEndpoint(ep.host, ep.port) }) });
-          }
-        }
+      for (const ep of opts.to) {
+        const socket = await openSocket(ep.family, isMulticast(ep.host), opts);
+        const target: Target = { ep, socket, outage: new Outage('cannot send; retrying every interval', 'sending again', { to: formatEndpoint(ep.host, ep.port) }), host: undefined };
+        sender.targets.push(target);
+        // A target that cannot be reached yet (no route at boot) is tried again each round.
+        await connect(target);
       }
     } catch (err) {
       await sender.close();
@@ -124,22 +148,25 @@ export class Sender {
     return sender;
   }
 
-  /** One round: ask the load source, send one datagram to every target. Never rejects. */
-  async sendOnce(): Promise<RoundResult> {
-    let text: string;
+  /**
+   * One round: ask the load source (or take `first`, a read already under
+   * way), send one datagram to every target. Never rejects.
+   */
+  async sendOnce(first?: Promise<Load>): Promise<RoundResult> {
+    let datagrams: Datagrams;
     let loadFailed = false;
     try {
-      const load = await this.ask();
-      text = this.encode(load);
+      const load = await this.ask(first);
+      datagrams = this.encode(load);
       this.loadOutage.ok();
     } catch (err) {
       // Aborted by stop(), which sends the last datagram itself.
       if (this.stopping) return { loadFailed: true, sendFailed: 0 };
       this.loadOutage.fail(err);
       loadFailed = true;
-      text = this.encode({ ready: 0, busy: 0 });
+      datagrams = this.encode({ ready: 0, busy: 0 });
     }
-    return { loadFailed, sendFailed: await this.sendAll(text) };
+    return { loadFailed, sendFailed: await this.sendAll(datagrams) };
   }
 
   /** Stops announcing, sends ready=0 (the last busy and state kept) to every target, closes. */
@@ -165,12 +192,12 @@ export class Sender {
     this.asking?.abort(new Error('closing'));
     if (this.closed) return;
     this.closed = true;
-    await Promise.all(this.sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    await Promise.all(this.targets.map((t) => new Promise<void>((resolve) => t.socket.close(() => resolve()))));
   }
 
-  private loop(): void {
+  private loop(first?: Promise<Load>): void {
     const began = performance.now();
-    this.round = this.sendOnce().then(() => {
+    this.round = this.sendOnce(first).then(() => {
       if (this.stopping) return;
       // Timed from the round's start, so that a slow load source does not stretch the interval.
       const wait = jitter(this.opts.intervalMs, this.random) - (performance.now() - began);
@@ -178,53 +205,100 @@ export class Sender {
     });
   }
 
-  /** The load source's answer; rejects when it fails or has not answered within one interval. */
-  private ask(): Promise<Load> {
+  /** The load source's answer; rejects when it fails or has not answered within LOAD_DEADLINE of the interval. */
+  private ask(first: Promise<Load> | undefined): Promise<Load> {
     const ac = (this.asking = new AbortController());
-    const ms = this.opts.intervalMs;
+    const ms = Math.round(this.opts.intervalMs * LOAD_DEADLINE);
     return new Promise<Load>((resolve, reject) => {
       const timer = setTimeout(() => ac.abort(new Error(`no answer within ${ms} ms`)), ms);
       ac.signal.addEventListener('abort', () => {
         clearTimeout(timer);
-        reject(ac.signal.reason);
+        // A turn later: a source that honours its signal rejects first, in
+        // its own words (which say what hung); this is for one that does not.
+        setImmediate(() => reject(ac.signal.reason));
       }, { once: true });
       // A source that throws instead of rejecting fails the same way.
-      new Promise<Load>((answer) => answer(this.opts.load(ac.signal)))
+      new Promise<Load>((answer) => answer(first ?? this.opts.load(ac.signal)))
         .then(resolve, reject)
         .finally(() => clearTimeout(timer));
     });
   }
 
-  /** The datagram for `load`; throws a RangeError for numbers the wire cannot carry (a source's bug). */
-  private encode(load: Load): string {
+  /**
+   * The datagrams for `load`; throws a RangeError for numbers the wire cannot
+   * carry (a source's bug). Signed, each target's names its own host; one ts
+   * serves the round, since each target is a listener of its own.
+   */
+  private encode(load: Load): Datagrams {
     const state = this.opts.drain ? STATE_DRAIN : load.state ?? STATE_UP;
-    const signer = this.signer;
-    const text = encodeHeartbeat({ ready: load.ready, busy: load.busy, port: this.opts.port, state, interval: Math.round(this.opts.intervalMs), ts: signer?.nextTs() });
+    const fields: HeartbeatFields = { ready: load.ready, busy: load.busy, port: this.opts.port, state, interval: Math.round(this.opts.intervalMs) };
+    const text = encodeHeartbeat(fields);
     this.last = { ready: load.ready, busy: load.busy, state };
-    return signer === undefined ? text : signer.sign(text);
+    const signer = this.signer;
+    if (signer === undefined) {
+      const datagram = Buffer.from(text, 'latin1');
+      return () => datagram;
+    }
+    const ts = signer.nextTs();
+    return (t) => Buffer.from(signer.sign(encodeHeartbeat({ ...fields, host: t.host, ts })), 'latin1');
   }
 
   /** Sends to every target at once; resolves to how many failed. */
-  private async sendAll(text: string): Promise<number> {
-    const datagram = Buffer.from(text, 'latin1');
-    const sent = await Promise.all(this.targets.map((t) => send(t, datagram)));
+  private async sendAll(datagrams: Datagrams): Promise<number> {
+    const sent = await Promise.all(this.targets.map(async (t) => (t.host !== undefined || (await connect(t))) && send(t, datagrams(t))));
     return sent.filter((ok) => !ok).length;
   }
 }
 
-function send(t: Target, datagram: Buffer): Promise<boolean> {
-  return new Promise<void>((resolve, reject) => {
-    t.socket.send(datagram, t.ep.port, t.ep.host, (err) => (err ? reject(err) : resolve()));
-  }).then(
-    () => {
-      t.outage.ok();
-      return true;
-    },
-    (err: unknown) => {
-      t.outage.fail(err);
-      return false;
-    },
-  );
+/**
+ * Connects t's socket and learns its local address; false when the kernel
+ * refuses (no route, a broadcast address), logged by t's outage.
+ */
+function connect(t: Target): Promise<boolean> {
+  return new Promise((resolve) => {
+    t.socket.connect(t.ep.port, t.ep.host, (err?: Error) => {
+      if (err) {
+        t.outage.fail(err);
+        return resolve(false);
+      }
+      // Without the scope: it names the sender's interface, nothing the listener could check.
+      t.host = stripScope(t.socket.address().address);
+      resolve(true);
+    });
+  });
+}
+
+async function send(t: Target, datagram: Buffer): Promise<boolean> {
+  try {
+    try {
+      await sendOn(t.socket, datagram);
+    } catch (err) {
+      // The ICMP "port unreachable" of an earlier datagram (no listener then),
+      // which failed this send and is cleared by it: this datagram may find a
+      // listener started since.
+      if ((err as NodeJS.ErrnoException).code !== 'ECONNREFUSED') throw err;
+      await sendOn(t.socket, datagram).catch((again: NodeJS.ErrnoException) => {
+        if (again.code !== 'ECONNREFUSED') throw again;
+      });
+    }
+  } catch (err) {
+    t.outage.fail(err);
+    // Connected afresh by the next round: the route, and so the local
+    // address, may have changed since.
+    t.host = undefined;
+    try {
+      t.socket.disconnect();
+    } catch {
+      // Closed meanwhile (the sender stopped): nothing to connect again.
+    }
+    return false;
+  }
+  t.outage.ok();
+  return true;
+}
+
+function sendOn(socket: Socket, datagram: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => socket.send(datagram, (err) => (err ? reject(err) : resolve())));
 }
 
 /** A socket of `family`, bound to --source (or any address), with the multicast options set when it has groups to send to. */
@@ -238,7 +312,11 @@ function openSocket(family: 4 | 6, multicast: boolean, opts: SendOptions): Promi
     socket.bind(0, opts.source, () => {
       socket.removeAllListeners('error');
       // Send errors go to send's callback; this is for anything else the socket reports.
-      socket.on('error', (err) => log('error', 'socket error', { error: err.message }));
+      socket.on('error', (err: NodeJS.ErrnoException) => {
+        // A connected socket hears the ICMP "port unreachable" of a unicast
+        // target where nothing listens (yet): the datagram did leave.
+        if (err.code !== 'ECONNREFUSED') log('error', 'socket error', { error: err.message });
+      });
       try {
         if (multicast) configure(socket, family, opts);
       } catch (err) {

@@ -7,6 +7,7 @@ import { crc32 as zlibCrc32 } from 'node:zlib';
 import { readAddress, writeAddress } from './address.ts';
 import { bootId, monoNow } from './clock.ts';
 import { OperatorError } from './errors.ts';
+import { openRegular } from './regular-file.ts';
 
 export const MAGIC = Buffer.from('HBEATSLT', 'latin1');
 /** 2: each slot keeps its server's announced interval. */
@@ -353,7 +354,7 @@ function decodeAll(body: Buffer, slots: number, bootOk: boolean, reread?: (slot:
 export function readSnapshot(path: string): Snapshot {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = openRegular(path);
   } catch (err) {
     systemReason(path, err as NodeJS.ErrnoException, 'read');
   }

@@ -32,6 +32,12 @@ export function duration(text: string, what: string, range: DurationRange): numb
   return ms;
 }
 
+/** A file's path: not empty, which every file call would take for "." or "does not exist". */
+export function path(text: string, what: string): string {
+  if (text === '') throw new Error(`${what} needs a path, not an empty string`);
+  return text;
+}
+
 /** `HOST:PORT` or `[ADDR]:PORT`. */
 export function endpoint(text: string, what: string): Endpoint {
   return parseEndpoint(text, what);

@@ -2,7 +2,9 @@
 // `v=1&ready=N&busy=N`, read as mod_heartmonitor's qs_to_table reads it, plus
 // hbeat's own keys. parseHeartbeat runs once per datagram at up to 100,000/s,
 // so it reads the bytes in place and allocates nothing: its only scratch is
-// module-level and reused.
+// module-level and reused. (A `host` key, only in signed datagrams, costs one
+// short string.)
+import { isIP } from 'node:net';
 
 /** The largest ready or busy a heartbeat carries: 31 bits, as Apache's int. */
 export const INT31_MAX = 2147483647;
@@ -26,6 +28,8 @@ export interface Heartbeat {
   interval: number;
   /** Sender's Unix time in ms; -1 when absent. */
   ts: number;
+  /** The address the sender says it sends from (an IP literal); '' when absent. */
+  host: string;
   /** Bytes covered by sig: the offset of the '&' before the sig pair; -1 when no sig. */
   signedLength: number;
   /** Where the sig's hex digits are in the buffer ([sigStart, sigEnd)); -1 when no sig. */
@@ -33,7 +37,7 @@ export interface Heartbeat {
 }
 
 export function newHeartbeat(): Heartbeat {
-  return { ready: 0, busy: 0, port: 80, state: STATE_UP, interval: DEFAULT_INTERVAL_MS, ts: -1, signedLength: -1, sigStart: -1, sigEnd: -1 };
+  return { ready: 0, busy: 0, port: 80, state: STATE_UP, interval: DEFAULT_INTERVAL_MS, ts: -1, host: '', signedLength: -1, sigStart: -1, sigEnd: -1 };
 }
 
 // Reason codes, in the order parseHeartbeat checks them: the first failing
@@ -52,6 +56,7 @@ export const MALFORMED_STATE = 11;
 export const MALFORMED_TS = 12;
 export const MALFORMED_SIG = 13;
 export const MALFORMED_INTERVAL = 14;
+export const MALFORMED_HOST = 15;
 
 export const MALFORMED: readonly string[] = Object.freeze([
   '',
@@ -69,6 +74,7 @@ export const MALFORMED: readonly string[] = Object.freeze([
   `ts is not an integer from 0 to ${Number.MAX_SAFE_INTEGER}`,
   'sig is not 64 lower-case hex digits',
   `interval is not an integer from 1 to ${MAX_INTERVAL_MS}`,
+  'host is not a numeric address without a scope',
 ]);
 
 
@@ -76,7 +82,7 @@ export const MALFORMED: readonly string[] = Object.freeze([
 // its last occurrence is: [start, end) in the buffer, start ABSENT or
 // IMPLICIT_ONE (a key without '=', whose value is "1").
 // K_LASTSEEN is hb.dat's, not the wire's: one parser serves both formats.
-const K_V = 0, K_READY = 1, K_BUSY = 2, K_PORT = 3, K_STATE = 4, K_TS = 5, K_SIG = 6, K_LASTSEEN = 7, K_INTERVAL = 8, KEY_COUNT = 9;
+const K_V = 0, K_READY = 1, K_BUSY = 2, K_PORT = 3, K_STATE = 4, K_TS = 5, K_SIG = 6, K_LASTSEEN = 7, K_INTERVAL = 8, K_HOST = 9, KEY_COUNT = 10;
 const ABSENT = -1, IMPLICIT_ONE = -2;
 const span = new Int32Array(KEY_COUNT * 2);
 // Where a final sig pair begins (its '&'), -1 for none: set by scanPairs.
@@ -135,6 +141,7 @@ function keyId(buf: Uint8Array, start: number, end: number): number {
     case 4:
       if (lowerKey(0) === 0x62 && lowerKey(1) === 0x75 && lowerKey(2) === 0x73 && lowerKey(3) === 0x79) return K_BUSY;
       if (lowerKey(0) === 0x70 && lowerKey(1) === 0x6f && lowerKey(2) === 0x72 && lowerKey(3) === 0x74) return K_PORT;
+      if (lowerKey(0) === 0x68 && lowerKey(1) === 0x6f && lowerKey(2) === 0x73 && lowerKey(3) === 0x74) return K_HOST;
       return -1;
     case 5:
       if (lowerKey(0) === 0x72 && lowerKey(1) === 0x65 && lowerKey(2) === 0x61 && lowerKey(3) === 0x64 && lowerKey(4) === 0x79) return K_READY;
@@ -185,6 +192,16 @@ function stateValue(buf: Uint8Array, k: number): number {
   if (n === 5 && c0 === 0x64 && c1 === 0x72 && (valueBytes[2]! | 0x20) === 0x61
       && (valueBytes[3]! | 0x20) === 0x69 && (valueBytes[4]! | 0x20) === 0x6e) return STATE_DRAIN;
   return -1;
+}
+
+/** The last scan's host: '' when absent, null when not an IP literal (no scope: a scope names an interface of the sender, not an address). */
+function scannedHost(buf: Uint8Array): string | null {
+  if (span[2 * K_HOST] === ABSENT) return '';
+  const n = decodeValue(buf, K_HOST);
+  // The longest IPv6 text, ffff:...:255.255.255.255, is 45 characters.
+  if (n < 2 || n > 45) return null;
+  const text = String.fromCharCode(...valueBytes.subarray(0, n));
+  return isIP(text) === 0 || text.includes('%') ? null : text;
 }
 
 /**
@@ -275,6 +292,8 @@ export function parseHeartbeat(buf: Uint8Array, len: number, out: Heartbeat): nu
     ts = decimalValue(buf, K_TS, 0, Number.MAX_SAFE_INTEGER);
     if (ts < 0) return MALFORMED_TS;
   }
+  const host = scannedHost(buf);
+  if (host === null) return MALFORMED_HOST;
   let sigStart = -1, sigEnd = -1;
   if (signedLength >= 0) {
     // The verifier hashes the hex in place, so it must be written out, not %-escaped.
@@ -293,6 +312,7 @@ export function parseHeartbeat(buf: Uint8Array, len: number, out: Heartbeat): nu
   out.state = state;
   out.interval = interval;
   out.ts = ts;
+  out.host = host;
   out.signedLength = signedLength;
   out.sigStart = sigStart;
   out.sigEnd = sigEnd;
@@ -337,7 +357,7 @@ export function parseLoadQuery(buf: Uint8Array, start: number, end: number, out:
   return 0;
 }
 
-export interface HeartbeatFields { ready: number; busy: number; port?: number; state?: number; interval?: number; ts?: number }
+export interface HeartbeatFields { ready: number; busy: number; port?: number; state?: number; interval?: number; host?: string; ts?: number }
 
 function checkInt(name: string, v: number, min: number, max: number): void {
   if (!Number.isInteger(v) || v < min || v > max) {
@@ -346,7 +366,7 @@ function checkInt(name: string, v: number, min: number, max: number): void {
 }
 
 /**
- * The datagram text, `v=1&ready=N&busy=N[&port=N][&state=drain][&interval=MS][&ts=N]`,
+ * The datagram text, `v=1&ready=N&busy=N[&port=N][&state=drain][&interval=MS][&host=A][&ts=N]`,
  * without a sig (the signer appends `&sig=<hex>`). STATE_UP and a ts of -1
  * (Heartbeat's "absent") are left out. Throws a RangeError for a value that
  * parseHeartbeat would reject, so that a sender's bug shows where it is made.
@@ -366,6 +386,10 @@ export function encodeHeartbeat(f: HeartbeatFields): string {
   if (f.interval !== undefined) {
     checkInt('interval', f.interval, 1, MAX_INTERVAL_MS);
     s += `&interval=${f.interval}`;
+  }
+  if (f.host !== undefined) {
+    if (isIP(f.host) === 0 || f.host.includes('%')) throw new RangeError(`heartbeat host must be an IP address without a scope, not ${JSON.stringify(f.host)}`);
+    s += `&host=${f.host}`;
   }
   if (f.ts !== undefined && f.ts !== -1) {
     checkInt('ts', f.ts, 0, Number.MAX_SAFE_INTEGER);

@@ -4,7 +4,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingHttpHeaders, type RequestListener, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -17,7 +16,7 @@ import {
 import type { LoadSource } from '../../src/core/sender.ts';
 import { MALFORMED, MALFORMED_BUSY, MALFORMED_NO_BUSY, MALFORMED_NUL, MALFORMED_READY, MALFORMED_STATE, newHeartbeat, parseLoadQuery, STATE_DRAIN, STATE_UP } from '../../src/core/wire.ts';
 import { hbeat, start, toolMissing, tempDir, until } from '../helpers/run.ts';
-import { heartbeatText } from '../helpers/udp.ts';
+import { receiver } from '../helpers/udp.ts';
 
 // What Apache 2.4 (event MPM, one child of 4 threads) answers to ?auto, its own request the W.
 const APACHE_AUTO = `127.0.0.1
@@ -287,15 +286,6 @@ test('execSource kills the command\'s whole process group when it times out or t
   assert.equal(await aborted, '--exec: stopping');
   await until(() => (alive(second) ? undefined : true), `sleep ${second} to be killed`);
 });
-
-/** A UDP socket on 127.0.0.1 that keeps every datagram's text. */
-async function receiver(): Promise<{ socket: Socket; port: number; got: string[] }> {
-  const socket = createSocket('udp4');
-  const got: string[] = [];
-  socket.on('message', (msg) => got.push(heartbeatText(msg)));
-  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
-  return { socket, port: socket.address().port, got };
-}
 
 test('send --exec: a failing source makes the datagrams say ready=0, logged once when it fails and once when it recovers', async (t) => {
   const tmp = tempDir();

@@ -4,7 +4,7 @@ import {
   MAX_DATAGRAM, STATE_UP, STATE_DRAIN, MALFORMED, newHeartbeat, parseHeartbeat, encodeHeartbeat,
   MALFORMED_TOO_LONG, MALFORMED_NUL, MALFORMED_SIG_FIRST, MALFORMED_SIG_NOT_LAST, MALFORMED_NO_V,
   MALFORMED_NO_READY, MALFORMED_NO_BUSY, MALFORMED_READY, MALFORMED_BUSY, MALFORMED_PORT,
-  MALFORMED_STATE, MALFORMED_TS, MALFORMED_SIG, MALFORMED_INTERVAL,
+  MALFORMED_STATE, MALFORMED_TS, MALFORMED_SIG, MALFORMED_INTERVAL, MALFORMED_HOST,
 } from '../../src/core/wire.ts';
 import type { Heartbeat, HeartbeatFields } from '../../src/core/wire.ts';
 
@@ -26,7 +26,7 @@ function sized(n: number, tail = ''): string {
   return head + 'x'.repeat(n - head.length - tail.length) + tail;
 }
 
-const UNSIGNED = { port: 80, state: STATE_UP, interval: 1000, ts: -1, signedLength: -1, sigStart: -1, sigEnd: -1 };
+const UNSIGNED = { port: 80, state: STATE_UP, interval: 1000, ts: -1, host: '', signedLength: -1, sigStart: -1, sigEnd: -1 };
 const [sigText, sigAt] = signed(BASE);
 const [sigTsText, sigTsAt] = signed(`${BASE}&port=8080&state=drain&ts=1700000000123`);
 const [sigEmptyPairText] = signed(`${BASE}&`);
@@ -72,6 +72,9 @@ const valid: Valid[] = [
   ['ts now-ish', `${BASE}&ts=1700000000123`, { ready: 1, busy: 2, ts: 1700000000123 }],
   ['ts MAX_SAFE_INTEGER', `${BASE}&ts=9007199254740991`, { ready: 1, busy: 2, ts: Number.MAX_SAFE_INTEGER }],
   ['ts without = is 1', `${BASE}&ts`, { ready: 1, busy: 2, ts: 1 }],
+  ['host IPv4', `${BASE}&host=127.0.0.2`, { ready: 1, busy: 2, host: '127.0.0.2' }],
+  ['host IPv6, %-escaped, key in upper case', `${BASE}&HOST=fe80%3A%3A1`, { ready: 1, busy: 2, host: 'fe80::1' }],
+  ['host IPv4-mapped', `${BASE}&host=::ffff:127.0.0.2`, { ready: 1, busy: 2, host: '::ffff:127.0.0.2' }],
   ['unknown keys ignored', `${BASE}&foo=bar&load=0.5`, { ready: 1, busy: 2 }],
   ['junk under unknown keys', `${BASE}&x=%&y&=&==&%zz=%0&=5`, { ready: 1, busy: 2 }],
   ['keys that only look known', `${BASE}&readyx=a&bus=b&ready2=c&s=d&stat=e&tss=f&sigs=g`, { ready: 1, busy: 2 }],
@@ -162,6 +165,12 @@ const malformed: Bad[] = [
   ['interval negative', `${BASE}&interval=-5`, MALFORMED_INTERVAL],
   ['interval with a unit', `${BASE}&interval=1s`, MALFORMED_INTERVAL],
   ['interval empty', `${BASE}&interval=`, MALFORMED_INTERVAL],
+  ['host a name', `${BASE}&host=localhost`, MALFORMED_HOST],
+  ['host with a scope', `${BASE}&host=fe80::1%25eth0`, MALFORMED_HOST],
+  ['host with a port', `${BASE}&host=127.0.0.1:80`, MALFORMED_HOST],
+  ['host empty', `${BASE}&host=`, MALFORMED_HOST],
+  ['host without = (is 1)', `${BASE}&host`, MALFORMED_HOST],
+  ['host over 45 characters', `${BASE}&host=${'0:'.repeat(23)}1`, MALFORMED_HOST],
 ];
 
 function parse(d: string | Uint8Array, out = newHeartbeat()): [number, Heartbeat] {
@@ -221,6 +230,7 @@ test('encodeHeartbeat refuses what parseHeartbeat would reject', () => {
     { ready: 0, busy: -1 }, { ready: 0, busy: 0, port: 0 }, { ready: 0, busy: 0, port: 65536 },
     { ready: 0, busy: 0, state: 2 }, { ready: 0, busy: 0, ts: -2 }, { ready: 0, busy: 0, ts: 2 ** 53 },
     { ready: 0, busy: 0, interval: 0 }, { ready: 0, busy: 0, interval: 3_600_001 },
+    { ready: 0, busy: 0, host: 'localhost' }, { ready: 0, busy: 0, host: 'fe80::1%eth0' },
   ];
   for (const f of bad) assert.throws(() => encodeHeartbeat(f), RangeError, JSON.stringify(f));
 });
@@ -232,12 +242,13 @@ test('encode → parse round trips', () => {
     { ready: 2147483647, busy: 2147483647, port: 65535, state: STATE_DRAIN, ts: Number.MAX_SAFE_INTEGER },
     { ready: 3, busy: 9, state: STATE_UP, ts: 0 },
     { ready: 10, busy: 5, port: 8443, ts: 1700000000123 },
+    { ready: 10, busy: 5, host: '::1', ts: 1700000000123 },
   ];
   for (const f of cases) {
     const [code, out] = parse(encodeHeartbeat(f));
     assert.equal(code, 0, MALFORMED[code]);
     assert.deepEqual(out, {
-      ...UNSIGNED, ready: f.ready, busy: f.busy, port: f.port ?? 80, state: f.state ?? STATE_UP, ts: f.ts ?? -1,
+      ...UNSIGNED, ready: f.ready, busy: f.busy, port: f.port ?? 80, state: f.state ?? STATE_UP, ts: f.ts ?? -1, host: f.host ?? '',
     });
     // ... and with a sig appended, as the signing module does.
     const text = `${encodeHeartbeat(f)}&sig=${HEX}`;

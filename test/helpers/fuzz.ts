@@ -12,7 +12,7 @@
 import { createHmac } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { connect } from 'node:net';
+import { connect, isIP, isIPv4 } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -45,6 +45,8 @@ const chance = (r: Rng, p: number): boolean => r() < p;
 
 export interface RefHeartbeat {
   ready: number; busy: number; port: number; state: number; ts: number;
+  /** The signed source address, '' without one. */
+  host: string;
   /** Offset of the '&' before a final sig, -1 without one. */
   signedLength: number;
   /** The sig's 64 hex digits, '' without one. */
@@ -94,14 +96,27 @@ export function referenceParse(input: Uint8Array): RefHeartbeat | null {
   const stateText = fields.has('state') ? asciiLower(fields.get('state')!) : 'up';
   const state = stateText === 'up' ? 0 : stateText === 'drain' ? 1 : null;
   const ts = fields.has('ts') ? decimal(fields.get('ts'), 0n, SAFE) : -1;
+  // An IP literal without a scope.
+  const host = fields.get('host') ?? '';
+  if (fields.has('host') && (isIP(host) === 0 || host.includes('%'))) return null;
   if (ready === null || busy === null || port === null || state === null || ts === null) return null;
-  return { ready, busy, port, state, ts, signedLength, sig: sig ?? '' };
+  return { ready, busy, port, state, ts, host, signedLength, sig: sig ?? '' };
+}
+
+/** An address in one spelling: IPv4 dotted (IPv4-mapped ones too), IPv6 as the URL parser compresses it. */
+export function canonicalAddress(address: string): string {
+  if (isIPv4(address)) return address;
+  const v6 = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(v6);
+  if (!mapped) return v6;
+  const hi = parseInt(mapped[1]!, 16), lo = parseInt(mapped[2]!, 16);
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
 }
 
 // ---------------------------------------------------------------------------
 // Inputs: valid datagrams, then mutations of them.
 
-const KEY_NAMES = ['v', 'ready', 'busy', 'port', 'state', 'ts', 'sig', 'lastseen', 'x', 'load', 'readyy', 'bus', ''];
+const KEY_NAMES = ['v', 'ready', 'busy', 'port', 'state', 'ts', 'sig', 'host', 'lastseen', 'x', 'load', 'readyy', 'bus', ''];
 
 function number(r: Rng): string {
   const n = pick(r, [0, 1, 7, 80, 8080, 65535, 65536, 2147483647, 2147483648, int(r, 100), int(r, 1e6), int(r, 2 ** 31)]);
@@ -126,11 +141,12 @@ function randomCase(r: Rng, s: string): string {
 }
 
 /** A datagram SPEC.md accepts, unsigned, in one of many spellings. */
-export function validText(r: Rng, ts?: number): string {
+export function validText(r: Rng, ts?: number, host?: string): string {
   const pairs: [string, string | null][] = [['v', pick(r, ['1', '1', '2', '', 'x'])], ['ready', number(r)], ['busy', number(r)]];
   if (chance(r, 0.5)) pairs.push(['port', String(pick(r, [80, 8080, 81, 1, 65535, 1 + int(r, 65535)]))]);
   if (chance(r, 0.3)) pairs.push(['state', pick(r, ['up', 'drain', 'DRAIN', 'Up'])]);
   if (ts !== undefined) pairs.push(['ts', String(ts)]);
+  if (host !== undefined) pairs.push(['host', host]);
   for (let n = int(r, 3); n > 0; n--) pairs.push([pick(r, ['x', 'load', 'lastseen', 'k' + int(r, 99)]), chance(r, 0.3) ? null : number(r)]);
   // A repeat of a known key, overridden by the one after it.
   if (chance(r, 0.2)) pairs.unshift([pick(r, ['ready', 'busy', 'port', 'state', 'ts']), pick(r, ['junk', '', '-1', '99999999999999999999'])]);
@@ -253,7 +269,9 @@ export class Inputs {
       ts = chance(r, 0.8) ? (this.ts += 1 + int(r, 50)) : pick(r, [this.ts, this.ts - int(r, 1000), NOW - SKEW - 1 - int(r, 1e6), NOW + SKEW + 1 + int(r, 1e6), NOW + SKEW, NOW - SKEW]);
       if (this.ts > NOW + SKEW) this.ts = NOW - SKEW;
     }
-    let input: Buffer = Buffer.from(validText(r, ts), 'latin1');
+    // Signed: mostly naming one of the sources, in some spelling of it.
+    const host = ts !== undefined && chance(r, 0.9) ? pick(r, HOSTS) : undefined;
+    let input: Buffer = Buffer.from(validText(r, ts, host), 'latin1');
     const mutated = chance(r, 0.8);
     if (mutated && !(this.signed && chance(r, 0.5))) input = mutate(r, input, this.corpus);
     if (this.signed && chance(r, 0.85)) {
@@ -303,7 +321,7 @@ export function fuzzParser(seed: number, count: number): FuzzResult {
     if (ref === null) continue;
     accepted++;
     const sig = hb.sigStart < 0 ? '' : input.toString('latin1', hb.sigStart, hb.sigEnd);
-    const got = { ready: hb.ready, busy: hb.busy, port: hb.port, state: hb.state, ts: hb.ts, signedLength: hb.signedLength, sig };
+    const got = { ready: hb.ready, busy: hb.busy, port: hb.port, state: hb.state, ts: hb.ts, host: hb.host, signedLength: hb.signedLength, sig };
     if (JSON.stringify(got) !== JSON.stringify(ref)) fail('parser', seed, i, input, `parser ${JSON.stringify(got)}, reference ${JSON.stringify(ref)}`);
   }
   return result('parser', count, accepted, started);
@@ -314,6 +332,8 @@ const SOURCES: [string, string][] = [
   ['127.0.0.1', '127.0.0.1'], ['127.0.0.2', '127.0.0.2'], ['::ffff:127.0.0.2', '127.0.0.2'],
   ['::1', '::1'], ['fe80::1%eth0', 'fe80::1'], ['fe80::1%eth1', 'fe80::1'],
 ];
+/** What a signed input says as its host: the sources' addresses, spelt out differently, and some that no source has. */
+const HOSTS = ['127.0.0.1', '127.0.0.2', '::ffff:127.0.0.2', '::ffff:127.0.0.1', '::1', '0:0:0:0:0:0:0:1', 'fe80::1', 'FE80::0:1', '127.66.6.6', '::2'];
 const HEADER = 256, SLOT = 128;
 // Slot fields, from docs/slot-file.md.
 const S_STATE = 5, S_PORT = 6, S_READY = 8, S_BUSY = 12, S_PACKETS = 16, S_LAST_TS = 40, S_CRC = 124;
@@ -349,7 +369,7 @@ export function fuzzListener(seed: number, count: number, keyed = false): Promis
       for (let done = 0, round = 0; done < count; round++) {
         const path = join(dir, `${round}.slots`);
         const table = SlotTable.open(path, SLOTS);
-        const listener = await Listener.start({ on: [], table, verifier: keyed ? new Verifier(FUZZ_KEY, SKEW, () => NOW) : undefined });
+        const listener = await Listener.start({ on: [], table, verifier: keyed ? new Verifier([FUZZ_KEY], SKEW, () => NOW) : undefined });
         const fd = openSync(path, 'r');
         try {
           const n = Math.min(PER_TABLE, count - done);
@@ -378,12 +398,15 @@ function checkListener(target: string, seed: number, first: number, n: number, i
   for (let k = 0; k < n; k++) {
     const i = first + k;
     const input = inputs.next();
-    const [from, address] = pick(r, SOURCES);
     const ref = referenceParse(input);
+    // A signed input mostly comes from the address it names, else from any source.
+    const named = keyed && ref !== null && ref.host !== '' && chance(r, 0.8) ? SOURCES.find(([, a]) => canonicalAddress(a) === canonicalAddress(ref.host)) : undefined;
+    const [from, address] = named ?? pick(r, SOURCES);
     const id = ref ? `${address} ${ref.port}` : '';
     let want: number;
     if (ref === null) want = MALFORMED;
     else if (keyed && (ref.signedLength < 0 || ref.ts < 0)) want = UNSIGNED;
+    else if (keyed && (ref.host === '' || canonicalAddress(ref.host) !== canonicalAddress(address))) want = BADSIG;
     else if (keyed && createHmac('sha256', FUZZ_KEY).update(input.subarray(0, ref.signedLength)).digest('hex') !== ref.sig) want = BADSIG;
     else if (keyed && (Math.abs(ref.ts - NOW) > SKEW || ref.ts <= (lastTs.get(id) ?? -1))) want = REPLAYED;
     else want = packets.has(id) || packets.size < SLOTS ? ACCEPTED : FULL;

@@ -34,6 +34,10 @@ test('systemd-analyze verify passes on both units, as written', { skip: NO_ANALY
     mkdirSync(join(dir, 'usr/local/bin'), { recursive: true });
     cpSync(SYSTEM_UNITS!, join(dir, 'usr/lib/systemd/system'), { recursive: true, verbatimSymlinks: true });
     for (const u of UNITS) copyFileSync(join(CONTRIB, u), join(dir, 'etc/systemd/system', u));
+    // ExecReload's kill, from the host, where the units name it.
+    mkdirSync(join(dir, 'bin'));
+    copyFileSync('/bin/kill', join(dir, 'bin/kill'));
+    chmodSync(join(dir, 'bin/kill'), 0o755);
     const verify = () => spawnSync('systemd-analyze', ['verify', `--root=${dir}`, ...UNITS], { encoding: 'utf8' });
 
     // Without the program, verify must fail: proof that it looks inside the root.
@@ -63,6 +67,7 @@ test('the units: sandboxed, run from an environment file, never MemoryDenyWriteE
       assert.deepEqual(settings(text, key!), [value], `${name}: ${key}=${value}`);
     }
     assert.deepEqual(settings(text, 'MemoryDenyWriteExecute'), [], `${name}: V8 needs writable, executable memory`);
+    assert.deepEqual(settings(text, 'ExecReload'), ['/bin/kill -HUP $MAINPID'], `${name}: systemctl reload re-reads --key-file`);
     assert.doesNotMatch(text, /^ProcSubset=pid/m, `${name}: the boot id in /proc/sys must stay readable`);
   }
   const listen = unit('hbeat-listen.service');

@@ -10,17 +10,19 @@ const SEED = 20261121;
 
 test('the reference parser agrees with SPEC.md on hand-picked datagrams', () => {
   const ok = (s: string) => referenceParse(Buffer.from(s, 'latin1'));
-  assert.deepEqual(ok('v=1&ready=75&busy=0'), { ready: 75, busy: 0, port: 80, state: 0, ts: -1, signedLength: -1, sig: '' });
-  assert.deepEqual(ok('V=x&READY=%37%35&busy=007&port=8080&state=DRAIN&ts=5\r\n'), { ready: 75, busy: 7, port: 8080, state: 1, ts: 5, signedLength: -1, sig: '' });
+  assert.deepEqual(ok('v=1&ready=75&busy=0'), { ready: 75, busy: 0, port: 80, state: 0, ts: -1, host: '', signedLength: -1, sig: '' });
+  assert.deepEqual(ok('V=x&READY=%37%35&busy=007&port=8080&state=DRAIN&ts=5\r\n'), { ready: 75, busy: 7, port: 8080, state: 1, ts: 5, host: '', signedLength: -1, sig: '' });
   assert.equal(ok('v=1&ready=75&busy=0&ready=x')?.ready, undefined, 'the last repeat wins, and is malformed');
   assert.equal(ok('v=1&ready=x&busy=0&ready=5')?.ready, 5);
   assert.equal(ok('v&ready&busy')?.ready, 1, 'a key without = is 1');
   const signed = signBytes(Buffer.from('v=1&ready=1&busy=2&ts=3'));
   assert.equal(referenceParse(signed)?.signedLength, 23);
+  assert.equal(ok('v=1&ready=1&busy=2&host=%3A%3A1')?.host, '::1');
   for (const bad of ['', 'ready=1&busy=1', 'v=1&ready=-1&busy=0', 'v=1&ready=2147483648&busy=0', 'v=1&ready=1&busy=1&port=0', 'v=1&ready=1&busy=1&port=65536',
     'v=1&ready=1&busy=1&state=down', 'v=1&ready=1&busy=1&ts=9007199254740992', 'v=1&ready=1\0&busy=1', `sig=${'a'.repeat(64)}&v=1&ready=1&busy=1`,
     `v=1&ready=1&busy=1&sig=${'a'.repeat(64)}&x`, `v=1&ready=1&busy=1&sig=${'A'.repeat(64)}`, `v=1&ready=1&busy=1&sig=${'a'.repeat(63)}`, 'v=1&ready=1&busy=1&sig',
-    `v=1&ready=1&busy=1&p=${'x'.repeat(980)}`]) {
+    `v=1&ready=1&busy=1&p=${'x'.repeat(980)}`, 'v=1&ready=1&busy=1&host=', 'v=1&ready=1&busy=1&host=example.com', 'v=1&ready=1&busy=1&host=fe80::1%25eth0',
+    'v=1&ready=1&busy=1&host=127.0.0.256']) {
     assert.equal(ok(bad), null, JSON.stringify(bad));
   }
 });
