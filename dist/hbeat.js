@@ -527,6 +527,7 @@ var SlotRecord = class {
     this.busy = view.getUint32(off + S_BUSY, true);
     const seen = view.getFloat64(off + S_SEEN_MONO, true);
     this.age = ctx.bootOk && seen >= 0 ? Math.max(0, ctx.now - seen) / 1e3 : null;
+    this.interval = view.getUint32(off + S_INTERVAL, true) / 1e3;
   }
   ctx;
   slot;
@@ -534,14 +535,13 @@ var SlotRecord = class {
   ready;
   busy;
   age;
+  /** Decoded at once as well: every reader's liveness rule reads it. */
+  interval;
   get port() {
     return this.ctx.view.getUint16(this.slot * SLOT_SIZE + S_PORT, true);
   }
   get packets() {
     return readU64(this.ctx.buf, this.slot * SLOT_SIZE + S_PACKETS);
-  }
-  get interval() {
-    return this.ctx.view.getUint32(this.slot * SLOT_SIZE + S_INTERVAL, true) / 1e3;
   }
   get seenWall() {
     return this.ctx.view.getFloat64(this.slot * SLOT_SIZE + S_SEEN_WALL, true);
@@ -1525,13 +1525,13 @@ function liveAge(interval, l) {
 function isLive(s, l) {
   return s.age !== null && s.age < liveAge(s.interval, l);
 }
+function liveFor(s, l) {
+  return s.age === null ? null : liveAge(s.interval, l) - s.age;
+}
 
 // src/core/picker.ts
 function weight(s) {
   return s.busy === 0 ? Math.floor(s.ready / 4) : s.ready;
-}
-function isFresh(s, maxAge) {
-  return s.age !== null && s.age < maxAge;
 }
 var scratch = new Uint8Array(16);
 function canonicalAddress(address) {
@@ -1552,8 +1552,12 @@ function memberTest(members) {
 }
 var Prepared = class {
   items = [];
-  /** The candidate heard from longest ago, the first to age out; undefined when there is none. */
-  oldest;
+  /**
+   * The candidate with the least live time left, the first to turn dead
+   * (not the oldest: a slow sender's long interval keeps it live longer);
+   * undefined when there is none.
+   */
+  firstToDie;
   weights = [];
   tree;
   // 1-based
@@ -1562,24 +1566,24 @@ var Prepared = class {
   total = 0;
   constructor(servers, opts) {
     const inMembers = memberTest(opts.members);
-    let oldest;
-    let oldestAge = -1;
+    let firstToDie;
+    let leastLeft = Infinity;
     for (let i = 0; i < servers.length; i++) {
       const s = servers[i];
-      const age2 = s.age;
-      if (age2 === null || !(age2 < opts.maxAge) || s.state === "drain") continue;
+      const left = liveFor(s, opts.liveness);
+      if (left === null || !(left > 0) || s.state === "drain") continue;
       const w = weight(s);
       if (w > 0 && (inMembers === null || inMembers(s))) {
         this.items.push(s);
         this.weights.push(w);
         this.total += w;
-        if (age2 > oldestAge) {
-          oldest = s;
-          oldestAge = age2;
+        if (left < leastLeft) {
+          firstToDie = s;
+          leastLeft = left;
         }
       }
     }
-    this.oldest = oldest;
+    this.firstToDie = firstToDie;
     const n = this.items.length;
     this.tree = new Float64Array(n + 1);
     for (let i = 1; i <= n; i++) {
@@ -1646,13 +1650,21 @@ function pick(servers, opts) {
 function plural(n, word) {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
+function seconds(x) {
+  return `${+x.toFixed(3)}s`;
+}
 function noneReason(servers, opts) {
   const known = `${plural(servers.length, "server")} known`;
-  const fresh = servers.filter((s) => isFresh(s, opts.maxAge));
-  if (fresh.length === 0) return `no live backend: ${known}, 0 seen in the last ${+opts.maxAge.toFixed(3)}s`;
+  const l = opts.liveness;
+  const live = servers.filter((s) => isLive(s, l));
+  if (live.length === 0) {
+    const byIntervals = l.misses > 0 && servers.some((s) => s.interval !== null);
+    const rule = byIntervals ? `heard from within ${l.misses + 0.5} of its intervals and ${seconds(l.maxAge)}` : `heard from within ${seconds(l.maxAge)}`;
+    return `no live backend: ${known}, 0 live (live: ${rule})`;
+  }
   const inMembers = memberTest(opts.members);
-  const members = inMembers === null ? fresh : fresh.filter(inMembers);
-  if (members.length === 0) return `no live backend: ${known}, ${fresh.length} live, none of --members is live`;
+  const members = inMembers === null ? live : live.filter(inMembers);
+  if (members.length === 0) return `no live backend: ${known}, ${live.length} live, none of --members is live`;
   const usable = members.filter((s) => s.state !== "drain" && weight(s) > 0).length;
   const where = inMembers === null ? "" : " in --members";
   if (usable === 0) return `no live backend: ${known}, ${members.length} live${where} but all drained or at weight 0`;
@@ -1719,19 +1731,19 @@ function memberList(text, what) {
 var MAX_AGE_RANGE = { min: 0, max: 7 * 864e5 };
 var MAX_MISSES = 1e3;
 var MAX_PICK_COUNT = 1e6;
-function livenessOptions(v, prefix) {
+function livenessOptions(v, prefix, defaults = DEFAULT_LIVENESS) {
   return {
-    maxAge: v["max-age"] === void 0 ? DEFAULT_MAX_AGE_S : duration(v["max-age"], `${prefix}max-age`, MAX_AGE_RANGE) / 1e3,
-    misses: v.misses === void 0 ? DEFAULT_MISSES : integer(v.misses, `${prefix}misses`, 0, MAX_MISSES)
+    maxAge: v["max-age"] === void 0 ? defaults.maxAge : duration(v["max-age"], `${prefix}max-age`, MAX_AGE_RANGE) / 1e3,
+    misses: v.misses === void 0 ? defaults.misses : integer(v.misses, `${prefix}misses`, 0, MAX_MISSES)
   };
 }
-function pickOptions(v, prefix, maxCount = MAX_PICK_COUNT) {
+function pickOptions(v, prefix, maxCount = MAX_PICK_COUNT, defaults = DEFAULT_LIVENESS) {
   const method = v.method ?? "weighted";
   if (method !== "weighted" && method !== "two-choices") {
     throw new Error(`${prefix}method takes weighted or two-choices, not ${JSON.stringify(method)}`);
   }
   return {
-    maxAge: livenessOptions(v, prefix).maxAge,
+    liveness: livenessOptions(v, prefix, defaults),
     members: v.members === void 0 ? void 0 : memberList(v.members, `${prefix}members`),
     method,
     count: v.count === void 0 ? 1 : integer(v.count, `${prefix}count`, 1, maxCount),
@@ -2199,16 +2211,19 @@ async function listenOn(server, on, flag2, lines) {
 }
 
 // src/core/status.ts
-var LIVE_AGE_S = 10;
-function isLive2(s, liveAge2 = LIVE_AGE_S) {
-  return s.age !== null && s.age < liveAge2;
-}
 function serverJson(s) {
   return { host: s.host, port: s.port, ready: s.ready, busy: s.busy, age: s.age === null ? null : round3(s.age) };
 }
-function statusJson(servers, counters) {
+function statusJson(servers, counters, liveness) {
   return {
-    servers: sortServers(servers).map((s) => ({ ...serverJson(s), state: s.state, packets: s.packets ?? null, live: isLive2(s), weight: weight(s) })),
+    servers: sortServers(servers).map((s) => ({
+      ...serverJson(s),
+      state: s.state,
+      interval: s.interval,
+      packets: s.packets ?? null,
+      live: isLive(s, liveness),
+      weight: weight(s)
+    })),
     counters
   };
 }
@@ -2224,15 +2239,24 @@ function formatAge(age2) {
   if (age2 < 3600) return `${Math.floor(age2 / 60)}m${Math.floor(age2 % 60)}s`;
   return `${Math.floor(age2 / 3600)}h${Math.floor(age2 % 3600 / 60)}m`;
 }
-function statusTable(servers, counters, opts = {}) {
-  const live = (s) => isLive2(s, opts.liveAge);
+function formatInterval(interval) {
+  if (interval === null) return "-";
+  return interval < 1 ? `${Math.round(interval * 1e3)}ms` : `${+interval.toFixed(3)}s`;
+}
+function formatLive(s, liveness) {
+  const left = liveFor(s, liveness);
+  if (left === null) return "no";
+  return left > 0 ? `yes, dead in ${formatAge(left)}` : `no, dead ${formatAge(-left)} ago`;
+}
+function statusTable(servers, counters, opts) {
+  const live = (s) => isLive(s, opts.liveness);
   const sorted = sortServers(servers);
-  const rows = [["SERVER", "STATE", "READY", "BUSY", "AGE", "PACKETS", "LIVE"]];
+  const rows = [["SERVER", "STATE", "READY", "BUSY", "INTERVAL", "AGE", "PACKETS", "LIVE"]];
   for (const s of sorted) {
-    rows.push([formatEndpoint(s.host, s.port), s.state, String(s.ready), String(s.busy), formatAge(s.age), s.packets === void 0 ? "-" : String(s.packets), live(s) ? "yes" : "no"]);
+    rows.push([formatEndpoint(s.host, s.port), s.state, String(s.ready), String(s.busy), formatInterval(s.interval), formatAge(s.age), s.packets === void 0 ? "-" : String(s.packets), formatLive(s, opts.liveness)]);
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  const lines = rows.map((r) => r.map((cell, c) => c === 0 || c === 1 || c === 6 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join("  ").trimEnd());
+  const lines = rows.map((r) => r.map((cell, c) => c === 0 || c === 1 || c === 7 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join("  ").trimEnd());
   if (opts.notLive) {
     for (let i = 0; i < sorted.length; i++) if (!live(sorted[i])) lines[i + 1] = opts.notLive(lines[i + 1]);
   }
@@ -2319,7 +2343,7 @@ function servePage(res, head) {
 // src/feeds/http.ts
 var DEFAULT_TIMEOUTS = { headers: 1e4, request: 2e4, keepAlive: 5e3, idle: 3e4, check: 1e3 };
 var MAX_PICK_COUNT2 = 1e4;
-var PICK_PARAMS = /* @__PURE__ */ new Set(["count", "distinct", "members", "method", "seed", "max-age"]);
+var PICK_PARAMS = /* @__PURE__ */ new Set(["count", "distinct", "members", "method", "seed", "max-age", "misses"]);
 var OVERSIZED = Buffer.alloc(MAX_DATAGRAM + 1);
 var reasonScratch = newHeartbeat();
 var BadRequest = class extends Error {
@@ -2340,11 +2364,12 @@ var PickView = class {
   /** The picks `opts` asks for, ages as of `now`. */
   pick(opts, now) {
     this.refresh(now);
-    const key = `${opts.maxAge} ${opts.members?.join(",") ?? "*"}`;
+    const l = opts.liveness;
+    const key = `${l.maxAge} ${l.misses} ${opts.members?.join(",") ?? "*"}`;
     let pool = this.pools.get(key);
     if (pool !== void 0) {
       this.pools.delete(key);
-      if (pool.oldest !== void 0 && !isFresh(age(pool.oldest, now), opts.maxAge)) pool = void 0;
+      if (pool.firstToDie !== void 0 && !isLive(age(pool.firstToDie, now), l)) pool = void 0;
     } else if (this.pools.size >= CACHED_POOLS) {
       this.pools.delete(this.pools.keys().next().value);
     }
@@ -2380,7 +2405,7 @@ function ages(servers, now) {
   for (const s of servers) age(s, now);
   return servers;
 }
-function pickQuery(query) {
+function pickQuery(query, liveness) {
   const params = new URLSearchParams(query);
   for (const key of params.keys()) if (!PICK_PARAMS.has(key)) throw new BadRequest(`unknown parameter ${JSON.stringify(key)} (known: ${[...PICK_PARAMS].join(", ")})`);
   const last = (key) => params.getAll(key).at(-1);
@@ -2392,30 +2417,35 @@ function pickQuery(query) {
     count: last("count"),
     distinct: distinct === "" || distinct === "1" || distinct === "true",
     seed: last("seed"),
-    "max-age": last("max-age")
+    "max-age": last("max-age"),
+    misses: last("misses")
   };
   try {
-    return pickOptions(values, "", MAX_PICK_COUNT2);
+    return pickOptions(values, "", MAX_PICK_COUNT2, liveness);
   } catch (err) {
     throw new BadRequest(err.message);
   }
 }
-var DEFAULT_PICK = pickOptions({}, "");
 var TEXT = "text/plain; charset=utf-8";
 function httpFeed(on) {
-  return async ({ listener }) => HttpServer.start({ on, listener });
+  return async ({ listener, liveness }) => HttpServer.start({ on, listener, liveness });
 }
 var HttpServer = class _HttpServer {
-  constructor(server, listener, refreshMs) {
+  constructor(server, listener, liveness, refreshMs) {
     this.server = server;
     this.listener = listener;
+    this.liveness = liveness;
     this.table = listener.table;
     this.view = new PickView(this.table, refreshMs);
+    this.defaultPick = { liveness, method: "weighted", count: 1, distinct: false, random: Math.random };
   }
   server;
   listener;
+  liveness;
   view;
   table;
+  /** A bare /pick's options: listen's liveness, one weighted pick. */
+  defaultPick;
   /** Listens on `opts.on` only; a port in use or an address not of this host is a ListenError. */
   static async start(opts) {
     const t = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
@@ -2426,7 +2456,7 @@ var HttpServer = class _HttpServer {
       connectionsCheckingInterval: t.check
     });
     server.timeout = t.idle;
-    const http = new _HttpServer(server, opts.listener, opts.refreshMs ?? 100);
+    const http = new _HttpServer(server, opts.listener, opts.liveness, opts.refreshMs ?? 100);
     server.on("request", (req, res) => http.handle(req, res));
     await listenOn(server, opts.on, "--http", { listening: "http listening", error: "http server error" });
     return http;
@@ -2527,15 +2557,15 @@ var HttpServer = class _HttpServer {
     req.on("end", onEnd);
   }
   status(res) {
-    reply(res, 200, "application/json", JSON.stringify(statusJson(this.table.snapshot(), countersRecord(this.table.counters))) + "\n");
+    reply(res, 200, "application/json", JSON.stringify(statusJson(this.table.snapshot(), countersRecord(this.table.counters), this.liveness)) + "\n");
   }
   metrics(res) {
-    reply(res, 200, "text/plain; version=0.0.4; charset=utf-8", metricsText(this.table.snapshot(), countersRecord(this.table.counters)));
+    reply(res, 200, "text/plain; version=0.0.4; charset=utf-8", metricsText(this.table.snapshot(), countersRecord(this.table.counters), this.liveness));
   }
   pick(req, res, query) {
     let opts;
     try {
-      opts = query === "" ? DEFAULT_PICK : pickQuery(query);
+      opts = query === "" ? this.defaultPick : pickQuery(query, this.liveness);
     } catch (err) {
       if (!(err instanceof BadRequest)) throw err;
       return reply(res, 400, TEXT, `${err.message}
@@ -2566,7 +2596,7 @@ function reply(res, status, type, body) {
 function label(value) {
   return value.replace(/[\\"\n]/g, (c) => c === "\n" ? "\\n" : `\\${c}`);
 }
-function metricsText(servers, counters) {
+function metricsText(servers, counters, liveness) {
   const sorted = sortServers(servers);
   const labels = sorted.map((s) => `{server="${label(formatEndpoint(s.host, s.port))}",state="${s.state}"}`);
   let out2 = "";
@@ -2583,7 +2613,8 @@ function metricsText(servers, counters) {
   family("hbeat_server_ready", "gauge", "Free workers the server last announced.", (s) => s.ready);
   family("hbeat_server_busy", "gauge", "Busy workers the server last announced.", (s) => s.busy);
   family("hbeat_server_age_seconds", "gauge", "Seconds since the server's last accepted heartbeat (absent when not heard from since boot).", (s) => s.age);
-  family("hbeat_server_live", "gauge", "Whether the server was heard from in the last 10 s (1) or not (0).", (s) => isLive2(s) ? 1 : 0);
+  const rule = liveness.misses === 0 ? `${liveness.maxAge} s` : `${liveness.misses + 0.5} of its announced intervals and ${liveness.maxAge} s`;
+  family("hbeat_server_live", "gauge", `Whether the server is live (1) or not (0): heard from within ${rule}.`, (s) => isLive(s, liveness) ? 1 : 0);
   family("hbeat_server_packets_total", "counter", "Heartbeats accepted from the server.", (s) => s.packets);
   out2 += "# HELP hbeat_datagrams_total Heartbeats received, by what became of them.\n# TYPE hbeat_datagrams_total counter\n";
   for (const name of COUNTER_NAMES) out2 += `hbeat_datagrams_total{result="${name}"} ${counters[name]}
@@ -2935,7 +2966,9 @@ function message(err) {
 // src/term/demo.ts
 var DEFAULT_DURATION_MS = 15e3;
 var INTERVAL_MS = 250;
-var MAX_AGE_S = 2.5;
+var LIVENESS = { maxAge: DEFAULT_LIVENESS.maxAge / 4, misses: DEFAULT_LIVENESS.misses };
+var LIVE_S = liveAge(INTERVAL_MS / 1e3, LIVENESS);
+var MISSED = Math.floor(LIVE_S / (INTERVAL_MS / 1e3));
 var TICK_MS = 500;
 var PICKS_PER_TICK = 100;
 var BAR = 20;
@@ -2986,7 +3019,7 @@ async function runDemo(opts) {
     table = SlotTable.open((0, import_node_path2.join)(dir, "hbeat.slots"), 16);
     const on = await listenOnFreePort(table);
     listener = on.listener;
-    http = await HttpServer.start({ on: { host: "127.0.0.1", port: 0, family: 4 }, listener });
+    http = await HttpServer.start({ on: { host: "127.0.0.1", port: 0, family: 4 }, listener, liveness: LIVENESS });
     const page = `http://127.0.0.1:${http.address.port}/`;
     const began = import_node_perf_hooks4.performance.now();
     const clock = () => {
@@ -3109,11 +3142,14 @@ var View = class {
     this.counters = counters;
     for (const s of servers) {
       const name = formatEndpoint(s.host, s.port);
-      if (isLive2(s, MAX_AGE_S)) this.wasLive.add(name);
-      else if (this.wasLive.delete(name)) this.events.push(`${`t=${t.toFixed(1)}s`.padEnd(8)} ${name} silent for ${MAX_AGE_S}s: not live, no more picks`);
+      if (isLive(s, LIVENESS)) this.wasLive.add(name);
+      else if (this.wasLive.delete(name)) {
+        const died = t + (liveFor(s, LIVENESS) ?? 0);
+        this.events.push(`${`t=${died.toFixed(1)}s`.padEnd(8)} ${name} missed ${MISSED} announcements in a row (silent ${formatAge(LIVE_S)}): dead, no more picks`);
+      }
     }
     this.lastPicks.clear();
-    for (const s of pick(servers, { maxAge: MAX_AGE_S, method: "weighted", count: PICKS_PER_TICK, distinct: false, random: Math.random })) {
+    for (const s of pick(servers, { liveness: LIVENESS, method: "weighted", count: PICKS_PER_TICK, distinct: false, random: Math.random })) {
       const name = formatEndpoint(s.host, s.port);
       this.lastPicks.set(name, (this.lastPicks.get(name) ?? 0) + 1);
       this.picks.set(name, (this.picks.get(name) ?? 0) + 1);
@@ -3124,10 +3160,10 @@ var View = class {
     const lines = [
       `hbeat demo, t=${t.toFixed(1)}s of ${+(this.durationMs / 1e3).toFixed(1)}s${this.screen.redraw ? " (Ctrl-C stops)" : ""}`,
       `${this.names.length} backends announce their load every ${INTERVAL_MS}ms to a listener on ${formatEndpoint(this.listener.host, this.listener.port)}.`,
-      `Time runs 4x fast: live means heard from in the last ${MAX_AGE_S}s (10s in production).`,
+      `Time runs 4x fast: a backend that misses ${MISSED} in a row is dead, ${formatAge(LIVE_S)} after its last (${formatAge(LIVE_S * 4)} in production).`,
       `In a browser, the page: ${this.page} (while the demo runs)`,
       "",
-      statusTable(this.servers, this.counters, { liveAge: MAX_AGE_S, notLive: this.dim }),
+      statusTable(this.servers, this.counters, { liveness: LIVENESS, notLive: this.dim }),
       "",
       `${PICKS_PER_TICK} picks every ${TICK_MS / 1e3}s, each backend with probability weight / total:`,
       "weight = ready (ready/4 while busy is 0); 0 when draining or not live",
@@ -3140,7 +3176,7 @@ var View = class {
     this.screen.show(lines.join("\n"));
   }
   pickTable() {
-    const weights = new Map(this.servers.map((s) => [formatEndpoint(s.host, s.port), isLive2(s, MAX_AGE_S) && s.state !== "drain" ? weight(s) : 0]));
+    const weights = new Map(this.servers.map((s) => [formatEndpoint(s.host, s.port), isLive(s, LIVENESS) && s.state !== "drain" ? weight(s) : 0]));
     const rows = [["SERVER", "WEIGHT", "PICKS", "SHARE", "LAST 100", ""]];
     for (const name of [...this.names].sort()) {
       const total = this.picks.get(name) ?? 0;
@@ -3250,18 +3286,21 @@ var import_node_path4 = require("node:path");
 var import_node_net5 = require("node:net");
 var import_node_fs6 = require("node:fs");
 var import_node_path3 = require("node:path");
-var HB_DAT_SEEN_TIMEOUT_S = 30;
 var MAX_HB_DAT_BYTES = 128 << 20;
-function formatHbDat(servers) {
+function hbDatOf(servers, liveness) {
   let text = "";
+  let members = "";
+  let firstDeath = Infinity;
   for (const s of servers) {
-    if (s.age === null || s.state === "drain") continue;
-    const lastseen = Math.floor(s.age);
-    if (lastseen > HB_DAT_SEEN_TIMEOUT_S) continue;
-    text += `${s.host} &ready=${s.ready}&busy=${s.busy}&lastseen=${lastseen}&port=${s.port}
+    const left = liveFor(s, liveness);
+    if (left === null || !(left > 0) || s.state === "drain") continue;
+    text += `${s.host} &ready=${s.ready}&busy=${s.busy}&lastseen=${Math.floor(s.age)}&port=${s.port}
 `;
+    members += `${s.host} ${s.port}
+`;
+    if (left < firstDeath) firstDeath = left;
   }
-  return text;
+  return { text, members, firstDeath };
 }
 function checkReplaceable(path2) {
   let st;
@@ -3272,11 +3311,11 @@ function checkReplaceable(path2) {
   }
   if (!st.isFile()) throw new Error(`exists and is ${fileKind(st)}, not a regular file; refusing to replace it`);
 }
-function writeHbDat(path2, servers) {
+function writeHbDat(path2, text) {
   checkReplaceable(path2);
   const tmp = `${path2}.tmp-${process.pid}`;
   try {
-    (0, import_node_fs6.writeFileSync)(tmp, formatHbDat(servers));
+    (0, import_node_fs6.writeFileSync)(tmp, text);
     (0, import_node_fs6.chmodSync)(tmp, 420);
     (0, import_node_fs6.renameSync)(tmp, path2);
   } catch (err) {
@@ -3315,43 +3354,6 @@ function missingReason(dir) {
   if (!st.isDirectory()) return `${dir} is not a directory`;
   return `cannot make a file in ${dir}: its file system does not allow it`;
 }
-var HbDatWriter = class _HbDatWriter {
-  constructor(path2, servers) {
-    this.path = path2;
-    this.servers = servers;
-    this.outage = new Outage("cannot write hb.dat; trying again at the next interval", "hb.dat written again", { path: path2 }, { level: "error", repeatMs: 6e4 });
-  }
-  path;
-  servers;
-  outage;
-  timer;
-  /** Writes the file at once (throwing, for a one-line exit, when it cannot), then every intervalMs. */
-  static start(path2, intervalMs, servers) {
-    const writer = new _HbDatWriter(path2, servers);
-    writeHbDat(path2, servers());
-    writer.timer = setInterval(() => writer.write(), intervalMs);
-    writer.timer.unref();
-    return writer;
-  }
-  /** One write; false when it failed (logged). */
-  write() {
-    try {
-      writeHbDat(this.path, this.servers());
-    } catch (err) {
-      this.outage.fail(hbDatReason(this.path, err));
-      return false;
-    }
-    this.outage.ok();
-    return true;
-  }
-  /** A last write, so the file is as fresh as it can be; then no more. */
-  stop() {
-    if (this.timer === void 0) return;
-    clearInterval(this.timer);
-    this.timer = void 0;
-    this.write();
-  }
-};
 function ipv4Unmapped(host) {
   return /^::ffff:/i.test(host) && (0, import_node_net5.isIPv4)(host.slice(7)) ? host.slice(7) : host;
 }
@@ -3487,11 +3489,88 @@ var HaproxyAgent = class _HaproxyAgent {
 };
 
 // src/feeds/hbdat.ts
+var HB_DAT_CHECK_MS = 250;
+var HbDatWriter = class _HbDatWriter {
+  constructor(path2, table, liveness) {
+    this.path = path2;
+    this.table = table;
+    this.liveness = liveness;
+    this.outage = new Outage("cannot write hb.dat; trying again at the next interval", "hb.dat written again", { path: path2 }, { level: "error", repeatMs: 6e4 });
+  }
+  path;
+  table;
+  liveness;
+  outage;
+  periodic;
+  checker;
+  /** Who had a line in what was last written (or last tried). */
+  members = "";
+  /** The accepted count at the last look at the table. */
+  version = -1;
+  /** Monotonic ms when the first server with a line turns dead, as of the last look. */
+  deathAt = Infinity;
+  /** Writes the file at once (throwing, for a one-line exit, when it cannot), then every intervalMs and on every change of who is live. */
+  static start(path2, opts) {
+    const writer = new _HbDatWriter(path2, opts.table, opts.liveness);
+    const first = writer.look();
+    writeHbDat(path2, first.text);
+    writer.members = first.members;
+    writer.periodic = setInterval(() => writer.write(), opts.intervalMs);
+    writer.periodic.unref();
+    writer.scheduleCheck(HB_DAT_CHECK_MS);
+    return writer;
+  }
+  /** One write from the table as it is now; false when it failed (logged). */
+  write() {
+    return this.put(this.look());
+  }
+  /** Rewrites the file when someone gained or lost a line since the last write. */
+  check() {
+    if (this.table.counters[ACCEPTED] === this.version && monoNow() < this.deathAt) return;
+    const now = this.look();
+    if (now.members !== this.members) this.put(now);
+  }
+  /** A last write, so the file is as fresh as it can be; then no more. */
+  stop() {
+    if (this.periodic === void 0) return;
+    clearInterval(this.periodic);
+    clearTimeout(this.checker);
+    this.periodic = this.checker = void 0;
+    this.write();
+  }
+  /** The file's content from a fresh snapshot, noting when to look again. */
+  look() {
+    this.version = this.table.counters[ACCEPTED];
+    const at3 = monoNow();
+    const content = hbDatOf(this.table.snapshot(), this.liveness);
+    this.deathAt = at3 + content.firstDeath * 1e3;
+    return content;
+  }
+  put(content) {
+    this.members = content.members;
+    try {
+      writeHbDat(this.path, content.text);
+    } catch (err) {
+      this.outage.fail(hbDatReason(this.path, err));
+      return false;
+    }
+    this.outage.ok();
+    return true;
+  }
+  scheduleCheck(ms) {
+    this.checker = setTimeout(() => {
+      const began = monoNow();
+      this.check();
+      if (this.periodic !== void 0) this.scheduleCheck(Math.max(HB_DAT_CHECK_MS, 10 * (monoNow() - began)));
+    }, ms);
+    this.checker.unref();
+  }
+};
 function hbDatFeed(opts) {
-  return async ({ listener }) => {
+  return async ({ listener, liveness }) => {
     let writer;
     try {
-      writer = HbDatWriter.start(opts.path, opts.intervalMs, () => listener.table.snapshot());
+      writer = HbDatWriter.start(opts.path, { intervalMs: opts.intervalMs, table: listener.table, liveness });
     } catch (err) {
       throw new OperatorError(`--hb-dat ${opts.path}: ${hbDatReason(opts.path, err)}`);
     }
@@ -3512,7 +3591,9 @@ var options = {
   "max-skew": { type: "string" },
   haproxy: { type: "string" },
   "haproxy-backend": { type: "string", multiple: true },
-  "haproxy-agent": { type: "string" }
+  "haproxy-agent": { type: "string" },
+  "max-age": { type: "string" },
+  misses: { type: "string" }
 };
 var listenCommand = defineCommand({
   summary: "collect heartbeats into the slot file (on each proxy)",
@@ -3532,8 +3613,9 @@ var listenCommand = defineCommand({
   --http ADDR:PORT          serve HTTP there: POST / or /heartbeat a heartbeat
                             (as mod_heartmonitor's handler), GET /status (JSON),
                             /metrics (Prometheus), /pick?count=&distinct=&members=
-                            &method=&seed=&max-age= (HOST:PORT lines; JSON lines
-                            with Accept: application/json; 503 when none is live)
+                            &method=&seed=&max-age=&misses= (HOST:PORT lines;
+                            JSON lines with Accept: application/json; 503 when
+                            none is live)
   --key-file F              accept only datagrams signed with a key in F (hex
                             keys one a line, or one raw key of 16+ bytes; a
                             regular file of at most 4096 bytes, no access for
@@ -3551,6 +3633,11 @@ var listenCommand = defineCommand({
                             free server-template servers (0.0.0.0, maintenance)
   --haproxy-agent ADDR:PORT answer HAProxy's agent-check there: agent-send
                             "HOST:PORT\\n", answered "N%" (weight 100 servers)
+  --max-age D               who is live, for /pick, /status, /metrics, hb.dat
+  --misses N                and the feeds: heard from within min(--max-age,
+                            (N + 0.5) x its announced interval); default 10s
+                            (at most 604800s) and 3 (0: --max-age alone, as
+                            Apache), so 3.5s at one heartbeat a second
 
 SIGTERM or SIGINT stops it cleanly; SIGHUP re-reads --key-file and never
 stops it.`,
@@ -3561,6 +3648,7 @@ stops it.`,
     const maxServers = flagValue(v["max-servers"], (t) => integer(t, "--max-servers", 1, MAX_SERVERS_LIMIT), void 0);
     const feeds = feedsFlags(v);
     const verifier = verifierFlags(v);
+    const liveness = flag(() => livenessOptions(v, "--"));
     const stopped = untilSignal();
     reloadOnHangup(v["key-file"], (keys) => verifier?.setKeys(keys));
     const slots = slotsPath(flagValue(v.slots, (t) => path(t, "--slots"), void 0));
@@ -3570,7 +3658,7 @@ stops it.`,
     let stopFeeds;
     try {
       listener = await Listener.start({ on, iface: v.interface, table, verifier });
-      stopFeeds = await startFeeds(feeds, { listener, liveness: DEFAULT_LIVENESS });
+      stopFeeds = await startFeeds(feeds, { listener, liveness });
     } catch (err) {
       await listener?.close();
       table.close();
@@ -3616,11 +3704,19 @@ function verifierFlags(v) {
 // src/cli/pick.ts
 function sourceFlag(v) {
   if (v.slots !== void 0 && v["hb-dat"] !== void 0) throw new UsageError("--slots and --hb-dat are alternatives: give one");
+  if (v.misses !== void 0 && v["hb-dat"] !== void 0) throw new UsageError("--misses needs the slot file: hb.dat lines carry no interval, so --max-age alone judges them");
   if (v["hb-dat"] !== void 0) return hbDatSource(flag(() => path(v["hb-dat"], "--hb-dat")));
   const slots = slotsPath(flagValue(v.slots, (t) => path(t, "--slots"), void 0));
   refuseDangling(slots, "slot file");
   return slotSource(slots);
 }
+var LIVENESS_HELP = `--max-age D               never live at this age or older (default 10s, at
+                            most 604800s)
+  --misses N                dead once it has missed N heartbeats in a row: at
+                            an age of (N + 0.5) x its announced interval, when
+                            under --max-age (default 3; 0: --max-age alone, as
+                            Apache; not with --hb-dat, whose lines have no
+                            interval)`;
 var pickCommand = defineCommand({
   summary: "choose a backend with room for work (for whatever routes requests)",
   usage: `usage: hbeat pick [options]
@@ -3629,8 +3725,7 @@ var pickCommand = defineCommand({
   --hb-dat F                pick from Apache's hb.dat instead (its own age is
                             added to each lastseen; a regular file of at most
                             128 MiB, a full table of 1048576 servers)
-  --max-age D               only servers seen less than D ago (default 10s, at
-                            most 604800s)
+  ${LIVENESS_HELP}
   --members H:P,...         only these servers
   --method M                weighted (default): chosen with probability
                             weight/total, weight = ready (ready/4 when busy is 0);
@@ -3646,6 +3741,7 @@ stderr when no live backend has weight over 0.`,
     slots: { type: "string" },
     "hb-dat": { type: "string" },
     "max-age": { type: "string" },
+    misses: { type: "string" },
     members: { type: "string" },
     method: { type: "string" },
     count: { type: "string" },
@@ -4019,9 +4115,9 @@ ${message2}`);
 `);
         return;
       }
-      if (opts.json) out2.write(JSON.stringify(statusJson(snap.servers, snap.counters)) + "\n");
+      if (opts.json) out2.write(JSON.stringify(statusJson(snap.servers, snap.counters, opts.liveness)) + "\n");
       else {
-        const table = statusTable(snap.servers, snap.counters, { notLive });
+        const table = statusTable(snap.servers, snap.counters, { liveness: opts.liveness, notLive });
         screen.show(screen.redraw ? `${header(opts.label, period, listenerState(snap.listenerPid))}
 
 ${table}` : table);
@@ -4058,6 +4154,7 @@ var statusCommand = defineCommand({
   --hb-dat F                show Apache's hb.dat instead (its own age is added
                             to each lastseen; it has no packets or counters; a
                             regular file of at most 128 MiB)
+  ${LIVENESS_HELP}
   --json                    one JSON object: servers and counters
   --watch                   again every --interval until Ctrl-C: in place on a
                             terminal (servers not live dimmed), else one
@@ -4068,6 +4165,8 @@ var statusCommand = defineCommand({
   options: {
     slots: { type: "string" },
     "hb-dat": { type: "string" },
+    "max-age": { type: "string" },
+    misses: { type: "string" },
     json: { type: "boolean" },
     watch: { type: "boolean" },
     interval: { type: "string" }
@@ -4075,10 +4174,11 @@ var statusCommand = defineCommand({
   async run(v) {
     if (v.interval !== void 0 && !v.watch) throw new UsageError("--interval goes with --watch");
     const intervalMs = flagValue(v.interval, (t) => duration(t, "--interval", { min: 100, max: 36e5 }), 1e3);
+    const liveness = flag(() => livenessOptions(v, "--"));
     const source = sourceFlag(v);
-    if (v.watch) return watchStatus({ ...source, json: v.json === true, intervalMs });
+    if (v.watch) return watchStatus({ ...source, liveness, json: v.json === true, intervalMs });
     const snap = source.read();
-    const text = v.json ? JSON.stringify(statusJson(snap.servers, snap.counters)) : statusTable(snap.servers, snap.counters);
+    const text = v.json ? JSON.stringify(statusJson(snap.servers, snap.counters, liveness)) : statusTable(snap.servers, snap.counters, { liveness });
     process.stdout.write(text + "\n");
     return 0;
   }

@@ -1,7 +1,6 @@
 // `hbeat listen`: collect heartbeats into the slot file (on each proxy), and
 // feed proxies from it.
 import { UsageError } from '../core/errors.ts';
-import { DEFAULT_LIVENESS } from '../core/liveness.ts';
 import { DEFAULT_GROUP, Listener } from '../core/listener.ts';
 import { log } from '../core/log.ts';
 import { MAX_SERVERS_LIMIT, SlotTable } from '../core/slotfile.ts';
@@ -9,7 +8,7 @@ import { slotsPath } from '../core/source.ts';
 import { isMulticast } from '../core/address.ts';
 import { refuseDangling } from '../core/regular-file.ts';
 import { DEFAULT_MAX_SKEW_MS, loadKeys, Verifier } from '../core/trust.ts';
-import { duration, endpoint, integer, path } from '../core/values.ts';
+import { duration, endpoint, integer, livenessOptions, path } from '../core/values.ts';
 import { startFeeds, type StartFeed } from '../feeds/feed.ts';
 import { haproxyFeed } from '../feeds/haproxy.ts';
 import { haproxyAgentFeed } from '../feeds/haproxy-agent.ts';
@@ -31,6 +30,8 @@ const options = {
   haproxy: { type: 'string' },
   'haproxy-backend': { type: 'string', multiple: true },
   'haproxy-agent': { type: 'string' },
+  'max-age': { type: 'string' },
+  misses: { type: 'string' },
 } as const;
 
 export const listenCommand = defineCommand({
@@ -51,8 +52,9 @@ export const listenCommand = defineCommand({
   --http ADDR:PORT          serve HTTP there: POST / or /heartbeat a heartbeat
                             (as mod_heartmonitor's handler), GET /status (JSON),
                             /metrics (Prometheus), /pick?count=&distinct=&members=
-                            &method=&seed=&max-age= (HOST:PORT lines; JSON lines
-                            with Accept: application/json; 503 when none is live)
+                            &method=&seed=&max-age=&misses= (HOST:PORT lines;
+                            JSON lines with Accept: application/json; 503 when
+                            none is live)
   --key-file F              accept only datagrams signed with a key in F (hex
                             keys one a line, or one raw key of 16+ bytes; a
                             regular file of at most 4096 bytes, no access for
@@ -70,6 +72,11 @@ export const listenCommand = defineCommand({
                             free server-template servers (0.0.0.0, maintenance)
   --haproxy-agent ADDR:PORT answer HAProxy's agent-check there: agent-send
                             "HOST:PORT\\n", answered "N%" (weight 100 servers)
+  --max-age D               who is live, for /pick, /status, /metrics, hb.dat
+  --misses N                and the feeds: heard from within min(--max-age,
+                            (N + 0.5) x its announced interval); default 10s
+                            (at most 604800s) and 3 (0: --max-age alone, as
+                            Apache), so 3.5s at one heartbeat a second
 
 SIGTERM or SIGINT stops it cleanly; SIGHUP re-reads --key-file and never
 stops it.`,
@@ -81,6 +88,7 @@ stops it.`,
     const maxServers = flagValue(v['max-servers'], (t) => integer(t, '--max-servers', 1, MAX_SERVERS_LIMIT), undefined);
     const feeds = feedsFlags(v);
     const verifier = verifierFlags(v);
+    const liveness = flag(() => livenessOptions(v, '--'));
     // Handlers first: a signal that comes during start-up still stops it cleanly.
     const stopped = untilSignal();
     reloadOnHangup(v['key-file'], (keys) => verifier?.setKeys(keys));
@@ -91,7 +99,7 @@ stops it.`,
     let stopFeeds: () => Promise<void>;
     try {
       listener = await Listener.start({ on, iface: v.interface, table, verifier });
-      stopFeeds = await startFeeds(feeds, { listener, liveness: DEFAULT_LIVENESS });
+      stopFeeds = await startFeeds(feeds, { listener, liveness });
     } catch (err) {
       await listener?.close();
       table.close();

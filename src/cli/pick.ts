@@ -8,15 +8,26 @@ import { serverJson } from '../core/status.ts';
 import { path, pickOptions } from '../core/values.ts';
 import { defineCommand, flag, flagValue, SLOTS_HELP, writeStdout } from './command.ts';
 
-/** --slots or --hb-dat, for pick and status alike. */
-export function sourceFlag(v: { slots?: string | undefined; 'hb-dat'?: string | undefined }): Source {
+/** --slots or --hb-dat, for pick and status alike; --misses only with a slot file. */
+export function sourceFlag(v: { slots?: string | undefined; 'hb-dat'?: string | undefined; misses?: string | undefined }): Source {
   if (v.slots !== undefined && v['hb-dat'] !== undefined) throw new UsageError('--slots and --hb-dat are alternatives: give one');
+  // An hb.dat line has no interval, so --max-age alone judges it: a --misses would be ignored.
+  if (v.misses !== undefined && v['hb-dat'] !== undefined) throw new UsageError('--misses needs the slot file: hb.dat lines carry no interval, so --max-age alone judges them');
   if (v['hb-dat'] !== undefined) return hbDatSource(flag(() => path(v['hb-dat']!, '--hb-dat')));
   const slots = slotsPath(flagValue(v.slots, (t) => path(t, '--slots'), undefined));
   // Else "does not exist (is hbeat listen running?)", which sends the operator the wrong way.
   refuseDangling(slots, 'slot file');
   return slotSource(slots);
 }
+
+/** The help of --max-age and --misses, for pick and status alike. */
+export const LIVENESS_HELP = `--max-age D               never live at this age or older (default 10s, at
+                            most 604800s)
+  --misses N                dead once it has missed N heartbeats in a row: at
+                            an age of (N + 0.5) x its announced interval, when
+                            under --max-age (default 3; 0: --max-age alone, as
+                            Apache; not with --hb-dat, whose lines have no
+                            interval)`;
 
 export const pickCommand = defineCommand({
   summary: 'choose a backend with room for work (for whatever routes requests)',
@@ -26,8 +37,7 @@ export const pickCommand = defineCommand({
   --hb-dat F                pick from Apache's hb.dat instead (its own age is
                             added to each lastseen; a regular file of at most
                             128 MiB, a full table of 1048576 servers)
-  --max-age D               only servers seen less than D ago (default 10s, at
-                            most 604800s)
+  ${LIVENESS_HELP}
   --members H:P,...         only these servers
   --method M                weighted (default): chosen with probability
                             weight/total, weight = ready (ready/4 when busy is 0);
@@ -43,6 +53,7 @@ stderr when no live backend has weight over 0.`,
     slots: { type: 'string' },
     'hb-dat': { type: 'string' },
     'max-age': { type: 'string' },
+    misses: { type: 'string' },
     members: { type: 'string' },
     method: { type: 'string' },
     count: { type: 'string' },

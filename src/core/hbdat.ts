@@ -4,14 +4,11 @@ import { isIP, isIPv4 } from 'node:net';
 import { chmodSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { stripScope } from './address.ts';
-import { Outage } from './log.ts';
+import { liveFor, type Liveness } from './liveness.ts';
 import { fileKind, readRegular } from './regular-file.ts';
 import type { PickServer } from './picker.ts';
 import type { ServerRecord } from './slotfile.ts';
 import { parseHbDatQuery } from './wire.ts';
-
-/** mod_heartmonitor's SEEN_TIMEOUT: a server silent for longer leaves the file. */
-export const HB_DAT_SEEN_TIMEOUT_S = 30;
 
 /**
  * The most `pick --hb-dat` reads: a full table of the largest --max-servers
@@ -20,20 +17,33 @@ export const HB_DAT_SEEN_TIMEOUT_S = 30;
  */
 export const MAX_HB_DAT_BYTES = 128 << 20;
 
+/** What hb.dat holds of a table at one instant. */
+export interface HbDat {
+  /** The file's text. */
+  text: string;
+  /** Who has a line ("HOST PORT\n" each): the file changes membership exactly when this does. */
+  members: string;
+  /** Seconds until the first server with a line turns dead; Infinity when none has one. */
+  firstDeath: number;
+}
+
 /**
- * The file's text. Drained servers are left out, since a real Apache knows no
- * drain state and skips a worker with no line; lastseen is whole seconds, as
- * Apache's apr_time_sec rounds.
+ * The file's lines: one per server live by the rule and not draining, since
+ * a real Apache knows neither rule and skips a worker with no line; lastseen
+ * is whole seconds, as Apache's apr_time_sec rounds.
  */
-export function formatHbDat(servers: readonly ServerRecord[]): string {
+export function hbDatOf(servers: readonly ServerRecord[], liveness: Liveness): HbDat {
   let text = '';
+  let members = '';
+  let firstDeath = Infinity;
   for (const s of servers) {
-    if (s.age === null || s.state === 'drain') continue;
-    const lastseen = Math.floor(s.age);
-    if (lastseen > HB_DAT_SEEN_TIMEOUT_S) continue;
-    text += `${s.host} &ready=${s.ready}&busy=${s.busy}&lastseen=${lastseen}&port=${s.port}\n`;
+    const left = liveFor(s, liveness);
+    if (left === null || !(left > 0) || s.state === 'drain') continue;
+    text += `${s.host} &ready=${s.ready}&busy=${s.busy}&lastseen=${Math.floor(s.age!)}&port=${s.port}\n`;
+    members += `${s.host} ${s.port}\n`;
+    if (left < firstDeath) firstDeath = left;
   }
-  return text;
+  return { text, members, firstDeath };
 }
 
 /**
@@ -52,11 +62,11 @@ function checkReplaceable(path: string): void {
 }
 
 /** Writes the file atomically: a temporary file beside it, readable by others, then a rename. */
-export function writeHbDat(path: string, servers: readonly ServerRecord[]): void {
+export function writeHbDat(path: string, text: string): void {
   checkReplaceable(path);
   const tmp = `${path}.tmp-${process.pid}`;
   try {
-    writeFileSync(tmp, formatHbDat(servers));
+    writeFileSync(tmp, text);
     // Apache reads it as its own user: readable by others whatever the umask.
     chmodSync(tmp, 0o644);
     renameSync(tmp, path);
@@ -96,52 +106,6 @@ function missingReason(dir: string): string {
   }
   if (!st.isDirectory()) return `${dir} is not a directory`;
   return `cannot make a file in ${dir}: its file system does not allow it`;
-}
-
-/**
- * `listen --hb-dat`: rewrites the file every interval from `servers()`. A
- * failed write is logged (rate-limited) and tried again at the next interval;
- * the listener goes on. Stopping writes once more and leaves the file, as
- * mod_heartmonitor does: a restart must not leave Apache without backends
- * (an empty or missing file makes it answer 503 to everything), and a crash
- * leaves the file too, so readers must judge its age anyway.
- */
-export class HbDatWriter {
-  private readonly outage: Outage;
-  private timer: NodeJS.Timeout | undefined;
-
-  private constructor(readonly path: string, private readonly servers: () => readonly ServerRecord[]) {
-    this.outage = new Outage('cannot write hb.dat; trying again at the next interval', 'hb.dat written again', { path }, { level: 'error', repeatMs: 60_000 });
-  }
-
-  /** Writes the file at once (throwing, for a one-line exit, when it cannot), then every intervalMs. */
-  static start(path: string, intervalMs: number, servers: () => readonly ServerRecord[]): HbDatWriter {
-    const writer = new HbDatWriter(path, servers);
-    writeHbDat(path, servers());
-    writer.timer = setInterval(() => writer.write(), intervalMs);
-    writer.timer.unref();
-    return writer;
-  }
-
-  /** One write; false when it failed (logged). */
-  write(): boolean {
-    try {
-      writeHbDat(this.path, this.servers());
-    } catch (err) {
-      this.outage.fail(hbDatReason(this.path, err));
-      return false;
-    }
-    this.outage.ok();
-    return true;
-  }
-
-  /** A last write, so the file is as fresh as it can be; then no more. */
-  stop(): void {
-    if (this.timer === undefined) return;
-    clearInterval(this.timer);
-    this.timer = undefined;
-    this.write();
-  }
 }
 
 /** ::ffff:a.b.c.d as a.b.c.d, the same server, as the slot file stores it. */

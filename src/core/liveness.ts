@@ -30,3 +30,13 @@ export function liveAge(interval: number | null, l: Liveness): number {
 export function isLive(s: { age: number | null; interval: number | null }, l: Liveness): boolean {
   return s.age !== null && s.age < liveAge(s.interval, l);
 }
+
+/**
+ * Seconds of live time left: over 0 while live (it turns dead that much
+ * later unless it is heard from), else 0 or less (dead that long ago); null
+ * when never heard from. Over 0 exactly when isLive, since for doubles
+ * a - b > 0 exactly when a > b.
+ */
+export function liveFor(s: { age: number | null; interval: number | null }, l: Liveness): number | null {
+  return s.age === null ? null : liveAge(s.interval, l) - s.age;
+}

@@ -1,6 +1,7 @@
 // Choosing a backend: mod_lbmethod_heartbeat's find_best_hb made exact, as a
 // pure function over a snapshot (slot file records or hb.dat lines alike).
 import { parseEndpoint, readAddress, stripScope, writeAddress } from './address.ts';
+import { isLive, liveFor, type Liveness } from './liveness.ts';
 
 /** What picking reads of a server; a slot file's ServerRecord is one. */
 export interface PickServer {
@@ -19,8 +20,8 @@ export interface PickServer {
 export type Method = 'weighted' | 'two-choices';
 
 export interface PickOptions {
-  /** Seconds; only servers seen less than this ago are candidates. */
-  maxAge: number;
+  /** Only servers live by this rule are candidates. */
+  liveness: Liveness;
   /** HOST:PORT ([ADDR]:PORT for IPv6, scope ignored); when given, only these are candidates. */
   members?: readonly string[];
   method: Method;
@@ -37,11 +38,6 @@ export interface PickOptions {
  */
 export function weight(s: PickServer): number {
   return s.busy === 0 ? Math.floor(s.ready / 4) : s.ready;
-}
-
-/** Seen less than maxAge seconds ago. */
-export function isFresh(s: PickServer, maxAge: number): boolean {
-  return s.age !== null && s.age < maxAge;
 }
 
 const scratch = new Uint8Array(16);
@@ -70,22 +66,26 @@ function memberTest(members: readonly string[] | undefined): ((s: PickServer) =>
 }
 
 /** What fixes the candidates of a prepared pool. */
-export type PoolOptions = Pick<PickOptions, 'maxAge' | 'members'>;
+export type PoolOptions = Pick<PickOptions, 'liveness' | 'members'>;
 /** What each call on a prepared pool chooses afresh. */
 export type DrawOptions = Pick<PickOptions, 'method' | 'count' | 'distinct' | 'random'>;
 
 /**
- * The candidates (fresh, in members, not drained, weight over 0) of a
+ * The candidates (live, in members, not drained, weight over 0) of a
  * snapshot in a Fenwick tree: an exact weighted draw and a removal (for
  * --distinct) in O(log n) each, after an O(n) build. A caller that keeps it
  * picks from it again for as long as the candidates stay as they were: until
- * the table changes or `oldest` ages out. The sums are integers below 2^53
+ * the table changes or `firstToDie` turns dead. The sums are integers below 2^53
  * (2^20 slots of at most 2^32 ready), so every step is exact in doubles.
  */
 export class Prepared<T extends PickServer> {
   readonly items: T[] = [];
-  /** The candidate heard from longest ago, the first to age out; undefined when there is none. */
-  readonly oldest: T | undefined;
+  /**
+   * The candidate with the least live time left, the first to turn dead
+   * (not the oldest: a slow sender's long interval keeps it live longer);
+   * undefined when there is none.
+   */
+  readonly firstToDie: T | undefined;
   private readonly weights: number[] = [];
   private readonly tree: Float64Array; // 1-based
   private readonly top: number; // highest power of two <= items.length
@@ -93,25 +93,26 @@ export class Prepared<T extends PickServer> {
 
   constructor(servers: readonly T[], opts: PoolOptions) {
     const inMembers = memberTest(opts.members);
-    let oldest: T | undefined;
-    let oldestAge = -1;
-    // An index loop reading age once: a short-lived `pick` runs this unoptimised over every server.
+    let firstToDie: T | undefined;
+    let leastLeft = Infinity;
+    // An index loop: a short-lived `pick` runs this unoptimised over every server.
     for (let i = 0; i < servers.length; i++) {
       const s = servers[i]!;
-      const age = s.age;
-      if (age === null || !(age < opts.maxAge) || s.state === 'drain') continue;
+      const left = liveFor(s, opts.liveness);
+      // Live while its time left is over 0.
+      if (left === null || !(left > 0) || s.state === 'drain') continue;
       const w = weight(s);
       if (w > 0 && (inMembers === null || inMembers(s))) {
         this.items.push(s);
         this.weights.push(w);
         this.total += w;
-        if (age > oldestAge) {
-          oldest = s;
-          oldestAge = age;
+        if (left < leastLeft) {
+          firstToDie = s;
+          leastLeft = left;
         }
       }
     }
-    this.oldest = oldest;
+    this.firstToDie = firstToDie;
     const n = this.items.length;
     this.tree = new Float64Array(n + 1);
     for (let i = 1; i <= n; i++) {
@@ -190,14 +191,25 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
+/** Seconds, as a flag would take them: 10, 0.25. */
+function seconds(x: number): string {
+  return `${+x.toFixed(3)}s`;
+}
+
 /** Why `pick` returned []: one line for stderr. */
 export function noneReason(servers: readonly PickServer[], opts: PickOptions): string {
   const known = `${plural(servers.length, 'server')} known`;
-  const fresh = servers.filter((s) => isFresh(s, opts.maxAge));
-  if (fresh.length === 0) return `no live backend: ${known}, 0 seen in the last ${+opts.maxAge.toFixed(3)}s`;
+  const l = opts.liveness;
+  const live = servers.filter((s) => isLive(s, l));
+  if (live.length === 0) {
+    // The rule in the words that apply: an hb.dat's lines have no interval, so max-age alone.
+    const byIntervals = l.misses > 0 && servers.some((s) => s.interval !== null);
+    const rule = byIntervals ? `heard from within ${l.misses + 0.5} of its intervals and ${seconds(l.maxAge)}` : `heard from within ${seconds(l.maxAge)}`;
+    return `no live backend: ${known}, 0 live (live: ${rule})`;
+  }
   const inMembers = memberTest(opts.members);
-  const members = inMembers === null ? fresh : fresh.filter(inMembers);
-  if (members.length === 0) return `no live backend: ${known}, ${fresh.length} live, none of --members is live`;
+  const members = inMembers === null ? live : live.filter(inMembers);
+  if (members.length === 0) return `no live backend: ${known}, ${live.length} live, none of --members is live`;
   const usable = members.filter((s) => s.state !== 'drain' && weight(s) > 0).length;
   const where = inMembers === null ? '' : ' in --members';
   if (usable === 0) return `no live backend: ${known}, ${members.length} live${where} but all drained or at weight 0`;

@@ -242,6 +242,8 @@ class SlotRecord implements ServerRecord {
   readonly ready: number;
   readonly busy: number;
   readonly age: number | null;
+  /** Decoded at once as well: every reader's liveness rule reads it. */
+  readonly interval: number;
 
   constructor(private readonly ctx: ReadContext, readonly slot: number) {
     const off = slot * SLOT_SIZE;
@@ -251,6 +253,7 @@ class SlotRecord implements ServerRecord {
     this.busy = view.getUint32(off + S_BUSY, true);
     const seen = view.getFloat64(off + S_SEEN_MONO, true);
     this.age = ctx.bootOk && seen >= 0 ? Math.max(0, ctx.now - seen) / 1000 : null;
+    this.interval = view.getUint32(off + S_INTERVAL, true) / 1000;
   }
 
   get port(): number {
@@ -258,9 +261,6 @@ class SlotRecord implements ServerRecord {
   }
   get packets(): number {
     return readU64(this.ctx.buf, this.slot * SLOT_SIZE + S_PACKETS);
-  }
-  get interval(): number {
-    return this.ctx.view.getUint32(this.slot * SLOT_SIZE + S_INTERVAL, true) / 1000;
   }
   get seenWall(): number {
     return this.ctx.view.getFloat64(this.slot * SLOT_SIZE + S_SEEN_WALL, true);

@@ -1,6 +1,7 @@
 // `hbeat status`: what the listener knows, as a table for people or JSON for
 // programs. Reads a snapshot, so it works while a listener runs and after.
 import { formatEndpoint } from './address.ts';
+import { isLive, liveFor, type Liveness } from './liveness.ts';
 import { weight, type PickServer } from './picker.ts';
 import { COUNTER_NAMES, type CounterName } from './slotfile.ts';
 
@@ -18,22 +19,17 @@ export interface StatusView {
   listenerPid?: number;
 }
 
-/** Seen this recently, a server counts as live (mod_lbmethod_heartbeat's LBM_HEARTBEAT_MAX_LASTSEEN). */
-export const LIVE_AGE_S = 10;
-
-export function isLive(s: { age: number | null }, liveAge = LIVE_AGE_S): boolean {
-  return s.age !== null && s.age < liveAge;
-}
-
 /** The object `pick --json` prints for a server. */
 export function serverJson(s: PickServer) {
   return { host: s.host, port: s.port, ready: s.ready, busy: s.busy, age: s.age === null ? null : round3(s.age) };
 }
 
-/** The object `status --json` prints. */
-export function statusJson(servers: StatusServer[], counters: Counters) {
+/** The object `status --json` prints; `live` by the rule, whatever the state and weight; `weight` the load's, whatever both. */
+export function statusJson(servers: StatusServer[], counters: Counters, liveness: Liveness) {
   return {
-    servers: sortServers(servers).map((s) => ({ ...serverJson(s), state: s.state, packets: s.packets ?? null, live: isLive(s), weight: weight(s) })),
+    servers: sortServers(servers).map((s) => ({
+      ...serverJson(s), state: s.state, interval: s.interval, packets: s.packets ?? null, live: isLive(s, liveness), weight: weight(s),
+    })),
     counters,
   };
 }
@@ -53,24 +49,37 @@ export function formatAge(age: number | null): string {
   return `${Math.floor(age / 3600)}h${Math.floor((age % 3600) / 60)}m`;
 }
 
+/** A server's announced interval: 250ms, 1s, 1.5s; '-' when unknown (an hb.dat line). */
+export function formatInterval(interval: number | null): string {
+  if (interval === null) return '-';
+  return interval < 1 ? `${Math.round(interval * 1000)}ms` : `${+interval.toFixed(3)}s`;
+}
+
+/** Whether it is live, and when it turns dead or did: `yes, dead in 1.2s`, `no, dead 3.0s ago`; `no` when never heard from. */
+export function formatLive(s: { age: number | null; interval: number | null }, liveness: Liveness): string {
+  const left = liveFor(s, liveness);
+  if (left === null) return 'no';
+  return left > 0 ? `yes, dead in ${formatAge(left)}` : `no, dead ${formatAge(-left)} ago`;
+}
+
 export interface TableOptions {
-  /** Seconds within which a server counts as live (LIVE_AGE_S by default; the demo runs faster). */
-  liveAge?: number;
+  /** The rule that says who is live (the demo's runs faster than production's). */
+  liveness: Liveness;
   /** Styles the row of a server that is not live (a terminal dims it). */
   notLive?: (row: string) => string;
 }
 
 /** The table `status` prints: one row per server, then the counters. */
-export function statusTable(servers: StatusServer[], counters: Counters, opts: TableOptions = {}): string {
-  const live = (s: StatusServer) => isLive(s, opts.liveAge);
+export function statusTable(servers: StatusServer[], counters: Counters, opts: TableOptions): string {
+  const live = (s: StatusServer) => isLive(s, opts.liveness);
   const sorted = sortServers(servers);
-  const rows = [['SERVER', 'STATE', 'READY', 'BUSY', 'AGE', 'PACKETS', 'LIVE']];
+  const rows = [['SERVER', 'STATE', 'READY', 'BUSY', 'INTERVAL', 'AGE', 'PACKETS', 'LIVE']];
   for (const s of sorted) {
-    rows.push([formatEndpoint(s.host, s.port), s.state, String(s.ready), String(s.busy), formatAge(s.age), s.packets === undefined ? '-' : String(s.packets), live(s) ? 'yes' : 'no']);
+    rows.push([formatEndpoint(s.host, s.port), s.state, String(s.ready), String(s.busy), formatInterval(s.interval), formatAge(s.age), s.packets === undefined ? '-' : String(s.packets), formatLive(s, opts.liveness)]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   // Text left, numbers right, so columns of figures line up.
-  const lines = rows.map((r) => r.map((cell, c) => (c === 0 || c === 1 || c === 6 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd());
+  const lines = rows.map((r) => r.map((cell, c) => (c === 0 || c === 1 || c === 7 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd());
   if (opts.notLive) for (let i = 0; i < sorted.length; i++) if (!live(sorted[i]!)) lines[i + 1] = opts.notLive(lines[i + 1]!);
   const liveCount = servers.filter(live).length;
   const totals = counters ? COUNTER_NAMES.map((n) => `${n} ${counters[n]}`).join(', ') : 'no counters in an hb.dat';

@@ -2,7 +2,7 @@
 // share. Each throws a plain Error with a one-line reason; the command line
 // turns it into a usage error (exit 2), the HTTP server into a 400.
 import { parseEndpoint, type Endpoint } from './address.ts';
-import { DEFAULT_MAX_AGE_S, DEFAULT_MISSES, type Liveness } from './liveness.ts';
+import { DEFAULT_LIVENESS, type Liveness } from './liveness.ts';
 import { seededRandom, type Method, type PickOptions } from './picker.ts';
 
 /** A whole decimal number from min to max. */
@@ -69,21 +69,25 @@ export interface PickValues extends LivenessValues {
   seed?: string | undefined;
 }
 
-/** `prefix` is how a name is written in messages: '--' for flags, '' for query parameters. */
-export function livenessOptions(v: LivenessValues, prefix: string): Liveness {
+/**
+ * `prefix` is how a name is written in messages: '--' for flags, '' for
+ * query parameters. What is not given is as `defaults` (listen's own flags,
+ * for /pick).
+ */
+export function livenessOptions(v: LivenessValues, prefix: string, defaults: Liveness = DEFAULT_LIVENESS): Liveness {
   return {
-    maxAge: v['max-age'] === undefined ? DEFAULT_MAX_AGE_S : duration(v['max-age'], `${prefix}max-age`, MAX_AGE_RANGE) / 1000,
-    misses: v.misses === undefined ? DEFAULT_MISSES : integer(v.misses, `${prefix}misses`, 0, MAX_MISSES),
+    maxAge: v['max-age'] === undefined ? defaults.maxAge : duration(v['max-age'], `${prefix}max-age`, MAX_AGE_RANGE) / 1000,
+    misses: v.misses === undefined ? defaults.misses : integer(v.misses, `${prefix}misses`, 0, MAX_MISSES),
   };
 }
 
-export function pickOptions(v: PickValues, prefix: string, maxCount = MAX_PICK_COUNT): PickOptions {
+export function pickOptions(v: PickValues, prefix: string, maxCount = MAX_PICK_COUNT, defaults: Liveness = DEFAULT_LIVENESS): PickOptions {
   const method = v.method ?? 'weighted';
   if (method !== 'weighted' && method !== 'two-choices') {
     throw new Error(`${prefix}method takes weighted or two-choices, not ${JSON.stringify(method)}`);
   }
   return {
-    maxAge: livenessOptions(v, prefix).maxAge,
+    liveness: livenessOptions(v, prefix, defaults),
     members: v.members === undefined ? undefined : memberList(v.members, `${prefix}members`),
     method: method as Method,
     count: v.count === undefined ? 1 : integer(v.count, `${prefix}count`, 1, maxCount),

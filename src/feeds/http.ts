@@ -11,9 +11,10 @@ import type { StartFeed } from './feed.ts';
 import { log } from '../core/log.ts';
 import { haproxyMetrics } from './haproxy.ts';
 import { listenOn } from './tcp.ts';
-import { isFresh, noneReason, Prepared, weight, type PickOptions, type PickServer } from '../core/picker.ts';
+import { isLive, type Liveness } from '../core/liveness.ts';
+import { noneReason, Prepared, weight, type PickOptions, type PickServer } from '../core/picker.ts';
 import { ACCEPTED, COUNTER_NAMES, countersRecord, MALFORMED, FULL, type CounterName, type ServerRecord, type SlotTable } from '../core/slotfile.ts';
-import { isLive, serverJson, sortServers, statusJson } from '../core/status.ts';
+import { serverJson, sortServers, statusJson } from '../core/status.ts';
 import { servePage } from './page.ts';
 import { MALFORMED as REASONS, MALFORMED_TOO_LONG, MAX_DATAGRAM, newHeartbeat, parseHeartbeat } from '../core/wire.ts';
 
@@ -37,6 +38,8 @@ export interface HttpOptions {
   /** Port 0 takes any free port (tests); the command line requires one. */
   on: Endpoint;
   listener: Listener;
+  /** What /pick, /status and /metrics call live: listen's --max-age and --misses. */
+  liveness: Liveness;
   timeouts?: Partial<HttpTimeouts>;
   /** The longest /pick serves a table older than the slot file's (default 100 ms). */
   refreshMs?: number;
@@ -44,7 +47,7 @@ export interface HttpOptions {
 
 /** Most picks one /pick request may ask for: a response stays small. */
 export const MAX_PICK_COUNT = 10_000;
-const PICK_PARAMS = new Set(['count', 'distinct', 'members', 'method', 'seed', 'max-age']);
+const PICK_PARAMS = new Set(['count', 'distinct', 'members', 'method', 'seed', 'max-age', 'misses']);
 
 // Listener.receive finds a body too long by its length alone, so an oversized
 // body (declared, or found so while reading) goes in as these MAX_DATAGRAM + 1
@@ -67,9 +70,9 @@ const CACHED_POOLS = 16;
  * The table as /pick reads it: decoded only when a datagram has changed the
  * table (every change counts one `accepted`), at most every refreshMs, and
  * never per request; ages come from monotonic seen times when picking. The
- * candidates under each max-age and members asked for are kept prepared
+ * candidates under each liveness and members asked for are kept prepared
  * (least recently used dropped first), so that a pick costs O(count log n)
- * rather than O(n), until the table is decoded again or one of them ages out.
+ * rather than O(n), until the table is decoded again or one of them turns dead.
  */
 export class PickView {
   private all: ViewServer[] = [];
@@ -83,13 +86,14 @@ export class PickView {
   /** The picks `opts` asks for, ages as of `now`. */
   pick(opts: PickOptions, now: number): ViewServer[] {
     this.refresh(now);
-    const key = `${opts.maxAge} ${opts.members?.join(',') ?? '*'}`;
+    const l = opts.liveness;
+    const key = `${l.maxAge} ${l.misses} ${opts.members?.join(',') ?? '*'}`;
     let pool = this.pools.get(key);
     if (pool !== undefined) {
       this.pools.delete(key);
-      // Its oldest candidate ages out first; no other server can become a
-      // candidate before a heartbeat changes the table.
-      if (pool.oldest !== undefined && !isFresh(age(pool.oldest, now), opts.maxAge)) pool = undefined;
+      // No candidate dies before the one with the least live time left, and
+      // no other server can become one before a heartbeat changes the table.
+      if (pool.firstToDie !== undefined && !isLive(age(pool.firstToDie, now), l)) pool = undefined;
     } else if (this.pools.size >= CACHED_POOLS) {
       this.pools.delete(this.pools.keys().next().value!);
     }
@@ -132,8 +136,8 @@ function ages(servers: ViewServer[], now: number): ViewServer[] {
   return servers;
 }
 
-/** /pick's query string as pick() options, by the rules of pick's flags; throws BadRequest with the reason. */
-export function pickQuery(query: string): PickOptions {
+/** /pick's query string as pick() options, by the rules of pick's flags, listen's liveness unless it says otherwise; throws BadRequest with the reason. */
+export function pickQuery(query: string, liveness: Liveness): PickOptions {
   const params = new URLSearchParams(query);
   for (const key of params.keys()) if (!PICK_PARAMS.has(key)) throw new BadRequest(`unknown parameter ${JSON.stringify(key)} (known: ${[...PICK_PARAMS].join(', ')})`);
   // When a parameter repeats, the last wins, as in a heartbeat; members add up.
@@ -147,30 +151,32 @@ export function pickQuery(query: string): PickOptions {
     distinct: distinct === '' || distinct === '1' || distinct === 'true',
     seed: last('seed'),
     'max-age': last('max-age'),
+    misses: last('misses'),
   };
   try {
-    return pickOptions(values, '', MAX_PICK_COUNT);
+    return pickOptions(values, '', MAX_PICK_COUNT, liveness);
   } catch (err) {
     throw new BadRequest((err as Error).message);
   }
 }
 
-const DEFAULT_PICK: PickOptions = pickOptions({}, '');
-
 const TEXT = 'text/plain; charset=utf-8';
 
 /** `listen --http`: the HTTP server as a feed of the listener. */
 export function httpFeed(on: Endpoint): StartFeed {
-  return async ({ listener }) => HttpServer.start({ on, listener });
+  return async ({ listener, liveness }) => HttpServer.start({ on, listener, liveness });
 }
 
 export class HttpServer {
   private readonly view: PickView;
   private readonly table: SlotTable;
+  /** A bare /pick's options: listen's liveness, one weighted pick. */
+  private readonly defaultPick: PickOptions;
 
-  private constructor(private readonly server: Server, private readonly listener: Listener, refreshMs: number) {
+  private constructor(private readonly server: Server, private readonly listener: Listener, private readonly liveness: Liveness, refreshMs: number) {
     this.table = listener.table;
     this.view = new PickView(this.table, refreshMs);
+    this.defaultPick = { liveness, method: 'weighted', count: 1, distinct: false, random: Math.random };
   }
 
   /** Listens on `opts.on` only; a port in use or an address not of this host is a ListenError. */
@@ -184,7 +190,7 @@ export class HttpServer {
     });
     // A socket with no traffic either way for this long is destroyed.
     server.timeout = t.idle;
-    const http = new HttpServer(server, opts.listener, opts.refreshMs ?? 100);
+    const http = new HttpServer(server, opts.listener, opts.liveness, opts.refreshMs ?? 100);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => http.handle(req, res));
     await listenOn(server, opts.on, '--http', { listening: 'http listening', error: 'http server error' });
     return http;
@@ -289,17 +295,17 @@ export class HttpServer {
   }
 
   private status(res: ServerResponse): void {
-    reply(res, 200, 'application/json', JSON.stringify(statusJson(this.table.snapshot(), countersRecord(this.table.counters))) + '\n');
+    reply(res, 200, 'application/json', JSON.stringify(statusJson(this.table.snapshot(), countersRecord(this.table.counters), this.liveness)) + '\n');
   }
 
   private metrics(res: ServerResponse): void {
-    reply(res, 200, 'text/plain; version=0.0.4; charset=utf-8', metricsText(this.table.snapshot(), countersRecord(this.table.counters)));
+    reply(res, 200, 'text/plain; version=0.0.4; charset=utf-8', metricsText(this.table.snapshot(), countersRecord(this.table.counters), this.liveness));
   }
 
   private pick(req: IncomingMessage, res: ServerResponse, query: string): void {
     let opts: PickOptions;
     try {
-      opts = query === '' ? DEFAULT_PICK : pickQuery(query);
+      opts = query === '' ? this.defaultPick : pickQuery(query, this.liveness);
     } catch (err) {
       if (!(err instanceof BadRequest)) throw err;
       return reply(res, 400, TEXT, `${err.message}\n`);
@@ -333,7 +339,7 @@ function label(value: string): string {
 }
 
 /** The Prometheus text exposition (format 0.0.4) of the table and the counters. */
-export function metricsText(servers: ServerRecord[], counters: Record<CounterName, number>): string {
+export function metricsText(servers: ServerRecord[], counters: Record<CounterName, number>, liveness: Liveness): string {
   const sorted = sortServers(servers);
   const labels = sorted.map((s) => `{server="${label(formatEndpoint(s.host, s.port))}",state="${s.state}"}`);
   let out = '';
@@ -347,7 +353,8 @@ export function metricsText(servers: ServerRecord[], counters: Record<CounterNam
   family('hbeat_server_ready', 'gauge', 'Free workers the server last announced.', (s) => s.ready);
   family('hbeat_server_busy', 'gauge', 'Busy workers the server last announced.', (s) => s.busy);
   family('hbeat_server_age_seconds', 'gauge', 'Seconds since the server\'s last accepted heartbeat (absent when not heard from since boot).', (s) => s.age);
-  family('hbeat_server_live', 'gauge', 'Whether the server was heard from in the last 10 s (1) or not (0).', (s) => (isLive(s) ? 1 : 0));
+  const rule = liveness.misses === 0 ? `${liveness.maxAge} s` : `${liveness.misses + 0.5} of its announced intervals and ${liveness.maxAge} s`;
+  family('hbeat_server_live', 'gauge', `Whether the server is live (1) or not (0): heard from within ${rule}.`, (s) => (isLive(s, liveness) ? 1 : 0));
   family('hbeat_server_packets_total', 'counter', 'Heartbeats accepted from the server.', (s) => s.packets);
   out += '# HELP hbeat_datagrams_total Heartbeats received, by what became of them.\n# TYPE hbeat_datagrams_total counter\n';
   for (const name of COUNTER_NAMES) out += `hbeat_datagrams_total{result="${name}"} ${counters[name]}\n`;

@@ -13,20 +13,25 @@ import { formatEndpoint, parseEndpoint, type Endpoint } from '../core/address.ts
 import { Listener, ListenError } from '../core/listener.ts';
 import { HttpServer } from '../feeds/http.ts';
 import { sink } from '../core/log.ts';
+import { DEFAULT_LIVENESS, isLive, liveAge, liveFor, type Liveness } from '../core/liveness.ts';
 import { pick, weight } from '../core/picker.ts';
 import { dimmer, every, isTerminal, Screen, stopSignal, type Output } from './screen.ts';
 import { Sender, SendError, type Load } from '../core/sender.ts';
 import { countersRecord, SlotTable, type CounterName, type ServerRecord } from '../core/slotfile.ts';
-import { isLive, statusTable } from '../core/status.ts';
+import { formatAge, statusTable } from '../core/status.ts';
 import { STATE_DRAIN } from '../core/wire.ts';
 import { OperatorError } from '../core/errors.ts';
 
 export const DEFAULT_DURATION_MS = 15_000;
 // Time runs four times faster than in production: announcements every 250 ms
-// instead of 1 s, and so live means heard from in the last 2.5 s instead of
-// 10 s (ten missed announcements either way), so a death shows in seconds.
+// instead of 1 s, and max-age 2.5 s instead of 10 s, so by the same rule (dead
+// once three announcements in a row are missed) a backend is dead 0.875 s
+// after its last one instead of 3.5 s: a death shows within a second.
 const INTERVAL_MS = 250;
-const MAX_AGE_S = 2.5;
+const LIVENESS: Liveness = { maxAge: DEFAULT_LIVENESS.maxAge / 4, misses: DEFAULT_LIVENESS.misses };
+/** Seconds a backend stays live after its last announcement, and the announcements it has missed by then. */
+const LIVE_S = liveAge(INTERVAL_MS / 1000, LIVENESS);
+const MISSED = Math.floor(LIVE_S / (INTERVAL_MS / 1000));
 const TICK_MS = 500;
 const PICKS_PER_TICK = 100;
 const BAR = 20;
@@ -101,8 +106,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     table = SlotTable.open(join(dir, 'hbeat.slots'), 16);
     const on = await listenOnFreePort(table);
     listener = on.listener;
-    // The page, on loopback only; port 0: whichever is free.
-    http = await HttpServer.start({ on: { host: '127.0.0.1', port: 0, family: 4 }, listener });
+    // The page, on loopback only (port 0: whichever is free), by the table's liveness, so that both say dead at once.
+    http = await HttpServer.start({ on: { host: '127.0.0.1', port: 0, family: 4 }, listener, liveness: LIVENESS });
     const page = `http://127.0.0.1:${http.address.port}/`;
     const began = performance.now();
     const clock = () => {
@@ -242,11 +247,15 @@ class View {
     this.counters = counters;
     for (const s of servers) {
       const name = formatEndpoint(s.host, s.port);
-      if (isLive(s, MAX_AGE_S)) this.wasLive.add(name);
-      else if (this.wasLive.delete(name)) this.events.push(`${`t=${t.toFixed(1)}s`.padEnd(8)} ${name} silent for ${MAX_AGE_S}s: not live, no more picks`);
+      if (isLive(s, LIVENESS)) this.wasLive.add(name);
+      else if (this.wasLive.delete(name)) {
+        // When it turned dead, not when this tick noticed: liveFor is minus how long ago.
+        const died = t + (liveFor(s, LIVENESS) ?? 0);
+        this.events.push(`${`t=${died.toFixed(1)}s`.padEnd(8)} ${name} missed ${MISSED} announcements in a row (silent ${formatAge(LIVE_S)}): dead, no more picks`);
+      }
     }
     this.lastPicks.clear();
-    for (const s of pick(servers, { maxAge: MAX_AGE_S, method: 'weighted', count: PICKS_PER_TICK, distinct: false, random: Math.random })) {
+    for (const s of pick(servers, { liveness: LIVENESS, method: 'weighted', count: PICKS_PER_TICK, distinct: false, random: Math.random })) {
       const name = formatEndpoint(s.host, s.port);
       this.lastPicks.set(name, (this.lastPicks.get(name) ?? 0) + 1);
       this.picks.set(name, (this.picks.get(name) ?? 0) + 1);
@@ -258,10 +267,10 @@ class View {
     const lines = [
       `hbeat demo, t=${t.toFixed(1)}s of ${+(this.durationMs / 1000).toFixed(1)}s${this.screen.redraw ? ' (Ctrl-C stops)' : ''}`,
       `${this.names.length} backends announce their load every ${INTERVAL_MS}ms to a listener on ${formatEndpoint(this.listener.host, this.listener.port)}.`,
-      `Time runs 4x fast: live means heard from in the last ${MAX_AGE_S}s (10s in production).`,
+      `Time runs 4x fast: a backend that misses ${MISSED} in a row is dead, ${formatAge(LIVE_S)} after its last (${formatAge(LIVE_S * 4)} in production).`,
       `In a browser, the page: ${this.page} (while the demo runs)`,
       '',
-      statusTable(this.servers, this.counters, { liveAge: MAX_AGE_S, notLive: this.dim }),
+      statusTable(this.servers, this.counters, { liveness: LIVENESS, notLive: this.dim }),
       '',
       `${PICKS_PER_TICK} picks every ${TICK_MS / 1000}s, each backend with probability weight / total:`,
       'weight = ready (ready/4 while busy is 0); 0 when draining or not live',
@@ -275,7 +284,7 @@ class View {
   }
 
   private pickTable(): string {
-    const weights = new Map(this.servers.map((s) => [formatEndpoint(s.host, s.port), isLive(s, MAX_AGE_S) && s.state !== 'drain' ? weight(s) : 0]));
+    const weights = new Map(this.servers.map((s) => [formatEndpoint(s.host, s.port), isLive(s, LIVENESS) && s.state !== 'drain' ? weight(s) : 0]));
     const rows = [['SERVER', 'WEIGHT', 'PICKS', 'SHARE', 'LAST 100', '']];
     for (const name of [...this.names].sort()) {
       const total = this.picks.get(name) ?? 0;

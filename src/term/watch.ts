@@ -4,6 +4,7 @@
 // separated by a blank line (exactly what `status` prints, each time); with
 // --json one `status --json` object a line, terminal or not.
 import { dimmer, every, isTerminal, Screen, stopSignal, type Output } from './screen.ts';
+import type { Liveness } from '../core/liveness.ts';
 import { statusJson, statusTable, type StatusView } from '../core/status.ts';
 
 export interface WatchOptions {
@@ -11,6 +12,8 @@ export interface WatchOptions {
   label: string;
   /** Reads it afresh; throws a one-line Error when it cannot. */
   read: () => StatusView;
+  /** Who counts as live: --max-age and --misses. */
+  liveness: Liveness;
   json: boolean;
   intervalMs: number;
   out?: Output;
@@ -39,9 +42,9 @@ export async function watchStatus(opts: WatchOptions): Promise<number> {
         else process.stderr.write(`hbeat status: ${message}\n`);
         return;
       }
-      if (opts.json) out.write(JSON.stringify(statusJson(snap.servers, snap.counters)) + '\n');
+      if (opts.json) out.write(JSON.stringify(statusJson(snap.servers, snap.counters, opts.liveness)) + '\n');
       else {
-        const table = statusTable(snap.servers, snap.counters, { notLive });
+        const table = statusTable(snap.servers, snap.counters, { liveness: opts.liveness, notLive });
         screen.show(screen.redraw ? `${header(opts.label, period, listenerState(snap.listenerPid))}\n\n${table}` : table);
       }
     });

@@ -10,12 +10,13 @@ import { HBEAT, hbeat, toolMissing, tempDir, until } from '../helpers/run.ts';
 const BACKENDS = ['127.0.0.2:8080', '127.0.0.3:8080', '127.0.0.4:8080', '127.0.0.5:8080', '127.0.0.6:8080'];
 const NO_SCRIPT = spawnSync('script', ['--version'], { stdio: 'ignore' }).status === 0 ? false : toolMissing('no script(1) to give it a terminal (Debian\'s util-linux)');
 
-interface Row { server: string; state: string; ready: number; busy: number; age: number; packets: number; live: string }
+interface Row { server: string; state: string; ready: number; busy: number; interval: string; age: number; packets: number; live: string; deadIn?: number; deadAgo?: number }
 
 /** The status rows of one plain snapshot. */
 function rows(snapshot: string): Row[] {
-  return [...snapshot.matchAll(/^(\S+:\d+) +(up|drain) +(\d+) +(\d+) +([\d.]+)s +(\d+) +(yes|no)$/gm)].map((m) => ({
-    server: m[1]!, state: m[2]!, ready: +m[3]!, busy: +m[4]!, age: +m[5]!, packets: +m[6]!, live: m[7]!,
+  return [...snapshot.matchAll(/^(\S+:\d+) +(up|drain) +(\d+) +(\d+) +(\S+) +([\d.]+)s +(\d+) +(yes|no)(?:, dead (?:in ([\d.]+)s|([\d.]+)s ago))?$/gm)].map((m) => ({
+    server: m[1]!, state: m[2]!, ready: +m[3]!, busy: +m[4]!, interval: m[5]!, age: +m[6]!, packets: +m[7]!, live: m[8]!,
+    deadIn: m[9] === undefined ? undefined : +m[9], deadAgo: m[10] === undefined ? undefined : +m[10],
   }));
 }
 
@@ -41,7 +42,12 @@ test('demo | cat: plain snapshots of five backends, one draining and one dead, t
     assert.deepEqual(table.map((s) => s.server), BACKENDS);
     const by = Object.fromEntries(table.map((s) => [s.server, s]));
     assert.equal(by['127.0.0.4:8080']!.state, 'drain');
-    for (const s of table) assert.equal(s.live, s.age < 2.5 ? 'yes' : 'no', `${s.server}: live means heard from in the last 2.5s`);
+    for (const s of table) {
+      assert.equal(s.interval, '250ms');
+      // Dead 0.875 s after its last announcement (three missed), each figure rounded to 0.1 s.
+      const deadAt = s.live === 'yes' ? s.age + s.deadIn! : s.age - s.deadAgo!;
+      assert.ok(Math.abs(deadAt - 0.875) <= 0.1 + 1e-9, `${s.server}: live until 0.875s of silence, not ${deadAt}`);
+    }
 
     const tally = picks(last);
     assert.deepEqual(tally.map((p) => p.server), BACKENDS);
@@ -63,7 +69,12 @@ test('demo | cat: plain snapshots of five backends, one draining and one dead, t
     const dead = snapshots.filter((s) => /127\.0\.0\.5:8080 dies/.test(s)).map((s) => rows(s).find((x) => x.server === '127.0.0.5:8080')!.packets);
     assert.ok(dead.length >= 2);
     assert.equal(new Set(dead.slice(1)).size, 1, `no datagram from the dead backend: ${dead}`);
-    if (by['127.0.0.5:8080']!.live === 'no') assert.match(last, /127\.0\.0\.5:8080 silent for 2\.5s: not live, no more picks/);
+    assert.equal(by['127.0.0.5:8080']!.live, 'no');
+    const died = +/^ {2}t=(\d+\.\d)s +127\.0\.0\.5:8080 dies/m.exec(last)![1]!;
+    const deadAt = +/^ {2}t=(\d+\.\d)s +127\.0\.0\.5:8080 missed 3 announcements in a row \(silent 0\.9s\): dead, no more picks$/m.exec(last)![1]!;
+    // Dead 0.875 s after its last announcement, which came before it died: the old
+    // rule (2.5 s of the demo's time) would be far past this bound.
+    assert.ok(deadAt >= died - 0.3 && deadAt <= died + 1.5, `died at ${died}s, dead by the rule at ${deadAt}s`);
 
     assert.deepEqual(readdirSync(dir), [], 'its temporary directory is gone');
   } finally {

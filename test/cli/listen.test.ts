@@ -64,8 +64,8 @@ test('listen records what arrives on a unicast port; status shows it while runni
 
   const table = await hbeat(['status', '--slots', slots]);
   assert.equal(table.code, 0);
-  assert.match(table.stdout, /^SERVER\s+STATE\s+READY\s+BUSY\s+AGE\s+PACKETS\s+LIVE$/m);
-  assert.match(table.stdout, /^127\.0\.0\.2:8080\s+up\s+10\s+2\s+\S+s\s+1\s+yes$/m);
+  assert.match(table.stdout, /^SERVER\s+STATE\s+READY\s+BUSY\s+INTERVAL\s+AGE\s+PACKETS\s+LIVE$/m);
+  assert.match(table.stdout, /^127\.0\.0\.2:8080\s+up\s+10\s+2\s+1s\s+\S+s\s+1\s+yes, dead in \S+s$/m);
   assert.match(table.stdout, /accepted 3, malformed 1/);
 
   assert.equal(await listener.stop('SIGTERM'), 0);

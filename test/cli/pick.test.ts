@@ -3,14 +3,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { monoNow } from '../../src/core/clock.ts';
 import { SlotTable } from '../../src/core/slotfile.ts';
 import { hbeat, tempDir } from '../helpers/run.ts';
 
-/** A slot file holding `servers`, as a listener would have written it just now. */
+/** A slot file holding `servers`, as a listener would have written it just now; one heartbeat every 5 s keeps them live for max-age's 10 s. */
 function slotFile(dir: string, servers: [string, number, number, number, number?][]): string {
   const path = join(dir, 'hbeat.slots');
   const table = SlotTable.open(path, 64);
-  for (const [address, port, ready, busy, state = 0] of servers) table.write(table.claim(address, port), { ready, busy, state, interval: 1000, ts: -1 }, '');
+  for (const [address, port, ready, busy, state = 0] of servers) table.write(table.claim(address, port), { ready, busy, state, interval: 5000, ts: -1 }, '');
   table.close();
   return path;
 }
@@ -99,7 +100,9 @@ test('pick --hb-dat reads Apache\'s flat file, adds the file\'s own age, skips w
     ['127.0.0.4', 80, 90, null, false],
   ]);
   const table = await hbeat(['status', '--hb-dat', hbdat]);
-  assert.match(table.stdout, /^127\.0\.0\.4:80\s+up\s+90\s+2\s+\S+s\s+-\s+no$/m);
+  // No interval in an hb.dat: --max-age alone, so lastseen 12 went dead at 10.
+  assert.match(table.stdout, /^127\.0\.0\.4:80\s+up\s+90\s+2\s+-\s+\S+s\s+-\s+no, dead [\d.]+s ago$/m);
+  assert.deepEqual(json.servers.map((s: { interval: unknown }) => s.interval), [null, null, null]);
   assert.match(table.stdout, /3 servers, 2 live; no counters in an hb\.dat/);
 
   // The writer died eight seconds ago: lastseen 1 + 8 is still live, 4 + 8 is not.
@@ -116,14 +119,58 @@ test('pick --hb-dat reads Apache\'s flat file, adds the file\'s own age, skips w
   assert.match(missing.stderr, /^hbeat pick: hb\.dat .*nope: does not exist\n$/);
 });
 
-test('status --slots with --hb-dat is a usage error', async () => {
-  const r = await hbeat(['status', '--slots', 'a', '--hb-dat', 'b']);
-  assert.equal(r.code, 2);
-  assert.match(r.stderr, /usage: hbeat status/);
+test('status --slots with --hb-dat is a usage error; so is --misses with --hb-dat, whose lines have no interval', async () => {
+  for (const args of [['--slots', 'a', '--hb-dat', 'b'], ['--hb-dat', 'b', '--misses', '0'], ['--misses', '1.5'], ['--max-age', 'x']]) {
+    const r = await hbeat(['status', ...args]);
+    assert.equal(r.code, 2, args.join(' '));
+    assert.match(r.stderr, /usage: hbeat status/);
+  }
+  const r = await hbeat(['pick', '--hb-dat', 'b', '--misses', '3']);
+  assert.match(r.stderr, /^hbeat pick: --misses needs the slot file: hb\.dat lines carry no interval/);
+});
+
+test('pick and status judge each server by its own interval: --misses, --max-age, and back at its first heartbeat', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.remove);
+  const path = join(tmp.dir, 'hbeat.slots');
+  const table = SlotTable.open(path, 8);
+  t.after(() => table.close());
+  // Ages far from every bound, so that the seconds this test takes change no verdict.
+  const beat = (address: string, intervalMs: number, ago: number) => {
+    const slot = table.lookup(address, 80);
+    table.write(slot >= 0 ? slot : table.claim(address, 80), { ready: 10, busy: 1, state: 0, interval: intervalMs, ts: -1 }, '', monoNow() - ago);
+  };
+  beat('127.0.0.2', 2000, 0); // live for 7 s
+  beat('127.0.0.3', 1000, 4000); // one a second, silent for 4: dead since 0.5 s
+  beat('127.0.0.4', 5000, 3000); // one every 5 s, silent for 3: live for 7 s more
+  const picked = async (...args: string[]) => {
+    const r = await hbeat(['pick', '--slots', path, '--count', '10', '--distinct', ...args]);
+    return r.code === 0 ? r.stdout.trim().split('\n').sort() : r.stderr;
+  };
+  assert.deepEqual(await picked('--max-age', '2.5'), ['127.0.0.2:80']);
+  assert.deepEqual(await picked(), ['127.0.0.2:80', '127.0.0.4:80']);
+  assert.deepEqual(await picked('--misses', '0'), ['127.0.0.2:80', '127.0.0.3:80', '127.0.0.4:80'], '--misses 0: --max-age alone, as Apache');
+  assert.deepEqual(await picked('--misses', '1'), ['127.0.0.2:80', '127.0.0.4:80'], '1.5 intervals: 3 s, 1.5 s and 7.5 s');
+  assert.equal(await picked('--max-age', '0'), 'hbeat pick: no live backend: 3 servers known, 0 live (live: heard from within 3.5 of its intervals and 0s)\n');
+
+  const status = JSON.parse((await hbeat(['status', '--slots', path, '--json'])).stdout);
+  assert.deepEqual(status.servers.map((s: Record<string, unknown>) => [s.host, s.interval, s.live]), [['127.0.0.2', 2, true], ['127.0.0.3', 1, false], ['127.0.0.4', 5, true]]);
+  const apache = JSON.parse((await hbeat(['status', '--slots', path, '--json', '--misses', '0'])).stdout);
+  assert.deepEqual(apache.servers.map((s: { live: boolean }) => s.live), [true, true, true]);
+  const text = (await hbeat(['status', '--slots', path])).stdout;
+  assert.match(text, /^SERVER +STATE +READY +BUSY +INTERVAL +AGE +PACKETS +LIVE$/m);
+  assert.match(text, /^127\.0\.0\.2:80 +up +10 +1 +2s +\d\.\ds +1 +yes, dead in \d\.\ds$/m);
+  assert.match(text, /^127\.0\.0\.3:80 +up +10 +1 +1s +\d\.\ds +1 +no, dead \d\.\ds ago$/m);
+  assert.match(text, /^127\.0\.0\.4:80 +up +10 +1 +5s +\d\.\ds +1 +yes, dead in \d\.\ds$/m);
+  assert.match(text, /3 servers, 2 live;/);
+
+  // Back at its first heartbeat.
+  beat('127.0.0.3', 1000, 0);
+  assert.deepEqual(await picked(), ['127.0.0.2:80', '127.0.0.3:80', '127.0.0.4:80']);
 });
 
 test('pick rejects bad flags with exit 2 and the usage', async () => {
-  for (const args of [['--slots', 'a', '--hb-dat', 'b'], ['--method', 'random'], ['--count', '0'], ['--count', 'x'], ['--max-age', '10m'], ['--seed', '-1'], ['--members', 'host'], ['--distinct=yes']]) {
+  for (const args of [['--slots', 'a', '--hb-dat', 'b'], ['--method', 'random'], ['--count', '0'], ['--count', 'x'], ['--max-age', '10m'], ['--seed', '-1'], ['--members', 'host'], ['--distinct=yes'], ['--misses', '-1'], ['--misses', 'x'], ['--misses', '1001'], ['--hb-dat', 'b', '--misses', '3']]) {
     const r = await hbeat(['pick', ...args]);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /usage: hbeat pick/);

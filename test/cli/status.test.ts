@@ -76,12 +76,14 @@ async function watch(args: string[], enough: (stdout: string) => boolean, signal
   return { code, stdout, stderr };
 }
 
-test('status --watch off a terminal: what status prints, again each refresh, ages ticking; exit 0 on SIGINT', async () => {
+test('status --watch off a terminal: what status prints, again each refresh, ages ticking; exit 0 on SIGINT', async (t) => {
   const { dir, remove } = tempDir();
   try {
     const port = await freePort();
     const slots = join(dir, 's');
     const listener = await start(['listen', '--on', `127.0.0.1:${port}`, '--slots', slots]);
+    // Stopped even when an assertion fails first, so the test run can end.
+    t.after(() => listener.stop());
     await send('v=1&ready=4&busy=1&port=81', port);
     await until(async () => ((await statusJson(slots)).servers.length === 1 ? true : undefined), 'the heartbeat');
     const once = await hbeat(['status', '--slots', slots]);
@@ -92,9 +94,9 @@ test('status --watch off a terminal: what status prints, again each refresh, age
     assert.ok(r.stdout.startsWith('SERVER '));
     const snapshots = r.stdout.trimEnd().split(/\n\n(?=SERVER )/);
     assert.ok(snapshots.length >= 4);
-    const shape = (s: string) => s.replace(/\d+(\.\d+)?s /g, 'AGE ').replace(/accepted \d+/, 'accepted N');
+    const shape = (s: string) => s.replace(/\d+(?:\.\d+)?s( |$)/gm, 'AGE$1').replace(/accepted \d+/, 'accepted N');
     for (const s of snapshots) assert.equal(shape(s), shape(once.stdout.trimEnd()), 'each snapshot is a status table');
-    const ages = snapshots.map((s) => +/127\.0\.0\.1:81 .* ([\d.]+)s +\d+ +yes$/m.exec(s)![1]!);
+    const ages = snapshots.map((s) => +/127\.0\.0\.1:81 .* ([\d.]+)s +\d+ +yes, dead in [\d.]+s$/m.exec(s)![1]!);
     for (let i = 1; i < ages.length; i++) assert.ok(ages[i]! >= ages[i - 1]!, `ages never go back: ${ages}`);
     // Four refreshes 200 ms apart span at least 600 ms.
     assert.ok(ages.at(-1)! - ages[0]! >= 0.5, `ages tick: ${ages}`);
@@ -139,8 +141,8 @@ test('status --watch on a terminal: a header, redrawn in place, dead servers dim
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.ok(r.stdout.startsWith(`\x1b[?25l\x1b[H\x1b[2Jhbeat status --watch: ${slots} (no listener running), every 200ms, `), JSON.stringify(r.stdout.slice(0, 120)));
     assert.ok(r.stdout.split('\x1b[H').length - 1 >= 3, 'redrawn');
-    assert.match(r.stdout, /\n127\.0\.0\.2:8080 +up +5 +1 +[\d.]+s +1 +yes\x1b\[K/);
-    assert.match(r.stdout, /\n\x1b\[2m127\.0\.0\.3:8080 +up +9 +2 +2\d\.\ds +1 +no\x1b\[22m\x1b\[K/);
+    assert.match(r.stdout, /\n127\.0\.0\.2:8080 +up +5 +1 +1s +[\d.]+s +1 +yes, dead in [\d.]+s\x1b\[K/);
+    assert.match(r.stdout, /\n\x1b\[2m127\.0\.0\.3:8080 +up +9 +2 +1s +2\d\.\ds +1 +no, dead 1\d\.\ds ago\x1b\[22m\x1b\[K/);
     assert.ok(r.stdout.endsWith('\x1b[J\x1b[?25h'), JSON.stringify(r.stdout.slice(-40)));
 
     const plain = underTerminal(['--slots', slots, '--interval', '200ms'], { NO_COLOR: '1' });

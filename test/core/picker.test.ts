@@ -3,17 +3,20 @@ import assert from 'node:assert/strict';
 import { noneReason, pick, Prepared, seededRandom, weight } from '../../src/core/picker.ts';
 import type { PickOptions, PickServer } from '../../src/core/picker.ts';
 import type { ServerRecord } from '../../src/core/slotfile.ts';
+import { DEFAULT_LIVENESS } from '../../src/core/liveness.ts';
 
 let lastOctet = 0;
-/** A live, up server on its own loopback address; busy 1 so that weight = ready. */
+/** A live, up server on its own loopback address; busy 1 so that weight = ready; no interval (as an hb.dat line) unless given. */
 function server(ready: number, fields: Partial<PickServer> = {}): PickServer {
   const address = fields.address ?? `127.0.0.${++lastOctet}`;
-  return { host: address, address, port: 8080, ready, busy: 1, age: 1, interval: 1, state: 'up', ...fields };
+  return { host: address, address, port: 8080, ready, busy: 1, age: 1, interval: null, state: 'up', ...fields };
 }
 
 function options(fields: Partial<PickOptions> = {}): PickOptions {
-  return { maxAge: 10, method: 'weighted', count: 1, distinct: false, random: seededRandom(1), ...fields };
+  return { liveness: DEFAULT_LIVENESS, method: 'weighted', count: 1, distinct: false, random: seededRandom(1), ...fields };
 }
+
+const maxAge = (s: number) => ({ liveness: { maxAge: s, misses: 3 } });
 
 /** How often each server came up, in the order of `servers`. */
 function tally(servers: readonly PickServer[], picks: readonly PickServer[]): number[] {
@@ -68,8 +71,18 @@ test('max age is an exclusive bound and an unknown age is out', () => {
   const servers = [server(5, { age: 10 }), fresh, server(5, { age: null }), server(5, { age: 10.5 })];
   assert.deepEqual(pick(servers, options({ count: 50 })), Array(50).fill(fresh));
   const half = server(5, { age: 0.499 });
-  assert.deepEqual(pick([server(5, { age: 0.5 }), half], options({ maxAge: 0.5, count: 5 })), Array(5).fill(half));
+  assert.deepEqual(pick([server(5, { age: 0.5 }), half], options({ ...maxAge(0.5), count: 5 })), Array(5).fill(half));
   assert.deepEqual(pick([servers[0]!, servers[2]!], options()), []);
+});
+
+test('a server with an interval is a candidate for misses + 0.5 of them, at most max-age', () => {
+  const justLive = server(5, { age: 3.49, interval: 1 });
+  const slow = server(5, { age: 9.9, interval: 5 }); // 17.5 s by its interval, capped at 10
+  const servers = [server(5, { age: 3.5, interval: 1 }), justLive, slow, server(5, { age: 0.75, interval: 0.2 }), server(5, { age: 10, interval: 5 })];
+  assert.deepEqual(new Set(pick(servers, options({ count: 50 }))), new Set([justLive, slow]));
+  // misses 0: max-age alone, as Apache.
+  assert.equal(pick(servers, options({ liveness: { maxAge: 10, misses: 0 }, count: 4, distinct: true })).length, 4);
+  assert.deepEqual(pick(servers, options({ liveness: { maxAge: 10, misses: 2 }, count: 50 })), Array(50).fill(slow));
 });
 
 test('a drained server is never a candidate', () => {
@@ -106,12 +119,16 @@ test('--members: IPv4 and [IPv6]:PORT, scope ignored, any spelling of the addres
 test('nothing to pick: [] and a one-line reason', () => {
   const records: ServerRecord[] = []; // the slot file's records are PickServers
   assert.deepEqual(pick(records, options({ count: 3 })), []);
-  assert.equal(noneReason([], options()), 'no live backend: 0 servers known, 0 seen in the last 10s');
+  assert.equal(noneReason([], options()), 'no live backend: 0 servers known, 0 live (live: heard from within 10s)');
 
   const stale = [server(5, { age: 12 }), server(5, { age: null }), server(5, { age: 10 })];
   assert.deepEqual(pick(stale, options()), []);
-  assert.equal(noneReason(stale, options()), 'no live backend: 3 servers known, 0 seen in the last 10s');
-  assert.equal(noneReason(stale, options({ maxAge: 0.25 })), 'no live backend: 3 servers known, 0 seen in the last 0.25s');
+  assert.equal(noneReason(stale, options()), 'no live backend: 3 servers known, 0 live (live: heard from within 10s)');
+  assert.equal(noneReason(stale, options(maxAge(0.25))), 'no live backend: 3 servers known, 0 live (live: heard from within 0.25s)');
+  // With intervals known (a slot file), the rule says so.
+  const silent = [server(5, { age: 4, interval: 1 })];
+  assert.equal(noneReason(silent, options()), 'no live backend: 1 server known, 0 live (live: heard from within 3.5 of its intervals and 10s)');
+  assert.equal(noneReason(silent, options({ liveness: { maxAge: 3, misses: 0 } })), 'no live backend: 1 server known, 0 live (live: heard from within 3s)');
 
   const unusable = [server(5, { state: 'drain' }), server(0), server(8, { age: 30 })];
   assert.deepEqual(pick(unusable, options({ count: 4, distinct: true })), []);
@@ -297,7 +314,7 @@ test('a prepared pool picks as pick() does for the same random sequence, call af
   const servers = Array.from({ length: 300 }, (_, i) =>
     server(i % 5 === 0 ? 0 : (i * 37) % 50, { address: `127.1.${i >> 8}.${i & 255}`, busy: i % 11 === 0 ? 0 : 1, age: (i % 13) + 0.5, state: i % 17 === 0 ? 'drain' : 'up' }));
   for (const members of [undefined, servers.filter((_, i) => i % 3 === 0).map((s) => `${s.address}:${s.port}`)]) {
-    const pool = new Prepared(servers, { maxAge: 10, members });
+    const pool = new Prepared(servers, { liveness: DEFAULT_LIVENESS, members });
     for (let seed = 0; seed < 40; seed++) {
       const draw = {
         method: seed % 2 ? 'two-choices' : 'weighted',
@@ -311,12 +328,17 @@ test('a prepared pool picks as pick() does for the same random sequence, call af
   }
 });
 
-test('a prepared pool: its candidates, and the oldest of them, the first to age out', () => {
+test('a prepared pool: its candidates, and the first of them to turn dead', () => {
   const old = server(5, { age: 9 });
   const servers = [server(5, { age: 2 }), old, server(5, { age: 9 }), server(5, { age: 12 }), server(0, { age: 9.5 }), server(5, { age: 9.9, state: 'drain' })];
-  const pool = new Prepared(servers, { maxAge: 10 });
+  const pool = new Prepared(servers, { liveness: DEFAULT_LIVENESS });
   assert.deepEqual(pool.items, servers.slice(0, 3));
-  assert.equal(pool.oldest, old, 'the first of two as old');
-  assert.equal(new Prepared(servers, { maxAge: 1 }).oldest, undefined);
-  assert.deepEqual(new Prepared(servers, { maxAge: 1 }).pick({ method: 'weighted', count: 3, distinct: false, random: Math.random }), []);
+  assert.equal(pool.firstToDie, old, 'the first of two as close to death');
+  assert.equal(new Prepared(servers, maxAge(1)).firstToDie, undefined);
+  assert.deepEqual(new Prepared(servers, maxAge(1)).pick({ method: 'weighted', count: 3, distinct: false, random: Math.random }), []);
+  // Not the oldest: the one with the least live time left. A fast sender
+  // heard from 0.6 s ago (0.7 s live) dies before a slow one heard from 5 s ago (10 s).
+  const fast = server(5, { age: 0.6, interval: 0.2 });
+  const slow = server(5, { age: 5, interval: 5 });
+  assert.equal(new Prepared([slow, fast, server(5, { age: 1, interval: 1 })], { liveness: DEFAULT_LIVENESS }).firstToDie, fast);
 });

@@ -6,6 +6,7 @@ import { request } from 'node:http';
 import { connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { monoNow } from '../../src/core/clock.ts';
+import { DEFAULT_LIVENESS } from '../../src/core/liveness.ts';
 import { HttpServer, metricsText, pickQuery, PickView, type HttpTimeouts } from '../../src/feeds/http.ts';
 import { Listener, ListenError } from '../../src/core/listener.ts';
 import { SlotTable } from '../../src/core/slotfile.ts';
@@ -35,7 +36,7 @@ async function setup(t: { after(fn: () => unknown): void }, opts: { timeouts?: P
   const table = SlotTable.open(join(tmp.dir, 'hbeat.slots'), 8);
   const listener = await Listener.start({ on: [], table });
   const host = opts.host ?? '127.0.0.1';
-  const server = await HttpServer.start({ on: { host, port: 0, family: host.includes(':') ? 6 : 4 }, listener, timeouts: opts.timeouts, refreshMs: opts.refreshMs ?? 0 });
+  const server = await HttpServer.start({ on: { host, port: 0, family: host.includes(':') ? 6 : 4 }, listener, liveness: DEFAULT_LIVENESS, timeouts: opts.timeouts, refreshMs: opts.refreshMs ?? 0 });
   t.after(async () => {
     await server.close();
     await listener.close();
@@ -90,7 +91,7 @@ test('a malformed body gets 400 with the reason, one over 1000 bytes 413; both c
 test('GET /status is status --json; /metrics is Prometheus text with HELP and TYPE', async (t) => {
   const { table, port } = await setup(t);
   await post(port, 'v=1&ready=75&busy=2&port=8080', '127.0.0.2');
-  await post(port, 'v=1&ready=5&busy=1&state=drain', '127.0.0.3');
+  await post(port, 'v=1&ready=5&busy=1&state=drain&interval=250', '127.0.0.3');
   await post(port, 'nonsense');
   const status = await http(port, '/status');
   assert.equal(status.status, 200);
@@ -98,8 +99,8 @@ test('GET /status is status --json; /metrics is Prometheus text with HELP and TY
   const json = JSON.parse(status.body);
   assert.deepEqual(json.counters, { accepted: 2, malformed: 1, unsigned: 0, badsig: 0, replayed: 0, full: 0 });
   assert.deepEqual(json.servers.map((s: Record<string, unknown>) => ({ ...s, age: typeof s.age })), [
-    { host: '127.0.0.2', port: 8080, ready: 75, busy: 2, age: 'number', state: 'up', packets: 1, live: true, weight: 75 },
-    { host: '127.0.0.3', port: 80, ready: 5, busy: 1, age: 'number', state: 'drain', packets: 1, live: true, weight: 5 },
+    { host: '127.0.0.2', port: 8080, ready: 75, busy: 2, age: 'number', state: 'up', interval: 1, packets: 1, live: true, weight: 75 },
+    { host: '127.0.0.3', port: 80, ready: 5, busy: 1, age: 'number', state: 'drain', interval: 0.25, packets: 1, live: true, weight: 5 },
   ]);
 
   const metrics = await http(port, '/metrics');
@@ -119,9 +120,10 @@ test('GET /status is status --json; /metrics is Prometheus text with HELP and TY
   assert.match(body, /^hbeat_datagrams_total\{result="full"\} 0$/m);
   // Every line is a comment or `name{labels} value`, as the exposition format wants.
   for (const line of body.trim().split('\n')) assert.match(line, /^(# (HELP|TYPE) \w+ .+|\w+(\{[^}]*\})? \S+)$/, line);
+  assert.match(body, /^# HELP hbeat_server_live Whether the server is live \(1\) or not \(0\): heard from within 3\.5 of its announced intervals and 10 s\.$/m);
   assert.equal(table.counters[0], 2, 'reading changes nothing');
 
-  const text = metricsText([{ slot: 0, address: 'fe80::1', scope: 'e"\\', host: 'fe80::1%e"\\', port: 80, state: 'up', ready: 1, busy: 1, packets: 1, age: null, interval: 1, seenWall: 0, lastTs: -1 }], json.counters);
+  const text = metricsText([{ slot: 0, address: 'fe80::1', scope: 'e"\\', host: 'fe80::1%e"\\', port: 80, state: 'up', ready: 1, busy: 1, packets: 1, age: null, interval: 1, seenWall: 0, lastTs: -1 }], json.counters, DEFAULT_LIVENESS);
   assert.match(text, /^hbeat_server_ready\{server="\[fe80::1%e\\"\\\\\]:80",state="up"\} 1$/m);
   assert.doesNotMatch(text, /hbeat_server_age_seconds\{/, 'no age sample for a server not heard from since boot');
 });
@@ -165,7 +167,8 @@ test('GET /pick chooses from memory: text or JSON lines, count, distinct, member
   assert.doesNotMatch(two.body, /127\.0\.0\.[45]/);
 
   for (const [query, reason] of [
-    ['max-age=0s', /^no live backend: 4 servers known, 0 seen in the last 0s\n$/],
+    ['max-age=0s', /^no live backend: 4 servers known, 0 live \(live: heard from within 3\.5 of its intervals and 0s\)\n$/],
+    ['misses=0&max-age=0s', /^no live backend: 4 servers known, 0 live \(live: heard from within 0s\)\n$/],
     ['members=127.0.0.4:80,127.0.0.5:80', /^no live backend: .*all drained or at weight 0\n$/],
   ] as const) {
     const none = await http(port, `/pick?${query}`);
@@ -173,7 +176,7 @@ test('GET /pick chooses from memory: text or JSON lines, count, distinct, member
     assert.match(none.body, reason);
     assert.equal(none.headers['retry-after'], '1');
   }
-  for (const query of ['count=0', 'count=x', 'count=10001', 'method=random', 'members=host', 'members=127.0.0.1:99999', 'seed=-1', 'max-age=10m', 'distinct=yes', 'colour=blue']) {
+  for (const query of ['count=0', 'count=x', 'count=10001', 'method=random', 'members=host', 'members=127.0.0.1:99999', 'seed=-1', 'max-age=10m', 'misses=-1', 'misses=x', 'misses=1001', 'distinct=yes', 'colour=blue']) {
     const bad = await http(port, `/pick?${query}`);
     assert.equal(bad.status, 400, query);
     assert.match(bad.body, /^[^\n]+\n$/, query);
@@ -181,12 +184,17 @@ test('GET /pick chooses from memory: text or JSON lines, count, distinct, member
   assert.match((await http(port, '/pick?colour=blue')).body, /unknown parameter "colour"/);
 });
 
-test('pickQuery reads the query with the flags\' rules', () => {
-  const o = pickQuery('count=3&distinct=1&members=127.0.0.1:80,[::1]:81&members=127.0.0.2:82&method=two-choices&seed=4&max-age=500ms');
-  assert.deepEqual({ ...o, random: typeof o.random }, { count: 3, distinct: true, members: ['127.0.0.1:80', '[::1]:81', '127.0.0.2:82'], method: 'two-choices', maxAge: 0.5, random: 'function' });
-  assert.equal(pickQuery('count=1&count=7').count, 7, 'the last value wins');
-  assert.equal(pickQuery('distinct').distinct, true);
-  assert.equal(pickQuery('').members, undefined);
+test('pickOptions reads the query with the flags\' rules', () => {
+  const o = pickQuery('count=3&distinct=1&members=127.0.0.1:80,[::1]:81&members=127.0.0.2:82&method=two-choices&seed=4&max-age=500ms', DEFAULT_LIVENESS);
+  assert.deepEqual({ ...o, random: typeof o.random }, { count: 3, distinct: true, members: ['127.0.0.1:80', '[::1]:81', '127.0.0.2:82'], method: 'two-choices', liveness: { maxAge: 0.5, misses: 3 }, random: 'function' });
+  assert.equal(pickQuery('count=1&count=7', DEFAULT_LIVENESS).count, 7, 'the last value wins');
+  assert.equal(pickQuery('distinct', DEFAULT_LIVENESS).distinct, true);
+  assert.equal(pickQuery('', DEFAULT_LIVENESS).members, undefined);
+  // listen's own rule, unless the query says otherwise.
+  const listens = { maxAge: 4, misses: 1 };
+  assert.deepEqual(pickQuery('', listens).liveness, listens);
+  assert.deepEqual(pickQuery('misses=0', listens).liveness, { maxAge: 4, misses: 0 });
+  assert.deepEqual(pickQuery('max-age=2&misses=5', listens).liveness, { maxAge: 2, misses: 5 });
 });
 
 test('/pick decodes the table only when a heartbeat changed it; ages are worked out at pick time', async (t) => {
@@ -217,18 +225,35 @@ test('PickView keeps the candidates of each max-age and members prepared until a
   const names = (picks: { host: string; port: number }[]) => picks.map((s) => `${s.host}:${s.port}`).sort();
   const at = monoNow();
   // What distinct takes out of a kept pool is back for the next request.
-  for (let i = 0; i < 3; i++) assert.deepEqual(names(view.pick(pickQuery('count=5&distinct'), at)), ['127.0.0.2:80', '127.0.0.3:80']);
-  assert.deepEqual(names(view.pick(pickQuery('count=3&members=127.0.0.3:80'), at)), Array(3).fill('127.0.0.3:80'));
-  assert.equal(view.pick(pickQuery('max-age=2s'), at).length, 1);
+  for (let i = 0; i < 3; i++) assert.deepEqual(names(view.pick(pickQuery('count=5&distinct', DEFAULT_LIVENESS), at)), ['127.0.0.2:80', '127.0.0.3:80']);
+  assert.deepEqual(names(view.pick(pickQuery('count=3&members=127.0.0.3:80', DEFAULT_LIVENESS), at)), Array(3).fill('127.0.0.3:80'));
+  assert.equal(view.pick(pickQuery('max-age=2s', DEFAULT_LIVENESS), at).length, 1);
   // 2.5 s on, with no heartbeat: under max-age=2s both have aged out; under the default neither.
   const later = at + 2500;
-  assert.deepEqual(view.pick(pickQuery('max-age=2s'), later), []);
-  assert.deepEqual(view.pick(pickQuery('members=127.0.0.3:80&max-age=2s'), later), []);
-  const [one] = view.pick(pickQuery(''), later);
+  assert.deepEqual(view.pick(pickQuery('max-age=2s', DEFAULT_LIVENESS), later), []);
+  assert.deepEqual(view.pick(pickQuery('members=127.0.0.3:80&max-age=2s', DEFAULT_LIVENESS), later), []);
+  const [one] = view.pick(pickQuery('', DEFAULT_LIVENESS), later);
   assert.ok(one!.age! >= 2.5, `age ${one!.age} as of the pick`);
   // A heartbeat changes the table: 127.0.0.3 is a candidate again.
   beat('127.0.0.3');
-  assert.deepEqual(names(view.pick(pickQuery('members=127.0.0.3:80&max-age=2s'), later)), ['127.0.0.3:80']);
+  assert.deepEqual(names(view.pick(pickQuery('members=127.0.0.3:80&max-age=2s', DEFAULT_LIVENESS), later)), ['127.0.0.3:80']);
+});
+
+test('PickView drops a kept pool when its first candidate to die turns dead, not its oldest', async (t) => {
+  const { table, listener } = await setup(t);
+  // Heard from first, so the oldest: but one heartbeat every 5 s keeps it live for 10 s.
+  assert.equal(listener.receive(Buffer.from('v=1&ready=10&busy=1&interval=5000'), '127.0.0.2'), 0);
+  // One a second: dead 3.5 s after this.
+  assert.equal(listener.receive(Buffer.from('v=1&ready=10&busy=1&interval=1000'), '127.0.0.3'), 0);
+  const view = new PickView(table, 0);
+  const names = (picks: { host: string }[]) => [...new Set(picks.map((s) => s.host))].sort();
+  const at = monoNow();
+  const opts = pickQuery('count=50', DEFAULT_LIVENESS);
+  assert.deepEqual(names(view.pick(opts, at)), ['127.0.0.2', '127.0.0.3']);
+  assert.deepEqual(names(view.pick(opts, at + 3400)), ['127.0.0.2', '127.0.0.3']);
+  assert.deepEqual(names(view.pick(opts, at + 3600)), ['127.0.0.2'], 'the fast sender is dead after three missed');
+  assert.deepEqual(names(view.pick(pickQuery('count=50&misses=0', DEFAULT_LIVENESS), at + 3600)), ['127.0.0.2', '127.0.0.3'], 'misses=0: max-age alone');
+  assert.deepEqual(names(view.pick(opts, at + 10_100)), []);
 });
 
 test('unknown paths get 404, wrong methods 405 with Allow; HEAD works where GET does', async (t) => {
@@ -306,7 +331,7 @@ test('it listens only on the address given; IPv6 as [ADDR]:PORT; a port in use i
   t.after(() => new Promise((r) => holder.close(r)));
   const held = (holder.address() as { port: number }).port;
   await assert.rejects(
-    HttpServer.start({ on: { host: '127.0.0.1', port: held, family: 4 }, listener: v4.listener }),
+    HttpServer.start({ on: { host: '127.0.0.1', port: held, family: 4 }, listener: v4.listener, liveness: DEFAULT_LIVENESS }),
     (err) => err instanceof ListenError && err.message === `--http 127.0.0.1:${held}: address already in use`,
   );
 });

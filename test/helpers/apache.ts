@@ -8,7 +8,7 @@
 // back inside the namespace, so this holds there too.
 import { execFileSync } from 'node:child_process';
 import { chownSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { executable, runDaemon, type Daemon } from './daemon.ts';
@@ -168,4 +168,27 @@ export async function startHeartmonitor(listen: string): Promise<Heartmonitor> {
     return sources.every((s) => text.includes(`${s} `)) ? text.trim().split('\n').sort() : undefined;
   }, `${sources.join(', ')} in Apache's hb.dat`, 20_000);
   return { ...apache, hbDat: join(apache.dir, 'hb.dat'), linesFor };
+}
+
+/** A backend that answers every request with its own name. */
+export function backend(host: string): Promise<Server> {
+  const server = createServer((req, res) => {
+    req.resume();
+    res.end(host);
+  });
+  return new Promise((resolve) => server.listen(0, host, () => resolve(server)));
+}
+
+/** One GET to Apache on 127.0.0.1:port, on a connection of its own: its status and body. */
+export function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('latin1');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }

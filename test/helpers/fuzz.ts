@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { HttpServer } from '../../src/feeds/http.ts';
+import { DEFAULT_LIVENESS } from '../../src/core/liveness.ts';
 import { Listener } from '../../src/core/listener.ts';
 import { sink } from '../../src/core/log.ts';
 import { seededRandom } from '../../src/core/picker.ts';
@@ -506,7 +507,7 @@ export function fuzzHttp(seed: number, count: number, concurrency = 8): Promise<
     // Room for every port a mutation can make: the table is never full here.
     const table = SlotTable.open(path, 65_536 * 4);
     const listener = await Listener.start({ on: [], table });
-    const http = await HttpServer.start({ on: { host: '127.0.0.1', port: 0, family: 4 }, listener });
+    const http = await HttpServer.start({ on: { host: '127.0.0.1', port: 0, family: 4 }, listener, liveness: DEFAULT_LIVENESS });
     const port = http.address.port;
     const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
     const started = performance.now();

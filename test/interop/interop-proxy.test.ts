@@ -4,34 +4,10 @@
 // request. Backends on 127.0.0.2-4 announce themselves with `hbeat send`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, request, type Server } from 'node:http';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { apacheSkipReason, startApache } from '../helpers/apache.ts';
+import { apacheSkipReason, backend, get, startApache } from '../helpers/apache.ts';
 import { freePort, start, tempDir, until, type Running } from '../helpers/run.ts';
-
-/** A backend that answers every request with its own name. */
-function backend(host: string): Promise<Server> {
-  const server = createServer((req, res) => {
-    req.resume();
-    res.end(host);
-  });
-  return new Promise((resolve) => server.listen(0, host, () => resolve(server)));
-}
-
-/** One GET through Apache: its status and body. */
-function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('latin1');
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode!, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 test('a real Apache (mod_lbmethod_heartbeat) balances on the hb.dat that listen writes, by the announced weights', { skip: apacheSkipReason() }, async (t) => {
   // [address, ready, busy]; busy > 0 everywhere, so Apache's slow start (ready/4) stays out of it.
