@@ -283,6 +283,8 @@ test('hbeat demo serves the page on loopback and prints its URL; a screenshot of
   // Its story: one backend drains, one dies.
   await page.waitFor(someRow(2, 'dead'), 'a dead backend on the demo page', 30_000);
   await page.waitFor(someRow(1, 'drain'), 'a draining backend on the demo page');
+  // And some history behind them: the picture is the README's.
+  await page.waitFor('window.hbeatPage.refreshes >= 16', 'sixteen refreshes', 30_000);
   assert.equal((await rows(page)).length, 5);
   const shot = join(dir, 'demo.png');
   const bytes = await page.screenshot(shot);
