@@ -32,7 +32,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const fmt = (x, digits = 0) => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
-function freePort(kind) {
+export function freePort(kind) {
   return new Promise((resolve, reject) => {
     if (kind === 'udp') {
       const s = createSocket('udp4');
@@ -53,7 +53,7 @@ function freePort(kind) {
 }
 
 /** Resolves once `child`'s stderr or stdout matches `ready`; rejects if it exits first. */
-function waitFor(child, stream, ready, what) {
+export function waitFor(child, stream, ready, what) {
   return new Promise((resolve, reject) => {
     let text = '';
     const onExit = (code, signal) => reject(new Error(`${what} exited (${signal ?? code}) before it was ready:\n${text}`));
@@ -70,7 +70,7 @@ function waitFor(child, stream, ready, what) {
   });
 }
 
-async function stop(child) {
+export async function stop(child) {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
@@ -112,7 +112,7 @@ async function load(url, seconds, wrk) {
   return JSON.parse(out);
 }
 
-function run(cmd, args) {
+export function run(cmd, args) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';

@@ -321,6 +321,7 @@ try {
 }
 await import('./http.mjs').then((m) => m.benchHttp()).catch((err) => ((process.exitCode = 1), console.error(`bench http: ${err.stack ?? err}`)));
 await import('./pick.mjs').then((m) => m.benchPick(HBEAT)).catch((err) => ((process.exitCode = 1), console.error(`bench pick: ${err.stack ?? err}`)));
+await import('./proxies.mjs').then((m) => m.benchProxies(HBEAT)).catch((err) => ((process.exitCode = 1), console.error(`bench proxies: ${err.stack ?? err}`)));
 await import('./haproxy.mjs').then((m) => m.benchHaproxy(HBEAT)).catch((err) => ((process.exitCode = 1), console.error(`bench haproxy: ${err.stack ?? err}`)));
 // The sender's sockets keep the loop alive; exit now, which ends the children.
 process.exit();

@@ -2578,6 +2578,7 @@ var HttpServer = class _HttpServer {
       return reply(res, 503, TEXT, `${noneReason(this.view.allAt(now), opts)}
 `);
     }
+    res.setHeader("X-Hbeat-Backend", formatEndpoint(chosen[0].host, chosen[0].port));
     const accept = req.headers.accept;
     if (accept !== void 0 && /application\/(x-nd)?json/.test(accept)) {
       let body2 = "";

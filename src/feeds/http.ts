@@ -316,6 +316,9 @@ export class HttpServer {
       res.setHeader('Retry-After', '1');
       return reply(res, 503, TEXT, `${noneReason(this.view.allAt(now), opts)}\n`);
     }
+    // The first pick in a header too, so that a proxy can route on a
+    // subrequest's answer (nginx auth_request_set, Caddy forward_auth copy_headers).
+    res.setHeader('X-Hbeat-Backend', formatEndpoint(chosen[0]!.host, chosen[0]!.port));
     const accept = req.headers.accept;
     if (accept !== undefined && /application\/(x-nd)?json/.test(accept)) {
       let body = '';

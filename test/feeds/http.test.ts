@@ -184,6 +184,41 @@ test('GET /pick chooses from memory: text or JSON lines, count, distinct, member
   assert.match((await http(port, '/pick?colour=blue')).body, /unknown parameter "colour"/);
 });
 
+test('every /pick that picked names its first pick in X-Hbeat-Backend, GET and HEAD alike; none when nothing is live', async (t) => {
+  const { port } = await setup(t);
+  await post(port, 'v=1&ready=30&busy=2&port=8080', '127.0.0.2');
+  await post(port, 'v=1&ready=10&busy=1', '127.0.0.3');
+  for (const path of ['/pick', '/pick?count=7&seed=5', '/pick?method=two-choices']) {
+    const text = await http(port, path);
+    assert.equal(text.status, 200, path);
+    assert.equal(text.headers['x-hbeat-backend'], text.body.split('\n')[0], `${path}: the first line`);
+  }
+  const json = await http(port, '/pick?count=3', { headers: { Accept: 'application/json' } });
+  const first = JSON.parse(json.body.split('\n')[0]!);
+  assert.equal(json.headers['x-hbeat-backend'], `${first.host}:${first.port}`);
+  // A seed fixes the pick, so HEAD must name the one GET shows, with no body.
+  const head = await http(port, '/pick?seed=11', { method: 'HEAD' });
+  assert.equal(head.status, 200);
+  assert.equal(head.body, '');
+  assert.equal(head.headers['x-hbeat-backend'], (await http(port, '/pick?seed=11')).body.trim());
+  assert.ok(Number(head.headers['content-length']) > 0, 'HEAD: the length GET would send');
+
+  for (const method of ['GET', 'HEAD']) {
+    const none = await http(port, '/pick?members=127.0.0.9:1', { method });
+    assert.equal(none.status, 503, method);
+    assert.equal(none.headers['retry-after'], '1', method);
+    assert.equal(none.headers['x-hbeat-backend'], undefined, `${method}: no backend named when none was picked`);
+  }
+  assert.equal((await http(port, '/pick?count=0')).headers['x-hbeat-backend'], undefined, 'a bad query picks nothing');
+});
+
+test('X-Hbeat-Backend writes an IPv6 backend as [ADDR]:PORT, ready for a URL', async (t) => {
+  const { port } = await setup(t, { host: '::1' });
+  await http(port, '/', { method: 'POST', body: 'v=1&ready=5&busy=1&port=8080', host: '::1' });
+  const r = await http(port, '/pick', { host: '::1' });
+  assert.equal(r.headers['x-hbeat-backend'], '[::1]:8080');
+});
+
 test('pickOptions reads the query with the flags\' rules', () => {
   const o = pickQuery('count=3&distinct=1&members=127.0.0.1:80,[::1]:81&members=127.0.0.2:82&method=two-choices&seed=4&max-age=500ms', DEFAULT_LIVENESS);
   assert.deepEqual({ ...o, random: typeof o.random }, { count: 3, distinct: true, members: ['127.0.0.1:80', '[::1]:81', '127.0.0.2:82'], method: 'two-choices', liveness: { maxAge: 0.5, misses: 3 }, random: 'function' });

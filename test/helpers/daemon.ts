@@ -27,6 +27,8 @@ export interface DaemonOptions {
   ready(daemon: Daemon): boolean | Promise<boolean>;
   /** What it did not do in time, for the error: "answer on 127.0.0.1:8080". */
   readyWhat: string;
+  /** Its environment; this process's by default. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Whether `path` is there and this process may run it. */
@@ -114,7 +116,7 @@ export async function runDaemon(binary: string, args: string[], dir: string, opt
   // Output to a file, not a pipe, and unref'd: a test that never calls
   // stop() still lets its process exit, and the exit handler cleans up.
   const out = openSync(join(dir, 'stdio.log'), 'w');
-  const child = spawn(binary, args, { stdio: ['ignore', out, out] });
+  const child = spawn(binary, args, { stdio: ['ignore', out, out], env: opts.env ?? process.env });
   closeSync(out);
   child.unref();
   running.set(child, dir);

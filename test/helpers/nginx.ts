@@ -27,12 +27,14 @@ export interface Nginx extends Daemon {
   port: number;
 }
 
-/** Writes nginx.conf in a fresh temporary directory, with `http` at the http
- * level and `server` inside the one server, which listens on
- * 127.0.0.1:<free port>; starts nginx and resolves once its pid file shows
- * that it listens. Rejects with its output and error log when it exits or has
- * not started within 15 s, leaving nothing behind. */
-export async function startNginx(opts: { server: string; http?: string }): Promise<Nginx> {
+/** Writes nginx.conf in a fresh temporary directory, with `main` at the top
+ * level, `http` at the http level and `server` inside one server, which
+ * listens on 127.0.0.1:<free port>; starts nginx and resolves once its pid
+ * file shows that it listens. Without `server`, there is no such server
+ * block, and `http` holds the caller's own, listening on `port`. Rejects with
+ * its output and error log when it exits or has not started within 15 s,
+ * leaving nothing behind. */
+export async function startNginx(opts: { server?: string; http?: string | ((port: number) => string); main?: string }): Promise<Nginx> {
   if (!nginxBinary) throw new Error('startNginx: nginx is not installed');
   const port = await freePort('tcp');
   const dir = mkdtempSync(join(tmpdir(), 'hbeat-nginx-'));
@@ -40,7 +42,8 @@ export async function startNginx(opts: { server: string; http?: string }): Promi
   // Every temp path is set, since the compiled-in ones (/var/lib/nginx/...) may not exist.
   writeFileSync(
     conf,
-    `daemon off;
+    `${opts.main ?? ''}
+daemon off;
 master_process off;
 worker_processes 1;
 pid ${dir}/nginx.pid;
@@ -53,11 +56,11 @@ http {
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
-${opts.http ?? ''}
-  server {
+${typeof opts.http === 'function' ? opts.http(port) : (opts.http ?? '')}
+${opts.server === undefined ? '' : `  server {
     listen 127.0.0.1:${port};
 ${opts.server}
-  }
+  }`}
 }
 `,
   );
