@@ -1,26 +1,22 @@
-// What every command is: a summary for `hbeat --help`, its usage, its flags
-// (typed from their declaration), and what it runs. Also the few things two
-// commands share: the slot file's help line, converting a flag value's
-// complaint, waiting for a stop signal, SIGHUP, and a plain write to stdout.
+// What every command is: its usage, its flags (typed from their
+// declaration), and what it runs. Also the few things several commands
+// share: the slot file's help line, converting a flag value's complaint,
+// and a plain write to stdout.
 import { writeSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../core/errors.ts';
-import { log } from '../core/log.ts';
-import { reloadKeys } from '../core/trust.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 /** The values parseArgs gives for `O`, typed from the declaration. */
 export type Values<O extends Options> = ReturnType<typeof parseArgs<{ options: O; strict: true; allowPositionals: false }>>['values'];
 
 export interface Command {
-  summary: string;
   usage: string;
   /** Parses argv (without the command's name) and runs; resolves to the exit status. */
   run(argv: string[]): Promise<number>;
 }
 
 export interface CommandSpec<O extends Options> {
-  summary: string;
   usage: string;
   options: O;
   run(v: Values<O>): Promise<number>;
@@ -28,7 +24,6 @@ export interface CommandSpec<O extends Options> {
 
 export function defineCommand<O extends Options>(spec: CommandSpec<O>): Command {
   return {
-    summary: spec.summary,
     usage: spec.usage,
     run(argv) {
       let values: Values<O> & { help?: boolean };
@@ -74,31 +69,6 @@ export function flagValue<T, F = T>(text: string | undefined, parse: (text: stri
 
 export const SLOTS_HELP = `--slots F                 the slot file; else $HBEAT_SLOTS, else hbeat.slots in
                             $RUNTIME_DIRECTORY, else in the current directory`;
-
-/** Resolves with the name of the first SIGTERM or SIGINT, which then no longer ends the process. */
-export function untilSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    const done = (signal: string) => {
-      process.off('SIGTERM', done);
-      process.off('SIGINT', done);
-      resolve(signal);
-    };
-    process.on('SIGTERM', done);
-    process.on('SIGINT', done);
-  });
-}
-
-/**
- * SIGHUP (systemctl reload) makes listen and send re-read --key-file and
- * hand its keys to `use`; a bad file keeps the keys in use (logged). It
- * never stops them, which Node's default for SIGHUP would.
- */
-export function reloadOnHangup(keyFile: string | undefined, use: (keys: Buffer[]) => void): void {
-  process.on('SIGHUP', () => {
-    if (keyFile === undefined) log('info', 'SIGHUP: no --key-file to re-read; going on');
-    else reloadKeys(keyFile, use);
-  });
-}
 
 /**
  * Output with plain write(2) calls: process.stdout would first build a

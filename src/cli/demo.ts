@@ -4,7 +4,6 @@ import { duration } from '../core/values.ts';
 import { defineCommand, flagValue } from './command.ts';
 
 export const demoCommand = defineCommand({
-  summary: 'see it work: a listener and five backends on loopback, live',
   usage: `usage: hbeat demo [options]
 
   --duration D              how long it runs (default 15s; 1s to 86400s)

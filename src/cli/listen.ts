@@ -3,7 +3,8 @@
 import { UsageError } from '../core/errors.ts';
 import { DEFAULT_GROUP, Listener } from '../core/listener.ts';
 import { log } from '../core/log.ts';
-import { MAX_SERVERS_LIMIT, SlotTable } from '../core/slotfile.ts';
+import { DEFAULT_CHECK_MS, DEFAULT_WRITE_DELAY_MS, SlotTable } from '../core/slot-table.ts';
+import { MAX_SERVERS_LIMIT } from '../core/slot-layout.ts';
 import { slotsPath } from '../core/source.ts';
 import { isMulticast } from '../core/address.ts';
 import { refuseDangling } from '../core/regular-file.ts';
@@ -15,13 +16,16 @@ import { haproxyAgentFeed } from '../feeds/haproxy-agent.ts';
 import { checkName, parseTarget } from '../feeds/haproxy-api.ts';
 import { hbDatFeed } from '../feeds/hbdat.ts';
 import { httpFeed } from '../feeds/http.ts';
-import { defineCommand, flag, flagValue, reloadOnHangup, SLOTS_HELP, untilSignal, type Values } from './command.ts';
+import { Metrics } from '../feeds/metrics.ts';
+import { defineCommand, flag, flagValue, SLOTS_HELP, type Values } from './command.ts';
+import { reloadOnHangup, untilSignal } from './signals.ts';
 
 const options = {
   on: { type: 'string', multiple: true },
   interface: { type: 'string' },
   slots: { type: 'string' },
   'max-servers': { type: 'string' },
+  'write-delay': { type: 'string' },
   'hb-dat': { type: 'string' },
   'hb-dat-interval': { type: 'string' },
   http: { type: 'string' },
@@ -35,7 +39,6 @@ const options = {
 } as const;
 
 export const listenCommand = defineCommand({
-  summary: 'collect heartbeats into the slot file (on each proxy)',
   usage: `usage: hbeat listen [options]
 
   --on ADDR:PORT            where to listen (repeatable); default 239.0.0.1:27999.
@@ -45,6 +48,8 @@ export const listenCommand = defineCommand({
                             multicast --on)
   ${SLOTS_HELP}
   --max-servers N           slots in a new file, 1 to 1048576 (default 1024)
+  --write-delay D           how late the slot file may follow memory (default 10ms;
+                            0 to 1s; 0 writes each datagram's slot at once)
   --hb-dat F                also write Apache's hb.dat (for mod_lbmethod_heartbeat's
                             HeartbeatStorage), atomically; a path that exists
                             must be a regular file
@@ -86,6 +91,7 @@ stops it.`,
     // Silently unused, a typo in it would go unnoticed until a group is added.
     if (v.interface !== undefined && !on.some((ep) => isMulticast(ep.host))) throw new UsageError(`--interface ${v.interface} is for joining multicast groups, and every --on is unicast`);
     const maxServers = flagValue(v['max-servers'], (t) => integer(t, '--max-servers', 1, MAX_SERVERS_LIMIT), undefined);
+    const writeDelayMs = flagValue(v['write-delay'], (t) => duration(t, '--write-delay', { min: 0, max: 1000 }), DEFAULT_WRITE_DELAY_MS);
     const feeds = feedsFlags(v);
     const verifier = verifierFlags(v);
     const liveness = flag(() => livenessOptions(v, '--'));
@@ -94,12 +100,12 @@ stops it.`,
     reloadOnHangup(v['key-file'], (keys) => verifier?.setKeys(keys));
     const slots = slotsPath(flagValue(v.slots, (t) => path(t, '--slots'), undefined));
     refuseDangling(slots, 'slot file');
-    const table = SlotTable.open(slots, maxServers);
+    const table = SlotTable.open(slots, maxServers, { writeDelayMs, checkMs: DEFAULT_CHECK_MS });
     let listener: Listener | undefined;
     let stopFeeds: () => Promise<void>;
     try {
       listener = await Listener.start({ on, iface: v.interface, table, verifier });
-      stopFeeds = await startFeeds(feeds, { listener, liveness });
+      stopFeeds = await startFeeds(feeds, { listener, liveness, metrics: new Metrics() });
     } catch (err) {
       await listener?.close();
       table.close();

@@ -2,20 +2,35 @@
 // Each command is a file of its own beside this one: flags only.
 import { OperatorError, UsageError } from '../core/errors.ts';
 import type { Command } from './command.ts';
-import { demoCommand } from './demo.ts';
-import { listenCommand } from './listen.ts';
-import { pickCommand } from './pick.ts';
-import { sendCommand } from './send.ts';
-import { statusCommand } from './status.ts';
 
 declare const HBEAT_VERSION: string;
 
-const commands: Record<string, Command> = {
-  listen: listenCommand,
-  pick: pickCommand,
-  send: sendCommand,
-  status: statusCommand,
-  demo: demoCommand,
+/**
+ * Each command's module is loaded only when it runs: the bundle keeps it
+ * behind a lazy initialiser, so a short-lived `pick` does not require the
+ * HTTP, crypto and child-process modules that listen and send need.
+ */
+const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  listen: {
+    summary: 'collect heartbeats into the slot file (on each proxy)',
+    load: async () => (await import('./listen.ts')).listenCommand,
+  },
+  pick: {
+    summary: 'choose a backend with room for work (for whatever routes requests)',
+    load: async () => (await import('./pick.ts')).pickCommand,
+  },
+  send: {
+    summary: 'announce this backend\'s load every second (on each backend)',
+    load: async () => (await import('./send.ts')).sendCommand,
+  },
+  status: {
+    summary: 'show what the listener knows',
+    load: async () => (await import('./status.ts')).statusCommand,
+  },
+  demo: {
+    summary: 'see it work: a listener and five backends on loopback, live',
+    load: async () => (await import('./demo.ts')).demoCommand,
+  },
 };
 
 const TOP_USAGE = `usage: hbeat COMMAND [options]
@@ -35,11 +50,12 @@ export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === '--version' || name === '-V') return out(`hbeat ${HBEAT_VERSION}`);
   if (name === '--help' || name === '-h' || name === 'help') return out(TOP_USAGE);
-  const command = name === undefined ? undefined : commands[name];
-  if (!command) {
+  const entry = name === undefined ? undefined : commands[name];
+  if (!entry) {
     process.stderr.write(`hbeat: ${name === undefined ? 'no command given' : `unknown command ${JSON.stringify(name)}`}\n${TOP_USAGE}\n`);
     return 2;
   }
+  const command = await entry.load();
   try {
     return await command.run(rest);
   } catch (err) {

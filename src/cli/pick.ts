@@ -30,7 +30,6 @@ export const LIVENESS_HELP = `--max-age D               never live at this age o
                             interval)`;
 
 export const pickCommand = defineCommand({
-  summary: 'choose a backend with room for work (for whatever routes requests)',
   usage: `usage: hbeat pick [options]
 
   ${SLOTS_HELP}

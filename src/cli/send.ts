@@ -7,7 +7,8 @@ import { LOAD_DEADLINE, Sender, type Load, type LoadSource } from '../core/sende
 import { loadKeys } from '../core/trust.ts';
 import { duration, endpoint, integer, path } from '../core/values.ts';
 import { INT31_MAX } from '../core/wire.ts';
-import { defineCommand, flag, flagValue, reloadOnHangup, untilSignal, type Values } from './command.ts';
+import { defineCommand, flag, flagValue, type Values } from './command.ts';
+import { reloadOnHangup, untilSignal } from './signals.ts';
 
 const options = {
   to: { type: 'string', multiple: true },
@@ -28,7 +29,6 @@ const options = {
 } as const;
 
 export const sendCommand = defineCommand({
-  summary: 'announce this backend\'s load every second (on each backend)',
   usage: `usage: hbeat send [options]
 
   --to ADDR:PORT            where to send (repeatable); default 239.0.0.1:27999

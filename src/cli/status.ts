@@ -7,7 +7,6 @@ import { defineCommand, flag, flagValue, SLOTS_HELP } from './command.ts';
 import { LIVENESS_HELP, sourceFlag } from './pick.ts';
 
 export const statusCommand = defineCommand({
-  summary: 'show what the listener knows',
   usage: `usage: hbeat status [options]
 
   ${SLOTS_HELP}

@@ -13,7 +13,11 @@ export function errorText(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
 }
 
-/** What a failed system call on `path` means, in a few words, for a one-line error. */
+/**
+ * What a failed system call means, in a few words, for a one-line error: the
+ * one table of errno texts, which callers refine where they know more (the
+ * directory that is missing, the likely cause of a port in use).
+ */
 export function errnoText(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
   switch (e.code) {
@@ -21,8 +25,10 @@ export function errnoText(err: unknown): string {
     case 'EACCES': case 'EPERM': return 'permission denied';
     case 'EROFS': return 'read-only file system';
     case 'EISDIR': return 'is a directory';
-    case 'ENOSPC': return 'no space left on device';
+    case 'ENOSPC': case 'EDQUOT': return 'no space left on the device';
     case 'ENOTDIR': return 'a part of the path is not a directory';
+    case 'EADDRINUSE': return 'address already in use';
+    case 'EADDRNOTAVAIL': return 'address not available on this host';
     default: return e.code ? `${e.code}: ${errorText(e)}` : errorText(e);
   }
 }

@@ -7,8 +7,9 @@ import { stripScope } from './address.ts';
 import { liveFor, type Liveness } from './liveness.ts';
 import { fileKind, readRegular } from './regular-file.ts';
 import type { PickServer } from './picker.ts';
-import type { ServerRecord } from './slotfile.ts';
+import type { ServerRecord } from './slot-reader.ts';
 import { parseHbDatQuery } from './wire.ts';
+import { errnoText } from './errors.ts';
 
 /**
  * The most `pick --hb-dat` reads: a full table of the largest --max-servers
@@ -83,14 +84,9 @@ export function writeHbDat(path: string, text: string): void {
 /** What went wrong writing hb.dat, in a few words. */
 export function hbDatReason(path: string, err: unknown): string {
   const e = err as NodeJS.ErrnoException;
-  switch (e.code) {
-    case 'ENOENT': return missingReason(dirname(path));
-    case 'EACCES': case 'EPERM': return `permission denied in ${dirname(path)}`;
-    case 'EROFS': return 'read-only file system';
-    case 'EISDIR': return 'is a directory';
-    case 'ENOSPC': return 'no space left on device';
-    default: return e.code ? `${e.code}: ${e.message.split('\n')[0]}` : String(e.message ?? e);
-  }
+  if (e.code === 'ENOENT') return missingReason(dirname(path));
+  if (e.code === 'EACCES' || e.code === 'EPERM') return `permission denied in ${dirname(path)}`;
+  return errnoText(e);
 }
 
 /**

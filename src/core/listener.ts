@@ -1,14 +1,16 @@
-// The listener: UDP sockets in, one slot write out per accepted datagram.
-// socket -> parseHeartbeat -> SlotTable.write, with nothing on the way that
-// allocates more as the table or the rate grows.
+// The listener: UDP sockets in, each accepted datagram a change of its slot.
+// socket -> parseHeartbeat -> SlotTable.write (in memory; the file follows
+// within the write delay), with nothing on the way that allocates more as the
+// table or the rate grows.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { formatEndpoint, isMulticast, multicastInterface, stripScope, type Endpoint } from './address.ts';
 import { monoNow } from './clock.ts';
 import { log, RateLimitedLog } from './log.ts';
-import { ACCEPTED, BADSIG, FULL, MALFORMED, REPLAYED, SlotTable, UNSIGNED } from './slotfile.ts';
+import { ACCEPTED, BADSIG, FULL, MALFORMED, REPLAYED, UNSIGNED } from './slot-layout.ts';
+import type { SlotTable } from './slot-table.ts';
 import { TRUST_REASONS, type Verifier } from './trust.ts';
-import { MALFORMED as REASONS, newHeartbeat, parseHeartbeat } from './wire.ts';
-import { OperatorError } from './errors.ts';
+import { MALFORMED_REASONS, newHeartbeat, parseHeartbeat } from './wire.ts';
+import { OperatorError, errnoText } from './errors.ts';
 
 export const DEFAULT_GROUP = '239.0.0.1:27999';
 // The default buffer (~200 KiB) overflows within milliseconds at tens of
@@ -86,7 +88,9 @@ export class Listener {
             socket.addMembership(stripScope(ep.host), on);
           } catch (err) {
             closeQuietly(socket);
-            reject(new ListenError(`${where}: cannot join the group${iface === undefined ? '' : ` on ${iface}`}: ${(err as Error).message} (is there a multicast route? see the README's troubleshooting)`));
+            const onIface = iface === undefined ? '' : ` on ${iface}`;
+            reject(new ListenError(`${where}: cannot join the group${onIface}: ${(err as Error).message}`
+              + ' (is there a multicast route? see the README\'s troubleshooting)'));
             return;
           }
         }
@@ -108,7 +112,28 @@ export class Listener {
     }
     const got = socket.getRecvBufferSize();
     // Linux reports double what it grants; half the request means it was capped.
-    if (got < RECV_BUFFER) log('warn', 'receive buffer smaller than asked; raise net.core.rmem_max to avoid drops at high rates', { on: where, bytes: got, wanted: RECV_BUFFER });
+    if (got < RECV_BUFFER) {
+      log('warn', 'receive buffer smaller than asked; raise net.core.rmem_max to avoid drops at high rates', {
+        on: where, bytes: got, wanted: RECV_BUFFER,
+      });
+    }
+  }
+
+  /** Why the last malformed datagram was dropped: an index of wire.ts's MALFORMED_REASONS reasons. */
+  lastMalformed = 0;
+
+  /**
+   * Counts and logs (rate-limited) a malformed heartbeat, for `reason` (an
+   * index of wire.ts's MALFORMED_REASONS): receive()'s own, or the HTTP endpoint's
+   * for a body too long to read. Returns the MALFORMED counter.
+   */
+  dropMalformed(reason: number, from: string, fromPort = 0): number {
+    this.lastMalformed = reason;
+    this.table.count(MALFORMED);
+    this.limited.log('malformed', 'warn', 'malformed datagram dropped', () => ({
+      from: fromPort ? formatEndpoint(from, fromPort) : from, reason: MALFORMED_REASONS[reason],
+    }));
+    return MALFORMED;
   }
 
   /**
@@ -120,22 +145,16 @@ export class Listener {
   receive(msg: Buffer, from: string, fromPort = 0): number {
     const hb = this.hb;
     const code = parseHeartbeat(msg, msg.length, hb);
-    if (code !== 0) {
-      this.table.count(MALFORMED);
-      this.limited.log('malformed', 'warn', 'malformed datagram dropped', () => ({ from: fromPort ? formatEndpoint(from, fromPort) : from, reason: REASONS[code] }));
-      return MALFORMED;
-    }
+    if (code !== 0) return this.dropMalformed(code, from, fromPort);
     let address = from;
     let scope = '';
-    if (isIPv6Text(from)) {
-      const pct = from.indexOf('%');
-      if (pct >= 0) {
-        address = from.slice(0, pct);
-        scope = from.slice(pct + 1);
-      }
-      // A dual-stack socket shows IPv4 senders as ::ffff:a.b.c.d: the same server.
-      if (address.startsWith('::ffff:') && address.includes('.')) address = address.slice(7);
+    const pct = from.indexOf('%');
+    if (pct >= 0) {
+      address = from.slice(0, pct);
+      scope = from.slice(pct + 1);
     }
+    // A dual-stack socket shows IPv4 senders as ::ffff:a.b.c.d: the same server.
+    if (address.startsWith('::ffff:') && address.includes('.')) address = address.slice(7);
     const table = this.table;
     let slot = table.lookup(address, hb.port);
     // Before claim(): a forged or replayed datagram must not take a slot.
@@ -144,7 +163,9 @@ export class Listener {
       if (why !== 0) {
         const counter = DROPPED_AS[why]!;
         table.count(counter);
-        this.limited.log(DROPPED_MSG[counter]!, 'warn', DROPPED_MSG[counter]!, () => ({ from: fromPort ? formatEndpoint(from, fromPort) : from, reason: TRUST_REASONS[why] }));
+        this.limited.log(DROPPED_MSG[counter]!, 'warn', DROPPED_MSG[counter]!, () => ({
+          from: fromPort ? formatEndpoint(from, fromPort) : from, reason: TRUST_REASONS[why],
+        }));
         return counter;
       }
     }
@@ -153,7 +174,9 @@ export class Listener {
       slot = table.claim(address, hb.port, now);
       if (slot < 0) {
         table.count(FULL);
-        this.limited.log('full', 'warn', 'table full: new server refused, no live server evicted (raise --max-servers)', () => ({ from: formatEndpoint(address, hb.port), slots: table.slots }));
+        this.limited.log('full', 'warn', 'table full: new server refused, no live server evicted (raise --max-servers)', () => ({
+          from: formatEndpoint(address, hb.port), slots: table.slots,
+        }));
         return FULL;
       }
     }
@@ -169,16 +192,6 @@ export class Listener {
 }
 
 /**
- * Whether a source address is IPv6 text, the only kind with a %scope or a
- * ::ffff: prefix: it has a ':' within its first 5 characters, IPv4 text none.
- * Cheaper than searching an IPv4 address for either, once per datagram.
- */
-function isIPv6Text(address: string): boolean {
-  for (let i = 0; i < 5; i++) if (address.charCodeAt(i) === 0x3a) return true;
-  return false;
-}
-
-/**
  * The interface to join ep's group on, as addMembership takes it: from
  * --interface, else an IPv6 group's own scope ([ff02::1%eth0]:PORT), else
  * undefined (the kernel's choice, by route). Throws for an IPv6 group whose
@@ -189,7 +202,9 @@ function groupInterface(ep: Endpoint, iface: string | undefined): string | undef
   if (ep.family !== 6) return undefined;
   const pct = ep.host.indexOf('%');
   if (pct >= 0) return `::${ep.host.slice(pct)}`;
-  if (/^ff[0-9a-f][12]:/i.test(ep.host)) throw new Error(`${formatEndpoint(ep.host, ep.port)}: a link-local group needs an interface: --interface NAME, or [ADDR%NAME]:PORT`);
+  if (/^ff[0-9a-f][12]:/i.test(ep.host)) {
+    throw new Error(`${formatEndpoint(ep.host, ep.port)}: a link-local group needs an interface: --interface NAME, or [ADDR%NAME]:PORT`);
+  }
   return undefined;
 }
 
@@ -203,10 +218,7 @@ function closeQuietly(socket: Socket): void {
 
 /** Why a socket could not bind or listen, for a one-line error; `inUse` adds a likely cause to EADDRINUSE. */
 export function bindReason(err: NodeJS.ErrnoException, inUse?: string): string {
-  switch (err.code) {
-    case 'EADDRINUSE': return inUse === undefined ? 'address already in use' : `address already in use (${inUse})`;
-    case 'EADDRNOTAVAIL': return 'address not available on this host';
-    case 'EACCES': return 'permission denied (a port below 1024 needs privileges)';
-    default: return err.message;
-  }
+  if (err.code === 'EADDRINUSE' && inUse !== undefined) return `${errnoText(err)} (${inUse})`;
+  if (err.code === 'EACCES') return 'permission denied (a port below 1024 needs privileges)';
+  return errnoText(err);
 }

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Load, LoadSource } from './sender.ts';
-import { INT31_MAX, MALFORMED, newHeartbeat, parseLoadQuery } from './wire.ts';
+import { INT31_MAX, MALFORMED_REASONS, newHeartbeat, parseLoadQuery } from './wire.ts';
 
 /** A status page bigger than this is not one (mod_status ?auto is a few hundred bytes plus its scoreboard line). */
 const MAX_BODY = 1 << 20;
@@ -87,7 +87,7 @@ function shown(url: URL): string {
 }
 
 /** A new one-line error that says where `err` happened (a CapacityError stays one). */
-function at(where: string, err: unknown): Error {
+function failedAt(where: string, err: unknown): Error {
   const text = `${where}: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`;
   return err instanceof CapacityError ? new CapacityError(text) : new Error(text);
 }
@@ -160,7 +160,7 @@ export function statusUrlSource(url: URL, opts: { capacity?: number; timeoutMs: 
     try {
       return statusLoad(await fetchBody(url, opts.timeoutMs, signal), opts.capacity);
     } catch (err) {
-      throw at(where, err);
+      throw failedAt(where, err);
     }
   };
 }
@@ -187,7 +187,7 @@ async function procTable(path: string, signal: AbortSignal, optional: boolean): 
   } catch (err) {
     // No tcp6 when IPv6 is disabled: no IPv6 connections, then.
     if (optional && (err as NodeJS.ErrnoException).code === 'ENOENT') return '';
-    throw at(path, err);
+    throw failedAt(path, err);
   }
 }
 
@@ -210,7 +210,7 @@ export function parseExecOutput(output: Buffer): Load {
   if (text.includes('\n')) throw new Error('printed more than one line');
   const out = newHeartbeat();
   const code = parseLoadQuery(Buffer.from(text, 'latin1'), 0, text.length, out);
-  if (code !== 0) throw new Error(`printed ${JSON.stringify(text.length > 80 ? text.slice(0, 80) + '...' : text)}: ${MALFORMED[code]}`);
+  if (code !== 0) throw new Error(`printed ${JSON.stringify(text.length > 80 ? text.slice(0, 80) + '...' : text)}: ${MALFORMED_REASONS[code]}`);
   return { ready: out.ready, busy: out.busy, state: out.state };
 }
 
@@ -259,7 +259,7 @@ export function execSource(command: string, timeoutMs: number): LoadSource {
     try {
       return parseExecOutput(await runCommand(command, timeoutMs, signal));
     } catch (err) {
-      throw at('--exec', err);
+      throw failedAt('--exec', err);
     }
   };
 }

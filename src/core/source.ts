@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { OperatorError, errnoText } from './errors.ts';
 import { readHbDat } from './hbdat.ts';
-import { readSnapshot } from './slotfile.ts';
+import { readSnapshot } from './slot-reader.ts';
 import type { StatusView } from './status.ts';
 
 /** A table that can be read afresh, and what to call it in messages. */

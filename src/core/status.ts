@@ -3,7 +3,7 @@
 import { formatEndpoint } from './address.ts';
 import { isLive, liveFor, type Liveness } from './liveness.ts';
 import { weight, type PickServer } from './picker.ts';
-import { COUNTER_NAMES, type CounterName } from './slotfile.ts';
+import { COUNTER_NAMES, type CounterName } from './slot-layout.ts';
 
 /** A server as `status` shows it: packets are known from a slot file, not from an hb.dat. */
 export interface StatusServer extends PickServer {
@@ -71,6 +71,16 @@ export interface TableOptions {
 }
 
 /** The table `status` prints: one row per server, then the counters. */
+/**
+ * Rows as aligned lines, two spaces between columns: the columns in `left`
+ * (text) padded on the right, the others (figures) on the left, so that
+ * columns of figures line up.
+ */
+export function columns(rows: readonly string[][], left: readonly number[]): string[] {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => r.map((cell, c) => (left.includes(c) ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd());
+}
+
 export function statusTable(servers: StatusServer[], counters: Counters, opts: TableOptions): string {
   const live = (s: StatusServer) => isLive(s, opts.liveness);
   const sorted = sortServers(servers);
@@ -78,9 +88,7 @@ export function statusTable(servers: StatusServer[], counters: Counters, opts: T
   for (const s of sorted) {
     rows.push([formatEndpoint(s.host, s.port), s.state, String(s.ready), String(s.busy), formatInterval(s.interval), formatAge(s.age), s.packets === undefined ? '-' : String(s.packets), formatLive(s, opts.liveness)]);
   }
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  // Text left, numbers right, so columns of figures line up.
-  const lines = rows.map((r) => r.map((cell, c) => (c === 0 || c === 1 || c === 7 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd());
+  const lines = columns(rows, [0, 1, 7]);
   if (opts.notLive) for (let i = 0; i < sorted.length; i++) if (!live(sorted[i]!)) lines[i + 1] = opts.notLive(lines[i + 1]!);
   const liveCount = servers.filter(live).length;
   const totals = counters ? COUNTER_NAMES.map((n) => `${n} ${counters[n]}`).join(', ') : 'no counters in an hb.dat';

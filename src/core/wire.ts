@@ -58,7 +58,7 @@ export const MALFORMED_SIG = 13;
 export const MALFORMED_INTERVAL = 14;
 export const MALFORMED_HOST = 15;
 
-export const MALFORMED: readonly string[] = Object.freeze([
+export const MALFORMED_REASONS: readonly string[] = Object.freeze([
   '',
   `over ${MAX_DATAGRAM} bytes`,
   'NUL byte',
@@ -265,7 +265,7 @@ function scannedState(buf: Uint8Array): number {
 /**
  * Reads the first `len` bytes of buf as a heartbeat datagram. Returns 0 and
  * fills `out` when it is valid; otherwise returns a code > 0 whose text is
- * MALFORMED[code] and leaves `out` untouched. Never throws, never writes to buf.
+ * MALFORMED_REASONS[code] and leaves `out` untouched. Never throws, never writes to buf.
  */
 export function parseHeartbeat(buf: Uint8Array, len: number, out: Heartbeat): number {
   if (len > MAX_DATAGRAM) return MALFORMED_TOO_LONG;
@@ -342,7 +342,7 @@ export interface LoadFields { ready: number; busy: number; state: number }
  * Reads buf[start, end) as a load query (what a `send --exec` command
  * prints) with the datagram's rules: ready and busy required, state optional
  * (STATE_UP when absent), every other key ignored. Returns 0 and fills `out`,
- * or a code whose text is MALFORMED[code], leaving `out` untouched.
+ * or a code whose text is MALFORMED_REASONS[code], leaving `out` untouched.
  */
 export function parseLoadQuery(buf: Uint8Array, start: number, end: number, out: LoadFields): number {
   const split = scanPairs(buf, start, end);

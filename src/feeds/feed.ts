@@ -4,12 +4,15 @@
 // Listener.receive like any datagram.
 import type { Listener } from '../core/listener.ts';
 import type { Liveness } from '../core/liveness.ts';
+import type { Metrics } from './metrics.ts';
 
 /** What every feed is given. */
 export interface FeedContext {
   listener: Listener;
   /** The rule it serves by: listen's --max-age and --misses. */
   liveness: Liveness;
+  /** Where it registers counters of its own, for /metrics. */
+  metrics: Metrics;
 }
 
 /** A running feed. */

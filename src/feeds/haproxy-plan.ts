@@ -4,7 +4,8 @@
 // so every rule of SPEC.md's "Feeding HAProxy" is tested without HAProxy.
 import { isLive, type Liveness } from '../core/liveness.ts';
 import { canonicalAddress, weight } from '../core/picker.ts';
-import { EVICT_AGE_MS, type ServerRecord } from '../core/slotfile.ts';
+import { EVICT_AGE_MS } from '../core/slot-layout.ts';
+import { type ServerRecord } from '../core/slot-reader.ts';
 import { ADMIN_FMAINT, ADMIN_MAINT, ADMIN_CMAINT, type HaproxyServer } from './haproxy-api.ts';
 
 /** HAProxy's largest server weight. */

@@ -9,6 +9,7 @@ import type { Feed, FeedContext, StartFeed } from './feed.ts';
 import { Closed, formatTarget, HaproxyConnection, parseInfo, parseServersState, Refused } from './haproxy-api.ts';
 import type { HaproxyInfo, HaproxyTarget } from './haproxy-api.ts';
 import { accepted, applyCommand, commandText, knownServers, loadBackend, plan, type BackendModel, type Known } from './haproxy-plan.ts';
+import type { Counter } from './metrics.ts';
 
 export interface HaproxyOptions {
   target: HaproxyTarget;
@@ -20,17 +21,6 @@ export interface HaproxyOptions {
   retryMs?: number;
   /** Milliseconds HAProxy may take to answer (default 5000). */
   timeoutMs?: number;
-}
-
-/** For /metrics: live servers that found no free server in a managed backend, since start. */
-export const haproxyCounters = { noFreeServer: 0 };
-
-/** The feed's lines of /metrics (Prometheus text). */
-export function haproxyMetrics(): string {
-  return `# HELP hbeat_haproxy_no_free_server_total Live servers that found no free server in a --haproxy-backend.
-# TYPE hbeat_haproxy_no_free_server_total counter
-hbeat_haproxy_no_free_server_total ${haproxyCounters.noFreeServer}
-`;
 }
 
 export function haproxyFeed(opts: HaproxyOptions): StartFeed {
@@ -59,7 +49,11 @@ class HaproxyFeed implements Feed {
   private readonly tickMs: number;
   private readonly retryMs: number;
 
+  /** Live servers that found no free server in a managed backend, since start. */
+  private readonly noFreeServer: Counter;
+
   constructor(private readonly opts: HaproxyOptions, private readonly ctx: FeedContext) {
+    this.noFreeServer = ctx.metrics.counter('hbeat_haproxy_no_free_server_total', 'Live servers that found no free server in a --haproxy-backend.');
     this.where = formatTarget(opts.target);
     this.tickMs = opts.tickMs ?? 250;
     this.retryMs = opts.retryMs ?? 1000;
@@ -207,7 +201,7 @@ class HaproxyFeed implements Feed {
     const after = new Set(keys);
     for (const key of after) {
       if (before.has(key)) continue;
-      haproxyCounters.noFreeServer++;
+      this.noFreeServer.inc();
       const k = known.get(key)!;
       const msg = 'no free server in the backend for a live server (add servers to its server-template)';
       this.limited.log(`no free ${backend}`, 'warn', msg, () => ({ backend, server: formatEndpoint(k.address, k.port) }));

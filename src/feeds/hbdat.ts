@@ -5,7 +5,8 @@ import { OperatorError } from '../core/errors.ts';
 import { hbDatOf, hbDatReason, writeHbDat, type HbDat } from '../core/hbdat.ts';
 import type { Liveness } from '../core/liveness.ts';
 import { Outage } from '../core/log.ts';
-import { ACCEPTED, type SlotTable } from '../core/slotfile.ts';
+import { ACCEPTED } from '../core/slot-layout.ts';
+import { type SlotTable } from '../core/slot-table.ts';
 import type { StartFeed } from './feed.ts';
 
 /** What the writer reads: a SlotTable, whose accepted count changes with every datagram stored. */

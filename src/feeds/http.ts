@@ -1,6 +1,7 @@
 // `listen --http`: mod_heartmonitor's "heartbeat" handler (a heartbeat POSTed
 // as the request body), and what the listener knows, for programs: /status
-// (JSON), /metrics (Prometheus text) and /pick (a backend, chosen from memory).
+// (JSON), /metrics (Prometheus text, metrics.ts) and /pick (a backend, chosen
+// from memory through core/pick-view.ts).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { formatEndpoint, type Endpoint } from '../core/address.ts';
@@ -9,14 +10,16 @@ import { monoNow } from '../core/clock.ts';
 import type { Listener } from '../core/listener.ts';
 import type { StartFeed } from './feed.ts';
 import { log } from '../core/log.ts';
-import { haproxyMetrics } from './haproxy.ts';
+import { Metrics, metricsText } from './metrics.ts';
 import { listenOn } from './tcp.ts';
-import { isLive, type Liveness } from '../core/liveness.ts';
-import { noneReason, Prepared, weight, type PickOptions, type PickServer } from '../core/picker.ts';
-import { ACCEPTED, COUNTER_NAMES, countersRecord, MALFORMED, FULL, type CounterName, type ServerRecord, type SlotTable } from '../core/slotfile.ts';
-import { serverJson, sortServers, statusJson } from '../core/status.ts';
+import type { Liveness } from '../core/liveness.ts';
+import { noneReason, type PickOptions } from '../core/picker.ts';
+import { PickView } from '../core/pick-view.ts';
+import { COUNTER_NAMES, countersRecord, MALFORMED, FULL } from '../core/slot-layout.ts';
+import { type SlotTable } from '../core/slot-table.ts';
+import { serverJson, statusJson } from '../core/status.ts';
 import { servePage } from './page.ts';
-import { MALFORMED as REASONS, MALFORMED_TOO_LONG, MAX_DATAGRAM, newHeartbeat, parseHeartbeat } from '../core/wire.ts';
+import { MALFORMED_REASONS, MALFORMED_TOO_LONG, MAX_DATAGRAM } from '../core/wire.ts';
 
 /** Milliseconds. Slow or idle clients are cut off, so none can hold a connection for long. */
 export interface HttpTimeouts {
@@ -40,6 +43,8 @@ export interface HttpOptions {
   listener: Listener;
   /** What /pick, /status and /metrics call live: listen's --max-age and --misses. */
   liveness: Liveness;
+  /** The feeds' counters, shown in /metrics after the table's (none by default). */
+  metrics?: Metrics;
   timeouts?: Partial<HttpTimeouts>;
   /** The longest /pick serves a table older than the slot file's (default 100 ms). */
   refreshMs?: number;
@@ -49,92 +54,7 @@ export interface HttpOptions {
 export const MAX_PICK_COUNT = 10_000;
 const PICK_PARAMS = new Set(['count', 'distinct', 'members', 'method', 'seed', 'max-age', 'misses']);
 
-// Listener.receive finds a body too long by its length alone, so an oversized
-// body (declared, or found so while reading) goes in as these MAX_DATAGRAM + 1
-// bytes, to be counted and logged as every other malformed datagram is.
-const OVERSIZED = Buffer.alloc(MAX_DATAGRAM + 1);
-const reasonScratch = newHeartbeat();
-
 class BadRequest extends Error {}
-
-/** One server as /pick keeps it: its age is worked out at pick time from `seen`. */
-interface ViewServer extends PickServer {
-  /** Monotonic ms of its last datagram. */
-  seen: number;
-}
-
-/** Prepared pools a PickView keeps: the default query's, and a few others'. */
-const CACHED_POOLS = 16;
-
-/**
- * The table as /pick reads it: decoded only when a datagram has changed the
- * table (every change counts one `accepted`), at most every refreshMs, and
- * never per request; ages come from monotonic seen times when picking. The
- * candidates under each liveness and members asked for are kept prepared
- * (least recently used dropped first), so that a pick costs O(count log n)
- * rather than O(n), until the table is decoded again or one of them turns dead.
- */
-export class PickView {
-  private all: ViewServer[] = [];
-  private candidates: ViewServer[] = [];
-  private readonly pools = new Map<string, Prepared<ViewServer>>();
-  private version = -1;
-  private builtAt = -Infinity;
-
-  constructor(private readonly table: SlotTable, private readonly refreshMs = 100) {}
-
-  /** The picks `opts` asks for, ages as of `now`. */
-  pick(opts: PickOptions, now: number): ViewServer[] {
-    this.refresh(now);
-    const l = opts.liveness;
-    const key = `${l.maxAge} ${l.misses} ${opts.members?.join(',') ?? '*'}`;
-    let pool = this.pools.get(key);
-    if (pool !== undefined) {
-      this.pools.delete(key);
-      // No candidate dies before the one with the least live time left, and
-      // no other server can become one before a heartbeat changes the table.
-      if (pool.firstToDie !== undefined && !isLive(age(pool.firstToDie, now), l)) pool = undefined;
-    } else if (this.pools.size >= CACHED_POOLS) {
-      this.pools.delete(this.pools.keys().next().value!);
-    }
-    pool ??= new Prepared(ages(this.candidates, now), opts);
-    this.pools.set(key, pool);
-    return ages(pool.pick(opts), now);
-  }
-
-  /** Every server, ages as of `now`: to say why none could be picked. */
-  allAt(now: number): ViewServer[] {
-    this.refresh(now);
-    return ages(this.all, now);
-  }
-
-  private refresh(now: number): void {
-    const version = this.table.counters[ACCEPTED]!;
-    if (version === this.version || now - this.builtAt < this.refreshMs) return;
-    // `now` was taken before the snapshot's own clock reading, so each seen
-    // time comes out a few µs early: an age errs older, never younger.
-    const all: ViewServer[] = [];
-    for (const s of this.table.snapshot()) {
-      if (s.age === null) continue;
-      all.push({ host: s.host, address: s.address, port: s.port, ready: s.ready, busy: s.busy, state: s.state, age: s.age, interval: s.interval, seen: now - s.age * 1000 });
-    }
-    this.all = all;
-    this.candidates = all.filter((s) => s.state === 'up' && weight(s) > 0);
-    this.pools.clear();
-    this.version = version;
-    this.builtAt = now;
-  }
-}
-
-function age(s: ViewServer, now: number): ViewServer {
-  s.age = now > s.seen ? (now - s.seen) / 1000 : 0;
-  return s;
-}
-
-function ages(servers: ViewServer[], now: number): ViewServer[] {
-  for (const s of servers) age(s, now);
-  return servers;
-}
 
 /** /pick's query string as pick() options, by the rules of pick's flags, listen's liveness unless it says otherwise; throws BadRequest with the reason. */
 export function pickQuery(query: string, liveness: Liveness): PickOptions {
@@ -164,7 +84,7 @@ const TEXT = 'text/plain; charset=utf-8';
 
 /** `listen --http`: the HTTP server as a feed of the listener. */
 export function httpFeed(on: Endpoint): StartFeed {
-  return async ({ listener, liveness }) => HttpServer.start({ on, listener, liveness });
+  return async ({ listener, liveness, metrics }) => HttpServer.start({ on, listener, liveness, metrics });
 }
 
 export class HttpServer {
@@ -173,9 +93,17 @@ export class HttpServer {
   /** A bare /pick's options: listen's liveness, one weighted pick. */
   private readonly defaultPick: PickOptions;
 
-  private constructor(private readonly server: Server, private readonly listener: Listener, private readonly liveness: Liveness, refreshMs: number) {
+  private readonly listener: Listener;
+  private readonly liveness: Liveness;
+  private readonly metricsOf: Metrics;
+
+  private constructor(private readonly server: Server, opts: HttpOptions) {
+    const { listener, liveness } = opts;
+    this.listener = listener;
+    this.liveness = liveness;
+    this.metricsOf = opts.metrics ?? new Metrics();
     this.table = listener.table;
-    this.view = new PickView(this.table, refreshMs);
+    this.view = new PickView(this.table, opts.refreshMs ?? 100);
     this.defaultPick = { liveness, method: 'weighted', count: 1, distinct: false, random: Math.random };
   }
 
@@ -190,7 +118,7 @@ export class HttpServer {
     });
     // A socket with no traffic either way for this long is destroyed.
     server.timeout = t.idle;
-    const http = new HttpServer(server, opts.listener, opts.liveness, opts.refreshMs ?? 100);
+    const http = new HttpServer(server, opts);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => http.handle(req, res));
     await listenOn(server, opts.on, '--http', { listening: 'http listening', error: 'http server error' });
     return http;
@@ -263,10 +191,10 @@ export class HttpServer {
     const fromPort = req.socket.remotePort ?? 0;
     if (from === undefined) return void req.destroy();
     const tooLarge = (): void => {
-      this.listener.receive(OVERSIZED, from, fromPort);
+      this.listener.dropMalformed(MALFORMED_TOO_LONG, from, fromPort);
       // The rest of the body is never read: the connection cannot be reused.
       res.setHeader('Connection', 'close');
-      reply(res, 413, TEXT, `malformed heartbeat: ${REASONS[MALFORMED_TOO_LONG]}\n`);
+      reply(res, 413, TEXT, `malformed heartbeat: ${MALFORMED_REASONS[MALFORMED_TOO_LONG]}\n`);
     };
     const declared = Number(req.headers['content-length']);
     if (declared > MAX_DATAGRAM) return tooLarge();
@@ -286,7 +214,7 @@ export class HttpServer {
       const body = Buffer.concat(chunks, size);
       const code = this.listener.receive(body, from, fromPort);
       if (code === 0) return reply(res, 200, 'text/plain', 'OK');
-      if (code === MALFORMED) return reply(res, 400, TEXT, `malformed heartbeat: ${REASONS[parseHeartbeat(body, body.length, reasonScratch)]}\n`);
+      if (code === MALFORMED) return reply(res, 400, TEXT, `malformed heartbeat: ${MALFORMED_REASONS[this.listener.lastMalformed]}\n`);
       if (code === FULL) return reply(res, 503, TEXT, 'table full: new server refused (raise --max-servers)\n');
       reply(res, 403, TEXT, `heartbeat refused: ${COUNTER_NAMES[code]}\n`);
     };
@@ -299,7 +227,8 @@ export class HttpServer {
   }
 
   private metrics(res: ServerResponse): void {
-    reply(res, 200, 'text/plain; version=0.0.4; charset=utf-8', metricsText(this.table.snapshot(), countersRecord(this.table.counters), this.liveness));
+    const text = metricsText(this.table.snapshot(), countersRecord(this.table.counters), this.liveness) + this.metricsOf.text();
+    reply(res, 200, 'text/plain; version=0.0.4; charset=utf-8', text);
   }
 
   private pick(req: IncomingMessage, res: ServerResponse, query: string): void {
@@ -334,33 +263,4 @@ export class HttpServer {
 function reply(res: ServerResponse, status: number, type: string, body: string): void {
   res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
   res.end(body);
-}
-
-/** A Prometheus label value: backslash, double quote and newline escaped. */
-function label(value: string): string {
-  return value.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`));
-}
-
-/** The Prometheus text exposition (format 0.0.4) of the table and the counters. */
-export function metricsText(servers: ServerRecord[], counters: Record<CounterName, number>, liveness: Liveness): string {
-  const sorted = sortServers(servers);
-  const labels = sorted.map((s) => `{server="${label(formatEndpoint(s.host, s.port))}",state="${s.state}"}`);
-  let out = '';
-  const family = (name: string, type: 'gauge' | 'counter', help: string, value: (s: ServerRecord) => number | null): void => {
-    out += `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`;
-    sorted.forEach((s, i) => {
-      const v = value(s);
-      if (v !== null) out += `${name}${labels[i]} ${v}\n`;
-    });
-  };
-  family('hbeat_server_ready', 'gauge', 'Free workers the server last announced.', (s) => s.ready);
-  family('hbeat_server_busy', 'gauge', 'Busy workers the server last announced.', (s) => s.busy);
-  family('hbeat_server_age_seconds', 'gauge', 'Seconds since the server\'s last accepted heartbeat (absent when not heard from since boot).', (s) => s.age);
-  const rule = liveness.misses === 0 ? `${liveness.maxAge} s` : `${liveness.misses + 0.5} of its announced intervals and ${liveness.maxAge} s`;
-  family('hbeat_server_live', 'gauge', `Whether the server is live (1) or not (0): heard from within ${rule}.`, (s) => (isLive(s, liveness) ? 1 : 0));
-  family('hbeat_server_packets_total', 'counter', 'Heartbeats accepted from the server.', (s) => s.packets);
-  out += '# HELP hbeat_datagrams_total Heartbeats received, by what became of them.\n# TYPE hbeat_datagrams_total counter\n';
-  for (const name of COUNTER_NAMES) out += `hbeat_datagrams_total{result="${name}"} ${counters[name]}\n`;
-  out += `# HELP hbeat_servers Servers in the table.\n# TYPE hbeat_servers gauge\nhbeat_servers ${servers.length}\n`;
-  return out + haproxyMetrics();
 }

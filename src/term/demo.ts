@@ -17,8 +17,10 @@ import { DEFAULT_LIVENESS, isLive, liveAge, liveFor, type Liveness } from '../co
 import { pick, weight } from '../core/picker.ts';
 import { dimmer, every, isTerminal, Screen, stopSignal, type Output } from './screen.ts';
 import { Sender, SendError, type Load } from '../core/sender.ts';
-import { countersRecord, SlotTable, type CounterName, type ServerRecord } from '../core/slotfile.ts';
-import { formatAge, statusTable } from '../core/status.ts';
+import { countersRecord, type CounterName } from '../core/slot-layout.ts';
+import { SlotTable } from '../core/slot-table.ts';
+import { type ServerRecord } from '../core/slot-reader.ts';
+import { columns, formatAge, statusTable } from '../core/status.ts';
 import { STATE_DRAIN } from '../core/wire.ts';
 import { OperatorError } from '../core/errors.ts';
 
@@ -49,25 +51,25 @@ const DRAIN_AT = 0.35, DIE_AT = 0.5, WORK_AT = 0.2;
 
 const ROLES: Role[] = [
   // Steady: 100 workers, a third of them busy, give or take.
-  { load: (t) => at(100, 35 + 10 * wave(t, 4)) },
+  { load: (t) => loadOf(100, 35 + 10 * wave(t, 4)) },
   // Filling up: busier and busier, so its share of the picks shrinks.
-  { load: (_, f) => at(100, 20 + 70 * f) },
+  { load: (_, f) => loadOf(100, 20 + 70 * f) },
   // Drains: still announcing, but state=drain, finishing what it has.
   {
-    load: (t, f) => (f < DRAIN_AT ? at(60, 30 + 5 * wave(t, 3)) : { ...at(60, 30 * (1 - (f - DRAIN_AT) / (1 - DRAIN_AT))), state: STATE_DRAIN }),
+    load: (t, f) => (f < DRAIN_AT ? loadOf(60, 30 + 5 * wave(t, 3)) : { ...loadOf(60, 30 * (1 - (f - DRAIN_AT) / (1 - DRAIN_AT))), state: STATE_DRAIN }),
     event: { at: DRAIN_AT, says: 'drains: state=drain, no new picks' },
   },
   // Dies: stops announcing without a word, as a crashed host does.
-  { load: (t) => at(100, 40 + 8 * wave(t, 5)), event: { at: DIE_AT, says: 'dies: stops announcing' }, dies: true },
+  { load: (t) => loadOf(100, 40 + 8 * wave(t, 5)), event: { at: DIE_AT, says: 'dies: stops announcing' }, dies: true },
   // Just started: nothing busy, so Apache's slow start weighs it ready/4, until work arrives.
-  { load: (t, f) => (f < WORK_AT ? at(40, 0) : at(40, 5 + 3 * wave(t, 2))), event: { at: WORK_AT, says: 'takes work; until now busy 0, so weight ready/4' } },
+  { load: (t, f) => (f < WORK_AT ? loadOf(40, 0) : loadOf(40, 5 + 3 * wave(t, 2))), event: { at: WORK_AT, says: 'takes work; until now busy 0, so weight ready/4' } },
 ];
 
 // The roles with an event, earliest first: a short demo lists several events in one tick.
 const BY_EVENT_TIME = ROLES.flatMap((r, i) => (r.event ? [i] : [])).sort((a, b) => ROLES[a]!.event!.at - ROLES[b]!.event!.at);
 
 /** `capacity` workers of which `busy` are busy. */
-function at(capacity: number, busy: number): Load {
+function loadOf(capacity: number, busy: number): Load {
   const b = Math.max(0, Math.round(busy));
   return { ready: capacity - b, busy: b };
 }
@@ -292,7 +294,6 @@ class View {
       const share = this.totalPicks === 0 ? 0 : total / this.totalPicks;
       rows.push([name, String(weights.get(name) ?? 0), String(total), `${(100 * share).toFixed(1)}%`, String(last), '#'.repeat(Math.round((BAR * last) / PICKS_PER_TICK))]);
     }
-    const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-    return rows.map((r) => r.map((cell, c) => (c === 0 || c === 5 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd()).join('\n');
+    return columns(rows, [0, 5]).join('\n');
   }
 }

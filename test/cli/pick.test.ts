@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monoNow } from '../../src/core/clock.ts';
-import { SlotTable } from '../../src/core/slotfile.ts';
+import { SlotTable } from '../../src/core/slot-table.ts';
 import { hbeat, tempDir } from '../helpers/run.ts';
 
 /** A slot file holding `servers`, as a listener would have written it just now; one heartbeat every 5 s keeps them live for max-age's 10 s. */

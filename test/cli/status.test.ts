@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Screen, type Output } from '../../src/term/screen.ts';
 import { monoNow } from '../../src/core/clock.ts';
-import { SlotTable } from '../../src/core/slotfile.ts';
+import { SlotTable } from '../../src/core/slot-table.ts';
 import { HBEAT, freePort, toolMissing, hbeat, send, start, statusJson, tempDir, until } from '../helpers/run.ts';
 
 const NO_SCRIPT = spawnSync('script', ['--version'], { stdio: 'ignore' }).status === 0 ? false : toolMissing('no script(1) to give it a terminal (Debian\'s util-linux)');

@@ -14,7 +14,7 @@ import {
   parseNginxStatus, parseStatusUrl, statusLoad, statusUrlSource, withCapacity,
 } from '../../src/core/load.ts';
 import type { LoadSource } from '../../src/core/sender.ts';
-import { MALFORMED, MALFORMED_BUSY, MALFORMED_NO_BUSY, MALFORMED_NUL, MALFORMED_READY, MALFORMED_STATE, newHeartbeat, parseLoadQuery, STATE_DRAIN, STATE_UP } from '../../src/core/wire.ts';
+import { MALFORMED_REASONS, MALFORMED_BUSY, MALFORMED_NO_BUSY, MALFORMED_NUL, MALFORMED_READY, MALFORMED_STATE, newHeartbeat, parseLoadQuery, STATE_DRAIN, STATE_UP } from '../../src/core/wire.ts';
 import { hbeat, start, toolMissing, tempDir, until } from '../helpers/run.ts';
 import { receiver } from '../helpers/udp.ts';
 
@@ -124,7 +124,7 @@ test('parseExecOutput wants one line of load query', () => {
   assert.deepEqual(parseExecOutput(Buffer.from('  ready=0&busy=9&state=drain\r\n\n')), { ready: 0, busy: 9, state: STATE_DRAIN });
   assert.throws(() => parseExecOutput(Buffer.from('')), /^Error: printed nothing$/);
   assert.throws(() => parseExecOutput(Buffer.from('ready=1&busy=1\nready=2&busy=2\n')), /printed more than one line/);
-  assert.throws(() => parseExecOutput(Buffer.from('load: 3\n')), new RegExp(`printed "load: 3": ${MALFORMED[6]}`));
+  assert.throws(() => parseExecOutput(Buffer.from('load: 3\n')), new RegExp(`printed "load: 3": ${MALFORMED_REASONS[6]}`));
   assert.throws(() => parseExecOutput(Buffer.from(`ready=${'9'.repeat(200)}&busy=0`)), /printed "ready=9{74}\.\.\.": ready is not an integer/);
 });
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { noneReason, pick, Prepared, seededRandom, weight } from '../../src/core/picker.ts';
 import type { PickOptions, PickServer } from '../../src/core/picker.ts';
-import type { ServerRecord } from '../../src/core/slotfile.ts';
+import type { ServerRecord } from '../../src/core/slot-reader.ts';
 import { DEFAULT_LIVENESS } from '../../src/core/liveness.ts';
 
 let lastOctet = 0;

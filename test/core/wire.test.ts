@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  MAX_DATAGRAM, STATE_UP, STATE_DRAIN, MALFORMED, newHeartbeat, parseHeartbeat, encodeHeartbeat,
+  MAX_DATAGRAM, STATE_UP, STATE_DRAIN, MALFORMED_REASONS, newHeartbeat, parseHeartbeat, encodeHeartbeat,
   MALFORMED_TOO_LONG, MALFORMED_NUL, MALFORMED_SIG_FIRST, MALFORMED_SIG_NOT_LAST, MALFORMED_NO_V,
   MALFORMED_NO_READY, MALFORMED_NO_BUSY, MALFORMED_READY, MALFORMED_BUSY, MALFORMED_PORT,
   MALFORMED_STATE, MALFORMED_TS, MALFORMED_SIG, MALFORMED_INTERVAL, MALFORMED_HOST,
@@ -186,7 +186,7 @@ test('the table is big enough to mean something', () => {
 for (const [name, d, expect] of valid) {
   test(`valid: ${name}`, () => {
     const [code, out] = parse(d);
-    assert.equal(code, 0, MALFORMED[code]);
+    assert.equal(code, 0, MALFORMED_REASONS[code]);
     assert.deepEqual(out, { ...UNSIGNED, ...expect });
   });
 }
@@ -194,26 +194,26 @@ for (const [name, d, expect] of valid) {
 for (const [name, d, expect] of malformed) {
   test(`malformed: ${name}`, () => {
     const [code] = parse(d);
-    assert.equal(MALFORMED[code], MALFORMED[expect]);
+    assert.equal(MALFORMED_REASONS[code], MALFORMED_REASONS[expect]);
     assert.equal(code, expect);
   });
 }
 
-test('MALFORMED: index 0 is empty, each reason is short, lower-case and distinct, and each is tested', () => {
-  assert.equal(MALFORMED[0], '');
-  assert.ok(Object.isFrozen(MALFORMED));
-  for (const text of MALFORMED.slice(1)) {
+test('MALFORMED_REASONS: index 0 is empty, each reason is short, lower-case and distinct, and each is tested', () => {
+  assert.equal(MALFORMED_REASONS[0], '');
+  assert.ok(Object.isFrozen(MALFORMED_REASONS));
+  for (const text of MALFORMED_REASONS.slice(1)) {
     assert.ok(text.length > 0 && text.length < 60, text);
     assert.equal(text, text.toLowerCase().replace('nul', 'NUL')); // lower case but for the acronym
   }
-  assert.equal(new Set(MALFORMED).size, MALFORMED.length);
+  assert.equal(new Set(MALFORMED_REASONS).size, MALFORMED_REASONS.length);
   const tested = new Set(malformed.map((row) => row[2]));
-  for (let code = 1; code < MALFORMED.length; code++) assert.ok(tested.has(code), MALFORMED[code]);
-  assert.equal(MALFORMED[MALFORMED_READY], 'ready is not an integer from 0 to 2147483647');
-  assert.equal(MALFORMED[MALFORMED_TOO_LONG], 'over 1000 bytes');
-  assert.equal(MALFORMED[MALFORMED_NUL], 'NUL byte');
-  assert.equal(MALFORMED[MALFORMED_NO_V], 'missing v');
-  assert.equal(MALFORMED[MALFORMED_SIG_NOT_LAST], 'sig must come last');
+  for (let code = 1; code < MALFORMED_REASONS.length; code++) assert.ok(tested.has(code), MALFORMED_REASONS[code]);
+  assert.equal(MALFORMED_REASONS[MALFORMED_READY], 'ready is not an integer from 0 to 2147483647');
+  assert.equal(MALFORMED_REASONS[MALFORMED_TOO_LONG], 'over 1000 bytes');
+  assert.equal(MALFORMED_REASONS[MALFORMED_NUL], 'NUL byte');
+  assert.equal(MALFORMED_REASONS[MALFORMED_NO_V], 'missing v');
+  assert.equal(MALFORMED_REASONS[MALFORMED_SIG_NOT_LAST], 'sig must come last');
 });
 
 test('encodeHeartbeat writes the documented text', () => {
@@ -246,14 +246,14 @@ test('encode → parse round trips', () => {
   ];
   for (const f of cases) {
     const [code, out] = parse(encodeHeartbeat(f));
-    assert.equal(code, 0, MALFORMED[code]);
+    assert.equal(code, 0, MALFORMED_REASONS[code]);
     assert.deepEqual(out, {
       ...UNSIGNED, ready: f.ready, busy: f.busy, port: f.port ?? 80, state: f.state ?? STATE_UP, ts: f.ts ?? -1, host: f.host ?? '',
     });
     // ... and with a sig appended, as the signing module does.
     const text = `${encodeHeartbeat(f)}&sig=${HEX}`;
     const [signedCode, signedOut] = parse(text);
-    assert.equal(signedCode, 0, MALFORMED[signedCode]);
+    assert.equal(signedCode, 0, MALFORMED_REASONS[signedCode]);
     assert.equal(signedOut.signedLength, encodeHeartbeat(f).length);
     assert.equal(bytes(text).subarray(signedOut.sigStart, signedOut.sigEnd).toString('latin1'), HEX);
   }
@@ -283,7 +283,7 @@ test('a view into a larger buffer, and a len past its end, are read safely', () 
   const big = bytes(`junk&ready=x${sigText}`);
   const view = big.subarray(12);
   const [code, out] = parse(view);
-  assert.equal(code, 0, MALFORMED[code]);
+  assert.equal(code, 0, MALFORMED_REASONS[code]);
   assert.deepEqual(out, { ...UNSIGNED, ready: 1, busy: 2, ...sigAt });
   const short = bytes('v=1&ready=1&busy=2');
   assert.equal(parseHeartbeat(short, 999, newHeartbeat()), 0);
@@ -331,7 +331,7 @@ test('never throws on arbitrary bytes', () => {
     const flips = Math.floor(next() * 4);
     for (let f = 0; f < flips; f++) buf[Math.floor(next() * len)] = Math.floor(next() * 256);
     const code = parseHeartbeat(buf, len, out);
-    assert.ok(Number.isInteger(code) && code >= 0 && code < MALFORMED.length, String(code));
+    assert.ok(Number.isInteger(code) && code >= 0 && code < MALFORMED_REASONS.length, String(code));
     if (code === 0) {
       assert.ok(out.ready >= 0 && out.ready <= 2147483647 && out.port >= 1 && out.port <= 65535);
       assert.ok(out.sigStart === -1 || (out.sigEnd - out.sigStart === 64 && out.signedLength < out.sigStart));

@@ -9,11 +9,12 @@ import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Listener } from '../../src/core/listener.ts';
 import { DEFAULT_LIVENESS } from '../../src/core/liveness.ts';
-import { SlotTable } from '../../src/core/slotfile.ts';
+import { SlotTable } from '../../src/core/slot-table.ts';
 import type { Feed } from '../../src/feeds/feed.ts';
 import { haproxyFeed, type HaproxyOptions } from '../../src/feeds/haproxy.ts';
 import { logInto } from '../helpers/logs.ts';
 import { hbeat, testDir, until } from '../helpers/run.ts';
+import { Metrics } from '../../src/feeds/metrics.ts';
 
 interface FakeServer { name: string; address: string; port: number; admin: number; weight: number }
 
@@ -66,7 +67,7 @@ async function feed(t: TestContext, dir: string, opts: Omit<HaproxyOptions, 'tar
   const table = SlotTable.open(join(dir, 'hbeat.slots'), 2048);
   const listener = await Listener.start({ on: [], table });
   const restore = logInto(lines);
-  const running: Feed = await haproxyFeed({ target: { path: join(dir, 'admin.sock') }, tickMs: 20, ...opts })({ listener, liveness: DEFAULT_LIVENESS });
+  const running: Feed = await haproxyFeed({ target: { path: join(dir, 'admin.sock') }, tickMs: 20, ...opts })({ listener, liveness: DEFAULT_LIVENESS, metrics: new Metrics() });
   t.after(async () => {
     await running.stop();
     restore();

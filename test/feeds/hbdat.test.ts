@@ -9,7 +9,8 @@ import { monoNow } from '../../src/core/clock.ts';
 import { hbDatOf, writeHbDat } from '../../src/core/hbdat.ts';
 import { DEFAULT_LIVENESS } from '../../src/core/liveness.ts';
 import { HbDatWriter } from '../../src/feeds/hbdat.ts';
-import { SlotTable, type ServerRecord } from '../../src/core/slotfile.ts';
+import { SlotTable } from '../../src/core/slot-table.ts';
+import { type ServerRecord } from '../../src/core/slot-reader.ts';
 import { captureLog } from '../helpers/logs.ts';
 import { freePort, hbeat, send, start, tempDir, until } from '../helpers/run.ts';
 
@@ -180,7 +181,8 @@ test('listen --hb-dat writes at start and every interval, leaves out dead and dr
     return t.includes('127.0.0.2 ') ? t : undefined;
   }, 'the new server in hb.dat');
   assert.deepEqual(text.trim().split('\n').sort(), ['127.0.0.2 &ready=75&busy=2&lastseen=0&port=8080', '127.0.0.8 &ready=50&busy=1&lastseen=0&port=80']);
-  assert.deepEqual(readdirSync(tmp.dir).sort(), ['hb.dat', 'hbeat.slots']);
+  // The running listener's lock sits beside its slot file (SPEC "The slot file").
+  assert.deepEqual(readdirSync(tmp.dir).sort(), ['hb.dat', 'hbeat.slots', 'hbeat.slots.lock']);
 
   // A write that fails (a directory where the file should be) is logged and
   // retried, and the listener goes on.

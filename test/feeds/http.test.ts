@@ -7,9 +7,11 @@ import { connect, createServer as createTcpServer, type Socket } from 'node:net'
 import { join } from 'node:path';
 import { monoNow } from '../../src/core/clock.ts';
 import { DEFAULT_LIVENESS } from '../../src/core/liveness.ts';
-import { HttpServer, metricsText, pickQuery, PickView, type HttpTimeouts } from '../../src/feeds/http.ts';
+import { HttpServer, pickQuery, type HttpTimeouts } from '../../src/feeds/http.ts';
+import { metricsText } from '../../src/feeds/metrics.ts';
+import { PickView } from '../../src/core/pick-view.ts';
 import { Listener, ListenError } from '../../src/core/listener.ts';
-import { SlotTable } from '../../src/core/slotfile.ts';
+import { SlotTable } from '../../src/core/slot-table.ts';
 import { freePort, hbeat, send, start, statusJson, tempDir, until } from '../helpers/run.ts';
 
 interface Reply { status: number; headers: Record<string, string | string[] | undefined>; body: string }

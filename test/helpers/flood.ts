@@ -12,7 +12,7 @@
 //     ready + busy = 1,000,000 (which only a torn read could).
 import { createSocket, type Socket } from 'node:dgram';
 import { pathToFileURL } from 'node:url';
-import { readSnapshot } from '../../src/core/slotfile.ts';
+import { readSnapshot } from '../../src/core/slot-reader.ts';
 
 export const SUM = 1_000_000;
 

@@ -21,7 +21,9 @@ import { DEFAULT_LIVENESS } from '../../src/core/liveness.ts';
 import { Listener } from '../../src/core/listener.ts';
 import { sink } from '../../src/core/log.ts';
 import { seededRandom } from '../../src/core/picker.ts';
-import { ACCEPTED, BADSIG, COUNTER_NAMES, countersRecord, FULL, MALFORMED, readSnapshot, REPLAYED, SlotTable, UNSIGNED, type CounterName } from '../../src/core/slotfile.ts';
+import { ACCEPTED, BADSIG, COUNTER_NAMES, countersRecord, FULL, MALFORMED, REPLAYED, UNSIGNED, type CounterName } from '../../src/core/slot-layout.ts';
+import { readSnapshot } from '../../src/core/slot-reader.ts';
+import { SlotTable } from '../../src/core/slot-table.ts';
 import { Verifier } from '../../src/core/trust.ts';
 import { newHeartbeat, parseHeartbeat } from '../../src/core/wire.ts';
 

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CounterName } from '../../src/core/slotfile.ts';
+import type { CounterName } from '../../src/core/slot-layout.ts';
 import type { TestContext } from 'node:test';
 
 export const HBEAT = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..', 'dist', 'hbeat.js');

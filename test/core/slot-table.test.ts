@@ -1,69 +1,53 @@
-// The slot file: SlotTable (the one writer) and readSnapshot (any reader),
-// held to the byte layout of docs/slot-file.md. Offsets below are the doc's,
-// written out again rather than imported, so that a change of layout in
-// src/slotfile.ts fails here until the doc and its readers follow.
+// The slot file's writer, SlotTable: held to the byte layout of
+// docs/slot-file.md (test/helpers/slots.ts) and read back with readSnapshot;
+// then the write delay, failing writes, the listener's look at its own file,
+// and the lock that keeps one listener per file.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { bootId, monoNow } from '../../src/core/clock.ts';
-import { Listener } from '../../src/core/listener.ts';
-import { DEFAULT_LIVENESS, isLive } from '../../src/core/liveness.ts';
-import { ACCEPTED, crc32, FULL, MALFORMED, readSnapshot, slotCrc, SlotFileError, SlotTable, type ServerRecord, type Snapshot } from '../../src/core/slotfile.ts';
+import { sink } from '../../src/core/log.ts';
+import { ACCEPTED, FULL, MALFORMED, SlotFileError } from '../../src/core/slot-layout.ts';
+import { readSnapshot } from '../../src/core/slot-reader.ts';
+import { SlotTable } from '../../src/core/slot-table.ts';
+import { H, C, S, UP, T0, tempDir, sha, slotOff, patchHeader, filled, hosts, refuses } from '../helpers/slots.ts';
 
-const HEADER = 256, SLOT = 128;
-const H = { version: 8, headerSize: 12, slotSize: 16, slots: 20, boot: 24, created: 40, crc: 60 };
-const C = { seq: 64, pid: 68, values: 72, crc: 124 };
-const S = { seq: 0, family: 4, state: 5, port: 6, ready: 8, busy: 12, packets: 16, seen: 24, wall: 32, lastTs: 40, addr: 48, scopeLen: 64, scope: 65, interval: 96, crc: 124 };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const UP = { ready: 10, busy: 2, state: 0, interval: 1000, ts: -1 };
-// A monotonic time far from the real one: claim and write take `now`, so
-// tests move this clock by hand.
-const T0 = 1_000_000;
-
-/** A fresh directory, removed when the test ends. */
-function tempDir(t: TestContext): string {
-  const dir = mkdtempSync(join(tmpdir(), 'hbeat-slotfile-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
+/** Log lines written while the test runs. */
+function captureLog(t: TestContext): string[] {
+  const lines: string[] = [];
+  const write = sink.write;
+  sink.write = (line) => void lines.push(line);
+  t.after(() => (sink.write = write));
+  return lines;
 }
 
-const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
-const slotOff = (slot: number) => HEADER + slot * SLOT;
-
-/** Edits the header and seals it again, making a valid header with other values. */
-function patchHeader(path: string, edit: (file: Buffer) => void): void {
-  const file = readFileSync(path);
-  edit(file);
-  file.writeUInt32LE(zlibCrc32(file.subarray(0, H.crc)), H.crc);
-  writeFileSync(path, file);
+/** One datagram's worth, as the listener does it: the slot, then its count. */
+function accept(table: SlotTable, address: string, ready = 10): number {
+  let slot = table.lookup(address, 80);
+  if (slot < 0) slot = table.claim(address, 80);
+  table.write(slot, { ...UP, ready }, '');
+  table.count(ACCEPTED);
+  return slot;
 }
 
-/** A table of `n` slots holding servers 127.0.0.(1..used):80, written at T0. */
-function filled(path: string, n: number, used: number): SlotTable {
-  const table = SlotTable.open(path, n);
-  for (let i = 1; i <= used; i++) table.write(table.claim(`127.0.0.${i}`, 80, T0), UP, '', T0);
-  return table;
+/** What the file says: every server's ready and packets, and accepted. */
+function onDisk(path: string) {
+  const snap = readSnapshot(path);
+  return { ready: Object.fromEntries(snap.servers.map((s) => [s.host, s.ready])), packets: snap.servers.reduce((n, s) => n + s.packets, 0), accepted: snap.counters.accepted };
 }
 
-function hosts(snap: { servers: { host: string; port: number }[] } | { host: string; port: number }[]): string[] {
-  const servers = Array.isArray(snap) ? snap : snap.servers;
-  return servers.map((s) => `${s.host}:${s.port}`);
-}
-
-/** Asserts that `fn` throws a SlotFileError, one line naming `path`, matching `why`. */
-function refuses(fn: () => unknown, path: string, why: RegExp): void {
-  assert.throws(fn, (err: Error) => {
-    assert.ok(err instanceof SlotFileError, `${err}`);
-    assert.ok(err.message.includes(path), `names the path: ${err.message}`);
-    assert.doesNotMatch(err.message, /\n/);
-    assert.match(err.message, why);
-    return true;
-  });
+async function until<T>(what: string, fn: () => T | undefined, ms = 5000): Promise<T> {
+  for (const deadline = Date.now() + ms; ; await sleep(5)) {
+    const got = fn();
+    if (got !== undefined) return got;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+  }
 }
 
 test('a new file: header fields, counters record, size 256 + N*128, all slots empty', (t) => {
@@ -121,7 +105,7 @@ test('reopening keeps servers, slots, packets and counters; another --max-server
   table.write(b, { ready: 7, busy: 1, state: 1, interval: 1000, ts: 1_700_000_000_123 }, '', T0);
   for (let i = 0; i < 4; i++) table.count(ACCEPTED);
   table.count(MALFORMED);
-  table.flushCounters();
+  table.flush();
   assert.deepEqual(readSnapshot(path).counters, { accepted: 4, malformed: 1, unsigned: 0, badsig: 0, replayed: 0, full: 0 });
   table.count(FULL); // not flushed: close must write it
   table.close();
@@ -264,34 +248,6 @@ test('a server is its address and advertised port', (t) => {
   table.close();
 });
 
-test('the listener: IPv6 with and without scope is one server showing the last scope; IPv4-mapped is IPv4', async (t) => {
-  const path = join(tempDir(t), 'hbeat.slots');
-  const table = SlotTable.open(path, 8);
-  const listener = await Listener.start({ on: [], table });
-  t.after(() => listener.close());
-  const beat = (port: number) => Buffer.from(`v=1&ready=5&busy=1&port=${port}`);
-  const server = (host: string, port: number) => readSnapshot(path).servers.filter((s) => s.address === host && s.port === port);
-
-  assert.equal(listener.receive(beat(80), 'fe80::1%eth0'), 0);
-  assert.deepEqual(server('fe80::1', 80).map((s) => [s.host, s.scope, s.packets]), [['fe80::1%eth0', 'eth0', 1]]);
-  listener.receive(beat(80), 'fe80::1');
-  assert.deepEqual(server('fe80::1', 80).map((s) => [s.host, s.scope, s.packets]), [['fe80::1', '', 2]]);
-  listener.receive(beat(80), 'fe80::1%eth1');
-  assert.deepEqual(server('fe80::1', 80).map((s) => [s.host, s.packets]), [['fe80::1%eth1', 3]]);
-
-  listener.receive(beat(80), '::ffff:127.0.0.3');
-  listener.receive(beat(80), '127.0.0.3');
-  assert.deepEqual(server('127.0.0.3', 80).map((s) => s.packets), [2], 'one server');
-  assert.equal(readSnapshot(path).servers.length, 2);
-
-  // SlotTable itself takes the address as given: the mapping is the listener's.
-  const mapped = table.claim('::ffff:127.0.0.4', 80, T0);
-  assert.equal(table.lookup('127.0.0.4', 80), -1);
-  table.write(mapped, UP, '', T0);
-  assert.deepEqual(server('127.0.0.4', 80).map((s) => s.slot), [mapped], 'stored, and read back, as IPv4');
-  table.close();
-});
-
 test('the index finds each server through claims, evictions, reuse and reopening, as a Map of them would', (t) => {
   const path = join(tempDir(t), 'hbeat.slots');
   let table = SlotTable.open(path, 64);
@@ -388,42 +344,6 @@ test('a server heard again after its slot was freed, before the slot was reused,
   assert.equal(seen.length, 1, `127.0.0.1:80 in ${seen.length} slots`);
 });
 
-test('a torn slot is skipped and the rest read; a slot with seq 0 is empty', (t) => {
-  const path = join(tempDir(t), 'hbeat.slots');
-  filled(path, 4, 3).close();
-  const f = readFileSync(path);
-  // A torn write: the first half of a newer version of slot 1 over the old one.
-  const newer = Buffer.from(f.subarray(slotOff(1), slotOff(2)));
-  newer.writeUInt32LE(newer.readUInt32LE(S.seq) + 1, S.seq);
-  newer.writeUInt32LE(99, S.ready);
-  newer.copy(f, slotOff(1), 0, 64);
-  writeFileSync(path, f);
-  let snap = readSnapshot(path);
-  assert.equal(snap.torn, 1);
-  assert.deepEqual(hosts(snap), ['127.0.0.1:80', '127.0.0.3:80']);
-
-  // Sealed, but seq 0: never used, whatever else it holds.
-  const ghost = Buffer.from(f.subarray(slotOff(2), slotOff(3)));
-  ghost.writeUInt32LE(0, S.seq);
-  ghost.writeUInt32LE(zlibCrc32(ghost.subarray(0, 124)), S.crc);
-  ghost.copy(f, slotOff(2));
-  writeFileSync(path, f);
-  snap = readSnapshot(path);
-  assert.equal(snap.torn, 1);
-  assert.deepEqual(hosts(snap), ['127.0.0.1:80']);
-
-  // The listener takes torn and empty slots as free, the lowest first.
-  const table = SlotTable.open(path);
-  assert.equal(table.lookup('127.0.0.2', 80), -1);
-  const slot = table.claim('127.0.0.7', 80);
-  assert.equal(slot, 1);
-  table.write(slot, UP, '');
-  table.close();
-  snap = readSnapshot(path);
-  assert.equal(snap.torn, 0);
-  assert.deepEqual(hosts(snap), ['127.0.0.1:80', '127.0.0.7:80']);
-});
-
 test('a file from before a reboot reads as all stale; a listener opening it marks every slot unseen and adopts this boot', (t) => {
   const path = join(tempDir(t), 'hbeat.slots');
   const table = SlotTable.open(path, 2);
@@ -460,38 +380,6 @@ test('a file from before a reboot reads as all stale; a listener opening it mark
   again.write(reused, UP, '', later);
   again.close();
   assert.deepEqual(readSnapshot(path).servers.filter((s) => s.age !== null).map((s) => s.host), ['127.0.0.3']);
-});
-
-test('crc32 is zlib\'s CRC-32', () => {
-  assert.equal(crc32(Buffer.from('123456789'), 0, 9), 0xcbf43926, 'the check value the doc gives');
-  assert.equal(crc32(Buffer.alloc(0), 0, 0), 0);
-  for (let i = 0; i < 200; i++) {
-    const buf = randomBytes(1 + Math.floor(Math.random() * 600));
-    const start = Math.floor(Math.random() * buf.length);
-    const end = start + Math.floor(Math.random() * (buf.length - start + 1));
-    assert.equal(crc32(buf, start, end), zlibCrc32(buf.subarray(start, end)), `bytes ${start}..${end} of ${buf.toString('hex')}`);
-  }
-});
-
-test('slotCrc, crc32 of bytes 0..47 combined with a kept crc32 of bytes 48..123, is crc32 of bytes 0..123', () => {
-  const slots = 4096;
-  const buf = randomBytes(slots * SLOT + 3);
-  // Any offset, not only a multiple of 128: DataView reads need no alignment.
-  const view = new DataView(buf.buffer, buf.byteOffset + 3, slots * SLOT);
-  for (let i = 0; i < slots; i++) {
-    const off = i * SLOT;
-    const bytes = buf.subarray(3 + off, 3 + off + S.crc);
-    assert.equal(slotCrc(view, off, crc32(bytes, S.addr, S.crc)), zlibCrc32(bytes), `slot ${bytes.toString('hex')}`);
-  }
-  // Every single-bit change of the changing part: each must move the CRC as zlib's does.
-  const one = Buffer.alloc(S.crc);
-  const oneView = new DataView(one.buffer, one.byteOffset, S.crc);
-  const tail = crc32(one, S.addr, S.crc);
-  for (let bit = 0; bit < 8 * S.addr; bit++) {
-    one[bit >> 3] = 1 << (bit & 7);
-    assert.equal(slotCrc(oneView, 0, tail), zlibCrc32(one), `bit ${bit}`);
-    one[bit >> 3] = 0;
-  }
 });
 
 test('every write seals its slot with crc32 of bytes 0..123: claims, reuse, scope changes, a reopened file', (t) => {
@@ -566,7 +454,7 @@ test('a datagram rewrites its 128-byte slot and nothing else; counters only thei
 
   table.count(ACCEPTED);
   assert.deepEqual(readFileSync(path), after, 'counting writes nothing at once');
-  table.flushCounters();
+  table.flush();
   const flushed = readFileSync(path);
   assert.deepEqual(flushed.subarray(0, 64), after.subarray(0, 64));
   assert.deepEqual(flushed.subarray(128), after.subarray(128));
@@ -575,78 +463,162 @@ test('a datagram rewrites its 128-byte slot and nothing else; counters only thei
   table.close();
 });
 
-test('the Python reader in docs/slot-file.md reads what readSnapshot reads', async (t) => {
-  const python = spawnSync('python3', ['--version'], { encoding: 'utf8' });
-  if (python.error || python.status !== 0) {
-    t.skip(`python3 cannot be run here (${python.error?.message ?? python.stderr.trim()})`);
-    return;
-  }
-  const doc = readFileSync(new URL('../../docs/slot-file.md', import.meta.url), 'utf8');
-  const blocks = [...doc.matchAll(/^```python\n([^]*?)^```$/gm)];
-  assert.equal(blocks.length, 1, 'one Python block in the doc');
-  const dir = tempDir(t);
-  const reader = join(dir, 'hbeat_slots.py');
-  writeFileSync(reader, blocks[0]![1]!);
-  const runPython = (path: string) => spawnSync('python3', [reader, path], { encoding: 'utf8' });
+test('with a write delay: memory at once, the file at once after a quiet spell, else gathered within the delay', async (t) => {
+  const path = join(tempDir(t), 'hbeat.slots');
+  const table = SlotTable.open(path, 8, { writeDelayMs: 200 });
+  t.after(() => table.close());
+  accept(table, '127.0.0.1', 1);
+  assert.deepEqual(table.snapshot().map((s) => s.ready), [1], 'memory holds it at once');
+  assert.deepEqual(onDisk(path).ready, {}, 'not yet in the file: it goes out after this turn of the event loop');
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(onDisk(path), { ready: { '127.0.0.1': 1 }, packets: 1, accepted: 1 }, 'written at once after a quiet spell, slot and count together');
 
-  // A table as a listener leaves it: datagrams through Listener.receive, and
-  // slots written at chosen times for known, unknown and drained servers.
-  const path = join(dir, 'hbeat.slots');
-  const table = SlotTable.open(path, 12);
-  const listener = await Listener.start({ on: [], table });
-  t.after(() => listener.close());
-  listener.receive(Buffer.from('v=1&ready=75&busy=0&port=8080'), '127.0.0.2');
-  listener.receive(Buffer.from('v=1&ready=74&busy=1&port=8080'), '::ffff:127.0.0.2');
-  listener.receive(Buffer.from('v=1&ready=3&busy=9'), '::1');
-  listener.receive(Buffer.from('v=1&ready=4&busy=2&port=443&state=drain&ts=1700000000123'), 'fe80::1%lo');
-  listener.receive(Buffer.from('v=1&ready=1&busy=1'), 'fe80:0:0:1::2');
-  table.count(MALFORMED);
-  const now = monoNow();
-  table.write(table.claim('127.0.0.5', 80, now), { ready: 2147483647, busy: 0, state: 0, interval: 1000, ts: -1 }, '', now - 15_000, 1_600_000_000_000);
-  table.write(table.claim('127.0.0.6', 80, now), UP, '', now - 45_000);
-  const torn = table.claim('127.0.0.7', 80, now);
-  table.write(torn, UP, '', now);
-  table.flushCounters();
-  const f = readFileSync(path);
-  f[slotOff(torn) + S.ready]! ^= 0xff;
-  writeFileSync(path, f);
+  // Within the delay: gathered, and written together when it is up.
+  const t0 = monoNow();
+  accept(table, '127.0.0.1', 2);
+  accept(table, '127.0.0.2', 3);
+  accept(table, '127.0.0.1', 4);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(onDisk(path), { ready: { '127.0.0.1': 1 }, packets: 1, accepted: 1 }, 'held back inside the delay');
+  const flushed = await until('the gathered flush', () => {
+    const d = onDisk(path);
+    return d.accepted === 4 ? d : undefined;
+  });
+  assert.ok(monoNow() - t0 >= 150, 'not before the delay is up');
+  assert.deepEqual(flushed, { ready: { '127.0.0.1': 4, '127.0.0.2': 3 }, packets: 4, accepted: 4 });
 
-  const compare = (label: string) => {
-    const t0 = monoNow();
-    const node: Snapshot = readSnapshot(path);
-    const run = runPython(path);
-    const elapsed = (monoNow() - t0) / 1000;
-    assert.equal(run.status, 0, `${label}: ${run.stderr}`);
-    const py = JSON.parse(run.stdout) as Omit<Snapshot, 'servers'> & { servers: (ServerRecord & { live: boolean })[] };
-    assert.equal(py.servers.length, node.servers.length, label);
-    const servers = py.servers.map(({ live, ...s }, i) => {
-      const age = node.servers[i]!.age;
-      assert.equal(live, isLive(s, DEFAULT_LIVENESS), `${label}: live by the liveness rule`);
-      if (age === null || s.age === null) assert.equal(s.age, age, `${label}: slot ${s.slot} age`);
-      // Python reads after Node, on the same clock: its age is later by at most the time between.
-      else assert.ok(s.age >= age - 1e-6 && s.age <= age + elapsed + 1e-6, `${label}: slot ${s.slot} age ${s.age} vs ${age} within ${elapsed} s`);
-      return { ...s, age };
-    });
-    // Records read their address lazily: compare their fields as plain data.
-    const plain = ({ slot, address, scope, host, port, state, ready, busy, packets, age, interval, seenWall, lastTs }: ServerRecord) => ({ slot, address, scope, host, port, state, ready, busy, packets, age, interval, seenWall, lastTs });
-    assert.deepEqual({ ...py, servers }, { ...node, servers: node.servers.map(plain) }, label);
-    return node;
-  };
-
-  const snap = compare('this boot');
-  assert.equal(snap.torn, 1);
-  assert.deepEqual(hosts(snap), ['127.0.0.2:8080', '::1:80', 'fe80::1%lo:443', 'fe80:0:0:1::2:80', '127.0.0.5:80', '127.0.0.6:80']);
-  assert.equal(snap.listenerPid, process.pid);
-  assert.equal(snap.counters.accepted, 5);
-  assert.equal(snap.counters.malformed, 1);
-
-  patchHeader(path, (file) => Buffer.from(bootId().map((b) => b ^ 1)).copy(file, H.boot));
-  assert.ok(compare('another boot').servers.every((s) => s.age === null));
-
-  const junk = join(dir, 'junk');
-  writeFileSync(junk, randomBytes(4096));
-  const refused = runPython(junk);
-  assert.equal(refused.status, 1);
-  assert.match(refused.stderr, new RegExp(`${junk}: not an hbeat slot file`));
+  // close() writes what is still only in memory.
+  accept(table, '127.0.0.3', 5);
   table.close();
+  assert.deepEqual(onDisk(path), { ready: { '127.0.0.1': 4, '127.0.0.2': 3, '127.0.0.3': 5 }, packets: 5, accepted: 5 });
+});
+
+test('every flush is one consistent picture: the slots\' packets add up to accepted in each read of the file', async (t) => {
+  const path = join(tempDir(t), 'hbeat.slots');
+  const table = SlotTable.open(path, 512, { writeDelayMs: 2 });
+  t.after(() => table.close());
+  // 500 servers far apart and close together, so that flushes write both single slots and runs.
+  let reads = 0, flushesSeen = new Set<number>();
+  for (let round = 0; round < 40; round++) {
+    for (let i = 0; i < 60; i++) {
+      const n = (round * 7919 + i * (i % 3 === 0 ? 1 : 97)) % 500;
+      accept(table, `127.0.${n >> 7}.${(n & 0x7f) + 1}`, round + 1);
+    }
+    await sleep(round % 3);
+    const d = onDisk(path);
+    assert.equal(d.packets, d.accepted, `read ${reads}`);
+    flushesSeen.add(d.accepted);
+    reads++;
+  }
+  table.close();
+  const d = onDisk(path);
+  assert.deepEqual([d.packets, d.accepted], [2400, 2400]);
+  assert.ok(flushesSeen.size > 5, `the reads saw ${flushesSeen.size} different flushes`);
+  flushesSeen = new Set();
+});
+
+test('a write that fails is logged once per outage; the table goes on in memory and writes everything once it can', async (t) => {
+  const lines = captureLog(t);
+  const path = join(tempDir(t), 'hbeat.slots');
+  for (const writeDelayMs of [0, 5]) {
+    rmSync(path, { force: true });
+    lines.length = 0;
+    const table = SlotTable.open(path, 8, { writeDelayMs });
+    accept(table, '127.0.0.1', 1);
+    await sleep(20);
+    // A full disk under the table: /dev/full fails every write with ENOSPC.
+    const own = table as unknown as { fd: number };
+    const fd = own.fd;
+    own.fd = openSync('/dev/full', 'w');
+    for (let i = 2; i <= 50; i++) accept(table, `127.0.0.${i % 5 + 1}`, i);
+    await sleep(50);
+    assert.deepEqual(table.snapshot().map((s) => s.packets).reduce((a, b) => a + b), 50, `delay ${writeDelayMs}: every datagram counted in memory`);
+    assert.equal(table.counters[ACCEPTED], 50);
+    assert.deepEqual(lines.filter((l) => /write failed/.test(l)).length, 1, `delay ${writeDelayMs}: one line for the outage: ${lines.join('\n')}`);
+    assert.match(lines.find((l) => /write failed/.test(l))!, /level=error .*ENOSPC|no space/);
+    // The disk has room again: the next try (within a second) writes it all.
+    closeSync(own.fd);
+    own.fd = fd;
+    await until('the retry', () => (lines.some((l) => /written again/.test(l)) ? true : undefined), 3000);
+    const d = onDisk(path);
+    assert.deepEqual([d.packets, d.accepted], [50, 50], `delay ${writeDelayMs}`);
+    assert.deepEqual(d.ready, { '127.0.0.1': 50, '127.0.0.2': 46, '127.0.0.3': 47, '127.0.0.4': 48, '127.0.0.5': 49 });
+    table.close();
+  }
+});
+
+test('the listener notices its own file: removed or replaced, it is made afresh from memory; a damaged header is written again', async (t) => {
+  const lines = captureLog(t);
+  const dir = tempDir(t);
+  const path = join(dir, 'hbeat.slots');
+  const table = SlotTable.open(path, 8, { writeDelayMs: 0, checkMs: 20 });
+  t.after(() => table.close());
+  for (let i = 1; i <= 3; i++) accept(table, `127.0.0.${i}`, i);
+  table.flush();
+  const before = onDisk(path);
+
+  rmSync(path);
+  await until('the file made afresh', () => (lines.some((l) => /slot file was removed: made afresh/.test(l)) ? true : undefined));
+  assert.deepEqual(onDisk(path), before);
+  assert.equal(statSync(path).size, 256 + 8 * 128);
+  accept(table, '127.0.0.4', 4);
+  await sleep(150);
+  assert.deepEqual(onDisk(path).ready, { ...before.ready, '127.0.0.4': 4 }, 'and written on from then');
+
+  writeFileSync(`${path}.other`, 'not a slot file');
+  renameSync(`${path}.other`, path);
+  await until('the file replaced back', () => (lines.some((l) => /slot file was replaced: made afresh/.test(l)) ? true : undefined));
+  assert.deepEqual(onDisk(path).ready, { ...before.ready, '127.0.0.4': 4 });
+
+  // Overwritten in place, shorter: the same file, written again in full.
+  writeFileSync(path, 'not a slot file');
+  await until('the file written again', () => (lines.some((l) => /slot file had another size: written again in full/.test(l)) ? true : undefined));
+  assert.deepEqual(onDisk(path).ready, { ...before.ready, '127.0.0.4': 4 });
+
+  const fd = openSync(path, 'r+');
+  writeSync(fd, Buffer.from('XX'), 0, 2, 10);
+  closeSync(fd);
+  assert.throws(() => readSnapshot(path), SlotFileError, 'damaged: readers refuse it');
+  await until('the header written again', () => (lines.some((l) => /header was damaged: written again/.test(l)) ? true : undefined));
+  assert.deepEqual(onDisk(path).ready, { ...before.ready, '127.0.0.4': 4 });
+
+  const fd2 = openSync(path, 'r+');
+  writeSync(fd2, Buffer.alloc(8, 0xff), 0, 8, 72);
+  closeSync(fd2);
+  await until('the counters written again', () => (lines.some((l) => /counters record was damaged/.test(l)) ? true : undefined));
+  await until('readable again', () => {
+    try {
+      return onDisk(path).accepted === 4 ? true : undefined;
+    } catch {
+      return undefined; // still damaged: the counters go out with the next flush
+    }
+  });
+  assert.deepEqual(lines.filter((l) => /made afresh|written again/.test(l)).length, 5, lines.join('\n'));
+});
+
+test('one table per file: a second is refused naming the first\'s pid; a dead holder\'s lock is taken over, a live one\'s never', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'hbeat.slots');
+  const first = SlotTable.open(path, 4);
+  assert.throws(() => SlotTable.open(path, 4), (err: Error) => err instanceof SlotFileError && !err.message.includes('\n') && err.message.includes(`pid ${process.pid}`));
+  first.close();
+  assert.throws(() => readFileSync(`${path}.lock`), /ENOENT/, 'released on close');
+
+  // A lock left by a process that is gone: taken over.
+  const child = spawn(process.execPath, ['-e', '0']);
+  const dead = await new Promise<number>((resolve) => child.on('exit', () => resolve(child.pid!)));
+  const stat = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]!.split(' ')[19];
+  const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim().replaceAll('-', '');
+  writeFileSync(`${path}.lock`, `${dead} 12345 ${boot}\n`);
+  SlotTable.open(path, 4).close();
+  // A pid that lives, but as another process than the one that took the lock (its start time differs): taken over.
+  writeFileSync(`${path}.lock`, `${process.pid} ${Number(stat(process.pid)) + 1} ${boot}\n`);
+  SlotTable.open(path, 4).close();
+  // A lock from another boot: taken over.
+  writeFileSync(`${path}.lock`, `${process.pid} ${stat(process.pid)} ${'0'.repeat(32)}\n`);
+  SlotTable.open(path, 4).close();
+  // The very process that took it, still running: refused.
+  writeFileSync(`${path}.lock`, `${process.pid} ${stat(process.pid)} ${boot}\n`);
+  assert.throws(() => SlotTable.open(path, 4), new RegExp(`in use by the listener with pid ${process.pid}`));
+  assert.equal(readFileSync(`${path}.lock`, 'latin1'), `${process.pid} ${stat(process.pid)} ${boot}\n`, 'a live lock is left alone');
 });

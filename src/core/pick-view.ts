@@ -1,0 +1,85 @@
+// The table as /pick reads it: decoded when it changed, never per request,
+// with the candidates of each query kept as prepared pools.
+import { isLive } from './liveness.ts';
+import { Prepared, weight, type PickOptions, type PickServer } from './picker.ts';
+import { ACCEPTED } from './slot-layout.ts';
+import type { SlotTable } from './slot-table.ts';
+
+/** One server as /pick keeps it: its age is worked out at pick time from `seen`. */
+export interface ViewServer extends PickServer {
+  /** Monotonic ms of its last datagram. */
+  seen: number;
+}
+
+/** Prepared pools a PickView keeps: the default query's, and a few others'. */
+const CACHED_POOLS = 16;
+
+/**
+ * The table as /pick reads it: decoded only when a datagram has changed the
+ * table (every change counts one `accepted`), at most every refreshMs, and
+ * never per request; ages come from monotonic seen times when picking. The
+ * candidates under each liveness and members asked for are kept prepared
+ * (least recently used dropped first), so that a pick costs O(count log n)
+ * rather than O(n), until the table is decoded again or one of them turns dead.
+ */
+export class PickView {
+  private all: ViewServer[] = [];
+  private candidates: ViewServer[] = [];
+  private readonly pools = new Map<string, Prepared<ViewServer>>();
+  private version = -1;
+  private builtAt = -Infinity;
+
+  constructor(private readonly table: SlotTable, private readonly refreshMs = 100) {}
+
+  /** The picks `opts` asks for, ages as of `now`. */
+  pick(opts: PickOptions, now: number): ViewServer[] {
+    this.refresh(now);
+    const l = opts.liveness;
+    const key = `${l.maxAge} ${l.misses} ${opts.members?.join(',') ?? '*'}`;
+    let pool = this.pools.get(key);
+    if (pool !== undefined) {
+      this.pools.delete(key);
+      // No candidate dies before the one with the least live time left, and
+      // no other server can become one before a heartbeat changes the table.
+      if (pool.firstToDie !== undefined && !isLive(age(pool.firstToDie, now), l)) pool = undefined;
+    } else if (this.pools.size >= CACHED_POOLS) {
+      this.pools.delete(this.pools.keys().next().value!);
+    }
+    pool ??= new Prepared(ages(this.candidates, now), opts);
+    this.pools.set(key, pool);
+    return ages(pool.pick(opts), now);
+  }
+
+  /** Every server, ages as of `now`: to say why none could be picked. */
+  allAt(now: number): ViewServer[] {
+    this.refresh(now);
+    return ages(this.all, now);
+  }
+
+  private refresh(now: number): void {
+    const version = this.table.counters[ACCEPTED]!;
+    if (version === this.version || now - this.builtAt < this.refreshMs) return;
+    // `now` was taken before the snapshot's own clock reading, so each seen
+    // time comes out a few µs early: an age errs older, never younger.
+    const all: ViewServer[] = [];
+    for (const s of this.table.snapshot()) {
+      if (s.age === null) continue;
+      all.push({ host: s.host, address: s.address, port: s.port, ready: s.ready, busy: s.busy, state: s.state, age: s.age, interval: s.interval, seen: now - s.age * 1000 });
+    }
+    this.all = all;
+    this.candidates = all.filter((s) => s.state === 'up' && weight(s) > 0);
+    this.pools.clear();
+    this.version = version;
+    this.builtAt = now;
+  }
+}
+
+function age(s: ViewServer, now: number): ViewServer {
+  s.age = now > s.seen ? (now - s.seen) / 1000 : 0;
+  return s;
+}
+
+function ages(servers: ViewServer[], now: number): ViewServer[] {
+  for (const s of servers) age(s, now);
+  return servers;
+}
