@@ -570,7 +570,18 @@ var init_regular_file = __esm({
 
 // src/core/wire.ts
 function newHeartbeat() {
-  return { ready: 0, busy: 0, port: 80, state: STATE_UP, interval: DEFAULT_INTERVAL_MS, ts: -1, host: "", signedLength: -1, sigStart: -1, sigEnd: -1 };
+  return {
+    ready: 0,
+    busy: 0,
+    port: 80,
+    state: STATE_UP,
+    interval: DEFAULT_INTERVAL_MS,
+    ts: -1,
+    host: "",
+    signedLength: -1,
+    sigStart: -1,
+    sigEnd: -1
+  };
 }
 function isHex(c) {
   return c >= 48 && c <= 57 || (c | 32) >= 97 && (c | 32) <= 102;
@@ -782,7 +793,9 @@ function encodeHeartbeat(f) {
     s += `&interval=${f.interval}`;
   }
   if (f.host !== void 0) {
-    if ((0, import_node_net2.isIP)(f.host) === 0 || f.host.includes("%")) throw new RangeError(`heartbeat host must be an IP address without a scope, not ${JSON.stringify(f.host)}`);
+    if ((0, import_node_net2.isIP)(f.host) === 0 || f.host.includes("%")) {
+      throw new RangeError(`heartbeat host must be an IP address without a scope, not ${JSON.stringify(f.host)}`);
+    }
     s += `&host=${f.host}`;
   }
   if (f.ts !== void 0 && f.ts !== -1) {
@@ -869,7 +882,9 @@ function parseKeys(data) {
   if (lines.every((l) => HEX_LINE.test(l.text))) {
     return lines.map(({ n, text }) => {
       if (text.length % 2 !== 0) throw new KeyError(`${where(n)}holds ${text.length} hex digits, an odd number`);
-      if (text.length < 2 * MIN_KEY_BYTES) throw new KeyError(`${where(n)}holds ${text.length} hex digits; a key needs at least ${2 * MIN_KEY_BYTES} (${MIN_KEY_BYTES} bytes)`);
+      if (text.length < 2 * MIN_KEY_BYTES) {
+        throw new KeyError(`${where(n)}holds ${text.length} hex digits; a key needs at least ${2 * MIN_KEY_BYTES} (${MIN_KEY_BYTES} bytes)`);
+      }
       return Buffer.from(text, "hex");
     });
   }
@@ -878,7 +893,9 @@ function parseKeys(data) {
     const bad = lines.find((l) => !HEX_LINE.test(l.text));
     throw new KeyError(`line ${bad.n} is not hex, but line ${hexKey.n} is a hex key: one hex key a line, or the whole file one raw key`);
   }
-  if (data.length < MIN_KEY_BYTES) throw new KeyError(`holds ${data.length} bytes; a key needs at least ${MIN_KEY_BYTES} raw bytes or ${2 * MIN_KEY_BYTES} hex digits`);
+  if (data.length < MIN_KEY_BYTES) {
+    throw new KeyError(`holds ${data.length} bytes; a key needs at least ${MIN_KEY_BYTES} raw bytes or ${2 * MIN_KEY_BYTES} hex digits`);
+  }
   return [data];
 }
 function loadKeys(path2) {
@@ -2229,7 +2246,10 @@ function readHbDat(path2, nowMs = Date.now()) {
     if (data[start] !== 35 && space > start && space < end) {
       const fields = parseHbDatQuery(data, space + 1, end);
       const host = ipv4Unmapped(data.toString("latin1", start, space));
-      if (fields && (0, import_node_net3.isIP)(stripScope(host))) servers.push({ host, address: stripScope(host), port: fields.port, ready: fields.ready, busy: fields.busy, age: fields.lastseen + fileAge, interval: null, state: "up" });
+      if (fields && (0, import_node_net3.isIP)(stripScope(host))) {
+        const { port, ready, busy, lastseen } = fields;
+        servers.push({ host, address: stripScope(host), port, ready, busy, age: lastseen + fileAge, interval: null, state: "up" });
+      }
     }
     start = lineEnd + 1;
   }
@@ -2845,7 +2865,8 @@ var init_haproxy = __esm({
       constructor(opts, ctx) {
         this.opts = opts;
         this.ctx = ctx;
-        this.noFreeServer = ctx.metrics.counter("hbeat_haproxy_no_free_server_total", "Live servers that found no free server in a --haproxy-backend.");
+        const help = "Live servers that found no free server in a --haproxy-backend.";
+        this.noFreeServer = ctx.metrics.counter("hbeat_haproxy_no_free_server_total", help);
         this.where = formatTarget(opts.target);
         this.tickMs = opts.tickMs ?? 250;
         this.retryMs = opts.retryMs ?? 1e3;
@@ -3141,7 +3162,12 @@ var init_hbdat2 = __esm({
         this.path = path2;
         this.table = table;
         this.liveness = liveness;
-        this.outage = new Outage("cannot write hb.dat; trying again at the next interval", "hb.dat written again", { path: path2 }, { level: "error", repeatMs: 6e4 });
+        this.outage = new Outage(
+          "cannot write hb.dat; trying again at the next interval",
+          "hb.dat written again",
+          { path: path2 },
+          { level: "error", repeatMs: 6e4 }
+        );
       }
       path;
       table;
@@ -3303,9 +3329,20 @@ function metricsText(servers, counters, liveness) {
   };
   family("hbeat_server_ready", "gauge", "Free workers the server last announced.", (s) => s.ready);
   family("hbeat_server_busy", "gauge", "Busy workers the server last announced.", (s) => s.busy);
-  family("hbeat_server_age_seconds", "gauge", "Seconds since the server's last accepted heartbeat (absent when not heard from since boot).", (s) => s.age);
-  const rule = liveness.misses === 0 ? `${liveness.maxAge} s` : `${liveness.misses + 0.5} of its announced intervals and ${liveness.maxAge} s`;
-  family("hbeat_server_live", "gauge", `Whether the server is live (1) or not (0): heard from within ${rule}.`, (s) => isLive(s, liveness) ? 1 : 0);
+  family(
+    "hbeat_server_age_seconds",
+    "gauge",
+    "Seconds since the server's last accepted heartbeat (absent when not heard from since boot).",
+    (s) => s.age
+  );
+  const { maxAge, misses } = liveness;
+  const rule = misses === 0 ? `${maxAge} s` : `${misses + 0.5} of its announced intervals and ${maxAge} s`;
+  family(
+    "hbeat_server_live",
+    "gauge",
+    `Whether the server is live (1) or not (0): heard from within ${rule}.`,
+    (s) => isLive(s, liveness) ? 1 : 0
+  );
   family("hbeat_server_packets_total", "counter", "Heartbeats accepted from the server.", (s) => s.packets);
   out2 += "# HELP hbeat_datagrams_total Heartbeats received, by what became of them.\n# TYPE hbeat_datagrams_total counter\n";
   for (const name of COUNTER_NAMES) out2 += `hbeat_datagrams_total{result="${name}"} ${counters[name]}
@@ -3406,7 +3443,8 @@ var init_pick_view = __esm({
         const all = [];
         for (const s of this.table.snapshot()) {
           if (s.age === null) continue;
-          all.push({ host: s.host, address: s.address, port: s.port, ready: s.ready, busy: s.busy, state: s.state, age: s.age, interval: s.interval, seen: now - s.age * 1e3 });
+          const { host, address, port, ready, busy, state, age: age2, interval } = s;
+          all.push({ host, address, port, ready, busy, state, age: age2, interval, seen: now - age2 * 1e3 });
         }
         this.all = all;
         this.candidates = all.filter((s) => s.state === "up" && weight(s) > 0);
@@ -3926,7 +3964,9 @@ stops it.`,
       options,
       async run(v) {
         const on = (v.on ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, "--on")));
-        if (v.interface !== void 0 && !on.some((ep) => isMulticast(ep.host))) throw new UsageError(`--interface ${v.interface} is for joining multicast groups, and every --on is unicast`);
+        if (v.interface !== void 0 && !on.some((ep) => isMulticast(ep.host))) {
+          throw new UsageError(`--interface ${v.interface} is for joining multicast groups, and every --on is unicast`);
+        }
         const maxServers = flagValue(v["max-servers"], (t) => integer(t, "--max-servers", 1, MAX_SERVERS_LIMIT), void 0);
         const writeDelayMs = flagValue(v["write-delay"], (t) => duration(t, "--write-delay", { min: 0, max: 1e3 }), DEFAULT_WRITE_DELAY_MS);
         const feeds = feedsFlags(v);
@@ -3968,7 +4008,9 @@ __export(pick_exports, {
 });
 function sourceFlag(v) {
   if (v.slots !== void 0 && v["hb-dat"] !== void 0) throw new UsageError("--slots and --hb-dat are alternatives: give one");
-  if (v.misses !== void 0 && v["hb-dat"] !== void 0) throw new UsageError("--misses needs the slot file: hb.dat lines carry no interval, so --max-age alone judges them");
+  if (v.misses !== void 0 && v["hb-dat"] !== void 0) {
+    throw new UsageError("--misses needs the slot file: hb.dat lines carry no interval, so --max-age alone judges them");
+  }
   if (v["hb-dat"] !== void 0) return hbDatSource(flag(() => path(v["hb-dat"], "--hb-dat")));
   const slots = slotsPath(flagValue(v.slots, (t) => path(t, "--slots"), void 0));
   refuseDangling(slots, "slot file");
@@ -4076,7 +4118,9 @@ function parseStatusUrl(text) {
   } catch {
     throw new Error(`--status-url takes an http:// or https:// URL, not ${JSON.stringify(text)}`);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(`--status-url takes an http:// or https:// URL, not ${url.protocol}`);
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new Error(`--status-url takes an http:// or https:// URL, not ${url.protocol}`);
+  }
   return url;
 }
 function shown(url) {
@@ -4175,7 +4219,9 @@ function parseExecOutput(output) {
   if (text.includes("\n")) throw new Error("printed more than one line");
   const out2 = newHeartbeat();
   const code = parseLoadQuery(Buffer.from(text, "latin1"), 0, text.length, out2);
-  if (code !== 0) throw new Error(`printed ${JSON.stringify(text.length > 80 ? text.slice(0, 80) + "..." : text)}: ${MALFORMED_REASONS[code]}`);
+  if (code !== 0) {
+    throw new Error(`printed ${JSON.stringify(text.length > 80 ? text.slice(0, 80) + "..." : text)}: ${MALFORMED_REASONS[code]}`);
+  }
   return { ready: out2.ready, busy: out2.busy, state: out2.state };
 }
 function lastLine(stderr) {
@@ -4281,7 +4327,8 @@ function openSocket(family, multicast, opts) {
   return new Promise((resolve, reject) => {
     socket.once("error", (err) => {
       socket.close();
-      reject(new SendError(opts.source === void 0 ? `cannot open an IPv${family} socket: ${reason(err)}` : `--source ${opts.source}: ${reason(err)}`));
+      const what = opts.source === void 0 ? `cannot open an IPv${family} socket` : `--source ${opts.source}`;
+      reject(new SendError(`${what}: ${reason(err)}`));
     });
     socket.bind(0, opts.source, () => {
       socket.removeAllListeners("error");
@@ -4390,14 +4437,16 @@ var init_sender = __esm({
         if (opts.source !== void 0 && sourceFamily === 0) throw new SendError(`--source ${opts.source}: not an IP address`);
         for (const ep of opts.to) {
           if (sourceFamily !== 0 && ep.family !== sourceFamily) {
-            throw new SendError(`--to ${formatEndpoint(ep.host, ep.port)} is IPv${ep.family} but --source ${opts.source} is IPv${sourceFamily}`);
+            const to = formatEndpoint(ep.host, ep.port);
+            throw new SendError(`--to ${to} is IPv${ep.family} but --source ${opts.source} is IPv${sourceFamily}`);
           }
         }
         const sender = new _Sender(opts);
         try {
           for (const ep of opts.to) {
             const socket = await openSocket(ep.family, isMulticast(ep.host), opts);
-            const target = { ep, socket, outage: new Outage("cannot send; retrying every interval", "sending again", { to: formatEndpoint(ep.host, ep.port) }), host: void 0 };
+            const outage = new Outage("cannot send; retrying every interval", "sending again", { to: formatEndpoint(ep.host, ep.port) });
+            const target = { ep, socket, outage, host: void 0 };
             sender.targets.push(target);
             await connect2(target);
           }
@@ -4476,7 +4525,13 @@ var init_sender = __esm({
        */
       encode(load) {
         const state = this.opts.drain ? STATE_DRAIN : load.state ?? STATE_UP;
-        const fields = { ready: load.ready, busy: load.busy, port: this.opts.port, state, interval: Math.round(this.opts.intervalMs) };
+        const fields = {
+          ready: load.ready,
+          busy: load.busy,
+          port: this.opts.port,
+          state,
+          interval: Math.round(this.opts.intervalMs)
+        };
         const text = encodeHeartbeat(fields);
         this.last = { ready: load.ready, busy: load.busy, state };
         const signer = this.signer;
@@ -4635,7 +4690,8 @@ exits 0. SIGHUP re-reads --key-file and never stops it.`,
         const reading = new AbortController();
         let first;
         try {
-          if (stopped !== void 0) log("info", "started", { to: v.to?.join(",") ?? DEFAULT_GROUP, interval_ms: opts.intervalMs, pid: process.pid });
+          const to = v.to?.join(",") ?? DEFAULT_GROUP;
+          if (stopped !== void 0) log("info", "started", { to, interval_ms: opts.intervalMs, pid: process.pid });
           first = (await firstRead(v, opts.load, reading.signal, stopped))?.read;
         } catch (err) {
           await sender.close();
@@ -4855,7 +4911,8 @@ var init_status2 = __esm({
         const source = sourceFlag(v);
         if (v.watch) return watchStatus({ ...source, liveness, json: v.json === true, intervalMs });
         const snap = source.read();
-        const text = v.json ? JSON.stringify(statusJson(snap.servers, snap.counters, liveness)) : statusTable(snap.servers, snap.counters, { liveness });
+        const { servers, counters } = snap;
+        const text = v.json ? JSON.stringify(statusJson(servers, counters, liveness)) : statusTable(servers, counters, { liveness });
         process.stdout.write(text + "\n");
         return 0;
       }

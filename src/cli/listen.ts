@@ -89,7 +89,9 @@ stops it.`,
   async run(v) {
     const on = (v.on ?? [DEFAULT_GROUP]).map((text) => flag(() => endpoint(text, '--on')));
     // Silently unused, a typo in it would go unnoticed until a group is added.
-    if (v.interface !== undefined && !on.some((ep) => isMulticast(ep.host))) throw new UsageError(`--interface ${v.interface} is for joining multicast groups, and every --on is unicast`);
+    if (v.interface !== undefined && !on.some((ep) => isMulticast(ep.host))) {
+      throw new UsageError(`--interface ${v.interface} is for joining multicast groups, and every --on is unicast`);
+    }
     const maxServers = flagValue(v['max-servers'], (t) => integer(t, '--max-servers', 1, MAX_SERVERS_LIMIT), undefined);
     const writeDelayMs = flagValue(v['write-delay'], (t) => duration(t, '--write-delay', { min: 0, max: 1000 }), DEFAULT_WRITE_DELAY_MS);
     const feeds = feedsFlags(v);

@@ -12,7 +12,9 @@ import { defineCommand, flag, flagValue, SLOTS_HELP, writeStdout } from './comma
 export function sourceFlag(v: { slots?: string | undefined; 'hb-dat'?: string | undefined; misses?: string | undefined }): Source {
   if (v.slots !== undefined && v['hb-dat'] !== undefined) throw new UsageError('--slots and --hb-dat are alternatives: give one');
   // An hb.dat line has no interval, so --max-age alone judges it: a --misses would be ignored.
-  if (v.misses !== undefined && v['hb-dat'] !== undefined) throw new UsageError('--misses needs the slot file: hb.dat lines carry no interval, so --max-age alone judges them');
+  if (v.misses !== undefined && v['hb-dat'] !== undefined) {
+    throw new UsageError('--misses needs the slot file: hb.dat lines carry no interval, so --max-age alone judges them');
+  }
   if (v['hb-dat'] !== undefined) return hbDatSource(flag(() => path(v['hb-dat']!, '--hb-dat')));
   const slots = slotsPath(flagValue(v.slots, (t) => path(t, '--slots'), undefined));
   // Else "does not exist (is hbeat listen running?)", which sends the operator the wrong way.

@@ -96,7 +96,8 @@ exits 0. SIGHUP re-reads --key-file and never stops it.`,
     const reading = new AbortController();
     let first: Promise<Load> | undefined;
     try {
-      if (stopped !== undefined) log('info', 'started', { to: v.to?.join(',') ?? DEFAULT_GROUP, interval_ms: opts.intervalMs, pid: process.pid });
+      const to = v.to?.join(',') ?? DEFAULT_GROUP;
+      if (stopped !== undefined) log('info', 'started', { to, interval_ms: opts.intervalMs, pid: process.pid });
       first = (await firstRead(v, opts.load, reading.signal, stopped))?.read;
     } catch (err) {
       await sender.close();
@@ -124,7 +125,9 @@ exits 0. SIGHUP re-reads --key-file and never stops it.`,
  * --capacity is a usage error; later, each round logs it. The read is the
  * first datagram's load, so the check delays nothing.
  */
-async function firstRead(v: Values<typeof options>, load: LoadSource, signal: AbortSignal, stopped: Promise<string> | undefined): Promise<{ read: Promise<Load> } | undefined> {
+async function firstRead(
+  v: Values<typeof options>, load: LoadSource, signal: AbortSignal, stopped: Promise<string> | undefined,
+): Promise<{ read: Promise<Load> } | undefined> {
   if (v['status-url'] === undefined || v.capacity !== undefined) return undefined;
   // Wrapped: an async function would otherwise wait for the read itself.
   const read = load(signal);

@@ -37,7 +37,8 @@ export const statusCommand = defineCommand({
     const source = sourceFlag(v);
     if (v.watch) return watchStatus({ ...source, liveness, json: v.json === true, intervalMs });
     const snap = source.read();
-    const text = v.json ? JSON.stringify(statusJson(snap.servers, snap.counters, liveness)) : statusTable(snap.servers, snap.counters, { liveness });
+    const { servers, counters } = snap;
+    const text = v.json ? JSON.stringify(statusJson(servers, counters, liveness)) : statusTable(servers, counters, { liveness });
     process.stdout.write(text + '\n');
     return 0;
   },

@@ -126,7 +126,10 @@ export function readHbDat(path: string, nowMs = Date.now()): PickServer[] {
     if (data[start] !== 0x23 && space > start && space < end) {
       const fields = parseHbDatQuery(data, space + 1, end);
       const host = ipv4Unmapped(data.toString('latin1', start, space));
-      if (fields && isIP(stripScope(host))) servers.push({ host, address: stripScope(host), port: fields.port, ready: fields.ready, busy: fields.busy, age: fields.lastseen + fileAge, interval: null, state: 'up' });
+      if (fields && isIP(stripScope(host))) {
+        const { port, ready, busy, lastseen } = fields;
+        servers.push({ host, address: stripScope(host), port, ready, busy, age: lastseen + fileAge, interval: null, state: 'up' });
+      }
     }
     start = lineEnd + 1;
   }

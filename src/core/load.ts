@@ -74,7 +74,9 @@ export function parseStatusUrl(text: string): URL {
   } catch {
     throw new Error(`--status-url takes an http:// or https:// URL, not ${JSON.stringify(text)}`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`--status-url takes an http:// or https:// URL, not ${url.protocol}`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new Error(`--status-url takes an http:// or https:// URL, not ${url.protocol}`);
+  }
   return url;
 }
 
@@ -97,7 +99,9 @@ function failedAt(where: string, err: unknown): Error {
  * process), and settles once: the first of its resolve, its reject, the
  * timeout and `signal` wins; cancel runs when anything but resolve does.
  */
-function bounded<T>(timeoutMs: number, signal: AbortSignal, start: (resolve: (v: T) => void, reject: (e: Error) => void) => () => void): Promise<T> {
+function bounded<T>(
+  timeoutMs: number, signal: AbortSignal, start: (resolve: (v: T) => void, reject: (e: Error) => void) => () => void,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let settled = false;
     let cancel: (() => void) | undefined;
@@ -210,7 +214,9 @@ export function parseExecOutput(output: Buffer): Load {
   if (text.includes('\n')) throw new Error('printed more than one line');
   const out = newHeartbeat();
   const code = parseLoadQuery(Buffer.from(text, 'latin1'), 0, text.length, out);
-  if (code !== 0) throw new Error(`printed ${JSON.stringify(text.length > 80 ? text.slice(0, 80) + '...' : text)}: ${MALFORMED_REASONS[code]}`);
+  if (code !== 0) {
+    throw new Error(`printed ${JSON.stringify(text.length > 80 ? text.slice(0, 80) + '...' : text)}: ${MALFORMED_REASONS[code]}`);
+  }
   return { ready: out.ready, busy: out.busy, state: out.state };
 }
 

@@ -64,7 +64,8 @@ export class PickView {
     const all: ViewServer[] = [];
     for (const s of this.table.snapshot()) {
       if (s.age === null) continue;
-      all.push({ host: s.host, address: s.address, port: s.port, ready: s.ready, busy: s.busy, state: s.state, age: s.age, interval: s.interval, seen: now - s.age * 1000 });
+      const { host, address, port, ready, busy, state, age, interval } = s;
+      all.push({ host, address, port, ready, busy, state, age, interval, seen: now - age * 1000 });
     }
     this.all = all;
     this.candidates = all.filter((s) => s.state === 'up' && weight(s) > 0);

@@ -129,14 +129,16 @@ export class Sender {
     if (opts.source !== undefined && sourceFamily === 0) throw new SendError(`--source ${opts.source}: not an IP address`);
     for (const ep of opts.to) {
       if (sourceFamily !== 0 && ep.family !== sourceFamily) {
-        throw new SendError(`--to ${formatEndpoint(ep.host, ep.port)} is IPv${ep.family} but --source ${opts.source} is IPv${sourceFamily}`);
+        const to = formatEndpoint(ep.host, ep.port);
+        throw new SendError(`--to ${to} is IPv${ep.family} but --source ${opts.source} is IPv${sourceFamily}`);
       }
     }
     const sender = new Sender(opts);
     try {
       for (const ep of opts.to) {
         const socket = await openSocket(ep.family, isMulticast(ep.host), opts);
-        const target: Target = { ep, socket, outage: new Outage('cannot send; retrying every interval', 'sending again', { to: formatEndpoint(ep.host, ep.port) }), host: undefined };
+        const outage = new Outage('cannot send; retrying every interval', 'sending again', { to: formatEndpoint(ep.host, ep.port) });
+        const target: Target = { ep, socket, outage, host: undefined };
         sender.targets.push(target);
         // A target that cannot be reached yet (no route at boot) is tried again each round.
         await connect(target);
@@ -231,7 +233,9 @@ export class Sender {
    */
   private encode(load: Load): Datagrams {
     const state = this.opts.drain ? STATE_DRAIN : load.state ?? STATE_UP;
-    const fields: HeartbeatFields = { ready: load.ready, busy: load.busy, port: this.opts.port, state, interval: Math.round(this.opts.intervalMs) };
+    const fields: HeartbeatFields = {
+      ready: load.ready, busy: load.busy, port: this.opts.port, state, interval: Math.round(this.opts.intervalMs),
+    };
     const text = encodeHeartbeat(fields);
     this.last = { ready: load.ready, busy: load.busy, state };
     const signer = this.signer;
@@ -307,7 +311,8 @@ function openSocket(family: 4 | 6, multicast: boolean, opts: SendOptions): Promi
   return new Promise((resolve, reject) => {
     socket.once('error', (err) => {
       socket.close();
-      reject(new SendError(opts.source === undefined ? `cannot open an IPv${family} socket: ${reason(err)}` : `--source ${opts.source}: ${reason(err)}`));
+      const what = opts.source === undefined ? `cannot open an IPv${family} socket` : `--source ${opts.source}`;
+      reject(new SendError(`${what}: ${reason(err)}`));
     });
     socket.bind(0, opts.source, () => {
       socket.removeAllListeners('error');

@@ -37,7 +37,10 @@ export function parseKeys(data: Buffer): Buffer[] {
   if (lines.every((l) => HEX_LINE.test(l.text))) {
     return lines.map(({ n, text }) => {
       if (text.length % 2 !== 0) throw new KeyError(`${where(n)}holds ${text.length} hex digits, an odd number`);
-      if (text.length < 2 * MIN_KEY_BYTES) throw new KeyError(`${where(n)}holds ${text.length} hex digits; a key needs at least ${2 * MIN_KEY_BYTES} (${MIN_KEY_BYTES} bytes)`);
+      if (text.length < 2 * MIN_KEY_BYTES) {
+        const need = `${2 * MIN_KEY_BYTES} (${MIN_KEY_BYTES} bytes)`;
+        throw new KeyError(`${where(n)}holds ${text.length} hex digits; a key needs at least ${need}`);
+      }
       return Buffer.from(text, 'hex');
     });
   }
@@ -48,7 +51,9 @@ export function parseKeys(data: Buffer): Buffer[] {
     const bad = lines.find((l) => !HEX_LINE.test(l.text))!;
     throw new KeyError(`line ${bad.n} is not hex, but line ${hexKey.n} is a hex key: one hex key a line, or the whole file one raw key`);
   }
-  if (data.length < MIN_KEY_BYTES) throw new KeyError(`holds ${data.length} bytes; a key needs at least ${MIN_KEY_BYTES} raw bytes or ${2 * MIN_KEY_BYTES} hex digits`);
+  if (data.length < MIN_KEY_BYTES) {
+    throw new KeyError(`holds ${data.length} bytes; a key needs at least ${MIN_KEY_BYTES} raw bytes or ${2 * MIN_KEY_BYTES} hex digits`);
+  }
   return [data];
 }
 

@@ -37,7 +37,10 @@ export interface Heartbeat {
 }
 
 export function newHeartbeat(): Heartbeat {
-  return { ready: 0, busy: 0, port: 80, state: STATE_UP, interval: DEFAULT_INTERVAL_MS, ts: -1, host: '', signedLength: -1, sigStart: -1, sigEnd: -1 };
+  return {
+    ready: 0, busy: 0, port: 80, state: STATE_UP, interval: DEFAULT_INTERVAL_MS, ts: -1, host: '',
+    signedLength: -1, sigStart: -1, sigEnd: -1,
+  };
 }
 
 // Reason codes, in the order parseHeartbeat checks them: the first failing
@@ -82,7 +85,8 @@ export const MALFORMED_REASONS: readonly string[] = Object.freeze([
 // its last occurrence is: [start, end) in the buffer, start ABSENT or
 // IMPLICIT_ONE (a key without '=', whose value is "1").
 // K_LASTSEEN is hb.dat's, not the wire's: one parser serves both formats.
-const K_V = 0, K_READY = 1, K_BUSY = 2, K_PORT = 3, K_STATE = 4, K_TS = 5, K_SIG = 6, K_LASTSEEN = 7, K_INTERVAL = 8, K_HOST = 9, KEY_COUNT = 10;
+const K_V = 0, K_READY = 1, K_BUSY = 2, K_PORT = 3, K_STATE = 4, K_TS = 5, K_SIG = 6, K_LASTSEEN = 7, K_INTERVAL = 8, K_HOST = 9,
+  KEY_COUNT = 10;
 const ABSENT = -1, IMPLICIT_ONE = -2;
 const span = new Int32Array(KEY_COUNT * 2);
 // Where a final sig pair begins (its '&'), -1 for none: set by scanPairs.
@@ -144,8 +148,10 @@ function keyId(buf: Uint8Array, start: number, end: number): number {
       if (lowerKey(0) === 0x68 && lowerKey(1) === 0x6f && lowerKey(2) === 0x73 && lowerKey(3) === 0x74) return K_HOST;
       return -1;
     case 5:
-      if (lowerKey(0) === 0x72 && lowerKey(1) === 0x65 && lowerKey(2) === 0x61 && lowerKey(3) === 0x64 && lowerKey(4) === 0x79) return K_READY;
-      if (lowerKey(0) === 0x73 && lowerKey(1) === 0x74 && lowerKey(2) === 0x61 && lowerKey(3) === 0x74 && lowerKey(4) === 0x65) return K_STATE;
+      if (lowerKey(0) === 0x72 && lowerKey(1) === 0x65 && lowerKey(2) === 0x61 && lowerKey(3) === 0x64
+        && lowerKey(4) === 0x79) return K_READY;
+      if (lowerKey(0) === 0x73 && lowerKey(1) === 0x74 && lowerKey(2) === 0x61 && lowerKey(3) === 0x74
+        && lowerKey(4) === 0x65) return K_STATE;
       return -1;
     case 8:
       if (lowerKey(0) === 0x6c && lowerKey(1) === 0x61 && lowerKey(2) === 0x73 && lowerKey(3) === 0x74
@@ -194,7 +200,10 @@ function stateValue(buf: Uint8Array, k: number): number {
   return -1;
 }
 
-/** The last scan's host: '' when absent, null when not an IP literal (no scope: a scope names an interface of the sender, not an address). */
+/**
+ * The last scan's host: '' when absent, null when not an IP literal (no
+ * scope: a scope names an interface of the sender, not an address).
+ */
 function scannedHost(buf: Uint8Array): string | null {
   if (span[2 * K_HOST] === ABSENT) return '';
   const n = decodeValue(buf, K_HOST);
@@ -357,7 +366,9 @@ export function parseLoadQuery(buf: Uint8Array, start: number, end: number, out:
   return 0;
 }
 
-export interface HeartbeatFields { ready: number; busy: number; port?: number; state?: number; interval?: number; host?: string; ts?: number }
+export interface HeartbeatFields {
+  ready: number; busy: number; port?: number; state?: number; interval?: number; host?: string; ts?: number;
+}
 
 function checkInt(name: string, v: number, min: number, max: number): void {
   if (!Number.isInteger(v) || v < min || v > max) {
@@ -388,7 +399,9 @@ export function encodeHeartbeat(f: HeartbeatFields): string {
     s += `&interval=${f.interval}`;
   }
   if (f.host !== undefined) {
-    if (isIP(f.host) === 0 || f.host.includes('%')) throw new RangeError(`heartbeat host must be an IP address without a scope, not ${JSON.stringify(f.host)}`);
+    if (isIP(f.host) === 0 || f.host.includes('%')) {
+      throw new RangeError(`heartbeat host must be an IP address without a scope, not ${JSON.stringify(f.host)}`);
+    }
     s += `&host=${f.host}`;
   }
   if (f.ts !== undefined && f.ts !== -1) {

@@ -53,7 +53,8 @@ class HaproxyFeed implements Feed {
   private readonly noFreeServer: Counter;
 
   constructor(private readonly opts: HaproxyOptions, private readonly ctx: FeedContext) {
-    this.noFreeServer = ctx.metrics.counter('hbeat_haproxy_no_free_server_total', 'Live servers that found no free server in a --haproxy-backend.');
+    const help = 'Live servers that found no free server in a --haproxy-backend.';
+    this.noFreeServer = ctx.metrics.counter('hbeat_haproxy_no_free_server_total', help);
     this.where = formatTarget(opts.target);
     this.tickMs = opts.tickMs ?? 250;
     this.retryMs = opts.retryMs ?? 1000;

@@ -44,7 +44,8 @@ export class HbDatWriter {
   private deathAt = Infinity;
 
   private constructor(readonly path: string, private readonly table: HbDatTable, private readonly liveness: Liveness) {
-    this.outage = new Outage('cannot write hb.dat; trying again at the next interval', 'hb.dat written again', { path }, { level: 'error', repeatMs: 60_000 });
+    this.outage = new Outage('cannot write hb.dat; trying again at the next interval', 'hb.dat written again', { path },
+      { level: 'error', repeatMs: 60_000 });
   }
 
   /** Writes the file at once (throwing, for a one-line exit, when it cannot), then every intervalMs and on every change of who is live. */

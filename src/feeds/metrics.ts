@@ -55,9 +55,12 @@ export function metricsText(servers: ServerRecord[], counters: Record<CounterNam
   };
   family('hbeat_server_ready', 'gauge', 'Free workers the server last announced.', (s) => s.ready);
   family('hbeat_server_busy', 'gauge', 'Busy workers the server last announced.', (s) => s.busy);
-  family('hbeat_server_age_seconds', 'gauge', 'Seconds since the server\'s last accepted heartbeat (absent when not heard from since boot).', (s) => s.age);
-  const rule = liveness.misses === 0 ? `${liveness.maxAge} s` : `${liveness.misses + 0.5} of its announced intervals and ${liveness.maxAge} s`;
-  family('hbeat_server_live', 'gauge', `Whether the server is live (1) or not (0): heard from within ${rule}.`, (s) => (isLive(s, liveness) ? 1 : 0));
+  family('hbeat_server_age_seconds', 'gauge',
+    'Seconds since the server\'s last accepted heartbeat (absent when not heard from since boot).', (s) => s.age);
+  const { maxAge, misses } = liveness;
+  const rule = misses === 0 ? `${maxAge} s` : `${misses + 0.5} of its announced intervals and ${maxAge} s`;
+  family('hbeat_server_live', 'gauge', `Whether the server is live (1) or not (0): heard from within ${rule}.`,
+    (s) => (isLive(s, liveness) ? 1 : 0));
   family('hbeat_server_packets_total', 'counter', 'Heartbeats accepted from the server.', (s) => s.packets);
   out += '# HELP hbeat_datagrams_total Heartbeats received, by what became of them.\n# TYPE hbeat_datagrams_total counter\n';
   for (const name of COUNTER_NAMES) out += `hbeat_datagrams_total{result="${name}"} ${counters[name]}\n`;
