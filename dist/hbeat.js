@@ -883,7 +883,8 @@ function parseKeys(data) {
     return lines.map(({ n, text }) => {
       if (text.length % 2 !== 0) throw new KeyError(`${where(n)}holds ${text.length} hex digits, an odd number`);
       if (text.length < 2 * MIN_KEY_BYTES) {
-        throw new KeyError(`${where(n)}holds ${text.length} hex digits; a key needs at least ${2 * MIN_KEY_BYTES} (${MIN_KEY_BYTES} bytes)`);
+        const need = `${2 * MIN_KEY_BYTES} (${MIN_KEY_BYTES} bytes)`;
+        throw new KeyError(`${where(n)}holds ${text.length} hex digits; a key needs at least ${need}`);
       }
       return Buffer.from(text, "hex");
     });
