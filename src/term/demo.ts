@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../core/address.ts';
 import { Listener, ListenError } from '../core/listener.ts';
+import { HttpServer } from '../feeds/http.ts';
 import { sink } from '../core/log.ts';
 import { DEFAULT_LIVENESS, isLive, liveAge, liveFor, type Liveness } from '../core/liveness.ts';
 import { pick, weight } from '../core/picker.ts';
@@ -101,18 +102,22 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   sink.write = (line) => void (/(^|[\s>])level=error /.test(line) && errors.push(line));
   let table: SlotTable | undefined;
   let listener: Listener | undefined;
+  let http: HttpServer | undefined;
   const senders: (Sender | undefined)[] = [];
   try {
     table = SlotTable.open(join(dir, 'hbeat.slots'), 16);
     const on = await listenOnFreePort(table);
     listener = on.listener;
+    // The page, on loopback only (port 0: whichever is free), by the table's liveness, so that both say dead at once.
+    http = await HttpServer.start({ on: { host: '127.0.0.1', port: 0, family: 4 }, listener, liveness: LIVENESS });
+    const page = `http://127.0.0.1:${http.address.port}/`;
     const began = performance.now();
     const clock = () => {
       const t = (performance.now() - began) / 1000;
       return { t, f: Math.min(1, (t * 1000) / opts.durationMs) };
     };
     const names = await startBackends(on.endpoint, clock, senders);
-    const view = new View(screen, on.endpoint, names, opts.durationMs);
+    const view = new View(screen, on.endpoint, names, opts.durationMs, page);
     const ticks = Math.ceil(opts.durationMs / TICK_MS);
     // Off a terminal, a few snapshots in all: about five, at least a second apart.
     const plainEvery = Math.max(2, Math.round(ticks / 5));
@@ -136,6 +141,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     stop.dispose();
     screen.close();
     await Promise.all(senders.map((s) => s?.close()));
+    await http?.close();
     await listener?.close();
     table?.close();
     rmSync(dir, { recursive: true, force: true });
@@ -217,7 +223,14 @@ class View {
   private readonly wasLive = new Set<string>();
   private readonly dim: (row: string) => string;
 
-  constructor(private readonly screen: Screen, private readonly listener: Endpoint, private readonly names: string[], private readonly durationMs: number) {
+  constructor(
+    private readonly screen: Screen,
+    private readonly listener: Endpoint,
+    private readonly names: string[],
+    private readonly durationMs: number,
+    /** The page's URL. */
+    private readonly page: string,
+  ) {
     this.dim = dimmer(screen.redraw);
   }
 
@@ -257,6 +270,7 @@ class View {
       `hbeat demo, t=${t.toFixed(1)}s of ${+(this.durationMs / 1000).toFixed(1)}s${this.screen.redraw ? ' (Ctrl-C stops)' : ''}`,
       `${this.names.length} backends announce their load every ${INTERVAL_MS}ms to a listener on ${formatEndpoint(this.listener.host, this.listener.port)}.`,
       `Time runs 4x fast: a backend that misses ${MISSED} in a row is dead, ${formatAge(LIVE_S)} after its last (${formatAge(LIVE_S * 4)} in production).`,
+      `In a browser, the page: ${this.page} (while the demo runs)`,
       '',
       statusTable(this.servers, this.counters, { liveness: LIVENESS, notLive: this.dim }),
       '',
