@@ -3289,7 +3289,16 @@ function statusTable(servers, counters, opts) {
   const sorted = sortServers(servers);
   const rows = [["SERVER", "STATE", "READY", "BUSY", "INTERVAL", "AGE", "PACKETS", "LIVE"]];
   for (const s of sorted) {
-    rows.push([formatEndpoint(s.host, s.port), s.state, String(s.ready), String(s.busy), formatInterval(s.interval), formatAge(s.age), s.packets === void 0 ? "-" : String(s.packets), formatLive(s, opts.liveness)]);
+    rows.push([
+      formatEndpoint(s.host, s.port),
+      s.state,
+      String(s.ready),
+      String(s.busy),
+      formatInterval(s.interval),
+      formatAge(s.age),
+      s.packets === void 0 ? "-" : String(s.packets),
+      formatLive(s, opts.liveness)
+    ]);
   }
   const lines = columns(rows, [0, 1, 7]);
   if (opts.notLive) {
@@ -3543,10 +3552,14 @@ var init_page2 = __esm({
 // src/feeds/http.ts
 function pickQuery(query, liveness) {
   const params = new URLSearchParams(query);
-  for (const key of params.keys()) if (!PICK_PARAMS.has(key)) throw new BadRequest(`unknown parameter ${JSON.stringify(key)} (known: ${[...PICK_PARAMS].join(", ")})`);
+  for (const key of params.keys()) {
+    if (!PICK_PARAMS.has(key)) throw new BadRequest(`unknown parameter ${JSON.stringify(key)} (known: ${[...PICK_PARAMS].join(", ")})`);
+  }
   const last = (key) => params.getAll(key).at(-1);
   const distinct = last("distinct");
-  if (distinct !== void 0 && !["", "1", "true", "0", "false"].includes(distinct)) throw new BadRequest(`distinct takes 1, true, 0 or false, not ${JSON.stringify(distinct)}`);
+  if (distinct !== void 0 && !["", "1", "true", "0", "false"].includes(distinct)) {
+    throw new BadRequest(`distinct takes 1, true, 0 or false, not ${JSON.stringify(distinct)}`);
+  }
   const values = {
     members: params.has("members") ? params.getAll("members").join(",") : void 0,
     method: last("method"),
@@ -3722,7 +3735,8 @@ var init_http = __esm({
         req.on("end", onEnd);
       }
       status(res) {
-        reply(res, 200, "application/json", JSON.stringify(statusJson(this.table.snapshot(), countersRecord(this.table.counters), this.liveness)) + "\n");
+        const json = statusJson(this.table.snapshot(), countersRecord(this.table.counters), this.liveness);
+        reply(res, 200, "application/json", JSON.stringify(json) + "\n");
       }
       metrics(res) {
         const text = metricsText(this.table.snapshot(), countersRecord(this.table.counters), this.liveness) + this.metricsOf.text();
@@ -4932,7 +4946,8 @@ async function runDemo(opts) {
   try {
     dir = (0, import_node_fs9.mkdtempSync)((0, import_node_path4.join)((0, import_node_os2.tmpdir)(), "hbeat-demo-"));
   } catch (err) {
-    throw new DemoError(`cannot make a temporary directory in ${(0, import_node_os2.tmpdir)()} (set TMPDIR to a writable one): ${err.message.replace(/^[A-Z]+: /, "").replace(/, mkdtemp .*/, "")}`);
+    const why = err.message.replace(/^[A-Z]+: /, "").replace(/, mkdtemp .*/, "");
+    throw new DemoError(`cannot make a temporary directory in ${(0, import_node_os2.tmpdir)()} (set TMPDIR to a writable one): ${why}`);
   }
   const screen = new Screen(out2, isTerminal(out2));
   const stop = stopSignal(out2);
@@ -5081,7 +5096,10 @@ var init_demo = __esm({
       // Dies: stops announcing without a word, as a crashed host does.
       { load: (t) => loadOf(100, 40 + 8 * wave(t, 5)), event: { at: DIE_AT, says: "dies: stops announcing" }, dies: true },
       // Just started: nothing busy, so Apache's slow start weighs it ready/4, until work arrives.
-      { load: (t, f) => f < WORK_AT ? loadOf(40, 0) : loadOf(40, 5 + 3 * wave(t, 2)), event: { at: WORK_AT, says: "takes work; until now busy 0, so weight ready/4" } }
+      {
+        load: (t, f) => f < WORK_AT ? loadOf(40, 0) : loadOf(40, 5 + 3 * wave(t, 2)),
+        event: { at: WORK_AT, says: "takes work; until now busy 0, so weight ready/4" }
+      }
     ];
     BY_EVENT_TIME = ROLES.flatMap((r, i) => r.event ? [i] : []).sort((a, b) => ROLES[a].event.at - ROLES[b].event.at);
     DemoError = class extends OperatorError {
@@ -5125,11 +5143,13 @@ var init_demo = __esm({
           if (isLive(s, LIVENESS)) this.wasLive.add(name);
           else if (this.wasLive.delete(name)) {
             const died = t + (liveFor(s, LIVENESS) ?? 0);
-            this.events.push(`${`t=${died.toFixed(1)}s`.padEnd(8)} ${name} missed ${MISSED} announcements in a row (silent ${formatAge(LIVE_S)}): dead, no more picks`);
+            const says = `missed ${MISSED} announcements in a row (silent ${formatAge(LIVE_S)}): dead, no more picks`;
+            this.events.push(`${`t=${died.toFixed(1)}s`.padEnd(8)} ${name} ${says}`);
           }
         }
         this.lastPicks.clear();
-        for (const s of pick(servers, { liveness: LIVENESS, method: "weighted", count: PICKS_PER_TICK, distinct: false, random: Math.random })) {
+        const opts = { liveness: LIVENESS, method: "weighted", count: PICKS_PER_TICK, distinct: false, random: Math.random };
+        for (const s of pick(servers, opts)) {
           const name = formatEndpoint(s.host, s.port);
           this.lastPicks.set(name, (this.lastPicks.get(name) ?? 0) + 1);
           this.picks.set(name, (this.picks.get(name) ?? 0) + 1);
@@ -5156,13 +5176,15 @@ var init_demo = __esm({
         this.screen.show(lines.join("\n"));
       }
       pickTable() {
-        const weights = new Map(this.servers.map((s) => [formatEndpoint(s.host, s.port), isLive(s, LIVENESS) && s.state !== "drain" ? weight(s) : 0]));
+        const pickable = (s) => isLive(s, LIVENESS) && s.state !== "drain" ? weight(s) : 0;
+        const weights = new Map(this.servers.map((s) => [formatEndpoint(s.host, s.port), pickable(s)]));
         const rows = [["SERVER", "WEIGHT", "PICKS", "SHARE", "LAST 100", ""]];
         for (const name of [...this.names].sort()) {
           const total = this.picks.get(name) ?? 0;
           const last = this.lastPicks.get(name) ?? 0;
           const share = this.totalPicks === 0 ? 0 : total / this.totalPicks;
-          rows.push([name, String(weights.get(name) ?? 0), String(total), `${(100 * share).toFixed(1)}%`, String(last), "#".repeat(Math.round(BAR * last / PICKS_PER_TICK))]);
+          const bar = "#".repeat(Math.round(BAR * last / PICKS_PER_TICK));
+          rows.push([name, String(weights.get(name) ?? 0), String(total), `${(100 * share).toFixed(1)}%`, String(last), bar]);
         }
         return columns(rows, [0, 5]).join("\n");
       }

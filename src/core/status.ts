@@ -86,7 +86,10 @@ export function statusTable(servers: StatusServer[], counters: Counters, opts: T
   const sorted = sortServers(servers);
   const rows = [['SERVER', 'STATE', 'READY', 'BUSY', 'INTERVAL', 'AGE', 'PACKETS', 'LIVE']];
   for (const s of sorted) {
-    rows.push([formatEndpoint(s.host, s.port), s.state, String(s.ready), String(s.busy), formatInterval(s.interval), formatAge(s.age), s.packets === undefined ? '-' : String(s.packets), formatLive(s, opts.liveness)]);
+    rows.push([
+      formatEndpoint(s.host, s.port), s.state, String(s.ready), String(s.busy), formatInterval(s.interval), formatAge(s.age),
+      s.packets === undefined ? '-' : String(s.packets), formatLive(s, opts.liveness),
+    ]);
   }
   const lines = columns(rows, [0, 1, 7]);
   if (opts.notLive) for (let i = 0; i < sorted.length; i++) if (!live(sorted[i]!)) lines[i + 1] = opts.notLive(lines[i + 1]!);

@@ -56,14 +56,21 @@ const PICK_PARAMS = new Set(['count', 'distinct', 'members', 'method', 'seed', '
 
 class BadRequest extends Error {}
 
-/** /pick's query string as pick() options, by the rules of pick's flags, listen's liveness unless it says otherwise; throws BadRequest with the reason. */
+/**
+ * /pick's query string as pick() options, by the rules of pick's flags,
+ * listen's liveness unless it says otherwise; throws BadRequest with the reason.
+ */
 export function pickQuery(query: string, liveness: Liveness): PickOptions {
   const params = new URLSearchParams(query);
-  for (const key of params.keys()) if (!PICK_PARAMS.has(key)) throw new BadRequest(`unknown parameter ${JSON.stringify(key)} (known: ${[...PICK_PARAMS].join(', ')})`);
+  for (const key of params.keys()) {
+    if (!PICK_PARAMS.has(key)) throw new BadRequest(`unknown parameter ${JSON.stringify(key)} (known: ${[...PICK_PARAMS].join(', ')})`);
+  }
   // When a parameter repeats, the last wins, as in a heartbeat; members add up.
   const last = (key: string): string | undefined => params.getAll(key).at(-1);
   const distinct = last('distinct');
-  if (distinct !== undefined && !['', '1', 'true', '0', 'false'].includes(distinct)) throw new BadRequest(`distinct takes 1, true, 0 or false, not ${JSON.stringify(distinct)}`);
+  if (distinct !== undefined && !['', '1', 'true', '0', 'false'].includes(distinct)) {
+    throw new BadRequest(`distinct takes 1, true, 0 or false, not ${JSON.stringify(distinct)}`);
+  }
   const values: PickValues = {
     members: params.has('members') ? params.getAll('members').join(',') : undefined,
     method: last('method'),
@@ -223,7 +230,8 @@ export class HttpServer {
   }
 
   private status(res: ServerResponse): void {
-    reply(res, 200, 'application/json', JSON.stringify(statusJson(this.table.snapshot(), countersRecord(this.table.counters), this.liveness)) + '\n');
+    const json = statusJson(this.table.snapshot(), countersRecord(this.table.counters), this.liveness);
+    reply(res, 200, 'application/json', JSON.stringify(json) + '\n');
   }
 
   private metrics(res: ServerResponse): void {

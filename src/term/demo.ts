@@ -56,13 +56,18 @@ const ROLES: Role[] = [
   { load: (_, f) => loadOf(100, 20 + 70 * f) },
   // Drains: still announcing, but state=drain, finishing what it has.
   {
-    load: (t, f) => (f < DRAIN_AT ? loadOf(60, 30 + 5 * wave(t, 3)) : { ...loadOf(60, 30 * (1 - (f - DRAIN_AT) / (1 - DRAIN_AT))), state: STATE_DRAIN }),
+    load: (t, f) => (f < DRAIN_AT
+      ? loadOf(60, 30 + 5 * wave(t, 3))
+      : { ...loadOf(60, 30 * (1 - (f - DRAIN_AT) / (1 - DRAIN_AT))), state: STATE_DRAIN }),
     event: { at: DRAIN_AT, says: 'drains: state=drain, no new picks' },
   },
   // Dies: stops announcing without a word, as a crashed host does.
   { load: (t) => loadOf(100, 40 + 8 * wave(t, 5)), event: { at: DIE_AT, says: 'dies: stops announcing' }, dies: true },
   // Just started: nothing busy, so Apache's slow start weighs it ready/4, until work arrives.
-  { load: (t, f) => (f < WORK_AT ? loadOf(40, 0) : loadOf(40, 5 + 3 * wave(t, 2))), event: { at: WORK_AT, says: 'takes work; until now busy 0, so weight ready/4' } },
+  {
+    load: (t, f) => (f < WORK_AT ? loadOf(40, 0) : loadOf(40, 5 + 3 * wave(t, 2))),
+    event: { at: WORK_AT, says: 'takes work; until now busy 0, so weight ready/4' },
+  },
 ];
 
 // The roles with an event, earliest first: a short demo lists several events in one tick.
@@ -82,14 +87,18 @@ export interface DemoOptions {
   out?: Output;
 }
 
-/** Runs the demo for `durationMs` or until SIGINT/SIGTERM; resolves to 0. Throws a DemoError, ListenError or SendError when it cannot run here. */
+/**
+ * Runs the demo for `durationMs` or until SIGINT/SIGTERM; resolves to 0.
+ * Throws a DemoError, ListenError or SendError when it cannot run here.
+ */
 export async function runDemo(opts: DemoOptions): Promise<number> {
   const out = opts.out ?? process.stdout;
   let dir: string;
   try {
     dir = mkdtempSync(join(tmpdir(), 'hbeat-demo-'));
   } catch (err) {
-    throw new DemoError(`cannot make a temporary directory in ${tmpdir()} (set TMPDIR to a writable one): ${(err as Error).message.replace(/^[A-Z]+: /, '').replace(/, mkdtemp .*/, '')}`);
+    const why = (err as Error).message.replace(/^[A-Z]+: /, '').replace(/, mkdtemp .*/, '');
+    throw new DemoError(`cannot make a temporary directory in ${tmpdir()} (set TMPDIR to a writable one): ${why}`);
   }
   // Nothing yields between mkdtemp and here: a signal is handled by stop, and the finally below removes dir.
   const screen = new Screen(out, isTerminal(out));
@@ -253,11 +262,13 @@ class View {
       else if (this.wasLive.delete(name)) {
         // When it turned dead, not when this tick noticed: liveFor is minus how long ago.
         const died = t + (liveFor(s, LIVENESS) ?? 0);
-        this.events.push(`${`t=${died.toFixed(1)}s`.padEnd(8)} ${name} missed ${MISSED} announcements in a row (silent ${formatAge(LIVE_S)}): dead, no more picks`);
+        const says = `missed ${MISSED} announcements in a row (silent ${formatAge(LIVE_S)}): dead, no more picks`;
+        this.events.push(`${`t=${died.toFixed(1)}s`.padEnd(8)} ${name} ${says}`);
       }
     }
     this.lastPicks.clear();
-    for (const s of pick(servers, { liveness: LIVENESS, method: 'weighted', count: PICKS_PER_TICK, distinct: false, random: Math.random })) {
+    const opts = { liveness: LIVENESS, method: 'weighted', count: PICKS_PER_TICK, distinct: false, random: Math.random } as const;
+    for (const s of pick(servers, opts)) {
       const name = formatEndpoint(s.host, s.port);
       this.lastPicks.set(name, (this.lastPicks.get(name) ?? 0) + 1);
       this.picks.set(name, (this.picks.get(name) ?? 0) + 1);
@@ -268,8 +279,10 @@ class View {
   draw(t: number): void {
     const lines = [
       `hbeat demo, t=${t.toFixed(1)}s of ${+(this.durationMs / 1000).toFixed(1)}s${this.screen.redraw ? ' (Ctrl-C stops)' : ''}`,
-      `${this.names.length} backends announce their load every ${INTERVAL_MS}ms to a listener on ${formatEndpoint(this.listener.host, this.listener.port)}.`,
-      `Time runs 4x fast: a backend that misses ${MISSED} in a row is dead, ${formatAge(LIVE_S)} after its last (${formatAge(LIVE_S * 4)} in production).`,
+      `${this.names.length} backends announce their load every ${INTERVAL_MS}ms`
+        + ` to a listener on ${formatEndpoint(this.listener.host, this.listener.port)}.`,
+      `Time runs 4x fast: a backend that misses ${MISSED} in a row is dead, ${formatAge(LIVE_S)} after its last`
+        + ` (${formatAge(LIVE_S * 4)} in production).`,
       `In a browser, the page: ${this.page} (while the demo runs)`,
       '',
       statusTable(this.servers, this.counters, { liveness: LIVENESS, notLive: this.dim }),
@@ -286,13 +299,15 @@ class View {
   }
 
   private pickTable(): string {
-    const weights = new Map(this.servers.map((s) => [formatEndpoint(s.host, s.port), isLive(s, LIVENESS) && s.state !== 'drain' ? weight(s) : 0]));
+    const pickable = (s: ServerRecord) => (isLive(s, LIVENESS) && s.state !== 'drain' ? weight(s) : 0);
+    const weights = new Map(this.servers.map((s) => [formatEndpoint(s.host, s.port), pickable(s)]));
     const rows = [['SERVER', 'WEIGHT', 'PICKS', 'SHARE', 'LAST 100', '']];
     for (const name of [...this.names].sort()) {
       const total = this.picks.get(name) ?? 0;
       const last = this.lastPicks.get(name) ?? 0;
       const share = this.totalPicks === 0 ? 0 : total / this.totalPicks;
-      rows.push([name, String(weights.get(name) ?? 0), String(total), `${(100 * share).toFixed(1)}%`, String(last), '#'.repeat(Math.round((BAR * last) / PICKS_PER_TICK))]);
+      const bar = '#'.repeat(Math.round((BAR * last) / PICKS_PER_TICK));
+      rows.push([name, String(weights.get(name) ?? 0), String(total), `${(100 * share).toFixed(1)}%`, String(last), bar]);
     }
     return columns(rows, [0, 5]).join('\n');
   }
