@@ -354,7 +354,7 @@ function systemReason(path2, err, doing) {
   if (err.code === "ENOENT") {
     fail(path2, doing === "create" ? `directory ${(0, import_node_path.dirname)(path2)} does not exist` : "does not exist (is `hbeat listen` running with this --slots?)");
   }
-  if (err.code === "EROFS" || err.code === "EISDIR") fail(path2, errnoText(err));
+  if (err.code === void 0 || err.code === "EROFS" || err.code === "EISDIR") fail(path2, errnoText(err));
   fail(path2, `${errnoText(err)} (${doing})`);
 }
 function sealed(buf, off, crcAt) {
