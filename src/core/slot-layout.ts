@@ -53,7 +53,8 @@ export function systemReason(path: string, err: NodeJS.ErrnoException, doing: st
     fail(path, doing === 'create' ? `directory ${dirname(path)} does not exist`
       : 'does not exist (is `hbeat listen` running with this --slots?)');
   }
-  if (err.code === 'EROFS' || err.code === 'EISDIR') fail(path, errnoText(err));
+  // No errno code: a check of ours (not a regular file), whose words say it all.
+  if (err.code === undefined || err.code === 'EROFS' || err.code === 'EISDIR') fail(path, errnoText(err));
   fail(path, `${errnoText(err)} (${doing})`);
 }
 

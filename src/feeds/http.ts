@@ -18,6 +18,7 @@ import { PickView } from '../core/pick-view.ts';
 import { COUNTER_NAMES, countersRecord, MALFORMED, FULL } from '../core/slot-layout.ts';
 import { type SlotTable } from '../core/slot-table.ts';
 import { serverJson, statusJson } from '../core/status.ts';
+import { servePage } from './page.ts';
 import { MALFORMED_REASONS, MALFORMED_TOO_LONG, MAX_DATAGRAM } from '../core/wire.ts';
 
 /** Milliseconds. Slow or idle clients are cut off, so none can hold a connection for long. */
@@ -55,14 +56,21 @@ const PICK_PARAMS = new Set(['count', 'distinct', 'members', 'method', 'seed', '
 
 class BadRequest extends Error {}
 
-/** /pick's query string as pick() options, by the rules of pick's flags, listen's liveness unless it says otherwise; throws BadRequest with the reason. */
+/**
+ * /pick's query string as pick() options, by the rules of pick's flags,
+ * listen's liveness unless it says otherwise; throws BadRequest with the reason.
+ */
 export function pickQuery(query: string, liveness: Liveness): PickOptions {
   const params = new URLSearchParams(query);
-  for (const key of params.keys()) if (!PICK_PARAMS.has(key)) throw new BadRequest(`unknown parameter ${JSON.stringify(key)} (known: ${[...PICK_PARAMS].join(', ')})`);
+  for (const key of params.keys()) {
+    if (!PICK_PARAMS.has(key)) throw new BadRequest(`unknown parameter ${JSON.stringify(key)} (known: ${[...PICK_PARAMS].join(', ')})`);
+  }
   // When a parameter repeats, the last wins, as in a heartbeat; members add up.
   const last = (key: string): string | undefined => params.getAll(key).at(-1);
   const distinct = last('distinct');
-  if (distinct !== undefined && !['', '1', 'true', '0', 'false'].includes(distinct)) throw new BadRequest(`distinct takes 1, true, 0 or false, not ${JSON.stringify(distinct)}`);
+  if (distinct !== undefined && !['', '1', 'true', '0', 'false'].includes(distinct)) {
+    throw new BadRequest(`distinct takes 1, true, 0 or false, not ${JSON.stringify(distinct)}`);
+  }
   const values: PickValues = {
     members: params.has('members') ? params.getAll('members').join(',') : undefined,
     method: last('method'),
@@ -148,6 +156,14 @@ export class HttpServer {
     try {
       switch (path) {
         case '/':
+        case '/ui':
+          // GET: the page for people; POST / stays mod_heartmonitor's heartbeat handler.
+          if (path === '/' && req.method === 'POST') return this.heartbeat(req, res);
+          if (req.method !== 'GET' && req.method !== 'HEAD') {
+            return this.notAllowed(req, res, path === '/' ? 'GET, HEAD, POST' : 'GET, HEAD');
+          }
+          req.resume();
+          return servePage(res, req.method === 'HEAD');
         case '/heartbeat':
           if (req.method !== 'POST') return this.notAllowed(req, res, 'POST');
           return this.heartbeat(req, res);
@@ -161,7 +177,7 @@ export class HttpServer {
           return this.pick(req, res, q < 0 ? '' : url.slice(q + 1));
         default:
           req.resume();
-          return reply(res, 404, TEXT, `no such path: ${path}; try /status, /metrics, /pick or POST /heartbeat\n`);
+          return reply(res, 404, TEXT, `no such path: ${path}; try / (the page), /status, /metrics, /pick or POST /heartbeat\n`);
       }
     } catch (err) {
       log('error', 'http request failed', { path, error: (err as Error).message });
@@ -214,7 +230,8 @@ export class HttpServer {
   }
 
   private status(res: ServerResponse): void {
-    reply(res, 200, 'application/json', JSON.stringify(statusJson(this.table.snapshot(), countersRecord(this.table.counters), this.liveness)) + '\n');
+    const json = statusJson(this.table.snapshot(), countersRecord(this.table.counters), this.liveness);
+    reply(res, 200, 'application/json', JSON.stringify(json) + '\n');
   }
 
   private metrics(res: ServerResponse): void {

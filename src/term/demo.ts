@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../core/address.ts';
 import { Listener, ListenError } from '../core/listener.ts';
+import { HttpServer } from '../feeds/http.ts';
 import { sink } from '../core/log.ts';
 import { DEFAULT_LIVENESS, isLive, liveAge, liveFor, type Liveness } from '../core/liveness.ts';
 import { pick, weight } from '../core/picker.ts';
@@ -55,13 +56,18 @@ const ROLES: Role[] = [
   { load: (_, f) => loadOf(100, 20 + 70 * f) },
   // Drains: still announcing, but state=drain, finishing what it has.
   {
-    load: (t, f) => (f < DRAIN_AT ? loadOf(60, 30 + 5 * wave(t, 3)) : { ...loadOf(60, 30 * (1 - (f - DRAIN_AT) / (1 - DRAIN_AT))), state: STATE_DRAIN }),
+    load: (t, f) => (f < DRAIN_AT
+      ? loadOf(60, 30 + 5 * wave(t, 3))
+      : { ...loadOf(60, 30 * (1 - (f - DRAIN_AT) / (1 - DRAIN_AT))), state: STATE_DRAIN }),
     event: { at: DRAIN_AT, says: 'drains: state=drain, no new picks' },
   },
   // Dies: stops announcing without a word, as a crashed host does.
   { load: (t) => loadOf(100, 40 + 8 * wave(t, 5)), event: { at: DIE_AT, says: 'dies: stops announcing' }, dies: true },
   // Just started: nothing busy, so Apache's slow start weighs it ready/4, until work arrives.
-  { load: (t, f) => (f < WORK_AT ? loadOf(40, 0) : loadOf(40, 5 + 3 * wave(t, 2))), event: { at: WORK_AT, says: 'takes work; until now busy 0, so weight ready/4' } },
+  {
+    load: (t, f) => (f < WORK_AT ? loadOf(40, 0) : loadOf(40, 5 + 3 * wave(t, 2))),
+    event: { at: WORK_AT, says: 'takes work; until now busy 0, so weight ready/4' },
+  },
 ];
 
 // The roles with an event, earliest first: a short demo lists several events in one tick.
@@ -81,14 +87,18 @@ export interface DemoOptions {
   out?: Output;
 }
 
-/** Runs the demo for `durationMs` or until SIGINT/SIGTERM; resolves to 0. Throws a DemoError, ListenError or SendError when it cannot run here. */
+/**
+ * Runs the demo for `durationMs` or until SIGINT/SIGTERM; resolves to 0.
+ * Throws a DemoError, ListenError or SendError when it cannot run here.
+ */
 export async function runDemo(opts: DemoOptions): Promise<number> {
   const out = opts.out ?? process.stdout;
   let dir: string;
   try {
     dir = mkdtempSync(join(tmpdir(), 'hbeat-demo-'));
   } catch (err) {
-    throw new DemoError(`cannot make a temporary directory in ${tmpdir()} (set TMPDIR to a writable one): ${(err as Error).message.replace(/^[A-Z]+: /, '').replace(/, mkdtemp .*/, '')}`);
+    const why = (err as Error).message.replace(/^[A-Z]+: /, '').replace(/, mkdtemp .*/, '');
+    throw new DemoError(`cannot make a temporary directory in ${tmpdir()} (set TMPDIR to a writable one): ${why}`);
   }
   // Nothing yields between mkdtemp and here: a signal is handled by stop, and the finally below removes dir.
   const screen = new Screen(out, isTerminal(out));
@@ -101,18 +111,22 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   sink.write = (line) => void (/(^|[\s>])level=error /.test(line) && errors.push(line));
   let table: SlotTable | undefined;
   let listener: Listener | undefined;
+  let http: HttpServer | undefined;
   const senders: (Sender | undefined)[] = [];
   try {
     table = SlotTable.open(join(dir, 'hbeat.slots'), 16);
     const on = await listenOnFreePort(table);
     listener = on.listener;
+    // The page, on loopback only (port 0: whichever is free), by the table's liveness, so that both say dead at once.
+    http = await HttpServer.start({ on: { host: '127.0.0.1', port: 0, family: 4 }, listener, liveness: LIVENESS });
+    const page = `http://127.0.0.1:${http.address.port}/`;
     const began = performance.now();
     const clock = () => {
       const t = (performance.now() - began) / 1000;
       return { t, f: Math.min(1, (t * 1000) / opts.durationMs) };
     };
     const names = await startBackends(on.endpoint, clock, senders);
-    const view = new View(screen, on.endpoint, names, opts.durationMs);
+    const view = new View(screen, on.endpoint, names, opts.durationMs, page);
     const ticks = Math.ceil(opts.durationMs / TICK_MS);
     // Off a terminal, a few snapshots in all: about five, at least a second apart.
     const plainEvery = Math.max(2, Math.round(ticks / 5));
@@ -136,6 +150,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     stop.dispose();
     screen.close();
     await Promise.all(senders.map((s) => s?.close()));
+    await http?.close();
     await listener?.close();
     table?.close();
     rmSync(dir, { recursive: true, force: true });
@@ -217,7 +232,14 @@ class View {
   private readonly wasLive = new Set<string>();
   private readonly dim: (row: string) => string;
 
-  constructor(private readonly screen: Screen, private readonly listener: Endpoint, private readonly names: string[], private readonly durationMs: number) {
+  constructor(
+    private readonly screen: Screen,
+    private readonly listener: Endpoint,
+    private readonly names: string[],
+    private readonly durationMs: number,
+    /** The page's URL. */
+    private readonly page: string,
+  ) {
     this.dim = dimmer(screen.redraw);
   }
 
@@ -240,11 +262,13 @@ class View {
       else if (this.wasLive.delete(name)) {
         // When it turned dead, not when this tick noticed: liveFor is minus how long ago.
         const died = t + (liveFor(s, LIVENESS) ?? 0);
-        this.events.push(`${`t=${died.toFixed(1)}s`.padEnd(8)} ${name} missed ${MISSED} announcements in a row (silent ${formatAge(LIVE_S)}): dead, no more picks`);
+        const says = `missed ${MISSED} announcements in a row (silent ${formatAge(LIVE_S)}): dead, no more picks`;
+        this.events.push(`${`t=${died.toFixed(1)}s`.padEnd(8)} ${name} ${says}`);
       }
     }
     this.lastPicks.clear();
-    for (const s of pick(servers, { liveness: LIVENESS, method: 'weighted', count: PICKS_PER_TICK, distinct: false, random: Math.random })) {
+    const opts = { liveness: LIVENESS, method: 'weighted', count: PICKS_PER_TICK, distinct: false, random: Math.random } as const;
+    for (const s of pick(servers, opts)) {
       const name = formatEndpoint(s.host, s.port);
       this.lastPicks.set(name, (this.lastPicks.get(name) ?? 0) + 1);
       this.picks.set(name, (this.picks.get(name) ?? 0) + 1);
@@ -255,8 +279,11 @@ class View {
   draw(t: number): void {
     const lines = [
       `hbeat demo, t=${t.toFixed(1)}s of ${+(this.durationMs / 1000).toFixed(1)}s${this.screen.redraw ? ' (Ctrl-C stops)' : ''}`,
-      `${this.names.length} backends announce their load every ${INTERVAL_MS}ms to a listener on ${formatEndpoint(this.listener.host, this.listener.port)}.`,
-      `Time runs 4x fast: a backend that misses ${MISSED} in a row is dead, ${formatAge(LIVE_S)} after its last (${formatAge(LIVE_S * 4)} in production).`,
+      `${this.names.length} backends announce their load every ${INTERVAL_MS}ms`
+        + ` to a listener on ${formatEndpoint(this.listener.host, this.listener.port)}.`,
+      `Time runs 4x fast: a backend that misses ${MISSED} in a row is dead, ${formatAge(LIVE_S)} after its last`
+        + ` (${formatAge(LIVE_S * 4)} in production).`,
+      `In a browser, the page: ${this.page} (while the demo runs)`,
       '',
       statusTable(this.servers, this.counters, { liveness: LIVENESS, notLive: this.dim }),
       '',
@@ -272,13 +299,15 @@ class View {
   }
 
   private pickTable(): string {
-    const weights = new Map(this.servers.map((s) => [formatEndpoint(s.host, s.port), isLive(s, LIVENESS) && s.state !== 'drain' ? weight(s) : 0]));
+    const pickable = (s: ServerRecord) => (isLive(s, LIVENESS) && s.state !== 'drain' ? weight(s) : 0);
+    const weights = new Map(this.servers.map((s) => [formatEndpoint(s.host, s.port), pickable(s)]));
     const rows = [['SERVER', 'WEIGHT', 'PICKS', 'SHARE', 'LAST 100', '']];
     for (const name of [...this.names].sort()) {
       const total = this.picks.get(name) ?? 0;
       const last = this.lastPicks.get(name) ?? 0;
       const share = this.totalPicks === 0 ? 0 : total / this.totalPicks;
-      rows.push([name, String(weights.get(name) ?? 0), String(total), `${(100 * share).toFixed(1)}%`, String(last), '#'.repeat(Math.round((BAR * last) / PICKS_PER_TICK))]);
+      const bar = '#'.repeat(Math.round((BAR * last) / PICKS_PER_TICK));
+      rows.push([name, String(weights.get(name) ?? 0), String(total), `${(100 * share).toFixed(1)}%`, String(last), bar]);
     }
     return columns(rows, [0, 5]).join('\n');
   }

@@ -3,7 +3,7 @@
 // (src/cli/) imports it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 
 const SRC = resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..', 'src');
@@ -57,7 +57,11 @@ test('src/ has no import cycle, type-only imports included', () => {
   const graph = importGraph(SRC);
   assert.ok(graph.size >= 20, `read ${graph.size} modules: is the scan broken?`);
   assert.ok([...graph.values()].flat().length >= 40, 'found too few imports: is the scan broken?');
-  for (const [file, targets] of graph) for (const t of targets) assert.ok(graph.has(t), `${file} imports ${t}, which is not a module of src/`);
+  // A text asset bundled as a string (feeds/page.html) imports nothing: a leaf of the graph.
+  const asset = (t: string) => !t.endsWith('.ts') && existsSync(join(SRC, t));
+  for (const [file, targets] of graph) {
+    for (const t of targets) assert.ok(graph.has(t) || asset(t), `${file} imports ${t}, which is not a module of src/`);
+  }
   const cycle = findCycle(graph);
   assert.equal(cycle, null, `import cycle: ${cycle?.join(' -> ')}`);
 });

@@ -101,8 +101,8 @@ test('GET /status is status --json; /metrics is Prometheus text with HELP and TY
   const json = JSON.parse(status.body);
   assert.deepEqual(json.counters, { accepted: 2, malformed: 1, unsigned: 0, badsig: 0, replayed: 0, full: 0 });
   assert.deepEqual(json.servers.map((s: Record<string, unknown>) => ({ ...s, age: typeof s.age })), [
-    { host: '127.0.0.2', port: 8080, ready: 75, busy: 2, age: 'number', state: 'up', interval: 1, packets: 1, live: true },
-    { host: '127.0.0.3', port: 80, ready: 5, busy: 1, age: 'number', state: 'drain', interval: 0.25, packets: 1, live: true },
+    { host: '127.0.0.2', port: 8080, ready: 75, busy: 2, age: 'number', state: 'up', interval: 1, packets: 1, live: true, weight: 75 },
+    { host: '127.0.0.3', port: 80, ready: 5, busy: 1, age: 'number', state: 'drain', interval: 0.25, packets: 1, live: true, weight: 5 },
   ]);
 
   const metrics = await http(port, '/metrics');
@@ -297,9 +297,12 @@ test('unknown paths get 404, wrong methods 405 with Allow; HEAD works where GET 
   const { port } = await setup(t);
   assert.equal((await http(port, '/nowhere')).status, 404);
   assert.equal((await http(port, '/status/')).status, 404);
-  const getRoot = await http(port, '/');
-  assert.equal(getRoot.status, 405);
-  assert.equal(getRoot.headers.allow, 'POST');
+  const getBeat = await http(port, '/heartbeat');
+  assert.equal(getBeat.status, 405);
+  assert.equal(getBeat.headers.allow, 'POST');
+  const putRoot = await http(port, '/', { method: 'PUT', body: 'x' });
+  assert.equal(putRoot.status, 405);
+  assert.equal(putRoot.headers.allow, 'GET, HEAD, POST');
   const postStatus = await http(port, '/status', { method: 'POST', body: 'x' });
   assert.equal(postStatus.status, 405);
   assert.equal(postStatus.headers.allow, 'GET, HEAD');

@@ -179,7 +179,25 @@ export function backend(host: string): Promise<Server> {
   return new Promise((resolve) => server.listen(0, host, () => resolve(server)));
 }
 
-/** One GET to Apache on 127.0.0.1:port, on a connection of its own: its status and body. */
+/**
+ * Apache's mod_proxy_balancer with lbmethod=heartbeat over `members`
+ * (HOST:PORT of HTTP backends), reading hb.dat in its directory: at /app/.
+ * `monitor` also runs its mod_heartmonitor on that group, writing the file.
+ */
+export function startHeartbeatBalancer(members: string[], monitor?: { group: string }): Promise<Apache> {
+  const lines = members.map((m) => `  BalancerMember http://${m}`).join('\n');
+  return startApache({
+    modules: ['proxy', 'proxy_http', 'slotmem_shm', 'proxy_balancer', 'lbmethod_heartbeat', ...(monitor ? ['watchdog', 'heartmonitor'] : [])],
+    config: `${monitor ? `HeartbeatListen ${monitor.group}\nHeartbeatMaxServers 0\n` : ''}HeartbeatStorage hb.dat
+<Proxy "balancer://hb">
+${lines}
+  ProxySet lbmethod=heartbeat
+</Proxy>
+ProxyPass "/app/" "balancer://hb/"`,
+  });
+}
+
+/** One GET on 127.0.0.1:port, on a connection of its own: its status and body. */
 export function get(port: number, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {

@@ -15,10 +15,10 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { request, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { apacheSkipReason, backend, get, startApache } from '../helpers/apache.ts';
+import { apacheSkipReason, backend, get, startHeartbeatBalancer } from '../helpers/apache.ts';
 import { freePort, HBEAT, start, testDir, until, type Running } from '../helpers/run.ts';
 
 const GROUP = '239.0.0.1';
@@ -30,20 +30,6 @@ const CHECK_S = 0.25;
 
 const now = () => performance.now() / 1000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** GET on 127.0.0.1:port, as text. */
-function fetchText(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode!, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 /** `hbeat pick ...`: its stdout, and when it was started. */
 function pickOnce(args: string[]): Promise<{ sent: number; out: string }> {
@@ -83,16 +69,7 @@ async function measure(t: TestContext, monitor: 'apache' | 'hbeat'): Promise<Mea
   // listens only on a group, and hbeat's listener shares it.
   const group = `${GROUP}:${await freePort()}`;
   const heartmonitor = monitor === 'apache';
-  const members = HOSTS.map((h, i) => `  BalancerMember http://${h}:${ports[i]}`).join('\n');
-  const apache = await startApache({
-    modules: ['proxy', 'proxy_http', 'slotmem_shm', 'proxy_balancer', 'lbmethod_heartbeat', ...(heartmonitor ? ['watchdog', 'heartmonitor'] : [])],
-    config: `${heartmonitor ? `HeartbeatListen ${group}\nHeartbeatMaxServers 0\n` : ''}HeartbeatStorage hb.dat
-<Proxy "balancer://hb">
-${members}
-  ProxySet lbmethod=heartbeat
-</Proxy>
-ProxyPass "/app/" "balancer://hb/"`,
-  });
+  const apache = await startHeartbeatBalancer(HOSTS.map((h, i) => `${h}:${ports[i]}`), heartmonitor ? { group } : undefined);
   t.after(() => apache.stop());
   if (heartmonitor) await apache.waitForLog(/_heartmonitor_ listener started/);
 
@@ -125,7 +102,7 @@ ProxyPass "/app/" "balancer://hb/"`,
   // least as late as the truth; the least of a few such readings.
   let lastHeartbeat = Infinity;
   for (let i = 0; i < 5; i++) {
-    const s = JSON.parse((await fetchText(http, '/status')).body) as { servers: { host: string; age: number }[] };
+    const s = JSON.parse((await get(http, '/status')).body) as { servers: { host: string; age: number }[] };
     lastHeartbeat = Math.min(lastHeartbeat, now() - s.servers.find((x) => x.host === VICTIM)!.age);
     await sleep(20);
   }
@@ -144,7 +121,7 @@ ProxyPass "/app/" "balancer://hb/"`,
     proxy.push({ sent, victim: r.body === VICTIM });
     if (monitor === 'hbeat') {
       const viewSent = now();
-      const v = await fetchText(http, '/pick?count=3&distinct');
+      const v = await get(http, '/pick?count=3&distinct');
       view.push({ sent: viewSent, victim: v.body.includes(`${VICTIM}:`) });
       if (now() >= nextPick) {
         picks.push(pickOnce(['--slots', slots, '--count', '3', '--distinct']));

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { apacheSkipReason, backend, get, startApache } from '../helpers/apache.ts';
+import { apacheSkipReason, backend, get, startHeartbeatBalancer } from '../helpers/apache.ts';
 import { freePort, start, tempDir, until, type Running } from '../helpers/run.ts';
 
 test('a real Apache (mod_lbmethod_heartbeat) balances on the hb.dat that listen writes, by the announced weights', { skip: apacheSkipReason() }, async (t) => {
@@ -25,16 +25,7 @@ test('a real Apache (mod_lbmethod_heartbeat) balances on the hb.dat that listen 
   // Members are tried in this order and the later of two neighbours wins
   // the bound they share, so the ready-0 member goes first, where it can win
   // nothing, and the last member gets one value more (see expected below).
-  const members = backends.map(([host], i) => `  BalancerMember http://${host}:${ports[i]}`).join('\n');
-  const apache = await startApache({
-    modules: ['proxy', 'proxy_http', 'slotmem_shm', 'proxy_balancer', 'lbmethod_heartbeat'],
-    config: `HeartbeatStorage hb.dat
-<Proxy "balancer://hb">
-${members}
-  ProxySet lbmethod=heartbeat
-</Proxy>
-ProxyPass "/app/" "balancer://hb/"`,
-  });
+  const apache = await startHeartbeatBalancer(backends.map(([host], i) => `${host}:${ports[i]}`));
   t.after(() => apache.stop());
 
   const tmp = tempDir();
