@@ -46,20 +46,14 @@ export function shift(t: Int32Array, c: number): number {
 }
 
 // [k * 256 + b]: the register after byte b then k zero bytes, for reading
-// 4 bytes a step (slicing-by-4). Made at the first use: a `pick` over a large
-// table checks its slots through zlib instead and never needs it.
-let wordTable: Int32Array | undefined;
-
-function makeWordTable(): Int32Array {
-  const t = new Int32Array(1024);
-  t.set(CRC_TABLE);
-  for (let n = 256; n < 1024; n++) t[n] = zeroBytes(t[n - 256]!, 1);
-  return t;
-}
+// 4 bytes a step (slicing-by-4).
+const WORD_TABLE = new Int32Array(1024);
+WORD_TABLE.set(CRC_TABLE);
+for (let n = 256; n < 1024; n++) WORD_TABLE[n] = zeroBytes(WORD_TABLE[n - 256]!, 1);
 
 /** The register (not inverted) run from `c` over `view` bytes [from, to), a multiple of 4 apart, 4 at a step. */
 export function crcWords(view: DataView, from: number, to: number, c: number): number {
-  const T = (wordTable ??= makeWordTable());
+  const T = WORD_TABLE;
   for (let i = from; i < to; i += 4) {
     c ^= view.getInt32(i, true);
     c = T[768 + (c & 0xff)]! ^ T[512 + ((c >>> 8) & 0xff)]! ^ T[256 + ((c >>> 16) & 0xff)]! ^ T[c >>> 24]!;
