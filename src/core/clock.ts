@@ -1,13 +1,33 @@
 // Time for ages: the system-wide monotonic clock, so that a step of the wall
 // clock changes no age and every process on the host reads the same timeline.
 import { readFileSync } from 'node:fs';
+import { lazyBuiltin } from './builtin.ts';
+
+const perfHooks = lazyBuiltin<typeof import('node:perf_hooks')>('node:perf_hooks');
+let performance: import('node:perf_hooks').Performance | undefined;
+let offsetMs = 0;
 
 /**
- * Milliseconds on CLOCK_MONOTONIC (since boot, as clock_gettime gives it).
- * process.hrtime() rather than performance.now(): the same clock without
- * loading perf_hooks (a millisecond of a short-lived `pick`), and no BigInt.
+ * Milliseconds on CLOCK_MONOTONIC (since boot, as clock_gettime gives it),
+ * for a process that reads the clock often (once per datagram):
+ * performance.now() runs on the same clock as process.hrtime but returns a
+ * plain double, with no array or BigInt to allocate. It loads perf_hooks at
+ * the first call.
  */
 export function monoNow(): number {
+  if (performance === undefined) {
+    performance = perfHooks().performance;
+    offsetMs = monoNowOnce() - performance.now();
+  }
+  return offsetMs + performance.now();
+}
+
+/**
+ * monoNow() for a process that reads the clock once (a `pick`, a snapshot):
+ * the same clock through process.hrtime(), without loading perf_hooks, a
+ * millisecond of a short-lived `pick`.
+ */
+export function monoNowOnce(): number {
   const [s, ns] = process.hrtime();
   return s * 1000 + ns / 1e6;
 }

@@ -3,7 +3,7 @@
 import { closeSync } from 'node:fs';
 import { readAddress } from './address.ts';
 import { lazyBuiltin } from './builtin.ts';
-import { bootId, monoNow } from './clock.ts';
+import { bootId, monoNowOnce } from './clock.ts';
 import { crc32, crcWords, shift, zeroBytes, zeroShift } from './crc.ts';
 import { openRegular } from './regular-file.ts';
 import {
@@ -186,7 +186,7 @@ export function decodeAll(
   bootOk: boolean,
   reread?: (slot: number) => void,
 ): { servers: ServerRecord[]; torn: number } {
-  const ctx = readContext(body, monoNow(), bootOk);
+  const ctx = readContext(body, monoNowOnce(), bootOk);
   const used = new Int32Array(slots);
   const { n, torn } = sealedSlots(body, slots, used, reread);
   const servers: ServerRecord[] = new Array(n);
@@ -219,7 +219,7 @@ export class SlotColumns {
   private readonly ctx: ReadContext;
 
   constructor(body: Buffer, slots: number, bootOk: boolean, reread?: (slot: number) => void) {
-    this.ctx = readContext(body, monoNow(), bootOk);
+    this.ctx = readContext(body, monoNowOnce(), bootOk);
     this.slot = new Int32Array(slots);
     const { n, torn } = sealedSlots(body, slots, this.slot, reread);
     this.n = n;
