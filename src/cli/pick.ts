@@ -1,7 +1,7 @@
 // `hbeat pick`: choose a backend with room for work.
 import { formatEndpoint } from '../core/address.ts';
 import { UsageError } from '../core/errors.ts';
-import { noneReason, pick } from '../core/picker.ts';
+import { noneReason, pick, pickColumns } from '../core/picker.ts';
 import { refuseDangling } from '../core/regular-file.ts';
 import { hbDatSource, slotSource, slotsPath, type Source } from '../core/source.ts';
 import { serverJson } from '../core/status.ts';
@@ -64,10 +64,11 @@ stderr when no live backend has weight over 0.`,
   },
   async run(v) {
     const opts = flag(() => pickOptions(v, '--'));
-    const servers = sourceFlag(v).read().servers;
-    const chosen = pick(servers, opts);
+    const source = sourceFlag(v);
+    const cols = source.readColumns?.();
+    const chosen = cols ? pickColumns(cols, opts) : pick(source.read().servers, opts);
     if (chosen.length === 0) {
-      process.stderr.write(`hbeat pick: ${noneReason(servers, opts)}\n`);
+      process.stderr.write(`hbeat pick: ${noneReason(cols ? cols.records() : source.read().servers, opts)}\n`);
       return 3;
     }
     writeStdout(chosen.map((s) => (v.json ? JSON.stringify(serverJson(s)) : formatEndpoint(s.host, s.port))).join('\n') + '\n');

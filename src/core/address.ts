@@ -1,7 +1,14 @@
 // IP addresses as the slot file stores them (16 bytes, family apart from
 // scope) and as operators write them on the command line (HOST:PORT).
-import { isIP, isIPv4, isIPv6 } from 'node:net';
-import { networkInterfaces } from 'node:os';
+import { lazyBuiltin } from './builtin.ts';
+
+const net = lazyBuiltin<typeof import('node:net')>('node:net');
+const os = lazyBuiltin<typeof import('node:os')>('node:os');
+
+/** node:net's isIP, isIPv4 and isIPv6, which load it at their first call. */
+export const isIP = (text: string): number => net().isIP(text);
+export const isIPv4 = (text: string): boolean => net().isIPv4(text);
+export const isIPv6 = (text: string): boolean => net().isIPv6(text);
 
 export interface Endpoint {
   host: string; // address without brackets, scope kept (fe80::1%eth0)
@@ -130,7 +137,7 @@ export function readAddress(family: number, buf: Uint8Array, off: number): strin
  */
 export function multicastInterface(iface: string, family: 4 | 6): string {
   const ifaceFamily = isIP(stripScope(iface));
-  const all = networkInterfaces();
+  const all = os().networkInterfaces();
   if (ifaceFamily === 0) {
     const addrs = all[iface];
     if (!addrs) throw new Error(`--interface ${iface}: no such interface`);

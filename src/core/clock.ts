@@ -1,15 +1,35 @@
 // Time for ages: the system-wide monotonic clock, so that a step of the wall
 // clock changes no age and every process on the host reads the same timeline.
 import { readFileSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
+import { lazyBuiltin } from './builtin.ts';
 
-// performance.now() runs on the same CLOCK_MONOTONIC as process.hrtime but
-// returns a plain double, so the per-datagram path allocates no BigInt.
-const offsetMs = Number(process.hrtime.bigint()) / 1e6 - performance.now();
+const perfHooks = lazyBuiltin<typeof import('node:perf_hooks')>('node:perf_hooks');
+let performance: import('node:perf_hooks').Performance | undefined;
+let offsetMs = 0;
 
-/** Milliseconds on CLOCK_MONOTONIC (since boot, as clock_gettime gives it). */
+/**
+ * Milliseconds on CLOCK_MONOTONIC (since boot, as clock_gettime gives it),
+ * for a process that reads the clock often (once per datagram):
+ * performance.now() runs on the same clock as process.hrtime but returns a
+ * plain double, with no array or BigInt to allocate. It loads perf_hooks at
+ * the first call.
+ */
 export function monoNow(): number {
+  if (performance === undefined) {
+    performance = perfHooks().performance;
+    offsetMs = monoNowOnce() - performance.now();
+  }
   return offsetMs + performance.now();
+}
+
+/**
+ * monoNow() for a process that reads the clock once (a `pick`, a snapshot):
+ * the same clock through process.hrtime(), without loading perf_hooks, a
+ * millisecond of a short-lived `pick`.
+ */
+export function monoNowOnce(): number {
+  const [s, ns] = process.hrtime();
+  return s * 1000 + ns / 1e6;
 }
 
 /** This boot's id (16 bytes) from the kernel; zeros where there is none. */

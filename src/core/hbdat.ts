@@ -1,9 +1,8 @@
 // Apache's flat file, hb.dat, as mod_heartmonitor writes it and
 // mod_lbmethod_heartbeat reads it: `IP &ready=N&busy=N&lastseen=S&port=P`.
-import { isIP, isIPv4 } from 'node:net';
 import { chmodSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { stripScope } from './address.ts';
+import { isIP, isIPv4, stripScope } from './address.ts';
 import { liveFor, type Liveness } from './liveness.ts';
 import { fileKind, readRegular } from './regular-file.ts';
 import type { PickServer } from './picker.ts';

@@ -2,6 +2,7 @@
 // pure function over a snapshot (slot file records or hb.dat lines alike).
 import { parseEndpoint, readAddress, stripScope, writeAddress } from './address.ts';
 import { isLive, liveFor, type Liveness } from './liveness.ts';
+import type { ServerRecord, SlotColumns } from './slot-reader.ts';
 
 /** What picking reads of a server; a slot file's ServerRecord is one. */
 export interface PickServer {
@@ -37,7 +38,12 @@ export interface PickOptions {
  * server that has probably just come up and would otherwise be flooded.
  */
 export function weight(s: PickServer): number {
-  return s.busy === 0 ? Math.floor(s.ready / 4) : s.ready;
+  return weightOf(s.ready, s.busy);
+}
+
+/** weight() of a server's ready and busy, for a reader that holds no record (the one definition). */
+export function weightOf(ready: number, busy: number): number {
+  return busy === 0 ? Math.floor(ready / 4) : ready;
 }
 
 const scratch = new Uint8Array(16);
@@ -70,6 +76,40 @@ export type PoolOptions = Pick<PickOptions, 'liveness' | 'members'>;
 /** What each call on a prepared pool chooses afresh. */
 export type DrawOptions = Pick<PickOptions, 'method' | 'count' | 'distinct' | 'random'>;
 
+/** The candidates of a snapshot, in its order, with their weights. */
+interface Candidates<T> {
+  items: T[];
+  weights: number[];
+  total: number;
+  /** The candidate with the least live time left; undefined when there is none. */
+  firstToDie: T | undefined;
+}
+
+/** The servers that are live, in members, not drained and of weight over 0. */
+function candidates<T extends PickServer>(servers: readonly T[], opts: PoolOptions): Candidates<T> {
+  const inMembers = memberTest(opts.members);
+  const c: Candidates<T> = { items: [], weights: [], total: 0, firstToDie: undefined };
+  let leastLeft = Infinity;
+  // An index loop: a short-lived `pick` runs this unoptimised over every server.
+  for (let i = 0; i < servers.length; i++) {
+    const s = servers[i]!;
+    const left = liveFor(s, opts.liveness);
+    // Live while its time left is over 0.
+    if (left === null || !(left > 0) || s.state === 'drain') continue;
+    const w = weight(s);
+    if (w > 0 && (inMembers === null || inMembers(s))) {
+      c.items.push(s);
+      c.weights.push(w);
+      c.total += w;
+      if (left < leastLeft) {
+        c.firstToDie = s;
+        leastLeft = left;
+      }
+    }
+  }
+  return c;
+}
+
 /**
  * The candidates (live, in members, not drained, weight over 0) of a
  * snapshot in a Fenwick tree: an exact weighted draw and a removal (for
@@ -79,40 +119,24 @@ export type DrawOptions = Pick<PickOptions, 'method' | 'count' | 'distinct' | 'r
  * (2^20 slots of at most 2^32 ready), so every step is exact in doubles.
  */
 export class Prepared<T extends PickServer> {
-  readonly items: T[] = [];
+  readonly items: T[];
   /**
    * The candidate with the least live time left, the first to turn dead
    * (not the oldest: a slow sender's long interval keeps it live longer);
    * undefined when there is none.
    */
   readonly firstToDie: T | undefined;
-  private readonly weights: number[] = [];
+  private readonly weights: number[];
   private readonly tree: Float64Array; // 1-based
   private readonly top: number; // highest power of two <= items.length
-  private total = 0;
+  private total: number;
 
   constructor(servers: readonly T[], opts: PoolOptions) {
-    const inMembers = memberTest(opts.members);
-    let firstToDie: T | undefined;
-    let leastLeft = Infinity;
-    // An index loop: a short-lived `pick` runs this unoptimised over every server.
-    for (let i = 0; i < servers.length; i++) {
-      const s = servers[i]!;
-      const left = liveFor(s, opts.liveness);
-      // Live while its time left is over 0.
-      if (left === null || !(left > 0) || s.state === 'drain') continue;
-      const w = weight(s);
-      if (w > 0 && (inMembers === null || inMembers(s))) {
-        this.items.push(s);
-        this.weights.push(w);
-        this.total += w;
-        if (left < leastLeft) {
-          firstToDie = s;
-          leastLeft = left;
-        }
-      }
-    }
-    this.firstToDie = firstToDie;
+    const c = candidates(servers, opts);
+    this.items = c.items;
+    this.weights = c.weights;
+    this.total = c.total;
+    this.firstToDie = c.firstToDie;
     const n = this.items.length;
     this.tree = new Float64Array(n + 1);
     for (let i = 1; i <= n; i++) {
@@ -184,7 +208,79 @@ export class Prepared<T extends PickServer> {
  * the order drawn; [] when no candidate has weight over 0.
  */
 export function pick<T extends PickServer>(servers: readonly T[], opts: PickOptions): T[] {
-  return new Prepared(servers, opts).pick(opts);
+  if (!isQuick(opts)) return new Prepared(servers, opts).pick(opts);
+  const c = candidates(servers, opts);
+  return quickDraws(c.weights, c.total, (i) => c.items[i]!.ready, opts).map((i) => c.items[i]!);
+}
+
+/**
+ * Draws worth resolving in one pass over the weights rather than through a
+ * Fenwick tree, whose build is itself a pass: without `distinct` every draw
+ * is independent, so they can all be made first and found together.
+ */
+const QUICK_DRAWS = 64;
+
+function isQuick(opts: DrawOptions): boolean {
+  return !opts.distinct && opts.count * (opts.method === 'two-choices' ? 2 : 1) <= QUICK_DRAWS;
+}
+
+/**
+ * The picks of `opts` (not distinct) over candidates of these weights, as
+ * indices: the same candidates, for the same random() sequence, as
+ * Prepared.pick gives. Each r = floor(random() * total), drawn in the same
+ * order, finds the first candidate whose cumulative weight exceeds it, all in
+ * one pass in order of r; `ready` is the i-th candidate's, for two-choices.
+ */
+function quickDraws(weights: ArrayLike<number>, total: number, ready: (i: number) => number, opts: DrawOptions): number[] {
+  if (total <= 0) return [];
+  const perPick = opts.method === 'two-choices' ? 2 : 1;
+  const rs = Array.from({ length: opts.count * perPick }, () => Math.floor(opts.random() * total));
+  const found = new Array<number>(rs.length);
+  let i = 0;
+  let below = weights[0]!; // the cumulative weight through candidate i
+  for (const k of rs.map((_, k) => k).sort((a, b) => rs[a]! - rs[b]!)) {
+    while (below <= rs[k]!) below += weights[++i]!;
+    found[k] = i;
+  }
+  if (perPick === 1) return found;
+  // The power of two choices, as Prepared.pick makes it: the second only when its ready is larger.
+  return Array.from({ length: opts.count }, (_, p) => {
+    const a = found[2 * p]!, b = found[2 * p + 1]!;
+    return ready(b) > ready(a) ? b : a;
+  });
+}
+
+/**
+ * pick() over a slot file read as columns: the same candidates in the same
+ * order, so the same picks for the same random() sequence, decoding a record
+ * only for the servers chosen. With --members or --distinct, or many picks,
+ * it decodes them all and picks as pick() does.
+ */
+export function pickColumns(cols: SlotColumns, opts: PickOptions): ServerRecord[] {
+  if (opts.members !== undefined || !isQuick(opts)) return pick(cols.records(), opts);
+  const index = new Int32Array(cols.n);
+  const weights = new Float64Array(cols.n);
+  let n = 0;
+  let total = 0;
+  // One server at a time through liveFor, the one rule, with no object per
+  // server; the columns in locals, as cold code looks a field up at each use.
+  const probe: { age: number | null; interval: number | null } = { age: null, interval: null };
+  const { age: ages, interval, drain, ready, busy } = cols;
+  const l = opts.liveness;
+  for (let k = 0; k < cols.n; k++) {
+    const age = ages[k]!;
+    probe.age = age === age ? age : null;
+    probe.interval = interval[k]!;
+    const left = liveFor(probe, l);
+    if (left === null || !(left > 0) || drain[k] === 1) continue;
+    const w = weightOf(ready[k]!, busy[k]!);
+    if (w > 0) {
+      index[n] = k;
+      weights[n++] = w;
+      total += w;
+    }
+  }
+  return quickDraws(weights, total, (i) => cols.ready[index[i]!]!, opts).map((i) => cols.record(index[i]!));
 }
 
 function plural(n: number, word: string): string {

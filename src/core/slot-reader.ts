@@ -1,16 +1,16 @@
 // The readers' side of the slot file: readSnapshot, as `pick`, `status` and
 // any other process read the table, without locks, and the records it returns.
 import { closeSync } from 'node:fs';
-import { crc32 as zlibCrc32 } from 'node:zlib';
 import { readAddress } from './address.ts';
-import { bootId, monoNow } from './clock.ts';
-import { crc32, shift, zeroBytes, zeroShift } from './crc.ts';
+import { lazyBuiltin } from './builtin.ts';
+import { bootId, monoNowOnce } from './clock.ts';
+import { crc32, crcWords, shift, zeroBytes, zeroShift } from './crc.ts';
 import { openRegular } from './regular-file.ts';
 import {
   C_PID, C_VALUES, COUNTER_NAMES, countersRecord, H_BOOT, H_CREATED, HEADER_SIZE, readFully, readHeader, readU64, S_ADDR, S_BUSY,
   S_CRC, S_FAMILY, S_INTERVAL, S_LAST_TS, S_PACKETS, S_PORT, S_READY, S_SCOPE, S_SCOPE_LEN, S_SEEN_MONO, S_SEEN_WALL, S_SEQ,
   S_STATE, SCOPE_MAX,
-  seal, sealed, SLOT_SIZE, systemReason, type CounterName,
+  seal, SLOT_SIZE, systemReason, type CounterName,
 } from './slot-layout.ts';
 
 
@@ -36,7 +36,7 @@ export interface ServerRecord {
 /** What every record of one read shares: the bytes, and the time they were read at. */
 interface ReadContext {
   buf: Buffer;
-  view: DataView; // over buf: DataView reads are cheaper than Buffer's, for a short-lived `pick`
+  view: DataView; // over buf
   now: number;
   bootOk: boolean;
 }
@@ -62,8 +62,7 @@ class SlotRecord implements ServerRecord {
     this.state = ctx.buf[off + S_STATE] === 1 ? 'drain' : 'up';
     this.ready = view.getUint32(off + S_READY, true);
     this.busy = view.getUint32(off + S_BUSY, true);
-    const seen = view.getFloat64(off + S_SEEN_MONO, true);
-    this.age = ctx.bootOk && seen >= 0 ? Math.max(0, ctx.now - seen) / 1000 : null;
+    this.age = ageAt(ctx, off);
     this.interval = view.getUint32(off + S_INTERVAL, true) / 1000;
   }
 
@@ -98,6 +97,12 @@ function readContext(buf: Buffer, now: number, bootOk: boolean): ReadContext {
   return { buf, view: new DataView(buf.buffer, buf.byteOffset, buf.length), now, bootOk };
 }
 
+/** Seconds since the slot at `off` was last seen; null when not since this boot. */
+function ageAt(ctx: ReadContext, off: number): number | null {
+  const seen = ctx.view.getFloat64(off + S_SEEN_MONO, true);
+  return ctx.bootOk && seen >= 0 ? Math.max(0, ctx.now - seen) / 1000 : null;
+}
+
 export interface Snapshot {
   path: string;
   slots: number;
@@ -115,14 +120,19 @@ function readCounters(header: Buffer): Record<CounterName, number> {
   return countersRecord(COUNTER_NAMES.map((_, i) => readU64(header, C_VALUES + 8 * i)));
 }
 
-// Checking each slot's CRC on its own costs a short-lived `pick` more than all
-// the rest of its reading. CRC-32 is linear, so one pass of zlib's native
-// crc32 (Node 20.15+) over the whole slot region checks them all: running the
+// Checking each slot's CRC on its own costs a short-lived `pick` over
+// thousands of slots more than all the rest of its reading. CRC-32 is linear,
+// so one pass of zlib's native crc32 (Node 20.15+) over the whole slot region
+// checks them all: running the
 // register through a sealed slot shifts it as 128 zero bytes would, then XORs
 // in one constant, whatever the slot holds; through an empty (all-zero) slot
 // it only shifts it. When every slot is sealed or empty, the region's CRC is
 // what these predict; when not (a torn slot, stray bytes in an unused one),
 // the slots are checked one by one.
+// Below REGION_SLOTS, loading node:zlib (and the stream modules it requires)
+// costs more than checking slot by slot.
+const zlib = lazyBuiltin<typeof import('node:zlib')>('node:zlib');
+const REGION_SLOTS = 2048;
 let slotShift: Int32Array | undefined; // zeroShift(SLOT_SIZE), made at the first read
 let sealedSlot = 0; // the register run from 0 over a sealed slot
 
@@ -133,6 +143,42 @@ function prepareRegionCheck(): Int32Array {
   return zeroShift(SLOT_SIZE);
 }
 
+/**
+ * The used slots of `body` (the slot region) that are sealed, in slot order,
+ * into `out` (their count returned), and how many were still torn after
+ * `reread` (which reads slot i into `body` again) was tried on them.
+ */
+function sealedSlots(body: Buffer, slots: number, out: Int32Array, reread?: (slot: number) => void): { n: number; torn: number } {
+  let n = 0;
+  // DataView reads are cheaper than Buffer's in the unoptimised code of a short-lived `pick`.
+  const view = new DataView(body.buffer, body.byteOffset, body.length);
+  const zlibCrc32 = slots < REGION_SLOTS ? undefined : zlib().crc32;
+  if (zlibCrc32) {
+    const t = (slotShift ??= prepareRegionCheck());
+    let c = -1;
+    for (let i = 0; i < slots; i++) {
+      c = shift(t, c);
+      if (view.getUint32(i * SLOT_SIZE + S_SEQ, true) !== 0) {
+        c ^= sealedSlot;
+        out[n++] = i;
+      }
+    }
+    if (~c >>> 0 === zlibCrc32(body)) return { n, torn: 0 };
+    n = 0;
+  }
+  let torn = 0;
+  // 4 bytes a step: the bytes 0..123 that the CRC covers are 31 words.
+  const sealedAt = (off: number) => ~crcWords(view, off, off + S_CRC, -1) >>> 0 === view.getUint32(off + S_CRC, true);
+  for (let i = 0; i < slots; i++) {
+    const off = i * SLOT_SIZE;
+    if (view.getUint32(off + S_SEQ, true) === 0) continue;
+    for (let tries = 0; !sealedAt(off) && reread && tries < 3; tries++) reread(i);
+    if (sealedAt(off)) out[n++] = i;
+    else torn++;
+  }
+  return { n, torn };
+}
+
 /** Decodes every used slot of `body` (the slot region); `reread` reads slot i into `body` again. */
 export function decodeAll(
   body: Buffer,
@@ -140,34 +186,74 @@ export function decodeAll(
   bootOk: boolean,
   reread?: (slot: number) => void,
 ): { servers: ServerRecord[]; torn: number } {
-  const ctx = readContext(body, monoNow(), bootOk);
-  const servers: ServerRecord[] = [];
-  if (zlibCrc32) {
-    const t = (slotShift ??= prepareRegionCheck());
-    let c = -1;
-    for (let i = 0; i < slots; i++) {
-      c = shift(t, c);
-      if (ctx.view.getUint32(i * SLOT_SIZE + S_SEQ, true) !== 0) {
-        c ^= sealedSlot;
-        servers.push(new SlotRecord(ctx, i));
-      }
-    }
-    if (~c >>> 0 === zlibCrc32(body)) return { servers, torn: 0 };
-    servers.length = 0;
-  }
-  let torn = 0;
-  for (let i = 0; i < slots; i++) {
-    const off = i * SLOT_SIZE;
-    if (body.readUInt32LE(off + S_SEQ) === 0) continue;
-    for (let tries = 0; !sealed(body, off, S_CRC) && reread && tries < 3; tries++) reread(i);
-    if (sealed(body, off, S_CRC)) servers.push(new SlotRecord(ctx, i));
-    else torn++;
-  }
+  const ctx = readContext(body, monoNowOnce(), bootOk);
+  const used = new Int32Array(slots);
+  const { n, torn } = sealedSlots(body, slots, used, reread);
+  const servers: ServerRecord[] = new Array(n);
+  for (let k = 0; k < n; k++) servers[k] = new SlotRecord(ctx, used[k]!);
   return { servers, torn };
 }
 
-/** Reads the whole table without locks, as `pick`, `status` and other processes do. */
-export function readSnapshot(path: string): Snapshot {
+/**
+ * The used, sealed slots of one read as columns, in slot order: what picking
+ * reads of every server, decoded into typed arrays with no object per
+ * server, and a server's whole record only when asked for (the few that a
+ * `pick` prints). Over thousands of servers a short-lived `pick` runs mostly
+ * unoptimised code, where an object per server costs more than the rest of
+ * the reading.
+ */
+export class SlotColumns {
+  /** How many used, sealed slots. */
+  readonly n: number;
+  /** Slots still torn after retries, skipped. */
+  readonly torn: number;
+  readonly slot: Int32Array;
+  readonly ready: Uint32Array;
+  readonly busy: Uint32Array;
+  /** 1 when the server is draining. */
+  readonly drain: Uint8Array;
+  /** Seconds since it was last seen; NaN when not since this boot (a record's null). */
+  readonly age: Float64Array;
+  /** Seconds between its heartbeats, as it announced them. */
+  readonly interval: Float64Array;
+  private readonly ctx: ReadContext;
+
+  constructor(body: Buffer, slots: number, bootOk: boolean, reread?: (slot: number) => void) {
+    this.ctx = readContext(body, monoNowOnce(), bootOk);
+    this.slot = new Int32Array(slots);
+    const { n, torn } = sealedSlots(body, slots, this.slot, reread);
+    this.n = n;
+    this.torn = torn;
+    // Locals, not fields, in the loop: cold code looks a field up at each use.
+    const ctx = this.ctx, view = ctx.view, slot = this.slot;
+    const ready = (this.ready = new Uint32Array(n));
+    const busy = (this.busy = new Uint32Array(n));
+    const drain = (this.drain = new Uint8Array(n));
+    const age = (this.age = new Float64Array(n));
+    const interval = (this.interval = new Float64Array(n));
+    for (let k = 0; k < n; k++) {
+      const off = slot[k]! * SLOT_SIZE;
+      ready[k] = view.getUint32(off + S_READY, true);
+      busy[k] = view.getUint32(off + S_BUSY, true);
+      drain[k] = body[off + S_STATE] === 1 ? 1 : 0;
+      age[k] = ageAt(ctx, off) ?? NaN;
+      interval[k] = view.getUint32(off + S_INTERVAL, true) / 1000;
+    }
+  }
+
+  /** The k-th server's record, as readSnapshot gives it. */
+  record(k: number): ServerRecord {
+    return new SlotRecord(this.ctx, this.slot[k]!);
+  }
+
+  /** Every server's record, as readSnapshot gives them. */
+  records(): ServerRecord[] {
+    return Array.from({ length: this.n }, (_, k) => this.record(k));
+  }
+}
+
+/** Opens the slot file at `path` and reads its header and slots; `read` gets them with a way to re-read a slot. */
+function readTable<R>(path: string, read: (header: Buffer, body: Buffer, slots: number, bootOk: boolean, reread: (slot: number) => void) => R): R {
   let fd: number;
   try {
     fd = openRegular(path);
@@ -180,6 +266,20 @@ export function readSnapshot(path: string): Snapshot {
     readFully(fd, body, HEADER_SIZE);
     const bootOk = header.subarray(H_BOOT, H_BOOT + 16).equals(bootId());
     const reread = (i: number) => readFully(fd, body.subarray(i * SLOT_SIZE, (i + 1) * SLOT_SIZE), HEADER_SIZE + i * SLOT_SIZE);
+    return read(header, body, slots, bootOk, reread);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Reads the table's servers as columns, without locks, as `pick` does. */
+export function readColumns(path: string): SlotColumns {
+  return readTable(path, (_, body, slots, bootOk, reread) => new SlotColumns(body, slots, bootOk, reread));
+}
+
+/** Reads the whole table without locks, as `pick`, `status` and other processes do. */
+export function readSnapshot(path: string): Snapshot {
+  return readTable(path, (header, body, slots, bootOk, reread) => {
     const { servers, torn } = decodeAll(body, slots, bootOk, reread);
     return {
       path,
@@ -191,8 +291,5 @@ export function readSnapshot(path: string): Snapshot {
       servers,
       torn,
     };
-  } finally {
-    closeSync(fd);
-  }
+  });
 }
-

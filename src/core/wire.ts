@@ -4,7 +4,7 @@
 // so it reads the bytes in place and allocates nothing: its only scratch is
 // module-level and reused. (A `host` key, only in signed datagrams, costs one
 // short string.)
-import { isIP } from 'node:net';
+import { isIP } from './address.ts';
 
 /** The largest ready or busy a heartbeat carries: 31 bits, as Apache's int. */
 export const INT31_MAX = 2147483647;

@@ -1,8 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { noneReason, pick, Prepared, seededRandom, weight } from '../../src/core/picker.ts';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monoNow } from '../../src/core/clock.ts';
+import { noneReason, pick, pickColumns, Prepared, seededRandom, weight } from '../../src/core/picker.ts';
 import type { PickOptions, PickServer } from '../../src/core/picker.ts';
-import type { ServerRecord } from '../../src/core/slot-reader.ts';
+import { readColumns, type ServerRecord } from '../../src/core/slot-reader.ts';
+import { SlotTable } from '../../src/core/slot-table.ts';
 import { DEFAULT_LIVENESS } from '../../src/core/liveness.ts';
 
 let lastOctet = 0;
@@ -341,4 +346,46 @@ test('a prepared pool: its candidates, and the first of them to turn dead', () =
   const fast = server(5, { age: 0.6, interval: 0.2 });
   const slow = server(5, { age: 5, interval: 5 });
   assert.equal(new Prepared([slow, fast, server(5, { age: 1, interval: 1 })], { liveness: DEFAULT_LIVENESS }).firstToDie, fast);
+});
+
+test('pickColumns over a slot file: what pick() picks from its records, never a dead, drained, torn or weight-0 server, exactly by weight', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hbeat-pick-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'hbeat.slots');
+  const table = SlotTable.open(path, 16);
+  const now = monoNow();
+  // [ready, busy, state, ms since seen]: weights 30, 0 (weight 0), 10 (slow start 40 / 4), drained, dead, 20, torn.
+  const rows: [number, number, number, number][] = [[30, 1, 0, 0], [0, 5, 0, 0], [40, 0, 0, 0], [50, 1, 1, 0], [50, 1, 0, 4000], [20, 2, 0, 100], [50, 1, 0, 0]];
+  rows.forEach(([ready, busy, state, ago], i) => {
+    table.write(table.claim(`127.0.0.${i + 1}`, 80, now), { ready, busy, state, interval: 1000, ts: -1 }, '', now - ago);
+  });
+  table.close();
+  const f = readFileSync(path);
+  f[256 + 6 * 128 + 8]! ^= 0xff; // slot 6's ready, torn
+  writeFileSync(path, f);
+
+  const cols = readColumns(path);
+  assert.equal(cols.torn, 1);
+  const records = cols.records();
+  for (let seed = 0; seed < 30; seed++) {
+    for (const draw of [{ method: 'weighted', count: 1 }, { method: 'two-choices', count: 1 }, { method: 'weighted', count: 7 }, { method: 'two-choices', count: 5 }] as const) {
+      const got = pickColumns(cols, options({ ...draw, random: seededRandom(seed) }));
+      const want = pick(records, options({ ...draw, random: seededRandom(seed) }));
+      assert.deepEqual(got.map((s) => s.slot), want.map((s) => s.slot), `seed ${seed}, ${draw.method} ${draw.count}`);
+    }
+  }
+  // With --members or --distinct it picks from the records, as pick() does.
+  const members = pickColumns(cols, options({ members: ['127.0.0.6:80', '127.0.0.4:80'], count: 5 }));
+  assert.deepEqual(members.map((s) => s.host), Array(5).fill('127.0.0.6'));
+  assert.deepEqual(new Set(pickColumns(cols, options({ count: 9, distinct: true })).map((s) => s.host)), new Set(['127.0.0.1', '127.0.0.3', '127.0.0.6']));
+
+  // One pick at a time, as a `pick` process makes it: exactly weight / total.
+  const random = seededRandom(11);
+  const counts = new Map<string, number>();
+  for (let k = 0; k < N; k++) {
+    const [s] = pickColumns(cols, options({ random }));
+    counts.set(s!.host, (counts.get(s!.host) ?? 0) + 1);
+  }
+  const hostsInOrder = rows.map((_, i) => `127.0.0.${i + 1}`);
+  assertFits(hostsInOrder.map((h) => counts.get(h) ?? 0), normalised([30, 0, 10, 0, 0, 20, 0]), 'pickColumns, one pick a call');
 });
