@@ -41,6 +41,14 @@ export function weight(s: PickServer): number {
   return weightOf(s.ready, s.busy);
 }
 
+/**
+ * The weight a server is fed to a proxy with now: its pick weight while it
+ * is live and up, else 0 (dead or draining: give it no new work).
+ */
+export function liveWeight(s: PickServer, liveness: Liveness): number {
+  return s.state === 'up' && isLive(s, liveness) ? weight(s) : 0;
+}
+
 /** weight() of a server's ready and busy, for a reader that holds no record (the one definition). */
 export function weightOf(ready: number, busy: number): number {
   return busy === 0 ? Math.floor(ready / 4) : ready;
@@ -300,7 +308,8 @@ export function noneReason(servers: readonly PickServer[], opts: PickOptions): s
   if (live.length === 0) {
     // The rule in the words that apply: an hb.dat's lines have no interval, so max-age alone.
     const byIntervals = l.misses > 0 && servers.some((s) => s.interval !== null);
-    const rule = byIntervals ? `heard from within ${l.misses + 0.5} of its intervals and ${seconds(l.maxAge)}` : `heard from within ${seconds(l.maxAge)}`;
+    const within = byIntervals ? `${l.misses + 0.5} of its intervals and ${seconds(l.maxAge)}` : seconds(l.maxAge);
+    const rule = `heard from within ${within}`;
     return `no live backend: ${known}, 0 live (live: ${rule})`;
   }
   const inMembers = memberTest(opts.members);

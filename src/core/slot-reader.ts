@@ -253,7 +253,9 @@ export class SlotColumns {
 }
 
 /** Opens the slot file at `path` and reads its header and slots; `read` gets them with a way to re-read a slot. */
-function readTable<R>(path: string, read: (header: Buffer, body: Buffer, slots: number, bootOk: boolean, reread: (slot: number) => void) => R): R {
+function readTable<R>(
+  path: string, read: (header: Buffer, body: Buffer, slots: number, bootOk: boolean, reread: (slot: number) => void) => R,
+): R {
   let fd: number;
   try {
     fd = openRegular(path);

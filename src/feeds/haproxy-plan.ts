@@ -3,7 +3,7 @@
 // No sockets and no timers here (haproxy.ts and haproxy-agent.ts have those),
 // so every rule of SPEC.md's "Feeding HAProxy" is tested without HAProxy.
 import { isLive, type Liveness } from '../core/liveness.ts';
-import { canonicalAddress, weight } from '../core/picker.ts';
+import { canonicalAddress, liveWeight } from '../core/picker.ts';
 import { EVICT_AGE_MS } from '../core/slot-layout.ts';
 import { type ServerRecord } from '../core/slot-reader.ts';
 import { ADMIN_FMAINT, ADMIN_MAINT, ADMIN_CMAINT, type HaproxyServer } from './haproxy-api.ts';
@@ -43,7 +43,7 @@ export function knownServers(records: readonly FedRecord[], liveness: Liveness):
       key,
       address: s.address,
       port: s.port,
-      weight: live && s.state === 'up' ? weight(s) : 0,
+      weight: liveWeight(s, liveness),
       live,
       gone: s.age === null || s.age * 1000 >= EVICT_AGE_MS,
     });

@@ -14,7 +14,7 @@ import { Listener, ListenError } from '../core/listener.ts';
 import { HttpServer } from '../feeds/http.ts';
 import { sink } from '../core/log.ts';
 import { DEFAULT_LIVENESS, isLive, liveAge, liveFor, type Liveness } from '../core/liveness.ts';
-import { pick, weight } from '../core/picker.ts';
+import { pick, liveWeight } from '../core/picker.ts';
 import { dimmer, every, isTerminal, Screen, stopSignal, type Output } from './screen.ts';
 import { Sender, SendError, type Load } from '../core/sender.ts';
 import { countersRecord, type CounterName } from '../core/slot-layout.ts';
@@ -299,8 +299,7 @@ class View {
   }
 
   private pickTable(): string {
-    const pickable = (s: ServerRecord) => (isLive(s, LIVENESS) && s.state !== 'drain' ? weight(s) : 0);
-    const weights = new Map(this.servers.map((s) => [formatEndpoint(s.host, s.port), pickable(s)]));
+    const weights = new Map(this.servers.map((s) => [formatEndpoint(s.host, s.port), liveWeight(s, LIVENESS)]));
     const rows = [['SERVER', 'WEIGHT', 'PICKS', 'SHARE', 'LAST 100', '']];
     for (const name of [...this.names].sort()) {
       const total = this.picks.get(name) ?? 0;
