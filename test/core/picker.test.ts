@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monoNow } from '../../src/core/clock.ts';
 import { noneReason, pick, pickColumns, Prepared, seededRandom, weight } from '../../src/core/picker.ts';
@@ -9,6 +8,7 @@ import type { PickOptions, PickServer } from '../../src/core/picker.ts';
 import { readColumns, type ServerRecord } from '../../src/core/slot-reader.ts';
 import { SlotTable } from '../../src/core/slot-table.ts';
 import { DEFAULT_LIVENESS } from '../../src/core/liveness.ts';
+import { testDir } from '../helpers/run.ts';
 
 let lastOctet = 0;
 /** A live, up server on its own loopback address; busy 1 so that weight = ready; no interval (as an hb.dat line) unless given. */
@@ -349,8 +349,7 @@ test('a prepared pool: its candidates, and the first of them to turn dead', () =
 });
 
 test('pickColumns over a slot file: what pick() picks from its records, never a dead, drained, torn or weight-0 server, exactly by weight', (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'hbeat-pick-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = testDir(t);
   const path = join(dir, 'hbeat.slots');
   const table = SlotTable.open(path, 16);
   const now = monoNow();

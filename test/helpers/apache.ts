@@ -7,12 +7,11 @@
 // switches nothing; sh test/netns-run gives non-root callers their own uid
 // back inside the namespace, so this holds there too.
 import { execFileSync } from 'node:child_process';
-import { chownSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { executable, runDaemon, type Daemon } from './daemon.ts';
-import { freePort, NO_NETNS, NO_NETNS_V6, toolMissing, until } from './run.ts';
+import { freePort, NO_NETNS, NO_NETNS_V6, toolMissing, until, tempDir } from './run.ts';
 
 export { descendants } from './daemon.ts';
 
@@ -95,7 +94,7 @@ export async function startApache(opts: { modules: string[]; config: string }): 
   const loads = modules.map(loadModule).join('');
   const ids = isRoot ? unprivilegedIds() : undefined;
   const port = await freePort('tcp');
-  const dir = mkdtempSync(join(tmpdir(), 'hbeat-apache-'));
+  const dir = tempDir('apache').dir;
   mkdirSync(join(dir, 'htdocs'));
   let user = '';
   if (ids) {

@@ -3,13 +3,13 @@
 // out on its fd 4, each a JSON message ended by a NUL byte. So no WebSocket
 // client, no debugging port for anyone else to reach, no npm dependency.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync, writeFileSync } from 'node:fs';
+
+
 import type { Readable, Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
 import { executable } from './daemon.ts';
-import { toolMissing } from './run.ts';
+import { toolMissing, tempDir } from './run.ts';
 
 export const CHROMIUM = process.env.HBEAT_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -60,7 +60,7 @@ export class Browser {
 
   /** Starts Chromium with a fresh profile; rejects with why when it cannot start. */
   static async launch(timeoutMs = 20_000): Promise<Browser> {
-    const profile = mkdtempSync(join(tmpdir(), 'hbeat-chromium-'));
+    const profile = tempDir('chromium').dir;
     // Its own process group, so that close() can end its helper processes too.
     const child = spawn(CHROMIUM, [...FLAGS, `--user-data-dir=${profile}`, 'about:blank'], {
       stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],

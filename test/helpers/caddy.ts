@@ -5,12 +5,11 @@
 // temporary directory, so that nothing it stores (autosave, certificates,
 // locks) lands anywhere else; the Caddyfile is expected to turn the admin
 // endpoint and automatic HTTPS off and to bind to loopback.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { executable, runDaemon, type Daemon } from './daemon.ts';
-import { freePort, toolMissing } from './run.ts';
+import { freePort, toolMissing, tempDir } from './run.ts';
 
 export const caddyBinary: string | undefined = ['/usr/bin/caddy', '/usr/local/bin/caddy'].find(executable);
 
@@ -39,7 +38,7 @@ function answers(port: number): Promise<boolean> {
 export async function startCaddy(caddyfile: (port: number) => string): Promise<Caddy> {
   if (!caddyBinary) throw new Error('startCaddy: caddy is not installed');
   const port = await freePort('tcp');
-  const dir = mkdtempSync(join(tmpdir(), 'hbeat-caddy-'));
+  const dir = tempDir('caddy').dir;
   const file = join(dir, 'Caddyfile');
   writeFileSync(file, caddyfile(port));
   const env = { PATH: process.env.PATH, HOME: dir, XDG_CONFIG_HOME: join(dir, 'config'), XDG_DATA_HOME: join(dir, 'data') };

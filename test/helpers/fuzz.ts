@@ -10,10 +10,9 @@
 // A failure prints its target, seed and input index: the same seed and count
 // replay it. test/fuzz.test.ts runs a few thousand inputs of each in npm test.
 import { createHmac } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
+import { closeSync, openSync, readSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { connect, isIP, isIPv4 } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { HttpServer } from '../../src/feeds/http.ts';
@@ -26,6 +25,7 @@ import { readSnapshot } from '../../src/core/slot-reader.ts';
 import { SlotTable } from '../../src/core/slot-table.ts';
 import { Verifier } from '../../src/core/trust.ts';
 import { newHeartbeat, parseHeartbeat } from '../../src/core/wire.ts';
+import { tempDir } from './run.ts';
 
 type Rng = () => number;
 
@@ -365,7 +365,7 @@ export function fuzzListener(seed: number, count: number, keyed = false): Promis
     const target = keyed ? 'listener+key' : 'listener';
     const r = seededRandom(seed);
     const inputs = new Inputs(r, keyed);
-    const dir = mkdtempSync(join(tmpdir(), 'hbeat-fuzz-'));
+    const dir = tempDir('fuzz').dir;
     const started = performance.now();
     const outcomes = new Float64Array(COUNTER_NAMES.length);
     try {
@@ -504,7 +504,7 @@ export function fuzzHttp(seed: number, count: number, concurrency = 8): Promise<
   return quietly(async () => {
     const r = seededRandom(seed);
     const inputs = new Inputs(r);
-    const dir = mkdtempSync(join(tmpdir(), 'hbeat-fuzz-'));
+    const dir = tempDir('fuzz').dir;
     const path = join(dir, 'http.slots');
     // Room for every port a mutation can make: the table is never full here.
     const table = SlotTable.open(path, 65_536 * 4);

@@ -6,13 +6,12 @@
 // user; its runtime API socket lives in a directory of the test's own, so
 // that a reload (-sf, a second process on the same socket) can outlive the
 // first process's directory.
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { netnsSkipReason } from './apache.ts';
 import { executable, runDaemon, type Daemon } from './daemon.ts';
-import { toolMissing } from './run.ts';
+import { toolMissing, tempDir } from './run.ts';
 
 export const haproxyBinary: string | undefined = ['/usr/sbin/haproxy', '/usr/bin/haproxy'].find(executable);
 
@@ -101,7 +100,7 @@ export async function answeringPid(socket: string): Promise<number | undefined> 
  */
 export async function startHaproxy(config: string, socket: string, opts: { sf?: number[]; masterWorker?: boolean } = {}): Promise<Daemon> {
   if (!haproxyBinary) throw new Error('startHaproxy: haproxy is not installed');
-  const dir = mkdtempSync(join(tmpdir(), 'hbeat-haproxy-'));
+  const dir = tempDir('haproxy').dir;
   const conf = join(dir, 'haproxy.cfg');
   writeFileSync(conf, config);
   const args = [...(opts.masterWorker ? ['-W'] : []), '-db', '-f', conf, ...(opts.sf?.length ? ['-sf', ...opts.sf.map(String)] : [])];

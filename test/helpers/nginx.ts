@@ -6,12 +6,11 @@
 // as root of a user namespace, and stopping its pid leaves nothing behind.
 // Everything it writes (pid file, error log, temp directories) is in its own
 // temporary prefix directory, and it listens on 127.0.0.1 only.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { netnsSkipReason } from './apache.ts';
 import { executable, runDaemon, type Daemon } from './daemon.ts';
-import { freePort, toolMissing } from './run.ts';
+import { freePort, toolMissing, tempDir } from './run.ts';
 
 export const nginxBinary: string | undefined = ['/usr/sbin/nginx', '/usr/bin/nginx'].find(executable);
 
@@ -37,7 +36,7 @@ export interface Nginx extends Daemon {
 export async function startNginx(opts: { server?: string; http?: string | ((port: number) => string); main?: string }): Promise<Nginx> {
   if (!nginxBinary) throw new Error('startNginx: nginx is not installed');
   const port = await freePort('tcp');
-  const dir = mkdtempSync(join(tmpdir(), 'hbeat-nginx-'));
+  const dir = tempDir('nginx').dir;
   const conf = join(dir, 'nginx.conf');
   // Every temp path is set, since the compiled-in ones (/var/lib/nginx/...) may not exist.
   writeFileSync(

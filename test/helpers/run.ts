@@ -116,9 +116,9 @@ export function freePort(kind: 'udp4' | 'udp6' | 'tcp' = 'udp4'): Promise<number
   });
 }
 
-/** A fresh temporary directory, removed by the returned function. */
-export function tempDir(): { dir: string; remove(): void } {
-  const dir = mkdtempSync(join(tmpdir(), 'hbeat-test-'));
+/** A fresh temporary directory, hbeat-NAME-XXXXXX, removed by the returned function: every test's and helper's. */
+export function tempDir(name = 'test'): { dir: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), `hbeat-${name}-`));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 

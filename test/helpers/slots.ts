@@ -3,10 +3,10 @@
 // tests until the doc and its readers follow, and a few builders of tables.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { TestContext } from 'node:test';
+import { readFileSync, writeFileSync } from 'node:fs';
+
+
+
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { SlotFileError } from '../../src/core/slot-layout.ts';
 import { SlotTable } from '../../src/core/slot-table.ts';
@@ -22,11 +22,7 @@ export const UP = { ready: 10, busy: 2, state: 0, interval: 1000, ts: -1 };
 export const T0 = 1_000_000;
 
 /** A fresh directory, removed when the test ends. */
-export function tempDir(t: TestContext): string {
-  const dir = mkdtempSync(join(tmpdir(), 'hbeat-slotfile-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+export { testDir as tempDir } from './run.ts';
 
 export const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 export const slotOff = (slot: number) => HEADER + slot * SLOT;
