@@ -127,7 +127,7 @@ ${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_p
     location / { proxy_pass http://kept; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
   upstream lua_fixed {
-    server 0.0.0.1;
+    server 127.0.0.1;  # a placeholder: the balancer sets the peer
     balancer_by_lua_block { require("ngx.balancer").set_current_peer("${BACKEND}", ${backendPort}) }
     keepalive 32;
   }

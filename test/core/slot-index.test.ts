@@ -21,7 +21,7 @@ const key = (address: string, port: number) => new SlotKey().set(address, port);
 
 test('a key is the binary address and the port: IPv4 text read as writeAddress reads it, IPv4-mapped as IPv4', () => {
   const expect = Buffer.alloc(16);
-  const texts = ['0.0.0.0', '255.255.255.255', '127.0.0.1', '10.20.30.40', '::1', 'fe80::1', '::ffff:127.0.0.9', '7f00:1::', '2001:db8::1:0:0:1'];
+  const texts = ['0.0.0.0', '255.255.255.255', '127.0.0.1', '127.20.30.40', '::1', 'fe80::1', '::ffff:127.0.0.9', '7f00:1::', '2001:db8::1:0:0:1'];
   for (let i = 0; i < 500; i++) texts.push([...randomBytes(4)].join('.'));
   for (const text of texts) {
     const family = writeAddress(text, expect, 0);
@@ -29,7 +29,7 @@ test('a key is the binary address and the port: IPv4 text read as writeAddress r
     assert.equal(k.family, family, text);
     assert.deepEqual(Buffer.from(k.bytes), expect, text);
   }
-  for (const bad of ['', '1.2.3', '1.2.3.4.5', '1.2.3.256', '01.2.3.4', '1.2.3.4 ', '1..2.3', 'a.b.c.d', '1.2.3.1234', 'not-an-ip', '127.0.0.1%lo']) {
+  for (const bad of ['', '1.2.3', '127.2.3.4.5', '127.2.3.256', '127.02.3.4', '127.2.3.4 ', '1..2.3', 'a.b.c.d', '1.2.3.1234', 'not-an-ip', '127.0.0.1%lo']) {
     assert.equal(key(bad, 80).family, 0, JSON.stringify(bad));
   }
   assert.equal(key('::ffff:127.0.0.9', 80).family, 4);

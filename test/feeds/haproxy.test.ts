@@ -19,8 +19,12 @@ import { freePort, send, start, testDir, until, type Running } from '../helpers/
 
 const skip = haproxySkipReason();
 const SERVICE_PORT = 8080;
-/** The documentation addresses of contrib/haproxy/*.cfg, in order, and what the tests put there. */
-const DOC = ['192.0.2.11', '192.0.2.12', '192.0.2.13', '192.0.2.14', '192.0.2.15', '192.0.2.16'];
+/**
+ * The documentation addresses (RFC 5737's TEST-NET-1) of contrib/haproxy/*.cfg,
+ * in order, and the loopback ones the tests put in their place: nothing is
+ * ever sent to these.
+ */
+const DOC = [11, 12, 13, 14, 15, 16].map((n) => `192.0.2.${n}`);
 const HOSTS = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6', '127.0.0.7'];
 
 /** HTTP backends on each host's SERVICE_PORT, answering with their own address; hits counted by address. */
