@@ -13,8 +13,6 @@ export interface Liveness {
 export const DEFAULT_MAX_AGE_S = 10;
 export const DEFAULT_MISSES = 3;
 export const DEFAULT_LIVENESS: Readonly<Liveness> = Object.freeze({ maxAge: DEFAULT_MAX_AGE_S, misses: DEFAULT_MISSES });
-/** Seconds: what a heartbeat without `interval` (Apache's mod_heartbeat) stands for. */
-export const DEFAULT_INTERVAL_S = 1;
 
 /**
  * Seconds: a server is live while its age is under this. `interval` is the

@@ -139,10 +139,6 @@ export class HttpServer {
 
   /** Stops listening and drops every connection, idle or not. */
   stop(): Promise<void> {
-    return this.close();
-  }
-
-  close(): Promise<void> {
     return new Promise((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();

@@ -150,7 +150,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     stop.dispose();
     screen.close();
     await Promise.all(senders.map((s) => s?.close()));
-    await http?.close();
+    await http?.stop();
     await listener?.close();
     table?.close();
     rmSync(dir, { recursive: true, force: true });

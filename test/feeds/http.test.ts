@@ -40,7 +40,7 @@ async function setup(t: { after(fn: () => unknown): void }, opts: { timeouts?: P
   const host = opts.host ?? '127.0.0.1';
   const server = await HttpServer.start({ on: { host, port: 0, family: host.includes(':') ? 6 : 4 }, listener, liveness: DEFAULT_LIVENESS, timeouts: opts.timeouts, refreshMs: opts.refreshMs ?? 0 });
   t.after(async () => {
-    await server.close();
+    await server.stop();
     await listener.close();
     table.close();
   });

@@ -564,7 +564,7 @@ export function fuzzHttp(seed: number, count: number, concurrency = 8): Promise<
       if (after.status !== 200) throw new FuzzFailure(`http seed ${seed}: after the raw requests a valid POST got ${after.status}`);
     } finally {
       agent.destroy();
-      await http.close();
+      await http.stop();
       await listener.close();
       table.close();
       rmSync(dir, { recursive: true, force: true });
