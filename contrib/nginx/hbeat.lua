@@ -9,7 +9,7 @@
 --   liveness: src/core/liveness.ts (SPEC "Liveness"): live while the age is
 --     under min(max_age, (misses + 0.5) * interval), max_age alone when
 --     misses is 0; defaults 10 s and 3.
---   weight and choice: src/core/picker.ts (SPEC "Picking"): ready, or
+--   weight: src/core/weight.ts, and choice: src/core/picker.ts (SPEC "Picking"): ready, or
 --     floor(ready / 4) when busy is 0; drained and weight-0 servers never;
 --     each candidate with probability exactly weight / total.
 -- Change them there and here together.
@@ -243,7 +243,7 @@ local function live_ms(interval)
   return min(max_ms, (config.misses + 0.5) * interval)
 end
 
--- weight() in src/core/picker.ts: Apache's slow start for a server with nothing busy.
+-- weight() in src/core/weight.ts: Apache's slow start for a server with nothing busy.
 local function weight(s)
   if s.busy == 0 then return floor(s.ready / 4) end
   return s.ready

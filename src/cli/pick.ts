@@ -1,8 +1,7 @@
 // `hbeat pick`: choose a backend with room for work.
 import { formatEndpoint } from '../core/address.ts';
 import { UsageError } from '../core/errors.ts';
-import { noneReason, pick, pickColumns } from '../core/picker.ts';
-import { refuseDangling } from '../core/regular-file.ts';
+import { noneReason, pick, pickScan } from '../core/picker.ts';
 import { hbDatSource, slotSource, slotsPath, type Source } from '../core/source.ts';
 import { serverJson } from '../core/status.ts';
 import { path, pickOptions } from '../core/values.ts';
@@ -16,10 +15,9 @@ export function sourceFlag(v: { slots?: string | undefined; 'hb-dat'?: string | 
     throw new UsageError('--misses needs the slot file: hb.dat lines carry no interval, so --max-age alone judges them');
   }
   if (v['hb-dat'] !== undefined) return hbDatSource(flag(() => path(v['hb-dat']!, '--hb-dat')));
-  const slots = slotsPath(flagValue(v.slots, (t) => path(t, '--slots'), undefined));
-  // Else "does not exist (is hbeat listen running?)", which sends the operator the wrong way.
-  refuseDangling(slots, 'slot file');
-  return slotSource(slots);
+  // A dangling link is named as one where the file is opened (openRegular), not
+  // as "does not exist (is hbeat listen running?)".
+  return slotSource(slotsPath(flagValue(v.slots, (t) => path(t, '--slots'), undefined)));
 }
 
 /** The help of --max-age and --misses, for pick and status alike. */
@@ -65,8 +63,8 @@ stderr when no live backend has weight over 0.`,
   async run(v) {
     const opts = flag(() => pickOptions(v, '--'));
     const source = sourceFlag(v);
-    const cols = source.readColumns?.();
-    const chosen = cols ? pickColumns(cols, opts) : pick(source.read().servers, opts);
+    const cols = source.readScan?.();
+    const chosen = cols ? pickScan(cols, opts) : pick(source.read().servers, opts);
     if (chosen.length === 0) {
       process.stderr.write(`hbeat pick: ${noneReason(cols ? cols.records() : source.read().servers, opts)}\n`);
       return 3;

@@ -47,7 +47,7 @@ export function shift(t: Int32Array, c: number): number {
 
 // [k * 256 + b]: the register after byte b then k zero bytes, for reading
 // 4 bytes a step (slicing-by-4).
-const WORD_TABLE = new Int32Array(1024);
+export const WORD_TABLE = new Int32Array(1024);
 WORD_TABLE.set(CRC_TABLE);
 for (let n = 256; n < 1024; n++) WORD_TABLE[n] = zeroBytes(WORD_TABLE[n - 256]!, 1);
 

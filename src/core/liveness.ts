@@ -38,3 +38,14 @@ export function isLive(s: { age: number | null; interval: number | null }, l: Li
 export function liveFor(s: { age: number | null; interval: number | null }, l: Liveness): number | null {
   return s.age === null ? null : liveAge(s.interval, l) - s.age;
 }
+
+/**
+ * isLive for a reader that holds monotonic times (ms) rather than ages: a
+ * server last seen at `seen` is live at `now` while seen > liveAfter(now,
+ * interval, l). The same rule: with a live age L over 0, max(0, now - seen)
+ * < 1000 L exactly when seen > now - 1000 L; with L = 0 nothing is live.
+ */
+export function liveAfter(now: number, interval: number | null, l: Liveness): number {
+  const L = liveAge(interval, l);
+  return L > 0 ? now - L * 1000 : Infinity;
+}

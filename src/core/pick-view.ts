@@ -1,7 +1,8 @@
 // The table as /pick reads it: decoded when it changed, never per request,
 // with the candidates of each query kept as prepared pools.
 import { isLive } from './liveness.ts';
-import { Prepared, weight, type PickOptions, type PickServer } from './picker.ts';
+import { Prepared, type PickOptions, type PickServer } from './picker.ts';
+import { weight } from './weight.ts';
 import { ACCEPTED } from './slot-layout.ts';
 import type { SlotTable } from './slot-table.ts';
 

@@ -2,7 +2,8 @@
 // pure function over a snapshot (slot file records or hb.dat lines alike).
 import { parseEndpoint, readAddress, stripScope, writeAddress } from './address.ts';
 import { isLive, liveFor, type Liveness } from './liveness.ts';
-import type { ServerRecord, SlotColumns } from './slot-reader.ts';
+import type { ServerRecord, SlotScan } from './slot-reader.ts';
+import { weight } from './weight.ts';
 
 /** What picking reads of a server; a slot file's ServerRecord is one. */
 export interface PickServer {
@@ -31,27 +32,6 @@ export interface PickOptions {
   distinct: boolean;
   /** Uniform in [0, 1). */
   random: () => number;
-}
-
-/**
- * `ready`, or a quarter of it when nothing is busy: Apache's slow start for a
- * server that has probably just come up and would otherwise be flooded.
- */
-export function weight(s: PickServer): number {
-  return weightOf(s.ready, s.busy);
-}
-
-/**
- * The weight a server is fed to a proxy with now: its pick weight while it
- * is live and up, else 0 (dead or draining: give it no new work).
- */
-export function liveWeight(s: PickServer, liveness: Liveness): number {
-  return s.state === 'up' && isLive(s, liveness) ? weight(s) : 0;
-}
-
-/** weight() of a server's ready and busy, for a reader that holds no record (the one definition). */
-export function weightOf(ready: number, busy: number): number {
-  return busy === 0 ? Math.floor(ready / 4) : ready;
 }
 
 const scratch = new Uint8Array(16);
@@ -88,6 +68,8 @@ export type DrawOptions = Pick<PickOptions, 'method' | 'count' | 'distinct' | 'r
 interface Candidates<T> {
   items: T[];
   weights: number[];
+  /** [i]: the weights of candidates 0..i added up. */
+  sums: number[];
   total: number;
   /** The candidate with the least live time left; undefined when there is none. */
   firstToDie: T | undefined;
@@ -96,7 +78,7 @@ interface Candidates<T> {
 /** The servers that are live, in members, not drained and of weight over 0. */
 function candidates<T extends PickServer>(servers: readonly T[], opts: PoolOptions): Candidates<T> {
   const inMembers = memberTest(opts.members);
-  const c: Candidates<T> = { items: [], weights: [], total: 0, firstToDie: undefined };
+  const c: Candidates<T> = { items: [], weights: [], sums: [], total: 0, firstToDie: undefined };
   let leastLeft = Infinity;
   // An index loop: a short-lived `pick` runs this unoptimised over every server.
   for (let i = 0; i < servers.length; i++) {
@@ -108,7 +90,7 @@ function candidates<T extends PickServer>(servers: readonly T[], opts: PoolOptio
     if (w > 0 && (inMembers === null || inMembers(s))) {
       c.items.push(s);
       c.weights.push(w);
-      c.total += w;
+      c.sums.push((c.total += w));
       if (left < leastLeft) {
         c.firstToDie = s;
         leastLeft = left;
@@ -218,13 +200,13 @@ export class Prepared<T extends PickServer> {
 export function pick<T extends PickServer>(servers: readonly T[], opts: PickOptions): T[] {
   if (!isQuick(opts)) return new Prepared(servers, opts).pick(opts);
   const c = candidates(servers, opts);
-  return quickDraws(c.weights, c.total, (i) => c.items[i]!.ready, opts).map((i) => c.items[i]!);
+  return quickDraws(c.sums, (i) => c.items[i]!.ready, opts).map((i) => c.items[i]!);
 }
 
 /**
- * Draws worth resolving in one pass over the weights rather than through a
- * Fenwick tree, whose build is itself a pass: without `distinct` every draw
- * is independent, so they can all be made first and found together.
+ * Draws worth resolving each by a binary search of the weights' running sums
+ * rather than through a Fenwick tree, whose build is itself a pass: without
+ * `distinct` every draw is independent.
  */
 const QUICK_DRAWS = 64;
 
@@ -233,62 +215,44 @@ function isQuick(opts: DrawOptions): boolean {
 }
 
 /**
- * The picks of `opts` (not distinct) over candidates of these weights, as
- * indices: the same candidates, for the same random() sequence, as
- * Prepared.pick gives. Each r = floor(random() * total), drawn in the same
- * order, finds the first candidate whose cumulative weight exceeds it, all in
- * one pass in order of r; `ready` is the i-th candidate's, for two-choices.
+ * The picks of `opts` (not distinct), as indices, over candidates whose
+ * weights add up to `sums` ([i]: candidates 0..i): the same candidates, for
+ * the same random() sequence, as Prepared.pick gives. Each r =
+ * floor(random() * total) finds the first candidate whose running sum
+ * exceeds it, so one of weight 0 is never found; `ready` is the i-th
+ * candidate's, for two-choices.
  */
-function quickDraws(weights: ArrayLike<number>, total: number, ready: (i: number) => number, opts: DrawOptions): number[] {
+function quickDraws(sums: ArrayLike<number>, ready: (i: number) => number, opts: DrawOptions): number[] {
+  const total = sums.length === 0 ? 0 : sums[sums.length - 1]!;
   if (total <= 0) return [];
-  const perPick = opts.method === 'two-choices' ? 2 : 1;
-  const rs = Array.from({ length: opts.count * perPick }, () => Math.floor(opts.random() * total));
-  const found = new Array<number>(rs.length);
-  let i = 0;
-  let below = weights[0]!; // the cumulative weight through candidate i
-  for (const k of rs.map((_, k) => k).sort((a, b) => rs[a]! - rs[b]!)) {
-    while (below <= rs[k]!) below += weights[++i]!;
-    found[k] = i;
-  }
-  if (perPick === 1) return found;
-  // The power of two choices, as Prepared.pick makes it: the second only when its ready is larger.
-  return Array.from({ length: opts.count }, (_, p) => {
-    const a = found[2 * p]!, b = found[2 * p + 1]!;
+  const find = (r: number) => {
+    let lo = 0, hi = sums.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (sums[mid]! > r) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  };
+  const draw = () => find(Math.floor(opts.random() * total));
+  return Array.from({ length: opts.count }, () => {
+    const a = draw();
+    if (opts.method !== 'two-choices') return a;
+    // The power of two choices, as Prepared.pick makes it: the second only when its ready is larger.
+    const b = draw();
     return ready(b) > ready(a) ? b : a;
   });
 }
 
 /**
- * pick() over a slot file read as columns: the same candidates in the same
+ * pick() over a SlotScan of a slot file: the same candidates in the same
  * order, so the same picks for the same random() sequence, decoding a record
  * only for the servers chosen. With --members or --distinct, or many picks,
  * it decodes them all and picks as pick() does.
  */
-export function pickColumns(cols: SlotColumns, opts: PickOptions): ServerRecord[] {
+export function pickScan(cols: SlotScan, opts: PickOptions): ServerRecord[] {
   if (opts.members !== undefined || !isQuick(opts)) return pick(cols.records(), opts);
-  const index = new Int32Array(cols.n);
-  const weights = new Float64Array(cols.n);
-  let n = 0;
-  let total = 0;
-  // One server at a time through liveFor, the one rule, with no object per
-  // server; the columns in locals, as cold code looks a field up at each use.
-  const probe: { age: number | null; interval: number | null } = { age: null, interval: null };
-  const { age: ages, interval, drain, ready, busy } = cols;
-  const l = opts.liveness;
-  for (let k = 0; k < cols.n; k++) {
-    const age = ages[k]!;
-    probe.age = age === age ? age : null;
-    probe.interval = interval[k]!;
-    const left = liveFor(probe, l);
-    if (left === null || !(left > 0) || drain[k] === 1) continue;
-    const w = weightOf(ready[k]!, busy[k]!);
-    if (w > 0) {
-      index[n] = k;
-      weights[n++] = w;
-      total += w;
-    }
-  }
-  return quickDraws(weights, total, (i) => cols.ready[index[i]!]!, opts).map((i) => cols.record(index[i]!));
+  return quickDraws(cols.liveWeightSums(opts.liveness), (k) => cols.record(k).ready, opts).map((k) => cols.record(k));
 }
 
 function plural(n: number, word: string): string {

@@ -2,17 +2,16 @@
 // any other process read the table, without locks, and the records it returns.
 import { closeSync } from 'node:fs';
 import { readAddress } from './address.ts';
-import { lazyBuiltin } from './builtin.ts';
 import { bootId, monoNowOnce } from './clock.ts';
-import { crc32, crcWords, shift, zeroBytes, zeroShift } from './crc.ts';
+import { liveAfter, type Liveness } from './liveness.ts';
 import { openRegular } from './regular-file.ts';
+import { sealedSlots } from './slot-check.ts';
 import {
   C_PID, C_VALUES, COUNTER_NAMES, countersRecord, H_BOOT, H_CREATED, HEADER_SIZE, readFully, readHeader, readU64, S_ADDR, S_BUSY,
-  S_CRC, S_FAMILY, S_INTERVAL, S_LAST_TS, S_PACKETS, S_PORT, S_READY, S_SCOPE, S_SCOPE_LEN, S_SEEN_MONO, S_SEEN_WALL, S_SEQ,
-  S_STATE, SCOPE_MAX,
-  seal, SLOT_SIZE, systemReason, type CounterName,
+  S_FAMILY, S_INTERVAL, S_LAST_TS, S_PACKETS, S_PORT, S_READY, S_SCOPE, S_SCOPE_LEN, S_SEEN_MONO, S_SEEN_WALL, S_STATE, SCOPE_MAX,
+  SLOT_SIZE, systemReason, type CounterName,
 } from './slot-layout.ts';
-
+import { weightOf } from './weight.ts';
 
 /** One server as a reader sees it. */
 export interface ServerRecord {
@@ -97,10 +96,16 @@ function readContext(buf: Buffer, now: number, bootOk: boolean): ReadContext {
   return { buf, view: new DataView(buf.buffer, buf.byteOffset, buf.length), now, bootOk };
 }
 
+/** The monotonic ms the slot at `off` was last seen at; NaN when not since this boot. */
+function seenAt(ctx: ReadContext, off: number): number {
+  const seen = ctx.view.getFloat64(off + S_SEEN_MONO, true);
+  return ctx.bootOk && seen >= 0 ? seen : NaN;
+}
+
 /** Seconds since the slot at `off` was last seen; null when not since this boot. */
 function ageAt(ctx: ReadContext, off: number): number | null {
-  const seen = ctx.view.getFloat64(off + S_SEEN_MONO, true);
-  return ctx.bootOk && seen >= 0 ? Math.max(0, ctx.now - seen) / 1000 : null;
+  const seen = seenAt(ctx, off);
+  return seen === seen ? Math.max(0, ctx.now - seen) / 1000 : null;
 }
 
 export interface Snapshot {
@@ -120,65 +125,6 @@ function readCounters(header: Buffer): Record<CounterName, number> {
   return countersRecord(COUNTER_NAMES.map((_, i) => readU64(header, C_VALUES + 8 * i)));
 }
 
-// Checking each slot's CRC on its own costs a short-lived `pick` over
-// thousands of slots more than all the rest of its reading. CRC-32 is linear,
-// so one pass of zlib's native crc32 (Node 20.15+) over the whole slot region
-// checks them all: running the
-// register through a sealed slot shifts it as 128 zero bytes would, then XORs
-// in one constant, whatever the slot holds; through an empty (all-zero) slot
-// it only shifts it. When every slot is sealed or empty, the region's CRC is
-// what these predict; when not (a torn slot, stray bytes in an unused one),
-// the slots are checked one by one.
-// Below REGION_SLOTS, loading node:zlib (and the stream modules it requires)
-// costs more than checking slot by slot.
-const zlib = lazyBuiltin<typeof import('node:zlib')>('node:zlib');
-const REGION_SLOTS = 2048;
-let slotShift: Int32Array | undefined; // zeroShift(SLOT_SIZE), made at the first read
-let sealedSlot = 0; // the register run from 0 over a sealed slot
-
-function prepareRegionCheck(): Int32Array {
-  const slot = Buffer.alloc(SLOT_SIZE);
-  seal(slot, 0, S_CRC);
-  sealedSlot = ~crc32(slot, 0, SLOT_SIZE) ^ zeroBytes(-1, SLOT_SIZE);
-  return zeroShift(SLOT_SIZE);
-}
-
-/**
- * The used slots of `body` (the slot region) that are sealed, in slot order,
- * into `out` (their count returned), and how many were still torn after
- * `reread` (which reads slot i into `body` again) was tried on them.
- */
-function sealedSlots(body: Buffer, slots: number, out: Int32Array, reread?: (slot: number) => void): { n: number; torn: number } {
-  let n = 0;
-  // DataView reads are cheaper than Buffer's in the unoptimised code of a short-lived `pick`.
-  const view = new DataView(body.buffer, body.byteOffset, body.length);
-  const zlibCrc32 = slots < REGION_SLOTS ? undefined : zlib().crc32;
-  if (zlibCrc32) {
-    const t = (slotShift ??= prepareRegionCheck());
-    let c = -1;
-    for (let i = 0; i < slots; i++) {
-      c = shift(t, c);
-      if (view.getUint32(i * SLOT_SIZE + S_SEQ, true) !== 0) {
-        c ^= sealedSlot;
-        out[n++] = i;
-      }
-    }
-    if (~c >>> 0 === zlibCrc32(body)) return { n, torn: 0 };
-    n = 0;
-  }
-  let torn = 0;
-  // 4 bytes a step: the bytes 0..123 that the CRC covers are 31 words.
-  const sealedAt = (off: number) => ~crcWords(view, off, off + S_CRC, -1) >>> 0 === view.getUint32(off + S_CRC, true);
-  for (let i = 0; i < slots; i++) {
-    const off = i * SLOT_SIZE;
-    if (view.getUint32(off + S_SEQ, true) === 0) continue;
-    for (let tries = 0; !sealedAt(off) && reread && tries < 3; tries++) reread(i);
-    if (sealedAt(off)) out[n++] = i;
-    else torn++;
-  }
-  return { n, torn };
-}
-
 /** Decodes every used slot of `body` (the slot region); `reread` reads slot i into `body` again. */
 export function decodeAll(
   body: Buffer,
@@ -195,27 +141,36 @@ export function decodeAll(
 }
 
 /**
- * The used, sealed slots of one read as columns, in slot order: what picking
- * reads of every server, decoded into typed arrays with no object per
- * server, and a server's whole record only when asked for (the few that a
- * `pick` prints). Over thousands of servers a short-lived `pick` runs mostly
- * unoptimised code, where an object per server costs more than the rest of
- * the reading.
+ * The slot region as little-endian 32-bit words in this host's order: a view
+ * of it where the host is little-endian, else a byte-swapped copy. Indexing a
+ * typed array costs cold code less than a DataView call (bench/micro.mjs).
  */
-export class SlotColumns {
+function words(body: Buffer): Int32Array {
+  let b = body;
+  if (!LITTLE_ENDIAN || b.byteOffset % 4 !== 0) {
+    b = Buffer.allocUnsafeSlow(body.length);
+    body.copy(b);
+    if (!LITTLE_ENDIAN) b.swap32();
+  }
+  return new Int32Array(b.buffer, b.byteOffset, b.length >> 2);
+}
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
+/**
+ * The used, sealed slots of one read, in slot order, decoded as far as asked:
+ * what picking reads of every server (its live weight) in one pass with no
+ * object per server, and a server's whole record only for the few that a
+ * `pick` prints. Over thousands of servers a short-lived `pick` runs mostly
+ * unoptimised code, where each object, field store and computed double costs
+ * more than the rest of the reading.
+ */
+export class SlotScan {
   /** How many used, sealed slots. */
   readonly n: number;
   /** Slots still torn after retries, skipped. */
   readonly torn: number;
+  /** [k]: the slot of the k-th server. */
   readonly slot: Int32Array;
-  readonly ready: Uint32Array;
-  readonly busy: Uint32Array;
-  /** 1 when the server is draining. */
-  readonly drain: Uint8Array;
-  /** Seconds since it was last seen; NaN when not since this boot (a record's null). */
-  readonly age: Float64Array;
-  /** Seconds between its heartbeats, as it announced them. */
-  readonly interval: Float64Array;
   private readonly ctx: ReadContext;
 
   constructor(body: Buffer, slots: number, bootOk: boolean, reread?: (slot: number) => void) {
@@ -224,21 +179,31 @@ export class SlotColumns {
     const { n, torn } = sealedSlots(body, slots, this.slot, reread);
     this.n = n;
     this.torn = torn;
+  }
+
+  /**
+   * [k]: liveWeight() of servers 0..k added up, as of the read. The rule is
+   * worked out once per distinct interval, not once per server: most servers
+   * announce the same one.
+   */
+  liveWeightSums(l: Liveness): Float64Array {
+    const sums = new Float64Array(this.n);
     // Locals, not fields, in the loop: cold code looks a field up at each use.
-    const ctx = this.ctx, view = ctx.view, slot = this.slot;
-    const ready = (this.ready = new Uint32Array(n));
-    const busy = (this.busy = new Uint32Array(n));
-    const drain = (this.drain = new Uint8Array(n));
-    const age = (this.age = new Float64Array(n));
-    const interval = (this.interval = new Float64Array(n));
-    for (let k = 0; k < n; k++) {
-      const off = slot[k]! * SLOT_SIZE;
-      ready[k] = view.getUint32(off + S_READY, true);
-      busy[k] = view.getUint32(off + S_BUSY, true);
-      drain[k] = body[off + S_STATE] === 1 ? 1 : 0;
-      age[k] = ageAt(ctx, off) ?? NaN;
-      interval[k] = view.getUint32(off + S_INTERVAL, true) / 1000;
+    const ctx = this.ctx, w = words(ctx.buf), slot = this.slot;
+    let total = 0, interval = -1, after = Infinity;
+    for (let k = 0; k < this.n; k++) {
+      const off = slot[k]! * SLOT_SIZE, at = off >> 2;
+      if (w[at + (S_INTERVAL >> 2)] !== interval) {
+        interval = w[at + (S_INTERVAL >> 2)]!;
+        after = liveAfter(ctx.now, interval / 1000, l);
+      }
+      // NaN (not seen since this boot) is never after.
+      if (seenAt(ctx, off) > after && ctx.buf[off + S_STATE] !== 1) {
+        total += weightOf(w[at + (S_READY >> 2)]! >>> 0, w[at + (S_BUSY >> 2)]! >>> 0);
+      }
+      sums[k] = total;
     }
+    return sums;
   }
 
   /** The k-th server's record, as readSnapshot gives it. */
@@ -274,9 +239,9 @@ function readTable<R>(
   }
 }
 
-/** Reads the table's servers as columns, without locks, as `pick` does. */
-export function readColumns(path: string): SlotColumns {
-  return readTable(path, (_, body, slots, bootOk, reread) => new SlotColumns(body, slots, bootOk, reread));
+/** Reads the table for a pick, without locks: decoded only as far as asked. */
+export function readScan(path: string): SlotScan {
+  return readTable(path, (_, body, slots, bootOk, reread) => new SlotScan(body, slots, bootOk, reread));
 }
 
 /** Reads the whole table without locks, as `pick`, `status` and other processes do. */

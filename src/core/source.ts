@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { OperatorError, errnoText } from './errors.ts';
 import { readHbDat } from './hbdat.ts';
-import { readColumns, readSnapshot, type SlotColumns } from './slot-reader.ts';
+import { readScan, readSnapshot, type SlotScan } from './slot-reader.ts';
 import type { StatusView } from './status.ts';
 
 /** A table that can be read afresh, and what to call it in messages. */
@@ -11,8 +11,8 @@ export interface Source {
   label: string;
   /** Throws an OperatorError of one line when it cannot be read. */
   read(): StatusView;
-  /** A slot file's servers as columns, for a pick that decodes only what it prints; undefined for an hb.dat. */
-  readColumns?: () => SlotColumns;
+  /** A slot file read for a pick that decodes only what it prints; undefined for an hb.dat. */
+  readScan?: () => SlotScan;
 }
 
 /** `--slots`, else $HBEAT_SLOTS, else $RUNTIME_DIRECTORY/hbeat.slots, else ./hbeat.slots. */
@@ -25,7 +25,7 @@ export function slotsPath(given: string | undefined, env: NodeJS.ProcessEnv = pr
 }
 
 export function slotSource(path: string): Source {
-  return { label: path, read: () => readSnapshot(path), readColumns: () => readColumns(path) };
+  return { label: path, read: () => readSnapshot(path), readScan: () => readScan(path) };
 }
 
 export function hbDatSource(path: string): Source {

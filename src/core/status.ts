@@ -2,7 +2,8 @@
 // programs. Reads a snapshot, so it works while a listener runs and after.
 import { formatEndpoint } from './address.ts';
 import { isLive, liveFor, type Liveness } from './liveness.ts';
-import { weight, type PickServer } from './picker.ts';
+import type { PickServer } from './picker.ts';
+import { weight } from './weight.ts';
 import { COUNTER_NAMES, type CounterName } from './slot-layout.ts';
 
 /** A server as `status` shows it: packets are known from a slot file, not from an hb.dat. */

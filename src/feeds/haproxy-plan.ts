@@ -3,7 +3,8 @@
 // No sockets and no timers here (haproxy.ts and haproxy-agent.ts have those),
 // so every rule of SPEC.md's "Feeding HAProxy" is tested without HAProxy.
 import { isLive, type Liveness } from '../core/liveness.ts';
-import { canonicalAddress, liveWeight } from '../core/picker.ts';
+import { canonicalAddress } from '../core/picker.ts';
+import { liveWeight } from '../core/weight.ts';
 import { EVICT_AGE_MS } from '../core/slot-layout.ts';
 import { type ServerRecord } from '../core/slot-reader.ts';
 import { ADMIN_FMAINT, ADMIN_MAINT, ADMIN_CMAINT, type HaproxyServer } from './haproxy-api.ts';

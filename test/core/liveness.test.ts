@@ -1,7 +1,7 @@
 // The one liveness rule: live while age < min(maxAge, (misses + 0.5) x interval).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_LIVENESS, isLive, liveAge, liveFor, type Liveness } from '../../src/core/liveness.ts';
+import { DEFAULT_LIVENESS, isLive, liveAfter, liveAge, liveFor, type Liveness } from '../../src/core/liveness.ts';
 
 const rule = (maxAge: number, misses: number): Liveness => ({ maxAge, misses });
 
@@ -48,6 +48,23 @@ test('liveFor: the live time left, 0 or less once dead, and over 0 exactly when 
       for (const age of [0, bound / 2, bound - 1e-9, bound, bound + 1e-9, bound * 2]) {
         const s = { age, interval };
         assert.equal(liveFor(s, l)! > 0, isLive(s, l), `age ${age}, interval ${interval}, ${JSON.stringify(l)}`);
+      }
+    }
+  }
+});
+
+test('liveAfter: the same rule over monotonic times, seen > liveAfter(now) exactly when isLive(age)', () => {
+  const now = 5_000_123.25; // ms, as a monotonic clock reads some time after boot
+  assert.equal(liveAfter(now, 1, DEFAULT_LIVENESS), now - 3500);
+  assert.equal(liveAfter(now, 1, rule(0, 3)), Infinity, 'max-age 0: nothing is live');
+  for (const interval of [null, 0.001, 0.2, 1, 5, 3600]) {
+    for (const l of [DEFAULT_LIVENESS, rule(10, 0), rule(0.7, 3), rule(0, 1), rule(86400, 1000)]) {
+      const bound = liveAge(interval, l) * 1000;
+      // Ages in ms on both sides of the bound, and a `seen` after now (a clock read just before the datagram's).
+      for (const ago of [-5, 0, bound / 2, bound - 1, bound + 1, bound * 2]) {
+        const seen = now - ago;
+        const s = { age: Math.max(0, now - seen) / 1000, interval };
+        assert.equal(seen > liveAfter(now, interval, l), isLive(s, l), `${ago} ms ago, interval ${interval}, ${JSON.stringify(l)}`);
       }
     }
   }

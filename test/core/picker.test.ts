@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monoNow } from '../../src/core/clock.ts';
-import { noneReason, pick, pickColumns, Prepared, seededRandom, weight } from '../../src/core/picker.ts';
+import { noneReason, pick, pickScan, Prepared, seededRandom } from '../../src/core/picker.ts';
+import { weight } from '../../src/core/weight.ts';
 import type { PickOptions, PickServer } from '../../src/core/picker.ts';
-import { readColumns, type ServerRecord } from '../../src/core/slot-reader.ts';
+import { readScan, type ServerRecord } from '../../src/core/slot-reader.ts';
 import { SlotTable } from '../../src/core/slot-table.ts';
 import { DEFAULT_LIVENESS } from '../../src/core/liveness.ts';
 import { testDir } from '../helpers/run.ts';
@@ -348,7 +349,7 @@ test('a prepared pool: its candidates, and the first of them to turn dead', () =
   assert.equal(new Prepared([slow, fast, server(5, { age: 1, interval: 1 })], { liveness: DEFAULT_LIVENESS }).firstToDie, fast);
 });
 
-test('pickColumns over a slot file: what pick() picks from its records, never a dead, drained, torn or weight-0 server, exactly by weight', (t) => {
+test('pickScan over a slot file: what pick() picks from its records, never a dead, drained, torn or weight-0 server, exactly by weight', (t) => {
   const dir = testDir(t);
   const path = join(dir, 'hbeat.slots');
   const table = SlotTable.open(path, 16);
@@ -363,28 +364,28 @@ test('pickColumns over a slot file: what pick() picks from its records, never a 
   f[256 + 6 * 128 + 8]! ^= 0xff; // slot 6's ready, torn
   writeFileSync(path, f);
 
-  const cols = readColumns(path);
+  const cols = readScan(path);
   assert.equal(cols.torn, 1);
   const records = cols.records();
   for (let seed = 0; seed < 30; seed++) {
     for (const draw of [{ method: 'weighted', count: 1 }, { method: 'two-choices', count: 1 }, { method: 'weighted', count: 7 }, { method: 'two-choices', count: 5 }] as const) {
-      const got = pickColumns(cols, options({ ...draw, random: seededRandom(seed) }));
+      const got = pickScan(cols, options({ ...draw, random: seededRandom(seed) }));
       const want = pick(records, options({ ...draw, random: seededRandom(seed) }));
       assert.deepEqual(got.map((s) => s.slot), want.map((s) => s.slot), `seed ${seed}, ${draw.method} ${draw.count}`);
     }
   }
   // With --members or --distinct it picks from the records, as pick() does.
-  const members = pickColumns(cols, options({ members: ['127.0.0.6:80', '127.0.0.4:80'], count: 5 }));
+  const members = pickScan(cols, options({ members: ['127.0.0.6:80', '127.0.0.4:80'], count: 5 }));
   assert.deepEqual(members.map((s) => s.host), Array(5).fill('127.0.0.6'));
-  assert.deepEqual(new Set(pickColumns(cols, options({ count: 9, distinct: true })).map((s) => s.host)), new Set(['127.0.0.1', '127.0.0.3', '127.0.0.6']));
+  assert.deepEqual(new Set(pickScan(cols, options({ count: 9, distinct: true })).map((s) => s.host)), new Set(['127.0.0.1', '127.0.0.3', '127.0.0.6']));
 
   // One pick at a time, as a `pick` process makes it: exactly weight / total.
   const random = seededRandom(11);
   const counts = new Map<string, number>();
   for (let k = 0; k < N; k++) {
-    const [s] = pickColumns(cols, options({ random }));
+    const [s] = pickScan(cols, options({ random }));
     counts.set(s!.host, (counts.get(s!.host) ?? 0) + 1);
   }
   const hostsInOrder = rows.map((_, i) => `127.0.0.${i + 1}`);
-  assertFits(hostsInOrder.map((h) => counts.get(h) ?? 0), normalised([30, 0, 10, 0, 0, 20, 0]), 'pickColumns, one pick a call');
+  assertFits(hostsInOrder.map((h) => counts.get(h) ?? 0), normalised([30, 0, 10, 0, 0, 20, 0]), 'pickScan, one pick a call');
 });
