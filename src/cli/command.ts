@@ -12,6 +12,8 @@ export type Values<O extends Options> = ReturnType<typeof parseArgs<{ options: O
 
 export interface Command {
   usage: string;
+  /** End the process as soon as run() resolves (see CommandSpec). */
+  exitOnReturn: boolean;
   /** Parses argv (without the command's name) and runs; resolves to the exit status. */
   run(argv: string[]): Promise<number>;
 }
@@ -19,12 +21,20 @@ export interface Command {
 export interface CommandSpec<O extends Options> {
   usage: string;
   options: O;
+  /**
+   * A one-shot command whose output is written by the time run() resolves:
+   * the process ends then, not once Node's loop has drained, which waits for
+   * V8 to finish optimising the loops just run (code that never runs again,
+   * milliseconds of a short-lived `pick`, bench/pick.mjs).
+   */
+  exitOnReturn?: boolean;
   run(v: Values<O>): Promise<number>;
 }
 
 export function defineCommand<O extends Options>(spec: CommandSpec<O>): Command {
   return {
     usage: spec.usage,
+    exitOnReturn: spec.exitOnReturn === true,
     run(argv) {
       let values: Values<O> & { help?: boolean };
       try {
@@ -74,16 +84,17 @@ export const SLOTS_HELP = `--slots F                 the slot file; else $HBEAT_
  * Output with plain write(2) calls: process.stdout would first build a
  * stream over fd 1 (a socket for a pipe), a fair part of a short-lived
  * `pick`. An fd left non-blocking by whoever started us falls back to the
- * stream; a reader gone (EPIPE) wants nothing more.
+ * stream, and resolves once that has written it; a reader gone (EPIPE) wants
+ * nothing more.
  */
-export function writeStdout(text: string): void {
+export async function writeStdout(text: string): Promise<void> {
   const buf = Buffer.from(text);
   let done = 0;
   try {
     while (done < buf.length) done += writeSync(1, buf, done);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EAGAIN') process.stdout.write(buf.subarray(done));
+    if (code === 'EAGAIN') await new Promise<void>((resolve) => process.stdout.write(buf.subarray(done), () => resolve()));
     else if (code !== 'EPIPE') throw err;
   }
 }

@@ -56,6 +56,13 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const command = await entry.load();
+  const code = await runCommand(name!, command, rest);
+  if (command.exitOnReturn) process.exit(code);
+  return code;
+}
+
+/** A command's run, and how each kind of its failure ends. */
+async function runCommand(name: string, command: Command, rest: string[]): Promise<number> {
   try {
     return await command.run(rest);
   } catch (err) {

@@ -60,6 +60,7 @@ stderr when no live backend has weight over 0.`,
     json: { type: 'boolean' },
     seed: { type: 'string' },
   },
+  exitOnReturn: true,
   async run(v) {
     const opts = flag(() => pickOptions(v, '--'));
     const source = sourceFlag(v);
@@ -69,7 +70,7 @@ stderr when no live backend has weight over 0.`,
       process.stderr.write(`hbeat pick: ${noneReason(cols ? cols.records() : source.read().servers, opts)}\n`);
       return 3;
     }
-    writeStdout(chosen.map((s) => (v.json ? JSON.stringify(serverJson(s)) : formatEndpoint(s.host, s.port))).join('\n') + '\n');
+    await writeStdout(chosen.map((s) => (v.json ? JSON.stringify(serverJson(s)) : formatEndpoint(s.host, s.port))).join('\n') + '\n');
     return 0;
   },
 });
