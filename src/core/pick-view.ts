@@ -12,6 +12,11 @@ export interface ViewServer extends PickServer {
   seen: number;
 }
 
+/** What fixes a query's prepared pool: its liveness and members. */
+export function poolKey(opts: PickOptions): string {
+  return `${opts.liveness.maxAge} ${opts.liveness.misses} ${opts.members?.join(',') ?? '*'}`;
+}
+
 /** Prepared pools a PickView keeps: the default query's, and a few others'. */
 const CACHED_POOLS = 16;
 
@@ -32,11 +37,10 @@ export class PickView {
 
   constructor(private readonly table: SlotTable, private readonly refreshMs = 100) {}
 
-  /** The picks `opts` asks for, ages as of `now`. */
-  pick(opts: PickOptions, now: number): ViewServer[] {
+  /** The picks `opts` asks for, ages as of `now`; `key` is poolKey(opts). */
+  pick(opts: PickOptions, now: number, key = poolKey(opts)): ViewServer[] {
     this.refresh(now);
     const l = opts.liveness;
-    const key = `${l.maxAge} ${l.misses} ${opts.members?.join(',') ?? '*'}`;
     let pool = this.pools.get(key);
     if (pool !== undefined) {
       this.pools.delete(key);

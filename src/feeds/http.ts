@@ -2,7 +2,7 @@
 // as the request body), and what the listener knows, for programs: /status
 // (JSON), /metrics (Prometheus text, metrics.ts) and /pick (a backend, chosen
 // from memory through core/pick-view.ts).
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { formatEndpoint, type Endpoint } from '../core/address.ts';
 import { pickOptions, type PickValues } from '../core/values.ts';
@@ -14,7 +14,7 @@ import { Metrics, metricsText } from './metrics.ts';
 import { listenOn } from './tcp.ts';
 import type { Liveness } from '../core/liveness.ts';
 import { noneReason, type PickOptions } from '../core/picker.ts';
-import { PickView } from '../core/pick-view.ts';
+import { PickView, poolKey } from '../core/pick-view.ts';
 import { COUNTER_NAMES, countersRecord, MALFORMED, FULL } from '../core/slot-layout.ts';
 import { type SlotTable } from '../core/slot-table.ts';
 import { serverJson, statusJson } from '../core/status.ts';
@@ -99,6 +99,8 @@ export class HttpServer {
   private readonly table: SlotTable;
   /** A bare /pick's options: listen's liveness, one weighted pick. */
   private readonly defaultPick: PickOptions;
+  /** Its pool's key in the view, made once rather than per request. */
+  private readonly defaultKey: string;
 
   private readonly listener: Listener;
   private readonly liveness: Liveness;
@@ -112,6 +114,7 @@ export class HttpServer {
     this.table = listener.table;
     this.view = new PickView(this.table, opts.refreshMs ?? 100);
     this.defaultPick = { liveness, method: 'weighted', count: 1, distinct: false, random: Math.random };
+    this.defaultKey = poolKey(this.defaultPick);
   }
 
   /** Listens on `opts.on` only; a port in use or an address not of this host is a ListenError. */
@@ -158,7 +161,6 @@ export class HttpServer {
           if (req.method !== 'GET' && req.method !== 'HEAD') {
             return this.notAllowed(req, res, path === '/' ? 'GET, HEAD, POST' : 'GET, HEAD');
           }
-          req.resume();
           return servePage(res, req.method === 'HEAD');
         case '/heartbeat':
           if (req.method !== 'POST') return this.notAllowed(req, res, 'POST');
@@ -166,7 +168,8 @@ export class HttpServer {
         case '/status':
         case '/metrics':
         case '/pick':
-          req.resume();
+          // A body nobody reads is discarded by node:http once the response is
+          // done (req._dump()), so a GET needs no req.resume() of its own.
           if (req.method !== 'GET' && req.method !== 'HEAD') return this.notAllowed(req, res, 'GET, HEAD');
           if (path === '/status') return this.status(res);
           if (path === '/metrics') return this.metrics(res);
@@ -244,27 +247,45 @@ export class HttpServer {
       return reply(res, 400, TEXT, `${err.message}\n`);
     }
     const now = monoNow();
-    const chosen = this.view.pick(opts, now);
-    if (chosen.length === 0) {
-      res.setHeader('Retry-After', '1');
-      return reply(res, 503, TEXT, `${noneReason(this.view.allAt(now), opts)}\n`);
-    }
+    const chosen = query === '' ? this.view.pick(opts, now, this.defaultKey) : this.view.pick(opts, now);
+    if (chosen.length === 0) return reply(res, 503, TEXT, `${noneReason(this.view.allAt(now), opts)}\n`, { 'Retry-After': '1' });
     // The first pick in a header too, so that a proxy can route on a
     // subrequest's answer (nginx auth_request_set, Caddy forward_auth copy_headers).
-    res.setHeader('X-Hbeat-Backend', formatEndpoint(chosen[0]!.host, chosen[0]!.port));
-    const accept = req.headers.accept;
-    if (accept !== undefined && /application\/(x-nd)?json/.test(accept)) {
+    const first = formatEndpoint(chosen[0]!.host, chosen[0]!.port);
+    const headers: OutgoingHttpHeaders = { 'X-Hbeat-Backend': first };
+    if (wantsJson(req)) {
       let body = '';
       for (const s of chosen) body += JSON.stringify(serverJson(s)) + '\n';
-      return reply(res, 200, 'application/x-ndjson', body);
+      return reply(res, 200, 'application/x-ndjson', body, headers);
     }
-    let body = '';
-    for (const s of chosen) body += formatEndpoint(s.host, s.port) + '\n';
-    reply(res, 200, TEXT, body);
+    let body = first + '\n';
+    for (let i = 1; i < chosen.length; i++) body += formatEndpoint(chosen[i]!.host, chosen[i]!.port) + '\n';
+    reply(res, 200, TEXT, body, headers);
   }
 }
 
-function reply(res: ServerResponse, status: number, type: string, body: string): void {
-  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+/**
+ * Whether an Accept header asks for JSON, read from rawHeaders: req.headers
+ * would first build an object of every header, of which /pick needs no other.
+ */
+function wantsJson(req: IncomingMessage): boolean {
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 6 && raw[i]!.toLowerCase() === 'accept' && /application\/(x-nd)?json/.test(raw[i + 1]!)) return true;
+  }
+  return false;
+}
+
+/**
+ * Every header in writeHead()'s one object, `headers` filled in place: a
+ * header set before it with setHeader(), or an object spread from another,
+ * sends node:http down slower paths (bench/http.mjs prints the CPU a /pick
+ * costs beside a bare server's response).
+ */
+function reply(res: ServerResponse, status: number, type: string, body: string, headers: OutgoingHttpHeaders = {}): void {
+  headers['Content-Type'] = type;
+  headers['Content-Length'] = Buffer.byteLength(body);
+  headers['Cache-Control'] = 'no-store';
+  res.writeHead(status, headers);
   res.end(body);
 }
