@@ -19,6 +19,7 @@ import { connect, createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cpuMicros } from './proc.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const HBEAT = join(HERE, '..', 'dist', 'hbeat.js');
@@ -29,6 +30,8 @@ const ROUNDS = 3, SECONDS = 4, WARM_SECONDS = 2;
 const TARGET_RATIO = 0.85;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** A process's CPU time so far (user + system), in µs. */
+const cpuTotal = (pid) => cpuMicros(pid).reduce((a, b) => a + b);
 const fmt = (x, digits = 0) => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
@@ -165,20 +168,29 @@ export async function benchHttp() {
     const targets = { pick: `http://${HOST}:${pickPort}/pick`, bare: `http://${HOST}:${barePort}/` };
     for (const url of Object.values(targets)) await load(url, WARM_SECONDS, wrk);
     const rates = { pick: [], bare: [] };
+    // The server's CPU (user + system) per request: what sets its rate once
+    // the load has a core of its own, and less swayed by the machine's other work.
+    const pids = { pick: listener.pid, bare: bare.pid };
+    const cpuUs = { pick: [], bare: [] };
     for (let round = 1; round <= ROUNDS; round++) {
       // Alternate which goes first, so neither always runs on a warmer machine.
       const order = round % 2 ? ['bare', 'pick'] : ['pick', 'bare'];
       const got = {};
       for (const name of order) {
+        const c0 = cpuTotal(pids[name]), t0 = performance.now();
         const r = await load(targets[name], SECONDS, wrk);
+        const c1 = cpuTotal(pids[name]);
         rates[name].push(r.rate);
-        got[name] = `${fmt(r.rate).padStart(7)}/s${r.bad ? ` (${fmt(r.bad)} not 200!)` : ''}`;
+        cpuUs[name].push((c1 - c0) / (r.rate * ((performance.now() - t0) / 1000)));
+        got[name] = `${fmt(r.rate).padStart(7)}/s ${fmt(cpuUs[name].at(-1), 1)} µs${r.bad ? ` (${fmt(r.bad)} not 200!)` : ''}`;
       }
       console.log(`  round ${round}: pick ${got.pick}   bare ${got.bare}   pick/bare ${fmt(rates.pick.at(-1) / rates.bare.at(-1), 2)}`);
     }
     stopBeats();
     const P = median(rates.pick), B = median(rates.bare);
+    const PC = median(cpuUs.pick), BC = median(cpuUs.bare);
     console.log(`summary: /pick ${fmt(P)} requests/s, bare ${fmt(B)} requests/s, pick/bare ${fmt(P / B, 2)} (medians)
+  server CPU a request: /pick ${fmt(PC, 1)} µs, bare ${fmt(BC, 1)} µs, bare/pick ${fmt(BC / PC, 2)} (medians)
 target: /pick at least ${TARGET_RATIO}x bare: ${P / B >= TARGET_RATIO ? 'met' : 'missed'}`);
     await Promise.all(children.map(stop));
   } finally {

@@ -156,6 +156,21 @@ async function cold() {
   const fields = Array.from({ length: 1000 }, (_, i) => new Fields(i)), getters = Array.from({ length: 1000 }, (_, i) => new Getter(i));
   line('reader: a field read, decoded when the record was made', measure((i) => fields[i % 1000].ready));
   line('reader: a getter call, decoding on read', measure((i) => getters[i % 1000].ready));
+  const words = new Int32Array(buf.buffer, buf.byteOffset, buf.length >> 2);
+  const dv = measure((i) => view.getUint32((i % 10_000) * 128 + 8, true) + view.getUint32((i % 10_000) * 128 + 12, true));
+  line('reader: two DataView getUint32 calls', dv);
+  line('reader: two Int32Array indexings (SlotScan\'s words)', measure((i) => words[(i % 10_000) * 32 + 2] + words[(i % 10_000) * 32 + 3]), dv);
+
+  // The slot checker over 1,000 sealed slots: WebAssembly, and the JavaScript
+  // that runs without it (here interpreted throughout; a pick's tiers up partway).
+  const { crc32 } = await import('../src/core/crc.ts');
+  const { sealedSlots } = await import('../src/core/slot-check.ts');
+  const region = buf.subarray(0, 1000 * 128);
+  for (let off = 0; off < region.length; off += 128) region.writeUInt32LE(crc32(region, off, off + 124), off + 124);
+  const out = new Int32Array(1000);
+  const js = measure(() => sealedSlots(region, 1000, out, undefined, true).n, 1);
+  line('check: 1,000 slots\' CRCs in JavaScript (crcWords)', js);
+  line('check: 1,000 slots\' CRCs in WebAssembly (slot-check.ts)', measure(() => sealedSlots(region, 1000, out).n, 1), js);
 }
 
 export function benchMicro() {

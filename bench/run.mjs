@@ -23,6 +23,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
+import { CLK_TCK, cpuMicros } from './proc.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 let args;
@@ -47,7 +48,6 @@ const PROBES = 200, IDLE_SECONDS = 5;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const execFileP = promisify(execFile);
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'latin1' })) || 100;
 
 // Every child, so that any way out of the bench ends them (by pid) first.
 const children = new Set();
@@ -65,13 +65,6 @@ process.on('exit', () => {
   for (const d of DELAYS) for (const f of [slotFile(d.name), `${slotFile(d.name)}.lock`]) rmSync(f, { force: true });
 });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
-
-/** A process's CPU time so far, in µs: [user, system]. */
-function cpuMicros(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return [(Number(f[11]) * 1e6) / CLK_TCK, (Number(f[12]) * 1e6) / CLK_TCK];
-}
 
 /** CPU time used so far, in clock ticks: [by anyone, by this bench and its reaped children, all there was]. */
 function cpuTicks() {
