@@ -64,10 +64,12 @@ stderr when no live backend has weight over 0.`,
   async run(v) {
     const opts = flag(() => pickOptions(v, '--'));
     const source = sourceFlag(v);
-    const cols = source.readScan?.();
-    const chosen = cols ? pickScan(cols, opts) : pick(source.read().servers, opts);
+    // A slot file is scanned, decoding only what is printed; an hb.dat is read whole, once.
+    const scan = source.readScan?.();
+    const servers = scan === undefined ? source.read().servers : null;
+    const chosen = servers ? pick(servers, opts) : pickScan(scan!, opts);
     if (chosen.length === 0) {
-      process.stderr.write(`hbeat pick: ${noneReason(cols ? cols.records() : source.read().servers, opts)}\n`);
+      process.stderr.write(`hbeat pick: ${noneReason(servers ?? scan!.records(), opts)}\n`);
       return 3;
     }
     await writeStdout(chosen.map((s) => (v.json ? JSON.stringify(serverJson(s)) : formatEndpoint(s.host, s.port))).join('\n') + '\n');

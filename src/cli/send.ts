@@ -3,7 +3,7 @@ import { log } from '../core/log.ts';
 import { UsageError } from '../core/errors.ts';
 import { DEFAULT_GROUP } from '../core/listener.ts';
 import { CapacityError, connectionsSource, execSource, parseStatusUrl, statusUrlSource } from '../core/load.ts';
-import { LOAD_DEADLINE, Sender, type Load, type LoadSource } from '../core/sender.ts';
+import { loadDeadlineMs, Sender, type Load, type LoadSource } from '../core/sender.ts';
 import { loadKeys } from '../core/trust.ts';
 import { duration, endpoint, integer, path } from '../core/values.ts';
 import { INT31_MAX } from '../core/wire.ts';
@@ -156,7 +156,7 @@ function loadSource(v: Values<typeof options>, intervalMs: number): LoadSource {
   }
   // Most of an interval, so that a source that hangs still lets this round's
   // ready=0 go out before the next round is due (each wait is at least 90% of it).
-  const timeoutMs = Math.round(intervalMs * LOAD_DEADLINE);
+  const timeoutMs = loadDeadlineMs(intervalMs);
   if (v['status-url'] !== undefined) {
     const url = flag(() => parseStatusUrl(v['status-url']!));
     return statusUrlSource(url, { capacity, timeoutMs });

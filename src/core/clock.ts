@@ -1,25 +1,18 @@
 // Time for ages: the system-wide monotonic clock, so that a step of the wall
 // clock changes no age and every process on the host reads the same timeline.
 import { readFileSync } from 'node:fs';
-import { lazyBuiltin } from './builtin.ts';
 
-const perfHooks = lazyBuiltin<typeof import('node:perf_hooks')>('node:perf_hooks');
-let performance: import('node:perf_hooks').Performance | undefined;
-let offsetMs = 0;
+let offsetMs: number | undefined;
 
 /**
  * Milliseconds on CLOCK_MONOTONIC (since boot, as clock_gettime gives it),
  * for a process that reads the clock often (once per datagram):
  * performance.now() runs on the same clock as process.hrtime but returns a
- * plain double, with no array or BigInt to allocate. It loads perf_hooks at
- * the first call.
+ * plain double, with no array or BigInt to allocate. The global loads
+ * perf_hooks at its first use.
  */
 export function monoNow(): number {
-  if (performance === undefined) {
-    performance = perfHooks().performance;
-    offsetMs = monoNowOnce() - performance.now();
-  }
-  return offsetMs + performance.now();
+  return (offsetMs ??= monoNowOnce() - performance.now()) + performance.now();
 }
 
 /**

@@ -20,7 +20,7 @@ export function crc32(buf: Uint8Array, start: number, end: number): number {
 }
 
 /** A CRC register (not inverted before or after) run over `n` zero bytes. */
-export function zeroBytes(c: number, n: number): number {
+function zeroBytes(c: number, n: number): number {
   for (let i = 0; i < n; i++) c = CRC_TABLE[c & 0xff]! ^ (c >>> 8);
   return c;
 }

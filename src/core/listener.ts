@@ -8,7 +8,7 @@ import { monoNow } from './clock.ts';
 import { log, RateLimitedLog } from './log.ts';
 import { ACCEPTED, BADSIG, FULL, MALFORMED, REPLAYED, UNSIGNED } from './slot-layout.ts';
 import type { SlotTable } from './slot-table.ts';
-import { TRUST_REASONS, type Verifier } from './trust.ts';
+import { BAD_SIG, NO_HOST, NO_SIG, NO_TS, NOT_NEWER, SKEWED, TRUST_REASONS, WRONG_HOST, type Verifier } from './trust.ts';
 import { MALFORMED_REASONS, newHeartbeat, parseHeartbeat } from './wire.ts';
 import { OperatorError, errnoText } from './errors.ts';
 
@@ -29,7 +29,11 @@ export interface ListenOptions {
 }
 
 // Verifier.check's reasons (TRUST_REASONS) -> the counter each one bumps, and its log line.
-const DROPPED_AS = [ACCEPTED, UNSIGNED, UNSIGNED, BADSIG, REPLAYED, REPLAYED, BADSIG, BADSIG];
+const DROPPED_AS: Record<number, number> = {
+  [NO_SIG]: UNSIGNED, [NO_TS]: UNSIGNED,
+  [NO_HOST]: BADSIG, [WRONG_HOST]: BADSIG, [BAD_SIG]: BADSIG,
+  [SKEWED]: REPLAYED, [NOT_NEWER]: REPLAYED,
+};
 const DROPPED_MSG: Record<number, string> = {
   [UNSIGNED]: 'unsigned datagram dropped',
   [BADSIG]: 'badly signed datagram dropped',

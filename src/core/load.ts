@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { errorText } from './errors.ts';
 import type { Load, LoadSource } from './sender.ts';
 import { INT31_MAX, MALFORMED_REASONS, newHeartbeat, parseLoadQuery } from './wire.ts';
 
@@ -90,7 +91,7 @@ function shown(url: URL): string {
 
 /** A new one-line error that says where `err` happened (a CapacityError stays one). */
 function failedAt(where: string, err: unknown): Error {
-  const text = `${where}: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`;
+  const text = `${where}: ${errorText(err)}`;
   return err instanceof CapacityError ? new CapacityError(text) : new Error(text);
 }
 
@@ -118,8 +119,8 @@ function bounded<T>(
       reject(err);
     };
     const onAbort = () => fail(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-    // Timed from the call, before start: a spawn can take a while, and this
-    // timeout must still fire before the sender's own, at one interval.
+    // Timed from the call, before start: a spawn can take a while, and the
+    // sender's own deadline for the load is as long.
     const timer = setTimeout(() => fail(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     signal.addEventListener('abort', onAbort, { once: true });
     cancel = start((v) => finish() && resolve(v), fail);

@@ -70,7 +70,6 @@ interface Candidates<T> {
   weights: number[];
   /** [i]: the weights of candidates 0..i added up. */
   sums: number[];
-  total: number;
   /** The candidate with the least live time left; undefined when there is none. */
   firstToDie: T | undefined;
 }
@@ -78,8 +77,8 @@ interface Candidates<T> {
 /** The servers that are live, in members, not drained and of weight over 0. */
 function candidates<T extends PickServer>(servers: readonly T[], opts: PoolOptions): Candidates<T> {
   const inMembers = memberTest(opts.members);
-  const c: Candidates<T> = { items: [], weights: [], sums: [], total: 0, firstToDie: undefined };
-  let leastLeft = Infinity;
+  const c: Candidates<T> = { items: [], weights: [], sums: [], firstToDie: undefined };
+  let leastLeft = Infinity, total = 0;
   // An index loop: a short-lived `pick` runs this unoptimised over every server.
   for (let i = 0; i < servers.length; i++) {
     const s = servers[i]!;
@@ -90,7 +89,7 @@ function candidates<T extends PickServer>(servers: readonly T[], opts: PoolOptio
     if (w > 0 && (inMembers === null || inMembers(s))) {
       c.items.push(s);
       c.weights.push(w);
-      c.sums.push((c.total += w));
+      c.sums.push((total += w));
       if (left < leastLeft) {
         c.firstToDie = s;
         leastLeft = left;
@@ -125,7 +124,7 @@ export class Prepared<T extends PickServer> {
     const c = candidates(servers, opts);
     this.items = c.items;
     this.weights = c.weights;
-    this.total = c.total;
+    this.total = c.sums.at(-1) ?? 0;
     this.firstToDie = c.firstToDie;
     const n = this.items.length;
     this.tree = new Float64Array(n + 1);

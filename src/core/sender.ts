@@ -55,6 +55,11 @@ export interface SendOptions {
  */
 export const LOAD_DEADLINE = 0.8;
 
+/** How long a load source has to answer at this interval. */
+export function loadDeadlineMs(intervalMs: number): number {
+  return Math.round(intervalMs * LOAD_DEADLINE);
+}
+
 /** What one round did, so that `--once` can choose its exit status. */
 export interface RoundResult {
   loadFailed: boolean;
@@ -210,7 +215,7 @@ export class Sender {
   /** The load source's answer; rejects when it fails or has not answered within LOAD_DEADLINE of the interval. */
   private ask(first: Promise<Load> | undefined): Promise<Load> {
     const ac = (this.asking = new AbortController());
-    const ms = Math.round(this.opts.intervalMs * LOAD_DEADLINE);
+    const ms = loadDeadlineMs(this.opts.intervalMs);
     return new Promise<Load>((resolve, reject) => {
       const timer = setTimeout(() => ac.abort(new Error(`no answer within ${ms} ms`)), ms);
       ac.signal.addEventListener('abort', () => {

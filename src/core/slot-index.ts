@@ -17,42 +17,12 @@ export class SlotKey {
   /** The same 16 bytes as 4 words (native order: for hashing and comparing only). */
   readonly words = new Int32Array(this.bytes.buffer);
 
-  /**
-   * Sets the key from an address as a socket gives it (no scope); family 0
-   * when it is not an IP. Dotted IPv4, by far the commonest, is read here
-   * without a call out; anything else goes through writeAddress.
-   */
+  /** Sets the key from an address as a socket gives it (no scope); family 0 when it is not an IP. */
   set(address: string, port: number): this {
     this.port = port;
-    this.family = ipv4(address, this.bytes) ? 4 : writeAddress(address, this.bytes, 0);
+    this.family = writeAddress(address, this.bytes, 0);
     return this;
   }
-}
-
-/**
- * Dotted-quad text into the key's 16 bytes (the rest zero); false (bytes then
- * unspecified) for anything else. Strict, as isIPv4 is: no other text passes.
- */
-function ipv4(text: string, bytes: Uint8Array): boolean {
-  const n = text.length;
-  if (n < 7 || n > 15) return false;
-  let value = 0, digits = 0, parts = 0;
-  for (let i = 0; i <= n; i++) {
-    const c = i === n ? 46 : text.charCodeAt(i);
-    if (c === 46) {
-      // A part is 1 to 3 digits, 0 to 255, with no leading zero.
-      if (digits === 0 || value > 255 || (digits > 1 && text.charCodeAt(i - digits) === 48) || parts === 4) return false;
-      bytes[parts++] = value;
-      value = 0;
-      digits = 0;
-    } else if (c >= 48 && c <= 57 && digits < 3) {
-      value = value * 10 + c - 48;
-      digits++;
-    } else return false;
-  }
-  if (parts !== 4) return false;
-  bytes.fill(0, 4);
-  return true;
 }
 
 export class SlotIndex {

@@ -6,12 +6,8 @@
 import { linkSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { bootId } from './clock.ts';
 
-/** Why a lock could not be had: one line; `pid` the holder's when it is another listener. */
-export class LockError extends Error {
-  constructor(message: string, readonly pid = 0) {
-    super(message);
-  }
-}
+/** Why a lock could not be had: one line. */
+export class LockError extends Error {}
 
 /** A process's start time in clock ticks since boot (field 22 of /proc/PID/stat), '' where unknown. */
 function startTime(pid: number | 'self'): string {
@@ -87,7 +83,7 @@ export class SlotLock {
         const held = readText(path);
         if (held === undefined) continue; // released meanwhile: try again
         const pid = holderRuns(held);
-        if (pid !== 0) throw new LockError(`in use by the listener with pid ${pid} (${path}): one listener per slot file`, pid);
+        if (pid !== 0) throw new LockError(`in use by the listener with pid ${pid} (${path}): one listener per slot file`);
         SlotLock.breakStale(path, held);
       }
       throw new LockError(`${path}: could not be taken (changing too fast)`);

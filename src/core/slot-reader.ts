@@ -132,12 +132,8 @@ export function decodeAll(
   bootOk: boolean,
   reread?: (slot: number) => void,
 ): { servers: ServerRecord[]; torn: number } {
-  const ctx = readContext(body, monoNowOnce(), bootOk);
-  const used = new Int32Array(slots);
-  const { n, torn } = sealedSlots(body, slots, used, reread);
-  const servers: ServerRecord[] = new Array(n);
-  for (let k = 0; k < n; k++) servers[k] = new SlotRecord(ctx, used[k]!);
-  return { servers, torn };
+  const scan = new SlotScan(body, slots, bootOk, reread);
+  return { servers: scan.records(), torn: scan.torn };
 }
 
 /**
@@ -244,7 +240,7 @@ export function readScan(path: string): SlotScan {
   return readTable(path, (_, body, slots, bootOk, reread) => new SlotScan(body, slots, bootOk, reread));
 }
 
-/** Reads the whole table without locks, as `pick`, `status` and other processes do. */
+/** Reads the whole table without locks, as `status` and other processes do. */
 export function readSnapshot(path: string): Snapshot {
   return readTable(path, (header, body, slots, bootOk, reread) => {
     const { servers, torn } = decodeAll(body, slots, bootOk, reread);

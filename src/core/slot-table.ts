@@ -417,12 +417,17 @@ export class SlotTable {
 
   /** The counters record: 64 bytes in one positional write. */
   private writeCounters(): void {
+    this.sealCounters();
+    writeFully(this.fd, this.header, C_OFF, C_LEN, C_OFF);
+    this.countersDirty = false;
+  }
+
+  /** The counters record in the header, as memory has them: its seq one on, sealed. */
+  private sealCounters(): void {
     const h = this.header;
     h.writeUInt32LE((h.readUInt32LE(C_SEQ) + 1) >>> 0, C_SEQ);
     for (let i = 0; i < COUNTER_NAMES.length; i++) writeU64(h, C_VALUES + 8 * i, this.counters[i]!);
     seal(h, C_OFF, C_CRC - C_OFF);
-    writeFully(this.fd, h, C_OFF, C_LEN, C_OFF);
-    this.countersDirty = false;
   }
 
   private writeFailed(err: unknown): void {
@@ -490,9 +495,7 @@ export class SlotTable {
     let fd = -1;
     try {
       fd = openSync(tmp, 'w+', 0o644);
-      this.header.writeUInt32LE((this.header.readUInt32LE(C_SEQ) + 1) >>> 0, C_SEQ);
-      for (let i = 0; i < COUNTER_NAMES.length; i++) writeU64(this.header, C_VALUES + 8 * i, this.counters[i]!);
-      seal(this.header, C_OFF, C_CRC - C_OFF);
+      this.sealCounters();
       writeWhole(fd, this.header, this.mirror, this.slots);
       // A removed file's place is taken only if still free; a replaced one is replaced back.
       if (why === 'removed') linkSync(tmp, this.path);

@@ -71,7 +71,6 @@ export interface TableOptions {
   notLive?: (row: string) => string;
 }
 
-/** The table `status` prints: one row per server, then the counters. */
 /**
  * Rows as aligned lines, two spaces between columns: the columns in `left`
  * (text) padded on the right, the others (figures) on the left, so that
@@ -82,6 +81,7 @@ export function columns(rows: readonly string[][], left: readonly number[]): str
   return rows.map((r) => r.map((cell, c) => (left.includes(c) ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd());
 }
 
+/** The table `status` prints: one row per server, then the counters. */
 export function statusTable(servers: StatusServer[], counters: Counters, opts: TableOptions): string {
   const live = (s: StatusServer) => isLive(s, opts.liveness);
   const sorted = sortServers(servers);

@@ -54,8 +54,8 @@ export function memberList(text: string, what: string): string[] {
 export const MAX_AGE_RANGE: DurationRange = { min: 0, max: 7 * 86_400_000 };
 /** --misses: a few heartbeats; 0 leaves max-age alone. */
 export const MAX_MISSES = 1000;
-/** Most picks one request may ask for: a response stays small. */
-export const MAX_PICK_COUNT = 1_000_000;
+/** Most picks one `pick --count` may ask for. */
+export const MAX_COUNT = 1_000_000;
 
 /** The liveness values as flags (`--max-age`) or query parameters (`max-age`) give them. */
 export interface LivenessValues { 'max-age'?: string | undefined; misses?: string | undefined }
@@ -81,7 +81,7 @@ export function livenessOptions(v: LivenessValues, prefix: string, defaults: Liv
   };
 }
 
-export function pickOptions(v: PickValues, prefix: string, maxCount = MAX_PICK_COUNT, defaults: Liveness = DEFAULT_LIVENESS): PickOptions {
+export function pickOptions(v: PickValues, prefix: string, maxCount = MAX_COUNT, defaults: Liveness = DEFAULT_LIVENESS): PickOptions {
   const method = v.method ?? 'weighted';
   if (method !== 'weighted' && method !== 'two-choices') {
     throw new Error(`${prefix}method takes weighted or two-choices, not ${JSON.stringify(method)}`);

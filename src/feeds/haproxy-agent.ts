@@ -13,11 +13,12 @@ import { listenOn } from './tcp.ts';
 export interface AgentOptions {
   /** Where HAProxy's agent checks connect (agent-addr, agent-port). */
   on: Endpoint;
-  /** Milliseconds a connection may take to send its line (default 1000). */
-  lineTimeoutMs?: number;
-  /** Milliseconds the weights are reused for (default 100): a fleet's checks cost one table read, not one each. */
-  refreshMs?: number;
 }
+
+/** Milliseconds a connection may take to send its line. */
+const LINE_TIMEOUT_MS = 1000;
+/** Milliseconds the weights are reused for: a fleet's checks cost one table read, not one each. */
+const REFRESH_MS = 100;
 
 /** An agent-send line is HOST:PORT; anything longer than this is not one. */
 const MAX_LINE = 128;
@@ -43,11 +44,11 @@ export class HaproxyAgent implements Feed {
   private readAt = -Infinity;
   private readonly sockets = new Set<Socket>();
 
-  private constructor(private readonly server: Server, private readonly ctx: FeedContext, private readonly opts: AgentOptions) {}
+  private constructor(private readonly server: Server, private readonly ctx: FeedContext) {}
 
   static async start(opts: AgentOptions, ctx: FeedContext): Promise<HaproxyAgent> {
     const server = createServer();
-    const agent = new HaproxyAgent(server, ctx, opts);
+    const agent = new HaproxyAgent(server, ctx);
     server.on('connection', (socket) => agent.serve(socket));
     await listenOn(server, opts.on, '--haproxy-agent', { listening: 'haproxy agent listening', error: 'haproxy agent error' });
     return agent;
@@ -63,7 +64,7 @@ export class HaproxyAgent implements Feed {
   private serve(socket: Socket): void {
     socket.setEncoding('latin1');
     let line = '';
-    const timer = setTimeout(() => socket.destroy(), this.opts.lineTimeoutMs ?? 1000);
+    const timer = setTimeout(() => socket.destroy(), LINE_TIMEOUT_MS);
     socket.on('error', () => {}); // a reset by HAProxy is its business; the close below cleans up
     this.sockets.add(socket);
     socket.on('close', () => {
@@ -85,7 +86,7 @@ export class HaproxyAgent implements Feed {
 
   private current(): ReadonlyMap<string, number> {
     const now = performance.now();
-    if (now - this.readAt >= (this.opts.refreshMs ?? 100)) {
+    if (now - this.readAt >= REFRESH_MS) {
       this.weights = agentWeights(knownServers(this.ctx.listener.table.snapshot(), this.ctx.liveness));
       this.readAt = now;
     }

@@ -13,10 +13,10 @@ export type HaproxyTarget = { path: string } | Endpoint;
  * Throws a one-line reason. Telling them apart by their first character
  * keeps a typo in an address from turning into a path that never appears.
  */
-export function parseTarget(text: string, what = '--haproxy'): HaproxyTarget {
+export function parseTarget(text: string): HaproxyTarget {
   if (text.startsWith('/') || text.startsWith('.')) return { path: text };
   try {
-    return parseEndpoint(text, what);
+    return parseEndpoint(text, '--haproxy');
   } catch (err) {
     throw new Error(`${(err as Error).message} (a UNIX socket path starts with / or ./)`);
   }

@@ -19,8 +19,6 @@ export interface HaproxyOptions {
   tickMs?: number;
   /** Milliseconds between reconnect attempts, between `show info`s, and before a refused backend is tried again (default 1000). */
   retryMs?: number;
-  /** Milliseconds HAProxy may take to answer (default 5000). */
-  timeoutMs?: number;
 }
 
 export function haproxyFeed(opts: HaproxyOptions): StartFeed {
@@ -140,7 +138,7 @@ class HaproxyFeed implements Feed {
     this.drop();
     let conn: HaproxyConnection | undefined;
     try {
-      conn = await HaproxyConnection.open(this.opts.target, this.opts.timeoutMs);
+      conn = await HaproxyConnection.open(this.opts.target);
       const info = parseInfo(await conn.request('show info'));
       // An old process (reached through a TCP socket it still shares): wait for the new one.
       if (info.stopping) throw new Refused('HAProxy is stopping (Stopping: 1)');

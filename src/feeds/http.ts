@@ -112,8 +112,8 @@ export class HttpServer {
     this.liveness = liveness;
     this.metricsOf = opts.metrics ?? new Metrics();
     this.table = listener.table;
-    this.view = new PickView(this.table, opts.refreshMs ?? 100);
-    this.defaultPick = { liveness, method: 'weighted', count: 1, distinct: false, random: Math.random };
+    this.view = new PickView(this.table, opts.refreshMs);
+    this.defaultPick = pickOptions({}, '', MAX_PICK_COUNT, liveness);
     this.defaultKey = poolKey(this.defaultPick);
   }
 
@@ -187,8 +187,7 @@ export class HttpServer {
 
   private notAllowed(req: IncomingMessage, res: ServerResponse, allow: string): void {
     req.resume();
-    res.setHeader('Allow', allow);
-    reply(res, 405, TEXT, `${req.method} not allowed here; allowed: ${allow}\n`);
+    reply(res, 405, TEXT, `${req.method} not allowed here; allowed: ${allow}\n`, { Allow: allow });
   }
 
   /** As mod_heartmonitor's handler: the server is the client's address plus the advertised port. */
@@ -199,8 +198,7 @@ export class HttpServer {
     const tooLarge = (): void => {
       this.listener.dropMalformed(MALFORMED_TOO_LONG, from, fromPort);
       // The rest of the body is never read: the connection cannot be reused.
-      res.setHeader('Connection', 'close');
-      reply(res, 413, TEXT, `malformed heartbeat: ${MALFORMED_REASONS[MALFORMED_TOO_LONG]}\n`);
+      reply(res, 413, TEXT, `malformed heartbeat: ${MALFORMED_REASONS[MALFORMED_TOO_LONG]}\n`, { Connection: 'close' });
     };
     const declared = Number(req.headers['content-length']);
     if (declared > MAX_DATAGRAM) return tooLarge();
@@ -247,7 +245,7 @@ export class HttpServer {
       return reply(res, 400, TEXT, `${err.message}\n`);
     }
     const now = monoNow();
-    const chosen = query === '' ? this.view.pick(opts, now, this.defaultKey) : this.view.pick(opts, now);
+    const chosen = this.view.pick(opts, now, query === '' ? this.defaultKey : undefined);
     if (chosen.length === 0) return reply(res, 503, TEXT, `${noneReason(this.view.allAt(now), opts)}\n`, { 'Retry-After': '1' });
     // The first pick in a header too, so that a proxy can route on a
     // subrequest's answer (nginx auth_request_set, Caddy forward_auth copy_headers).
