@@ -1,5 +1,6 @@
 // The table as /pick reads it: decoded when it changed, never per request,
 // with the candidates of each query kept as prepared pools.
+import { formatEndpoint } from './address.ts';
 import { isLive } from './liveness.ts';
 import { Prepared, type PickOptions, type PickServer } from './picker.ts';
 import { weight } from './weight.ts';
@@ -10,6 +11,8 @@ import type { SlotTable } from './slot-table.ts';
 export interface ViewServer extends PickServer {
   /** Monotonic ms of its last datagram. */
   seen: number;
+  /** HOST:PORT as a pick prints it, made when the table is decoded rather than per answer. */
+  endpoint: string;
 }
 
 /** What fixes a query's prepared pool: its liveness and members. */
@@ -32,6 +35,9 @@ export class PickView {
   private all: ViewServer[] = [];
   private candidates: ViewServer[] = [];
   private readonly pools = new Map<string, Prepared<ViewServer>>();
+  /** The pool asked for last, which a run of like requests finds without touching the Map. */
+  private recentKey: string | undefined;
+  private recent: Prepared<ViewServer> | undefined;
   private version = -1;
   private builtAt = -Infinity;
 
@@ -40,19 +46,24 @@ export class PickView {
   /** The picks `opts` asks for, ages as of `now`; `key` is poolKey(opts). */
   pick(opts: PickOptions, now: number, key = poolKey(opts)): ViewServer[] {
     this.refresh(now);
-    const l = opts.liveness;
-    let pool = this.pools.get(key);
-    if (pool !== undefined) {
-      this.pools.delete(key);
-      // No candidate dies before the one with the least live time left, and
-      // no other server can become one before a heartbeat changes the table.
-      if (pool.firstToDie !== undefined && !isLive(age(pool.firstToDie, now), l)) pool = undefined;
-    } else if (this.pools.size >= CACHED_POOLS) {
-      this.pools.delete(this.pools.keys().next().value!);
-    }
+    return ages(this.pool(opts, now, key).pick(opts), now);
+  }
+
+  /** The prepared pool of `key`, made again when it was dropped or one of its candidates died. */
+  private pool(opts: PickOptions, now: number, key: string): Prepared<ViewServer> {
+    let pool = key === this.recentKey ? this.recent : this.pools.get(key);
+    // No candidate dies before the one with the least live time left, and
+    // no other server can become one before a heartbeat changes the table.
+    if (pool?.firstToDie !== undefined && !isLive(age(pool.firstToDie, now), opts.liveness)) pool = undefined;
+    if (pool !== undefined && key === this.recentKey) return pool;
+    // Least recently used first: a pool asked for again moves to the end.
+    this.pools.delete(key);
+    if (this.pools.size >= CACHED_POOLS) this.pools.delete(this.pools.keys().next().value!);
     pool ??= new Prepared(ages(this.candidates, now), opts);
     this.pools.set(key, pool);
-    return ages(pool.pick(opts), now);
+    this.recentKey = key;
+    this.recent = pool;
+    return pool;
   }
 
   /** Every server, ages as of `now`: to say why none could be picked. */
@@ -70,11 +81,12 @@ export class PickView {
     for (const s of this.table.snapshot()) {
       if (s.age === null) continue;
       const { host, address, port, ready, busy, state, age, interval } = s;
-      all.push({ host, address, port, ready, busy, state, age, interval, seen: now - age * 1000 });
+      all.push({ host, address, port, ready, busy, state, age, interval, seen: now - age * 1000, endpoint: formatEndpoint(host, port) });
     }
     this.all = all;
     this.candidates = all.filter((s) => s.state === 'up' && weight(s) > 0);
     this.pools.clear();
+    this.recentKey = this.recent = undefined;
     this.version = version;
     this.builtAt = now;
   }

@@ -143,26 +143,33 @@ export class Prepared<T extends PickServer> {
    */
   pick(opts: DrawOptions): T[] {
     const out: T[] = [];
+    // Without distinct nothing is taken out, so there is nothing to put back.
+    if (!opts.distinct) {
+      for (let k = 0; k < opts.count && this.total > 0; k++) out.push(this.items[this.choose(opts)]!);
+      return out;
+    }
     const taken: number[] = [];
     try {
       for (let k = 0; k < opts.count && this.total > 0; k++) {
-        let i = this.draw(opts.random);
-        if (opts.method === 'two-choices') {
-          // The power of two choices: of two weighted draws (maybe the same server),
-          // the one with more room; the first on a tie.
-          const j = this.draw(opts.random);
-          if (this.items[j]!.ready > this.items[i]!.ready) i = j;
-        }
+        const i = this.choose(opts);
         out.push(this.items[i]!);
-        if (opts.distinct) {
-          this.add(i, -this.weights[i]!);
-          taken.push(i);
-        }
+        this.add(i, -this.weights[i]!);
+        taken.push(i);
       }
     } finally {
       for (const i of taken) this.add(i, this.weights[i]!);
     }
     return out;
+  }
+
+  /** One pick by `opts.method`, as an index. */
+  private choose(opts: DrawOptions): number {
+    const i = this.draw(opts.random);
+    if (opts.method !== 'two-choices') return i;
+    // The power of two choices: of two weighted draws (maybe the same server),
+    // the one with more room; the first on a tie.
+    const j = this.draw(opts.random);
+    return this.items[j]!.ready > this.items[i]!.ready ? j : i;
   }
 
   /**
