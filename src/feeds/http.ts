@@ -4,7 +4,7 @@
 // from memory through core/pick-view.ts).
 import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { formatEndpoint, type Endpoint } from '../core/address.ts';
+import type { Endpoint } from '../core/address.ts';
 import { pickOptions, type PickValues } from '../core/values.ts';
 import { monoNow } from '../core/clock.ts';
 import type { Listener } from '../core/listener.ts';
@@ -249,7 +249,7 @@ export class HttpServer {
     if (chosen.length === 0) return reply(res, 503, TEXT, `${noneReason(this.view.allAt(now), opts)}\n`, { 'Retry-After': '1' });
     // The first pick in a header too, so that a proxy can route on a
     // subrequest's answer (nginx auth_request_set, Caddy forward_auth copy_headers).
-    const first = formatEndpoint(chosen[0]!.host, chosen[0]!.port);
+    const first = chosen[0]!.endpoint;
     const headers: OutgoingHttpHeaders = { 'X-Hbeat-Backend': first };
     if (wantsJson(req)) {
       let body = '';
@@ -257,8 +257,9 @@ export class HttpServer {
       return reply(res, 200, 'application/x-ndjson', body, headers);
     }
     let body = first + '\n';
-    for (let i = 1; i < chosen.length; i++) body += formatEndpoint(chosen[i]!.host, chosen[i]!.port) + '\n';
-    reply(res, 200, TEXT, body, headers);
+    for (let i = 1; i < chosen.length; i++) body += chosen[i]!.endpoint + '\n';
+    // An endpoint is ASCII but for a scope, which the slot file holds as latin1 bytes.
+    reply(res, 200, TEXT, body, headers, 'latin1');
   }
 }
 
@@ -278,12 +279,15 @@ function wantsJson(req: IncomingMessage): boolean {
  * Every header in writeHead()'s one object, `headers` filled in place: a
  * header set before it with setHeader(), or an object spread from another,
  * sends node:http down slower paths (bench/http.mjs prints the CPU a /pick
- * costs beside a bare server's response).
+ * costs beside a bare server's response). A `latin1` body is one byte a
+ * character, so its length is its size.
  */
-function reply(res: ServerResponse, status: number, type: string, body: string, headers: OutgoingHttpHeaders = {}): void {
+function reply(
+  res: ServerResponse, status: number, type: string, body: string, headers: OutgoingHttpHeaders = {}, encoding: 'utf8' | 'latin1' = 'utf8',
+): void {
   headers['Content-Type'] = type;
-  headers['Content-Length'] = Buffer.byteLength(body);
+  headers['Content-Length'] = encoding === 'latin1' ? body.length : Buffer.byteLength(body);
   headers['Cache-Control'] = 'no-store';
   res.writeHead(status, headers);
-  res.end(body);
+  res.end(body, encoding);
 }
