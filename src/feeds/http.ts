@@ -11,6 +11,7 @@ import type { Listener } from '../core/listener.ts';
 import type { StartFeed } from './feed.ts';
 import { log } from '../core/log.ts';
 import { Metrics, metricsText } from './metrics.ts';
+import { cutIdle } from './idle.ts';
 import { listenOn } from './tcp.ts';
 import type { Liveness } from '../core/liveness.ts';
 import { noneReason, type PickOptions } from '../core/picker.ts';
@@ -31,7 +32,7 @@ export interface HttpTimeouts {
   keepAlive: number;
   /** No byte either way (a client that stops reading its response). */
   idle: number;
-  /** How often Node checks the headers and request timeouts. */
+  /** How often the headers, request and idle timeouts are checked. */
   check: number;
 }
 
@@ -105,6 +106,7 @@ export class HttpServer {
   private readonly listener: Listener;
   private readonly liveness: Liveness;
   private readonly metricsOf: Metrics;
+  private stopIdle = (): void => {};
 
   private constructor(private readonly server: Server, opts: HttpOptions) {
     const { listener, liveness } = opts;
@@ -126,9 +128,8 @@ export class HttpServer {
       keepAliveTimeout: t.keepAlive,
       connectionsCheckingInterval: t.check,
     });
-    // A socket with no traffic either way for this long is destroyed.
-    server.timeout = t.idle;
     const http = new HttpServer(server, opts);
+    http.stopIdle = cutIdle(server, t.idle, t.check);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => http.handle(req, res));
     await listenOn(server, opts.on, '--http', { listening: 'http listening', error: 'http server error' });
     return http;
@@ -142,6 +143,7 @@ export class HttpServer {
 
   /** Stops listening and drops every connection, idle or not. */
   stop(): Promise<void> {
+    this.stopIdle();
     return new Promise((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();

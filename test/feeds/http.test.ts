@@ -353,6 +353,57 @@ test('slow or idle clients are cut off: headers sent byte by byte, a silent conn
   assert.match(await idleDone, /^HTTP\/1\.1 200 OK\r\n/);
 });
 
+// The other timeouts are far beyond the test's own, so only the idle rule can
+// end either connection here.
+test('a client that stops reading its responses is cut off once idle; one that keeps talking is not', { timeout: 30_000 }, async (t) => {
+  const idleMs = 400;
+  const { port } = await setup(t, { timeouts: { headers: 600_000, request: 600_000, keepAlive: 600_000, idle: idleMs, check: 50 } });
+  assert.equal((await post(port, 'v=1&ready=10&busy=0', '127.0.0.2')).status, 200);
+
+  // Reads nothing until the end: the answers to 100 pipelined requests (13 MB)
+  // fill the socket's buffers at both ends, and then nothing moves either way.
+  const stuck = connect(port, '127.0.0.1');
+  stuck.pause();
+  stuck.on('error', () => {});
+  let got = 0;
+  stuck.on('data', (d: Buffer) => (got += d.length));
+  const stuckClosed = new Promise<void>((resolve) => stuck.on('close', () => resolve()));
+  for (let i = 0; i < 100; i++) stuck.write('GET /pick?count=10000 HTTP/1.1\r\nHost: x\r\n\r\n');
+
+  // Twelve requests, each idleMs / 4 after the last answer: open for 3 x
+  // idleMs at least, and never idle for long.
+  const talker = connect(port, '127.0.0.1');
+  talker.setEncoding('latin1');
+  let answers = 0, text = '';
+  let talkerClosed = false;
+  const waiting: (() => void)[] = [];
+  const wake = (): void => waiting.splice(0).forEach((w) => w());
+  const changed = () => new Promise<void>((r) => waiting.push(r));
+  talker.on('data', (d: string) => {
+    text += d;
+    answers = text.split('HTTP/1.1 200 OK').length - 1;
+    wake();
+  });
+  talker.on('close', () => {
+    talkerClosed = true;
+    wake();
+  });
+  talker.on('error', () => {});
+  for (let i = 1; i <= 12 && !talkerClosed; i++) {
+    talker.write('GET /status HTTP/1.1\r\nHost: x\r\n\r\n');
+    while (answers < i && !talkerClosed) await changed();
+    await new Promise((r) => setTimeout(r, idleMs / 4));
+  }
+  assert.equal(talkerClosed, false, `a connection that keeps talking stays open (cut after ${answers} answers)`);
+  talker.destroy();
+  // What the kernel held is still delivered; then the connection ends, short.
+  stuck.resume();
+  const cut = await Promise.race([stuckClosed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000))]);
+  assert.equal(cut, true, `the silent reader's connection is still open (${got} bytes read)`);
+  assert.ok(got < 100 * 130_000, `cut before all its answers: ${got} bytes`);
+  stuck.destroy();
+});
+
 test('it listens only on the address given; IPv6 as [ADDR]:PORT; a port in use is a ListenError', async (t) => {
   const v4 = await setup(t);
   assert.equal((await http(v4.port, '/status')).status, 200);
