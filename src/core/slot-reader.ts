@@ -142,13 +142,23 @@ export function decodeAll(
  * typed array costs cold code less than a DataView call (bench/micro.mjs).
  */
 function words(body: Buffer): Int32Array {
-  let b = body;
-  if (!LITTLE_ENDIAN || b.byteOffset % 4 !== 0) {
-    b = Buffer.allocUnsafeSlow(body.length);
-    body.copy(b);
-    if (!LITTLE_ENDIAN) b.swap32();
-  }
+  const b = littleEndian(body, 4);
   return new Int32Array(b.buffer, b.byteOffset, b.length >> 2);
+}
+
+/** The region as little-endian doubles: the seen times without a DataView call each. */
+function doubles(body: Buffer): Float64Array {
+  const b = littleEndian(body, 8);
+  return new Float64Array(b.buffer, b.byteOffset, b.length >> 3);
+}
+
+/** `body`, or a copy aligned to `size` bytes and in this platform's order by units of `size`. */
+function littleEndian(body: Buffer, size: 4 | 8): Buffer {
+  if (LITTLE_ENDIAN && body.byteOffset % size === 0) return body;
+  const b = Buffer.allocUnsafeSlow(body.length);
+  body.copy(b);
+  if (!LITTLE_ENDIAN) void (size === 4 ? b.swap32() : b.swap64());
+  return b;
 }
 const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 
@@ -184,8 +194,10 @@ export class SlotScan {
    */
   liveWeightSums(l: Liveness): Float64Array {
     const sums = new Float64Array(this.n);
+    // A file of another boot: nobody has been seen since this one.
+    if (!this.ctx.bootOk) return sums;
     // Locals, not fields, in the loop: cold code looks a field up at each use.
-    const ctx = this.ctx, w = words(ctx.buf), slot = this.slot;
+    const ctx = this.ctx, w = words(ctx.buf), f = doubles(ctx.buf), slot = this.slot;
     let total = 0, interval = -1, after = Infinity;
     for (let k = 0; k < this.n; k++) {
       const off = slot[k]! * SLOT_SIZE, at = off >> 2;
@@ -193,8 +205,9 @@ export class SlotScan {
         interval = w[at + (S_INTERVAL >> 2)]!;
         after = liveAfter(ctx.now, interval / 1000, l);
       }
-      // NaN (not seen since this boot) is never after.
-      if (seenAt(ctx, off) > after && ctx.buf[off + S_STATE] !== 1) {
+      // seenAt() without its call: a negative time is one never seen.
+      const seen = f[(off + S_SEEN_MONO) >> 3]!;
+      if (seen >= 0 && seen > after && ctx.buf[off + S_STATE] !== 1) {
         total += weightOf(w[at + (S_READY >> 2)]! >>> 0, w[at + (S_BUSY >> 2)]! >>> 0);
       }
       sums[k] = total;
