@@ -3,7 +3,7 @@
 import { formatEndpoint } from './address.ts';
 import { isLive, liveFor, type Liveness } from './liveness.ts';
 import type { PickServer } from './picker.ts';
-import { weight } from './weight.ts';
+import { liveWeight, weight } from './weight.ts';
 import { COUNTER_NAMES, type CounterName } from './slot-layout.ts';
 
 /** A server as `status` shows it: packets are known from a slot file, not from an hb.dat. */
@@ -25,12 +25,16 @@ export function serverJson(s: PickServer) {
   return { host: s.host, port: s.port, ready: s.ready, busy: s.busy, age: s.age === null ? null : round3(s.age) };
 }
 
-/** The object `status --json` prints; `live` by the rule, whatever the state and weight; `weight` the load's, whatever both. */
+/**
+ * The object `status --json` prints; `live` by the rule, whatever the state and weight; `weight` the load's, whatever both;
+ * `pickWeight` what picking gives it now (its weight while live and up, else 0), so that no reader states that rule again.
+ */
 export function statusJson(servers: StatusServer[], counters: Counters, liveness: Liveness) {
   return {
     // Object.assign, not a spread: ten times faster in V8 (10,000 servers: 10 ms, not 95), and every open page asks each second.
     servers: sortServers(servers).map((s) => Object.assign(serverJson(s), {
       state: s.state, interval: s.interval, packets: s.packets ?? null, live: isLive(s, liveness), weight: weight(s),
+      pickWeight: liveWeight(s, liveness),
     })),
     counters,
   };

@@ -101,8 +101,8 @@ test('GET /status is status --json; /metrics is Prometheus text with HELP and TY
   const json = JSON.parse(status.body);
   assert.deepEqual(json.counters, { accepted: 2, malformed: 1, unsigned: 0, badsig: 0, replayed: 0, full: 0 });
   assert.deepEqual(json.servers.map((s: Record<string, unknown>) => ({ ...s, age: typeof s.age })), [
-    { host: '127.0.0.2', port: 8080, ready: 75, busy: 2, age: 'number', state: 'up', interval: 1, packets: 1, live: true, weight: 75 },
-    { host: '127.0.0.3', port: 80, ready: 5, busy: 1, age: 'number', state: 'drain', interval: 0.25, packets: 1, live: true, weight: 5 },
+    { host: '127.0.0.2', port: 8080, ready: 75, busy: 2, age: 'number', state: 'up', interval: 1, packets: 1, live: true, weight: 75, pickWeight: 75 },
+    { host: '127.0.0.3', port: 80, ready: 5, busy: 1, age: 'number', state: 'drain', interval: 0.25, packets: 1, live: true, weight: 5, pickWeight: 0 },
   ]);
 
   const metrics = await http(port, '/metrics');
