@@ -115,7 +115,12 @@ test('10 % loss, 20 senders at 200 ms: no server reported dead unless three in a
   for (const s of samples) {
     assert.equal(s.servers.length, SENDERS + 1);
     for (const v of s.servers) {
-      assert.equal(v.live, v.age < 3.5 * v.interval && v.age < 10, `port ${v.port}: age ${v.age}, interval ${v.interval}, live ${v.live}`);
+      // Ages come rounded to the millisecond, verdicts from the exact age:
+      // within half a millisecond of the bound, either verdict keeps the rule.
+      const bound = Math.min(3.5 * v.interval, 10);
+      if (Math.abs(v.age - bound) >= 0.0005) {
+        assert.equal(v.live, v.age < bound, `port ${v.port}: age ${v.age}, interval ${v.interval}, live ${v.live}`);
+      }
       if (v.port === 9100) {
         assert.equal(v.interval, 5);
         assert.equal(v.live, true, `the 5 s sender at age ${v.age}`);
