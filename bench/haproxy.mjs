@@ -19,6 +19,7 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fmt } from './figures.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const HAPROXY = '/usr/sbin/haproxy';
@@ -31,7 +32,6 @@ const TARGET_MS = 1000;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'latin1' })) || 100;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const fmt = (x, digits = 0) => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
 /** Seconds of CPU (user + system) a process has used. */
 function cpuSeconds(pid) {

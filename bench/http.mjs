@@ -23,6 +23,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuMicros } from './proc.mjs';
+import { fmt, median } from './figures.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const HBEAT = join(HERE, '..', 'dist', 'hbeat.js');
@@ -35,8 +36,6 @@ const TARGET_RATIO = 0.85;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** A process's CPU time so far (user + system), in µs. */
 const cpuTotal = (pid) => cpuMicros(pid).reduce((a, b) => a + b);
-const fmt = (x, digits = 0) => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 export function freePort(kind) {
   return new Promise((resolve, reject) => {

@@ -13,10 +13,10 @@ import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { crc32 as zlibCrc32 } from 'node:zlib';
+import { fmt } from './figures.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROUNDS = 5, RUN_MS = 150;
-const fmt = (x, digits = 0) => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 let sink = 0; // results go here, so that no call is optimised away
 
 /** ns per call of fn(i): median and spread over ROUNDS runs of RUN_MS each, after a warm-up. */

@@ -24,6 +24,7 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { fmt, median } from './figures.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SIZES = [1_000, 10_000];
@@ -38,8 +39,6 @@ const INPROC = [
 ];
 const INPROC_MS = 1000, WARM_MS = 300;
 
-const fmt = (x, digits = 0) => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'latin1' })) || 100;
 
 // CRC-32 (IEEE), as the format asks.

@@ -29,6 +29,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, run, stop, waitFor } from './http.mjs';
+import { fmt, median } from './figures.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
@@ -39,8 +40,6 @@ const CONNECTIONS = 16;
 const ROUNDS = 5, SECONDS = 2, LATENCY_SECONDS = 1, WARM_SECONDS = 1;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const fmt = (x, digits = 0) => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 /** `text` with every [from, to] replaced; each must be there, or the contrib file changed shape. */
 function substitute(text, pairs) {

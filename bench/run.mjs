@@ -24,6 +24,7 @@ import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { CLK_TCK, cpuMicros } from './proc.mjs';
+import { fmt, median } from './figures.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 let args;
@@ -199,9 +200,7 @@ async function settledCount(rx) {
   return last;
 }
 
-const fmt = (x, digits = 0) => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const mib = (kib) => `${fmt(kib / 1024, 1)} MiB`;
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 /** Sends `count` to `rx` at `rate`/s: what arrived, what the sender achieved, the receiver's CPU. */
 async function paced(rx, sender, rate, count) {

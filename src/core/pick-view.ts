@@ -16,7 +16,7 @@ export interface ViewServer extends PickServer {
 }
 
 /** What fixes a query's prepared pool: its liveness and members. */
-export function poolKey(opts: PickOptions): string {
+function poolKey(opts: PickOptions): string {
   return `${opts.liveness.maxAge} ${opts.liveness.misses} ${opts.members?.join(',') ?? '*'}`;
 }
 
@@ -35,34 +35,39 @@ export class PickView {
   private all: ViewServer[] = [];
   private candidates: ViewServer[] = [];
   private readonly pools = new Map<string, Prepared<ViewServer>>();
-  /** The pool asked for last, which a run of like requests finds without touching the Map. */
-  private recentKey: string | undefined;
-  private recent: Prepared<ViewServer> | undefined;
+  /**
+   * The pool asked for last, which a run of like requests finds without the
+   * Map, and the options it was asked for by: the same options object (a bare
+   * /pick's, made once) finds it without its key being made again.
+   */
+  private recent: { opts: PickOptions; key: string; pool: Prepared<ViewServer> } | undefined;
   private version = -1;
   private builtAt = -Infinity;
 
   constructor(private readonly table: SlotTable, private readonly refreshMs = 100) {}
 
-  /** The picks `opts` asks for, ages as of `now`; `key` is poolKey(opts). */
-  pick(opts: PickOptions, now: number, key = poolKey(opts)): ViewServer[] {
+  /** The picks `opts` asks for, ages as of `now`. */
+  pick(opts: PickOptions, now: number): ViewServer[] {
     this.refresh(now);
-    return ages(this.pool(opts, now, key).pick(opts), now);
+    return ages(this.pool(opts, now).pick(opts), now);
   }
 
-  /** The prepared pool of `key`, made again when it was dropped or one of its candidates died. */
-  private pool(opts: PickOptions, now: number, key: string): Prepared<ViewServer> {
-    let pool = key === this.recentKey ? this.recent : this.pools.get(key);
+  /** The prepared pool of `opts`, made again when it was dropped or one of its candidates died. */
+  private pool(opts: PickOptions, now: number): Prepared<ViewServer> {
+    const recent = this.recent;
+    const key = recent?.opts === opts ? recent.key : poolKey(opts);
+    const isRecent = key === recent?.key;
+    let pool = isRecent ? recent.pool : this.pools.get(key);
     // No candidate dies before the one with the least live time left, and
     // no other server can become one before a heartbeat changes the table.
     if (pool?.firstToDie !== undefined && !isLive(age(pool.firstToDie, now), opts.liveness)) pool = undefined;
-    if (pool !== undefined && key === this.recentKey) return pool;
+    if (pool !== undefined && isRecent) return pool;
     // Least recently used first: a pool asked for again moves to the end.
     this.pools.delete(key);
     if (this.pools.size >= CACHED_POOLS) this.pools.delete(this.pools.keys().next().value!);
     pool ??= new Prepared(ages(this.candidates, now), opts);
     this.pools.set(key, pool);
-    this.recentKey = key;
-    this.recent = pool;
+    this.recent = { opts, key, pool };
     return pool;
   }
 
@@ -86,7 +91,7 @@ export class PickView {
     this.all = all;
     this.candidates = all.filter((s) => s.state === 'up' && weight(s) > 0);
     this.pools.clear();
-    this.recentKey = this.recent = undefined;
+    this.recent = undefined;
     this.version = version;
     this.builtAt = now;
   }

@@ -96,16 +96,10 @@ function readContext(buf: Buffer, now: number, bootOk: boolean): ReadContext {
   return { buf, view: new DataView(buf.buffer, buf.byteOffset, buf.length), now, bootOk };
 }
 
-/** The monotonic ms the slot at `off` was last seen at; NaN when not since this boot. */
-function seenAt(ctx: ReadContext, off: number): number {
-  const seen = ctx.view.getFloat64(off + S_SEEN_MONO, true);
-  return ctx.bootOk && seen >= 0 ? seen : NaN;
-}
-
-/** Seconds since the slot at `off` was last seen; null when not since this boot. */
+/** Seconds since the slot at `off` was last seen; null when not since this boot (a negative time: never). */
 function ageAt(ctx: ReadContext, off: number): number | null {
-  const seen = seenAt(ctx, off);
-  return seen === seen ? Math.max(0, ctx.now - seen) / 1000 : null;
+  const seen = ctx.view.getFloat64(off + S_SEEN_MONO, true);
+  return ctx.bootOk && seen >= 0 ? Math.max(0, ctx.now - seen) / 1000 : null;
 }
 
 export interface Snapshot {
@@ -205,7 +199,7 @@ export class SlotScan {
         interval = w[at + (S_INTERVAL >> 2)]!;
         after = liveAfter(ctx.now, interval / 1000, l);
       }
-      // seenAt() without its call: a negative time is one never seen.
+      // As ageAt() reads it, without its calls: a negative time is one never seen.
       const seen = f[(off + S_SEEN_MONO) >> 3]!;
       if (seen >= 0 && seen > after && ctx.buf[off + S_STATE] !== 1) {
         total += weightOf(w[at + (S_READY >> 2)]! >>> 0, w[at + (S_BUSY >> 2)]! >>> 0);

@@ -15,7 +15,7 @@ import { cutIdle } from './idle.ts';
 import { listenOn } from './tcp.ts';
 import type { Liveness } from '../core/liveness.ts';
 import { noneReason, type PickOptions } from '../core/picker.ts';
-import { PickView, poolKey } from '../core/pick-view.ts';
+import { PickView } from '../core/pick-view.ts';
 import { COUNTER_NAMES, countersRecord, MALFORMED, FULL } from '../core/slot-layout.ts';
 import { type SlotTable } from '../core/slot-table.ts';
 import { serverJson, statusJson } from '../core/status.ts';
@@ -98,10 +98,8 @@ export function httpFeed(on: Endpoint): StartFeed {
 export class HttpServer {
   private readonly view: PickView;
   private readonly table: SlotTable;
-  /** A bare /pick's options: listen's liveness, one weighted pick. */
+  /** A bare /pick's options: listen's liveness, one weighted pick; one object, which the view knows again. */
   private readonly defaultPick: PickOptions;
-  /** Its pool's key in the view, made once rather than per request. */
-  private readonly defaultKey: string;
 
   private readonly listener: Listener;
   private readonly liveness: Liveness;
@@ -116,7 +114,6 @@ export class HttpServer {
     this.table = listener.table;
     this.view = new PickView(this.table, opts.refreshMs);
     this.defaultPick = pickOptions({}, '', MAX_PICK_COUNT, liveness);
-    this.defaultKey = poolKey(this.defaultPick);
   }
 
   /** Listens on `opts.on` only; a port in use or an address not of this host is a ListenError. */
@@ -247,7 +244,7 @@ export class HttpServer {
       return reply(res, 400, TEXT, `${err.message}\n`);
     }
     const now = monoNow();
-    const chosen = this.view.pick(opts, now, query === '' ? this.defaultKey : undefined);
+    const chosen = this.view.pick(opts, now);
     if (chosen.length === 0) return reply(res, 503, TEXT, `${noneReason(this.view.allAt(now), opts)}\n`, { 'Retry-After': '1' });
     // The first pick in a header too, so that a proxy can route on a
     // subrequest's answer (nginx auth_request_set, Caddy forward_auth copy_headers).
